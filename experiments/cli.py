@@ -1,0 +1,126 @@
+"""The ``ablab`` command line.
+
+Every command turns bad input (:class:`~trainer.errors.UserError`) into one paragraph on
+stderr and exit code 2, before anything is written. With ``--json`` the last line on stdout
+is a JSON object; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from trainer.errors import UserError
+
+app = typer.Typer(
+    name="ablab",
+    help="Ablation experiments for Transformers on Multi30k EN-DE, tracked in MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"ablab: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def user_errors(command):
+    """Report :class:`UserError` as a clear message with exit code 2 instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+
+    return wrapper
+
+
+@app.command("train")
+@user_errors
+def train_command(
+    config: Annotated[Path, typer.Argument(help="Trainer config YAML (see experiments/configs/).")],
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Override a key: --set model.heads=8 (repeatable).")
+    ] = None,
+    tracking_uri: Annotated[
+        Optional[str], typer.Option(help="MLflow tracking URI; default $MLFLOW_TRACKING_URI or sqlite under ./mlruns.")
+    ] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "ablab-train",
+    workdir: Annotated[
+        Optional[Path], typer.Option(help="Checkpoints and result; default runs/<config>-<hash>. Rerun to resume.")
+    ] = None,
+    fresh: Annotated[bool, typer.Option(help="Delete the work directory first instead of resuming.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the final metrics as JSON (last stdout line).")] = False,
+) -> None:
+    """Train and evaluate one model; resumes from its work directory if interrupted."""
+    from experiments.progress import TerminalReporter
+    from trainer.config import config_hash, load, parse_override
+    from trainer.run import train
+    from trainer.tracking import MlflowTracker, absolute_uri, default_tracking_uri
+
+    cfg = load(config, dict(parse_override(s) for s in set_ or []))
+    workdir = (workdir or Path("runs") / f"{config.stem}-{config_hash(cfg)}").resolve()
+    if fresh and workdir.exists():
+        shutil.rmtree(workdir)
+    uri = absolute_uri(tracking_uri) if tracking_uri else default_tracking_uri()
+    tracker = MlflowTracker(uri, experiment, run_name=config.stem)
+    result = train(cfg, workdir=workdir, tracker=tracker, reporter=TerminalReporter(cfg))
+    typer.echo(_summary(result.metrics, workdir, uri), err=json_output)
+    if json_output:
+        typer.echo(json.dumps(result.metrics))
+
+
+def _summary(metrics: dict, workdir: Path, uri: str) -> str:
+    def fmt(key: str, spec: str = ".2f") -> str:
+        value = metrics.get(key)
+        return "n/a" if value is None else format(value, spec)
+
+    return "\n".join(
+        [
+            f"status {metrics['status']}   run {metrics.get('run_id')}   store {uri}",
+            f"test BLEU {fmt('bleu')} (lowercased {fmt('bleu_lc')}, chrF {fmt('chrf')})   ECE {fmt('ece', '.4f')}",
+            f"params {metrics['params']:,}   epochs {fmt('epochs')}   steps {metrics['steps']}   "
+            f"train {fmt('train_seconds', '.0f')} s   {fmt('tgt_tokens_per_s', ',.0f')} target tokens/s   "
+            f"MFU {fmt('mfu', '.3f')}",
+            f"work directory {workdir}",
+        ]
+    )
+
+
+@app.command("schedules")
+@user_errors
+def schedules_command(
+    steps: Annotated[int, typer.Option(min=1, help="Steps to plot.")] = 100_000,
+    out: Annotated[Path, typer.Option(help="Output folder for schedules.csv and schedules.png.")] = Path("outputs/schedules"),
+) -> None:
+    """Plot the seed schedules: Noam (warmup 4000, d_model 512), warmup+cosine, warmup+linear (warmup 2000, lr_max 3e-4)."""
+    from analysis.plots import plot_schedules
+    from experiments.schedule_table import seed_schedules_table
+
+    table = seed_schedules_table(steps)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "schedules.csv", index=False)
+    fig = plot_schedules(table)
+    fig.savefig(out / "schedules.png", dpi=120, bbox_inches="tight")
+    peaks = table.loc[table.groupby("schedule")["lr"].idxmax()]
+    for row in peaks.itertuples():
+        typer.echo(f"{row.schedule:>14}: peak lr {row.lr:.3e} at step {row.step}")
+    typer.echo(f"wrote {out / 'schedules.csv'} and {out / 'schedules.png'}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

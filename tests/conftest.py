@@ -1,0 +1,62 @@
+"""Shared fixtures: where Multi30k is, an isolated cache, and tiny configs that train fast."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from trainer.config import Config, from_dict
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _multi30k_dir() -> Path:
+    env = os.environ.get("MULTI30K_DIR")
+    path = Path(env) if env else REPO.parent / "shared" / "data" / "multi30k"
+    if not (path / "train.en.gz").is_file():
+        raise RuntimeError(
+            f"Multi30k not found at {path}; set MULTI30K_DIR to the folder with train.en.gz etc."
+        )
+    return path.resolve()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_environment(tmp_path_factory):
+    """Tokenizer cache and MLflow store of the test session live in a temporary folder."""
+    cache = tmp_path_factory.mktemp("cache")
+    saved = {k: os.environ.get(k) for k in ("XDG_CACHE_HOME", "MLFLOW_TRACKING_URI", "MULTI30K_DIR")}
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ["MULTI30K_DIR"] = str(_multi30k_dir())
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def multi30k_dir() -> Path:
+    return _multi30k_dir()
+
+
+def tiny_dict(**sections) -> dict:
+    """A config that trains in seconds: 1,000 pairs, a 2-layer d=32 model, 1,000-word BPE."""
+    raw = {
+        "data": {"train_subset": 1000, "max_tokens": 1024, "vocab_size": 1000},
+        "model": {"layers": 2, "d_model": 32, "heads": 2, "ff_dim": 64},
+        "schedule": {"name": "constant", "warmup_steps": 10},
+        "optim": {"lr": 0.003},
+        "train": {"epochs": 2, "threads": 2, "log_every": 5},
+        "eval": {"val_sentences": 50, "test_sentences": 100, "beam_size": 2, "batch_sentences": 128},
+    }
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return raw
+
+
+def tiny_config(**sections) -> Config:
+    return from_dict(tiny_dict(**sections))

@@ -1,0 +1,93 @@
+"""The ablab command line, run as a user runs it: a subprocess of the installed script."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from tests.conftest import tiny_dict
+
+ABLAB = shutil.which("ablab")
+
+
+def ablab(*args, cwd, env=None):
+    return subprocess.run([ABLAB, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.fixture
+def tiny_yaml(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_dict(eval={"test_sentences": 50})))
+    return path
+
+
+@pytest.mark.integration
+def test_train_json_contract_and_mlflow_run(tiny_yaml, tmp_path):
+    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    out = ablab("train", tiny_yaml, "--set", "train.epochs=1", "--tracking-uri", uri, "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads(out.stdout.strip().splitlines()[-1])
+    for key in ("bleu", "bleu_lc", "chrf", "ece", "params", "tgt_tokens_per_s", "train_seconds", "status", "run_id"):
+        assert key in metrics, key
+    assert metrics["status"] == "finished" and metrics["epochs"] == 1.0
+    run = MlflowClient(uri).get_run(metrics["run_id"])
+    assert run.data.params["train.epochs"] == "1" and run.info.run_name == "tiny"
+    assert "test BLEU" in out.stderr
+    workdirs = list((tmp_path / "runs").iterdir())
+    assert len(workdirs) == 1 and (workdirs[0] / "result.json").is_file()
+
+    again = ablab("train", tiny_yaml, "--set", "train.epochs=1", "--tracking-uri", uri, "--json", cwd=tmp_path)
+    assert json.loads(again.stdout.strip().splitlines()[-1]) == metrics  # finished: not trained twice
+    assert len(MlflowClient(uri).search_runs([run.info.experiment_id])) == 1
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--set", "model.head=8"], "unknown key"),
+        (["--set", "model.heads=3"], "divisible"),
+        (["--set", "train.epochs=many"], "train.epochs"),
+        (["--set", "schedule.name=cosine"], "valid names are"),
+        (["--set", "model.heads"], "KEY=VALUE"),
+    ],
+)
+def test_bad_config_exits_2_and_creates_nothing(tiny_yaml, tmp_path, args, fragment):
+    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    out = ablab("train", tiny_yaml, *args, "--tracking-uri", uri, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert fragment in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "store").exists() and not (tmp_path / "runs").exists()
+
+
+def test_missing_data_exits_2_and_creates_nothing(tiny_yaml, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    out = ablab("train", tiny_yaml, "--set", f"data.dir={empty}", "--tracking-uri", uri, cwd=tmp_path)
+    assert out.returncode == 2 and "lacks train.en.gz" in out.stderr
+    assert not (tmp_path / "store").exists() and not (tmp_path / "runs").exists()
+
+
+def test_missing_config_file_exits_2(tmp_path):
+    out = ablab("train", tmp_path / "nope.yaml", cwd=tmp_path)
+    assert out.returncode == 2 and "no such file" in out.stderr
+
+
+def test_schedules_exercise(tmp_path):
+    out = ablab("schedules", "--steps", "100000", "--out", tmp_path / "sched", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    table = pd.read_csv(tmp_path / "sched" / "schedules.csv")
+    assert set(table.columns) == {"step", "schedule", "lr"}
+    assert table.groupby("schedule").size().to_dict() == {
+        "noam": 100_000, "warmup_cosine": 100_000, "warmup_linear": 100_000
+    }
+    peaks = table.loc[table.groupby("schedule")["lr"].idxmax()].set_index("schedule")
+    assert peaks.loc["noam", "step"] == 4000 and peaks.loc["noam", "lr"] == pytest.approx((512 * 4000) ** -0.5)
+    assert peaks.loc["warmup_cosine", "step"] == 2000 and peaks.loc["warmup_cosine", "lr"] == pytest.approx(3e-4)
+    assert (tmp_path / "sched" / "schedules.png").stat().st_size > 10_000
+    assert "peak lr" in out.stdout

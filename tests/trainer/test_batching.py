@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import torch
+
+from trainer.batching import EncodedSplit, sorted_batches, token_batches
+from trainer.tokenizer import BOS, EOS, PAD
+
+
+def random_split(n=500, seed=0) -> EncodedSplit:
+    rng = np.random.default_rng(seed)
+    src = [rng.integers(4, 100, size=rng.integers(1, 40)).tolist() for _ in range(n)]
+    tgt = [rng.integers(4, 100, size=rng.integers(1, 40)).tolist() for _ in range(n)]
+    return EncodedSplit.from_ids(src, tgt)
+
+
+def test_every_pair_exactly_once_per_epoch_within_budget():
+    split = random_split()
+    for epoch in range(3):
+        batches = token_batches(split.src_lens, split.tgt_lens, 256, seed=1, epoch=epoch)
+        seen = np.concatenate(batches)
+        assert sorted(seen.tolist()) == list(range(len(split)))
+        for b in batches:
+            longest = max(split.src_lens[b].max(), split.tgt_lens[b].max())
+            assert len(b) * longest <= 256
+
+
+def test_deterministic_per_seed_and_epoch():
+    split = random_split()
+    a = token_batches(split.src_lens, split.tgt_lens, 256, seed=1, epoch=0)
+    b = token_batches(split.src_lens, split.tgt_lens, 256, seed=1, epoch=0)
+    c = token_batches(split.src_lens, split.tgt_lens, 256, seed=1, epoch=1)
+    d = token_batches(split.src_lens, split.tgt_lens, 256, seed=2, epoch=0)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert [x.tolist() for x in a] != [x.tolist() for x in c]
+    assert [x.tolist() for x in a] != [x.tolist() for x in d]
+
+
+def test_length_bucketing_keeps_padding_low():
+    split = random_split(2000)
+    batches = token_batches(split.src_lens, split.tgt_lens, 512, seed=1, epoch=0)
+    real = sum(int(split.tgt_lens[b].sum()) for b in batches)
+    padded = sum(len(b) * int(split.tgt_lens[b].max()) for b in batches)
+    assert real / padded > 0.85  # random batches of this data pad to about 0.5
+
+
+def test_oversized_pair_gets_its_own_batch():
+    lens = np.array([5, 50, 5])
+    batches = token_batches(lens, lens, 20, seed=0, epoch=0)
+    assert sorted(len(b) for b in batches) == [1, 2]
+
+
+def test_collate_layout():
+    split = EncodedSplit.from_ids([[10, 11, 12], [20]], [[30, 31], [40, 41, 42]])
+    batch = split.collate(np.array([0, 1]))
+    assert batch.src.tolist() == [[10, 11, 12, EOS], [20, EOS, PAD, PAD]]
+    assert batch.tgt_in.tolist() == [[BOS, 30, 31, PAD], [BOS, 40, 41, 42]]
+    assert batch.tgt_out.tolist() == [[30, 31, EOS, PAD], [40, 41, 42, EOS]]
+    assert batch.src_lens.tolist() == [4, 2] and batch.tgt_lens.tolist() == [3, 4]
+    assert batch.n_tgt_tokens == 7 == int((batch.tgt_out != PAD).sum())
+    assert batch.src.dtype == torch.int64
+
+
+def test_sorted_batches_cover_everything():
+    lens = np.array([5, 3, 9, 1, 7])
+    batches = sorted_batches(lens, 2)
+    assert [b.tolist() for b in batches] == [[3, 1], [0, 4], [2]]
+
+
+@pytest.mark.parametrize("max_tokens", [64, 1000])
+def test_subset_keeps_alignment(max_tokens):
+    split = random_split(50)
+    sub = split.subset(np.array([3, 7]))
+    assert sub.src[1].tolist() == split.src[7].tolist() and sub.tgt[0].tolist() == split.tgt[3].tolist()

@@ -1,0 +1,131 @@
+from pathlib import Path
+
+import pytest
+
+from trainer import config as C
+from trainer.errors import ConfigError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "configs").glob("*.yaml"))
+
+
+def test_defaults_are_the_seed_baseline():
+    cfg = C.Config()
+    assert (cfg.model.layers, cfg.model.d_model, cfg.model.heads) == (3, 256, 4)
+    assert cfg.loss.label_smoothing == 0.1
+    assert cfg.optim.name == "adamw" and cfg.optim.clip_norm == 1.0
+
+
+def test_config_is_frozen():
+    cfg = C.Config()
+    with pytest.raises(Exception):
+        cfg.model.heads = 8  # type: ignore[misc]
+
+
+def test_sweepable_keys_exist_with_exact_names():
+    keys = set(C.valid_keys())
+    for key in [
+        "model.arch", "model.layers", "model.d_model", "model.heads", "model.ff_dim", "model.dropout",
+        "model.norm", "loss.label_smoothing", "schedule.name", "schedule.warmup_steps", "schedule.lr_max",
+        "optim.lr", "train.seed", "train.epochs", "train.max_steps", "train.max_minutes",
+        "train.precision", "data.train_subset", "data.max_tokens", "data.vocab_size",
+    ]:
+        assert key in keys, key
+        assert C.describe_key(key), f"{key} has no docstring"
+
+
+def test_every_key_is_documented():
+    undocumented = [k for k in C.valid_keys() if not C.describe_key(k)]
+    assert undocumented == []
+
+
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        ({"model": {"head": 8}}, "unknown key 'model.head' (did you mean model.heads?)"),
+        ({"modle": {}}, "unknown section 'modle' (did you mean 'model'?)"),
+        ({"model": {"heads": "8"}}, "model.heads: Input should be a valid integer"),
+        ({"model": {"heads": 3}}, "must be divisible by model.heads (3)"),
+        ({"model": {"dropout": True}}, "model.dropout"),
+        ({"model": {"dropout": 1.5}}, "model.dropout"),
+        ({"model": 3}, "section 'model' must be a mapping"),
+        ({"schedule": {"name": "cosine"}}, "valid names are noam, warmup_cosine"),
+        ({"train": {"epochs": None}}, "training needs a limit"),
+        ({"optim": {"lr": -1}}, "optim.lr: Input should be greater than 0"),
+        ({"optim": {"betas": [0.9, 1.2]}}, "optim.betas"),
+        ({"data": {"joint_vocab": False}}, "tie_embeddings 'all' needs data.joint_vocab"),
+        ({"data": {"src_lang": "de", "tgt_lang": "de"}}, "must differ"),
+        ({"eval": {"test_sets": ["test_2019"]}}, "unknown test set"),
+        ({"train": {"precision": "fp16", "device": "cpu"}}, "fp16"),
+        ([1, 2], "must be a mapping of sections"),
+    ],
+)
+def test_invalid_configs_name_the_problem(raw, fragment):
+    with pytest.raises(ConfigError) as err:
+        C.from_dict(raw)
+    assert fragment in str(err.value)
+
+
+def test_unknown_key_lists_the_valid_ones():
+    with pytest.raises(ConfigError) as err:
+        C.from_dict({"optim": {"learning_rate": 1e-3}})
+    for key in C.OptimConfig.model_fields:
+        assert key in str(err.value)
+
+
+def test_overrides_parse_yaml_values_and_reject_unknown_keys(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {heads: 4}\n")
+    cfg = C.load(path, dict(C.parse_override(s) for s in ["model.heads=8", "optim.betas=[0.9, 0.99]"]))
+    assert cfg.model.heads == 8 and cfg.optim.betas == (0.9, 0.99)
+    with pytest.raises(ConfigError, match="did you mean 'model.heads'"):
+        C.load(path, {"model.head": 8})
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        C.parse_override("model.heads")
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [("model: {heads: [}", "invalid YAML at line 1"), ("- 1\n- 2\n", "must be a mapping")],
+)
+def test_bad_files_name_the_file(tmp_path, text, fragment):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        C.load(path)
+    assert str(path) in str(err.value) and fragment in str(err.value)
+
+
+def test_missing_and_non_utf8_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        C.load(tmp_path / "nope.yaml")
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("model: {norm: pr\xe9}".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        C.load(bad)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("model: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        C.load(path)
+
+
+def test_flatten_and_hash_are_canonical():
+    a = C.from_dict({"model": {"heads": 8}})
+    b = C.from_dict({"model": {"heads": 8, "d_model": 256}})  # default spelled out
+    assert C.flatten(a)["model.heads"] == 8
+    assert C.config_hash(a) == C.config_hash(b)
+    assert C.config_hash(a) != C.config_hash(C.Config())
+    assert set(C.flatten(a)) == set(C.valid_keys())
+
+
+def test_peak_lr_prefers_schedule_lr_max():
+    assert C.from_dict({"optim": {"lr": 1e-3}}).peak_lr == 1e-3
+    assert C.from_dict({"optim": {"lr": 1e-3}, "schedule": {"lr_max": 3e-4}}).peak_lr == 3e-4
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_shipped_config_loads(path):
+    cfg = C.load(path)
+    assert cfg.data.dir is None, "shipped configs must find data through MULTI30K_DIR or the cache"

@@ -1,0 +1,70 @@
+"""A resumed run continues exactly as an uninterrupted one: same weights, bit for bit."""
+
+import pytest
+import torch
+
+from tests.conftest import tiny_config
+from trainer import checkpoint
+from trainer.loop import NullReporter
+from trainer.run import train
+
+TIMING = {"train_seconds", "wall_seconds", "tgt_tokens_per_s", "mfu", "eval_seconds", "seconds_to_90pct"}
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAt(NullReporter):
+    """Raises inside the training loop at a given update, like a killed worker."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step(self, progress, metrics):
+        if progress.step == self.step:
+            raise Crash(f"simulated crash at step {self.step}")
+
+
+def final_weights(workdir):
+    path = checkpoint.step_checkpoints(workdir / "checkpoints")[0]
+    return checkpoint.load(path)
+
+
+@pytest.mark.parametrize("crash_step", [7, 23])  # mid-epoch, and in the second epoch
+def test_resume_equals_uninterrupted(tmp_path, crash_step):
+    cfg = tiny_config(train={"epochs": 2, "checkpoint_every": 5, "log_every": 1})
+    whole = train(cfg, workdir=tmp_path / "whole")
+
+    with pytest.raises(Crash):
+        train(cfg, workdir=tmp_path / "resumed", reporter=CrashAt(crash_step))
+    saved = checkpoint.step_checkpoints(tmp_path / "resumed" / "checkpoints")
+    assert saved and not (tmp_path / "resumed" / "result.json").exists()
+    resumed = train(cfg, workdir=tmp_path / "resumed")
+
+    a, b = final_weights(tmp_path / "whole"), final_weights(tmp_path / "resumed")
+    assert a["progress"]["step"] == b["progress"]["step"] > crash_step
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for x, y in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert all(torch.equal(x[k], y[k]) for k in x)
+    assert [h["val_loss"] for h in a["progress"]["history"]] == [h["val_loss"] for h in b["progress"]["history"]]
+    assert {k: v for k, v in whole.metrics.items() if k not in TIMING} == {
+        k: v for k, v in resumed.metrics.items() if k not in TIMING
+    }
+
+
+def test_finished_run_returns_its_result(tmp_path):
+    cfg = tiny_config(train={"epochs": 1})
+    first = train(cfg, workdir=tmp_path)
+    again = train(cfg, workdir=tmp_path, reporter=CrashAt(1))  # would crash if it trained again
+    assert again.metrics == first.metrics
+
+
+def test_a_different_config_refuses_the_workdir(tmp_path):
+    from trainer.errors import UserError
+
+    with pytest.raises(Crash):
+        train(tiny_config(train={"checkpoint_every": 2, "log_every": 1}), workdir=tmp_path, reporter=CrashAt(3))
+    with pytest.raises(UserError, match="different config"):
+        train(tiny_config(train={"checkpoint_every": 2, "log_every": 1, "seed": 9}), workdir=tmp_path)

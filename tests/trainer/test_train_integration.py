@@ -1,0 +1,85 @@
+"""Real training runs on Multi30k, logged to a real MLflow sqlite store."""
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import tiny_config
+from trainer.config import from_dict
+from trainer.run import train
+from trainer.tracking import MlflowTracker
+
+pytestmark = pytest.mark.integration
+
+LEARNS = {
+    "data": {"train_subset": 6000, "max_tokens": 2048, "vocab_size": 2000},
+    "model": {"layers": 2, "d_model": 128, "heads": 4, "ff_dim": 256, "norm": "pre"},
+    "schedule": {"name": "warmup_cosine", "warmup_steps": 60},
+    "optim": {"lr": 0.002},
+    "train": {"epochs": 4, "threads": 2, "log_every": 10},
+    "eval": {"val_sentences": 100, "test_sentences": 200, "beam_size": 2},
+}
+
+
+def test_a_small_model_learns_and_everything_is_logged(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    result = train(from_dict(LEARNS), workdir=tmp_path / "work", tracker=MlflowTracker(uri, "integration", run_name="learns"))
+    m = result.metrics
+    assert result.status == "finished" and m["bleu"] > 1.0 and m["chrf"] > 15.0
+    assert m["bleu_lc"] >= m["bleu"] and 0.0 < m["ece"] < 0.5
+    assert m["epochs"] == 4.0 and m["params"] > 0 and m["tgt_tokens_per_s"] > 0 and 0 < m["mfu"] < 1
+
+    client = MlflowClient(uri)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["ablab.status"] == "finished"
+    losses = [h.value for h in sorted(client.get_metric_history(run.info.run_id, "train_loss"), key=lambda h: h.step)]
+    assert len(losses) >= 20 and sum(losses[-5:]) / 5 < 0.75 * sum(losses[:5]) / 5
+    val_bleu = client.get_metric_history(run.info.run_id, "val_bleu")
+    assert sorted(h.step for h in val_bleu) == [1, 2, 3, 4]
+    assert max(h.value for h in val_bleu) > 0
+    for key in ("lr", "grad_norm", "tgt_tokens_per_s", "val_loss", "bleu", "bleu_lc", "chrf", "ece", "params"):
+        assert key in run.data.metrics, key
+    assert run.data.params["model.d_model"] == "128" and run.data.params["derived.params"] == str(m["params"])
+    for tag in ("ablab.git_commit", "ablab.bleu_signature", "ablab.device", "ablab.torch_version", "ablab.config_hash"):
+        assert run.data.tags[tag], tag
+    assert "tok:13a" in run.data.tags["ablab.bleu_signature"]
+
+    artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
+    hyps = (artifacts / "hypotheses" / "test_2016_flickr.txt").read_text().splitlines()
+    assert len(hyps) == 200 and sum(bool(h) for h in hyps) > 190
+    bins = json.loads((artifacts / "calibration" / "reliability_bins.json").read_text())
+    assert len(bins) == 15 and sum(b["count"] for b in bins) == m["test_tokens"]
+    attention = json.loads((artifacts / "attention" / "attention.json").read_text())
+    assert set(attention["maps"]) == {"encoder_self", "cross"}
+    assert "model:" in (artifacts / "config.yaml").read_text()
+    assert "HYP:" in (artifacts / "samples.txt").read_text()
+    assert (artifacts / "checkpoints" / "best.pt").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "lr, factor",
+    [(1e25, None), (50.0, 10.0)],  # weights overflow to NaN; a finite loss 10,000x a uniform guess's
+    ids=["nan", "exploded"],
+)
+def test_divergence_is_a_result_not_a_crash(tmp_path, lr, factor):
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    cfg = tiny_config(
+        schedule={"name": "constant", "warmup_steps": 0}, optim={"lr": lr, "clip_norm": 0.0},
+        train={"epochs": 3, "log_every": 1, "divergence_factor": factor},
+    )
+    result = train(cfg, workdir=tmp_path / "work", tracker=MlflowTracker(uri, "integration"))
+    assert result.status == "diverged" and result.metrics["bleu"] is None
+    client = MlflowClient(uri)
+    run = client.get_run(result.run_id)
+    assert run.data.tags["ablab.status"] == "diverged" and run.info.status == "FINISHED"
+    diverged_at = run.data.metrics["diverged_step"]
+    curve = client.get_metric_history(result.run_id, "train_loss")
+    assert curve and max(h.step for h in curve) <= diverged_at
+    assert result.metrics["steps"] == diverged_at
+
+
+def test_seq2seq_trains_end_to_end(tmp_path):
+    result = train(tiny_config(model={"arch": "seq2seq"}), workdir=tmp_path)
+    assert result.status == "finished" and result.metrics["bleu"] is not None

@@ -1,0 +1,411 @@
+"""Typed, frozen trainer configuration, read once at the edge.
+
+A config is a YAML mapping of sections (``data``, ``model``, ``loss``, ``schedule``, ``optim``,
+``train``, ``eval``); every key is a field below, documented where it is declared. Unknown
+keys, wrong types and inconsistent values raise :class:`~trainer.errors.ConfigError` with a
+message that names the dotted key and the fix. Sweeps address fields by dotted key
+(``model.heads``), and :func:`flatten` / :func:`apply_overrides` work in those terms.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from trainer.errors import ConfigError
+from trainer.schedules import NEEDS_TOTAL, SCHEDULES
+
+SPLITS = (
+    "train",
+    "val",
+    "test_2016_flickr",
+    "test_2017_flickr",
+    "test_2017_mscoco",
+    "test_2018_flickr",
+)
+TEST_SETS = SPLITS[2:]
+Language = Literal["en", "de"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True
+    )
+
+
+class DataConfig(_Section):
+    dir: str | None = None
+    """Folder with the Multi30k task-1 raw files; None: $MULTI30K_DIR, then the user cache,
+    then a verified download."""
+    src_lang: Language = "en"
+    """Source language."""
+    tgt_lang: Language = "de"
+    """Target language."""
+    train_subset: int | None = Field(default=None, ge=1)
+    """Train on the first N training pairs only (None: all 29,000)."""
+    max_tokens: int = Field(default=4096, ge=16)
+    """Token budget per batch, padding included: sentences * max(src, tgt length) <= this."""
+    vocab_size: int = Field(default=8000, ge=64, le=64000)
+    """BPE vocabulary size (per language when vocabularies are separate)."""
+    joint_vocab: bool = True
+    """One BPE vocabulary for both languages (required by model.tie_embeddings 'all')."""
+    max_len: int = Field(default=256, ge=4)
+    """Training pairs longer than this many BPE tokens on either side are left out."""
+    cache_dir: str | None = None
+    """Cache for downloads and tokenizers; None: $XDG_CACHE_HOME/ablab or ~/.cache/ablab."""
+
+    @model_validator(mode="after")
+    def _languages_differ(self) -> DataConfig:
+        if self.src_lang == self.tgt_lang:
+            raise ValueError("data.src_lang and data.tgt_lang must differ")
+        return self
+
+
+class ModelConfig(_Section):
+    arch: Literal["transformer", "seq2seq"] = "transformer"
+    """'transformer' (encoder-decoder) or 'seq2seq' (GRU with attention, same hidden size)."""
+    layers: int = Field(default=3, ge=1, le=48)
+    """Layers in the encoder and in the decoder (GRU layers for seq2seq)."""
+    d_model: int = Field(default=256, ge=8)
+    """Model width; the GRU hidden size for seq2seq."""
+    heads: int = Field(default=4, ge=1)
+    """Attention heads (transformer only); must divide d_model."""
+    ff_dim: int = Field(default=512, ge=1)
+    """Inner width of the position-wise feed-forward block."""
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    """Dropout on the embeddings and on every sublayer output before its residual add."""
+    attn_dropout: float | None = Field(default=None, ge=0.0, lt=1.0)
+    """Dropout on attention probabilities; None: model.dropout."""
+    act_dropout: float | None = Field(default=None, ge=0.0, lt=1.0)
+    """Dropout after the feed-forward activation; None: model.dropout."""
+    norm: Literal["post", "pre"] = "post"
+    """'post': LayerNorm after each residual add (Vaswani et al.); 'pre': before each sublayer."""
+    activation: Literal["relu", "gelu"] = "relu"
+    """Feed-forward activation."""
+    tie_embeddings: Literal["none", "decoder", "all"] = "all"
+    """'decoder': output projection = decoder embedding; 'all': also the encoder's (joint vocab)."""
+
+
+class LossConfig(_Section):
+    label_smoothing: float = Field(default=0.1, ge=0.0, lt=1.0)
+    """Label smoothing epsilon: target = (1 - eps) * one-hot + eps / K over all K classes."""
+
+
+class ScheduleConfig(_Section):
+    name: str = "warmup_linear"
+    """Learning-rate schedule: one of trainer.schedules.SCHEDULES."""
+    warmup_steps: int = Field(default=1000, ge=0)
+    """Linear warmup updates; 0 means no warmup."""
+    lr_max: float | None = Field(default=None, gt=0.0)
+    """Peak learning rate; None: optim.lr. Ignored by 'noam', whose peak is set by its formula."""
+    lr_min: float = Field(default=0.0, ge=0.0)
+    """Floor that decaying schedules reach at total_steps."""
+    total_steps: int | None = Field(default=None, ge=1)
+    """Last update of decaying schedules; None: train.max_steps, else epochs * steps per epoch."""
+    scale: float = Field(default=1.0, gt=0.0)
+    """'noam' only: the factor in front of d_model**-0.5."""
+    power: float = Field(default=1.0, gt=0.0)
+    """'polynomial' only: the decay exponent."""
+    cooldown_fraction: float = Field(default=0.2, gt=0.0, le=1.0)
+    """'constant_cooldown' only: the share of total_steps spent in the final linear cooldown."""
+
+    @model_validator(mode="after")
+    def _known_name(self) -> ScheduleConfig:
+        if self.name not in SCHEDULES:
+            raise ValueError(
+                f"schedule.name {self.name!r} is not a schedule; valid names are "
+                f"{', '.join(SCHEDULES)}"
+            )
+        return self
+
+
+class OptimConfig(_Section):
+    name: Literal["adamw", "adam"] = "adamw"
+    """'adamw': decoupled weight decay (biases and norm weights excluded); 'adam': none."""
+    lr: float = Field(default=7e-4, gt=0.0)
+    """Peak learning rate, unless schedule.lr_max is set."""
+    betas: tuple[float, float] = Field(default=(0.9, 0.98), strict=False)
+    """Adam betas; (0.9, 0.98) as in Vaswani et al."""
+    eps: float = Field(default=1e-9, gt=0.0)
+    """Adam epsilon."""
+    weight_decay: float = Field(default=0.01, ge=0.0)
+    """Decoupled weight decay of 'adamw' (Adam takes none)."""
+    clip_norm: float = Field(default=1.0, ge=0.0)
+    """Clip the global gradient norm to this; 0 disables clipping (the norm is still logged)."""
+
+    @model_validator(mode="after")
+    def _betas_in_range(self) -> OptimConfig:
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"optim.betas must both lie in [0, 1), got {list(self.betas)}")
+        return self
+
+
+class TrainConfig(_Section):
+    seed: int = 1
+    """Seed of parameter init, dropout and batch order."""
+    epochs: int | None = Field(default=10, ge=1)
+    """Stop after this many epochs (None: no epoch limit)."""
+    max_steps: int | None = Field(default=None, ge=1)
+    """Stop after this many optimizer updates (None: no step limit)."""
+    max_minutes: float | None = Field(default=None, gt=0.0)
+    """Stop training after this many wall-clock minutes (None: no time limit)."""
+    precision: Literal["fp32", "bf16", "fp16"] = "bf16"
+    """Autocast precision; 'fp16' needs a CUDA device (it uses a GradScaler)."""
+    accum_steps: int = Field(default=1, ge=1)
+    """Batches accumulated into one update; the loss is normalized by their target tokens."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """'auto': CUDA when available, else CPU."""
+    threads: int | None = Field(default=None, ge=1)
+    """CPU threads for torch (None: torch's default)."""
+    compile: bool = False
+    """Compile the model with torch.compile."""
+    grad_checkpointing: bool = False
+    """Recompute layer activations in the backward pass to save memory."""
+    early_stopping: int | None = Field(default=None, ge=1)
+    """Stop when validation BLEU has not improved for this many epochs (None: never)."""
+    divergence_factor: float | None = Field(default=10.0, gt=1.0)
+    """Besides a NaN or inf loss, a training loss above this multiple of log(vocabulary size),
+    the loss of a uniform guess, ends the run as diverged (None: only NaN and inf)."""
+    log_every: int = Field(default=10, ge=1)
+    """Log step metrics (loss, lr, grad norm, tokens/s) every this many updates."""
+    checkpoint_every: int | None = Field(default=None, ge=1)
+    """Also checkpoint every this many updates (a checkpoint is always written each epoch)."""
+
+    @model_validator(mode="after")
+    def _has_a_limit(self) -> TrainConfig:
+        if self.epochs is None and self.max_steps is None and self.max_minutes is None:
+            raise ValueError(
+                "training needs a limit: set train.epochs, train.max_steps or train.max_minutes"
+            )
+        return self
+
+
+class EvalConfig(_Section):
+    beam_size: int = Field(default=5, ge=1, le=64)
+    """Beam size for the final test translations (1: greedy)."""
+    length_penalty: float = Field(default=1.0, ge=0.0)
+    """Beam hypotheses are ranked by sum log-prob / length**length_penalty."""
+    max_len_a: float = Field(default=1.5, ge=0.0)
+    """Decode at most max_len_a * source length + max_len_b tokens."""
+    max_len_b: int = Field(default=10, ge=1)
+    """See max_len_a."""
+    batch_sentences: int = Field(default=256, ge=1)
+    """Sentences decoded per batch."""
+    val_sentences: int | None = Field(default=None, ge=1)
+    """Validation BLEU on the first N validation sentences only (None: all 1,014)."""
+    test_sentences: int | None = Field(default=None, ge=1)
+    """Evaluate on the first N sentences of each test set only (None: all), for quick runs;
+    scores on a prefix are not comparable to published numbers."""
+    test_sets: tuple[str, ...] = Field(default=("test_2016_flickr",), strict=False, min_length=1)
+    """Test sets evaluated at the end with the best checkpoint; the first is the headline."""
+    calibration_bins: int = Field(default=15, ge=1)
+    """Equal-width confidence bins of the reliability diagram and ECE."""
+    attention_sentence: int = Field(default=0, ge=0)
+    """Index in the headline test set of the sentence whose attention maps are saved."""
+
+    @model_validator(mode="after")
+    def _known_test_sets(self) -> EvalConfig:
+        unknown = [t for t in self.test_sets if t not in TEST_SETS]
+        if unknown:
+            raise ValueError(
+                f"eval.test_sets: unknown test set(s) {unknown}; valid are {', '.join(TEST_SETS)}"
+            )
+        return self
+
+
+class Config(_Section):
+    """One training run: every field that changes the result, and nothing else."""
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        m = self.model
+        if m.arch == "transformer" and m.d_model % m.heads:
+            raise ValueError(
+                f"model.d_model ({m.d_model}) must be divisible by model.heads ({m.heads}); "
+                f"choose heads among {[h for h in range(1, m.d_model + 1) if m.d_model % h == 0][:12]}"
+            )
+        if m.arch == "seq2seq" and m.d_model % 2:
+            raise ValueError(
+                f"model.d_model ({m.d_model}) must be even for seq2seq (bidirectional encoder)"
+            )
+        if m.tie_embeddings == "all" and not self.data.joint_vocab:
+            raise ValueError(
+                "model.tie_embeddings 'all' needs data.joint_vocab: true; "
+                "set one of them differently"
+            )
+        if (
+            self.schedule.name in NEEDS_TOTAL
+            and self.schedule.total_steps is None
+            and self.train.max_steps is None
+            and self.train.epochs is None
+        ):
+            raise ValueError(
+                f"schedule {self.schedule.name!r} decays to a last update: set "
+                "schedule.total_steps (or train.max_steps or train.epochs)"
+            )
+        if self.train.precision == "fp16" and self.train.device == "cpu":
+            raise ValueError("train.precision 'fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
+        return self
+
+    @property
+    def peak_lr(self) -> float:
+        """The peak learning rate of non-noam schedules: schedule.lr_max, else optim.lr."""
+        return self.schedule.lr_max if self.schedule.lr_max is not None else self.optim.lr
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    name: field.annotation for name, field in Config.model_fields.items()
+}
+
+
+def valid_keys() -> list[str]:
+    """Every dotted config key, in declaration order."""
+    return [f"{s}.{k}" for s, cls in SECTIONS.items() for k in cls.model_fields]
+
+
+def describe_key(key: str) -> str:
+    """The docstring of a dotted config key."""
+    section, _, name = key.partition(".")
+    return SECTIONS[section].model_fields[name].description or ""
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        section = str(err["loc"][0]) if len(err["loc"]) > 1 else None
+        if section in SECTIONS:
+            valid = list(SECTIONS[section].model_fields)
+            close = difflib.get_close_matches(str(err["loc"][-1]), valid, n=1)
+            hint = f" (did you mean {section}.{close[0]}?)" if close else ""
+            return f"unknown key {loc!r}{hint}; valid keys in {section}: {', '.join(valid)}"
+        close = difflib.get_close_matches(loc, list(SECTIONS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown section {loc!r}{hint}; valid sections: {', '.join(SECTIONS)}"
+    msg = err["msg"].removeprefix("Value error, ")
+    if not loc or isinstance(err["input"], dict):
+        return msg
+    return f"{loc}: {msg} (got {err['input']!r})"
+
+
+def from_dict(raw: Any, *, source: str = "config") -> Config:
+    """Validate a nested mapping into a :class:`Config`; ``source`` names it in errors."""
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{source}: a trainer config must be a mapping of sections "
+            f"({', '.join(SECTIONS)}), got {type(raw).__name__}."
+        )
+    for section, body in raw.items():
+        if section in SECTIONS and not isinstance(body, dict):
+            raise ConfigError(
+                f"{source}: section {section!r} must be a mapping of keys, got "
+                f"{type(body).__name__} {body!r}; valid keys: "
+                f"{', '.join(SECTIONS[section].model_fields)}."
+            )
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(_format_error(e) for e in exc.errors())
+        raise ConfigError(f"{source}: invalid config: {problems}.") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file with the safe loader; errors name the file and the position."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; check the path.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror}).") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}.") from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``key=value``; the value is parsed as YAML (``8`` -> int, ``[a, b]`` -> list)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set model.heads=8.")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML.") from None
+    return key.strip(), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the nested mapping ``raw`` with dotted-key ``overrides`` set.
+
+    Keys are checked against the schema so that a typo is reported as the key it is
+    (``model.head``) rather than as a confusing nested value.
+    """
+    out = copy.deepcopy(raw) if raw else {}
+    known = set(valid_keys())
+    for key, value in overrides.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"unknown key {key!r} in an override{hint}; valid keys: "
+                f"{', '.join(valid_keys())}."
+            )
+        section, name = key.split(".")
+        if not isinstance(out.get(section, {}), dict):
+            raise ConfigError(f"section {section!r} must be a mapping to override {key!r}.")
+        out.setdefault(section, {})[name] = value
+    return out
+
+
+def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read and validate the YAML config at ``path`` with dotted-key ``overrides`` applied."""
+    raw = read_yaml(path)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: a trainer config must be a mapping of sections "
+            f"({', '.join(SECTIONS)}), got {type(raw).__name__}."
+        )
+    return from_dict(apply_overrides(raw, overrides or {}), source=str(path))
+
+
+def to_dict(config: Config) -> dict[str, dict[str, Any]]:
+    """The config as a nested plain mapping (tuples become lists), YAML/JSON ready."""
+    return json.loads(config.model_dump_json())
+
+
+def flatten(config: Config) -> dict[str, Any]:
+    """The config as one flat mapping of dotted keys (``{'model.heads': 4, ...}``)."""
+    return {
+        f"{section}.{key}": value
+        for section, body in to_dict(config).items()
+        for key, value in body.items()
+    }
+
+
+def config_hash(config: Config) -> str:
+    """A content hash of the resolved config: equal configs hash equal, whatever the spelling."""
+    canonical = json.dumps(flatten(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -1,0 +1,134 @@
+"""Evaluation: translations, sacreBLEU scores, teacher-forced loss and calibration, attention.
+
+BLEU follows GUIDE.md: sacreBLEU on detokenized, cased hypotheses against the raw
+references with its default ``13a`` tokenizer (signature logged), plus lowercased BLEU (the
+convention of the multimodal-MT papers) and chrF. Calibration is computed on the same
+teacher-forced pass that gives the loss (see :mod:`trainer.calibration`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import sacrebleu
+import torch
+from torch import nn
+
+from trainer.batching import EncodedSplit, sorted_batches
+from trainer.calibration import ReliabilityBins, reliability_bins
+from trainer.config import EvalConfig
+from trainer.decode import beam_search, greedy, max_lengths
+from trainer.device import compute_context
+from trainer.tokenizer import PAD, Vocabularies
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """A validation or test split: token ids plus the raw text that BLEU is scored against."""
+
+    name: str
+    encoded: EncodedSplit
+    sources: list[str]
+    references: list[str]
+
+    def head(self, n: int | None) -> EvalSet:
+        if n is None or n >= len(self.sources):
+            return self
+        return EvalSet(self.name, self.encoded.subset(np.arange(n)), self.sources[:n], self.references[:n])
+
+
+@dataclass(frozen=True)
+class TeacherForced:
+    nll_per_token: float
+    tokens: int
+    bins: ReliabilityBins
+
+
+@torch.no_grad()
+def translate(
+    model: nn.Module,
+    data: EvalSet,
+    vocabs: Vocabularies,
+    cfg: EvalConfig,
+    device: torch.device,
+    precision: str,
+    beam: int,
+) -> list[str]:
+    """Detokenized translations of ``data``'s sources, in input order."""
+    model.eval()
+    out: list[list[int]] = [[] for _ in range(len(data.sources))]
+    with compute_context(device, precision):
+        for index in sorted_batches(data.encoded.src_lens, cfg.batch_sentences):
+            batch = data.encoded.collate(index).to(device)
+            limits = max_lengths(batch.src_lens, cfg.max_len_a, cfg.max_len_b)
+            if beam == 1:
+                ids = greedy(model, batch.src, batch.src_lens, limits)
+            else:
+                ids = beam_search(model, batch.src, batch.src_lens, limits, beam, cfg.length_penalty)
+            for i, seq in zip(index.tolist(), ids):
+                out[i] = seq
+    return vocabs.decode_tgt(out)
+
+
+def bleu_metrics(hypotheses: list[str], references: list[str]) -> dict[str, float | str]:
+    """Cased BLEU, lowercased BLEU and chrF of detokenized text, with sacreBLEU signatures."""
+    bleu, bleu_lc, chrf = sacrebleu.BLEU(), sacrebleu.BLEU(lowercase=True), sacrebleu.CHRF()
+    return {
+        "bleu": bleu.corpus_score(hypotheses, [references]).score,
+        "bleu_lc": bleu_lc.corpus_score(hypotheses, [references]).score,
+        "chrf": chrf.corpus_score(hypotheses, [references]).score,
+        "bleu_signature": str(bleu.get_signature()),
+        "chrf_signature": str(chrf.get_signature()),
+    }
+
+
+@torch.no_grad()
+def teacher_forced(
+    model: nn.Module,
+    data: EvalSet,
+    cfg: EvalConfig,
+    device: torch.device,
+    precision: str,
+) -> TeacherForced:
+    """NLL per target token and token-level reliability bins under teacher forcing."""
+    model.eval()
+    nll, tokens, confidences, corrects = 0.0, 0, [], []
+    with compute_context(device, precision):
+        for index in sorted_batches(data.encoded.src_lens, cfg.batch_sentences):
+            batch = data.encoded.collate(index).to(device)
+            hidden = model(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_lens)
+            real = batch.tgt_out != PAD
+            gold = batch.tgt_out[real]
+            lprobs = model.logits(hidden[real]).float().log_softmax(-1)  # (N, V)
+            nll -= float(lprobs.gather(-1, gold[:, None]).sum())
+            tokens += int(gold.numel())
+            top_lprob, top = lprobs.max(-1)
+            confidences.append(top_lprob.exp().cpu().numpy())
+            corrects.append((top == gold).cpu().numpy())
+    bins = reliability_bins(np.concatenate(confidences), np.concatenate(corrects), cfg.calibration_bins)
+    return TeacherForced(nll / max(tokens, 1), tokens, bins)
+
+
+@torch.no_grad()
+def attention_record(
+    model: nn.Module, data: EvalSet, index: int, vocabs: Vocabularies, device: torch.device
+) -> dict:
+    """Attention maps of sentence ``index`` (teacher-forced on its reference), JSON-ready.
+
+    Rows are target positions (the decoder input ``<s> y_1 .. y_n``, labelled by the token
+    each position predicts), columns source positions (``x_1 .. x_m </s>``).
+    """
+    model.eval()
+    batch = data.encoded.collate(np.array([index])).to(device)
+    maps = model.attention_maps(batch.src, batch.src_lens, batch.tgt_in)
+    src_ids = batch.src[0].tolist()
+    tgt_ids = batch.tgt_out[0].tolist()
+    return {
+        "sentence_index": index,
+        "source": data.sources[index],
+        "reference": data.references[index],
+        "source_tokens": vocabs.src_pieces(src_ids),
+        "target_tokens": vocabs.tgt_pieces(tgt_ids),
+        "maps": {name: weights.cpu().numpy().round(5).tolist() for name, weights in maps.items()},
+    }

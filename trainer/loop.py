@@ -1,0 +1,254 @@
+"""The training loop: set lr -> forward/backward (accumulated) -> clip -> step -> log ->
+validate and checkpoint each epoch. Everything it needs arrives built (see :mod:`trainer.run`).
+
+Resuming is exact: a checkpoint holds the model, optimizer, grad scaler, RNG state and the
+:class:`Progress` (epoch and batch position, clocks, validation history); the batches of an
+epoch are a pure function of (seed, epoch), so the loop skips the batches already done and
+continues with the same random stream an uninterrupted run would have had.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainer import checkpoint
+from trainer.batching import EncodedSplit, token_batches
+from trainer.config import Config, config_hash
+from trainer.device import compute_context
+from trainer.evaluate import EvalSet, bleu_metrics, teacher_forced, translate
+from trainer.flops import FlopsProfile
+from trainer.losses import label_smoothed_nll_loss
+from trainer.optim import set_lr
+from trainer.tokenizer import PAD, Vocabularies
+from trainer.tracking import Tracker
+
+KEEP_CHECKPOINTS = 2
+
+
+class Reporter(Protocol):
+    """Hears about progress: a terminal progress bar, or Ray Tune's ``tune.report``."""
+
+    def on_step(self, progress: Progress, metrics: dict[str, float]) -> None: ...
+
+    def on_epoch(self, progress: Progress, metrics: dict[str, float], checkpoint_dir: Path) -> None: ...
+
+
+class NullReporter:
+    def on_step(self, progress, metrics):
+        pass
+
+    def on_epoch(self, progress, metrics, checkpoint_dir):
+        pass
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint."""
+
+    step: int = 0  # optimizer updates done
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches of the current epoch done
+    batches_in_epoch: int = 0
+    elapsed_seconds: float = 0.0  # wall clock of training and validation: the max_minutes clock
+    train_seconds: float = 0.0  # forward, backward and update only
+    tgt_tokens: int = 0
+    flops: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)  # one entry per validation
+    best_bleu: float = -1.0
+    best_epoch: float = 0.0
+    run_id: str | None = None
+    done: bool = False
+    status: str = "running"
+
+    @property
+    def epochs(self) -> float:
+        """Epochs done, fractional when training stopped inside an epoch."""
+        return self.epoch + (self.batch / self.batches_in_epoch if self.batches_in_epoch else 0.0)
+
+
+@dataclass
+class Trainer:
+    config: Config
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    schedule: Callable[[int], float]
+    train_data: EncodedSplit
+    val_data: EvalSet
+    vocabs: Vocabularies
+    device: torch.device
+    profile: FlopsProfile
+    workdir: Path
+    tracker: Tracker
+    reporter: Reporter
+    progress: Progress = field(default_factory=Progress)
+
+    def __post_init__(self) -> None:
+        self.forward = torch.compile(self.model, dynamic=True) if self.config.train.compile else self.model
+        self.model.grad_checkpointing = self.config.train.grad_checkpointing
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self._src_lens, self._tgt_lens = self.train_data.src_lens, self.train_data.tgt_lens
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.workdir / "checkpoints"
+
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        t = self.config
+        return token_batches(self._src_lens, self._tgt_lens, t.data.max_tokens, t.train.seed, epoch)
+
+    def run(self) -> str:
+        """Train until a limit; returns the status, 'finished' or 'diverged'."""
+        cfg, p = self.config.train, self.progress
+        self.model.train()
+        clock_start = time.monotonic() - p.elapsed_seconds
+        while not p.done:
+            batches = self.epoch_batches(p.epoch)
+            p.batches_in_epoch = len(batches)
+            while p.batch < len(batches) and not p.done:
+                group = batches[p.batch : p.batch + cfg.accum_steps]
+                metrics = self._update(group)
+                p.batch += len(group)
+                p.elapsed_seconds = time.monotonic() - clock_start
+                if self._diverging(metrics):
+                    self._diverged(metrics)
+                    return "diverged"
+                if p.step % cfg.log_every == 0:
+                    self.tracker.log_metrics(metrics, step=p.step)
+                    self.reporter.on_step(p, metrics)
+                p.done = self._limit_reached()
+                if cfg.checkpoint_every and p.step % cfg.checkpoint_every == 0 and p.batch < len(batches):
+                    self._save()
+            if p.batch >= len(batches):
+                p.epoch, p.batch = p.epoch + 1, 0
+                p.done = p.done or self._limit_reached()
+            self._end_of_epoch()
+            p.elapsed_seconds = time.monotonic() - clock_start
+        return "finished"
+
+    def _update(self, group: list[np.ndarray]) -> dict[str, float]:
+        """One optimizer update over the batches of ``group``; loss normalized by their tokens."""
+        cfg, p = self.config, self.progress
+        started = time.perf_counter()
+        lr = self.schedule(p.step + 1)
+        set_lr(self.optimizer, lr)
+        batches = [self.train_data.collate(index).to(self.device) for index in group]
+        n_tokens = sum(b.n_tgt_tokens for b in batches)
+        loss_sum = nll_sum = 0.0
+        for batch in batches:
+            with compute_context(self.device, cfg.train.precision):
+                hidden = self.forward(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_lens)
+                real = batch.tgt_out != PAD
+                loss, nll = label_smoothed_nll_loss(
+                    self.model.logits(hidden[real]), batch.tgt_out[real], cfg.loss.label_smoothing
+                )
+            self.scaler.scale(loss / n_tokens).backward()
+            loss_sum, nll_sum = loss_sum + loss.detach(), nll_sum + nll.detach()
+        self.scaler.unscale_(self.optimizer)
+        clip = cfg.optim.clip_norm if cfg.optim.clip_norm > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - started
+        flops = sum(self.profile.step_flops(b.src_lens.cpu().numpy(), b.tgt_lens.cpu().numpy()) for b in batches)
+        p.step += 1
+        p.train_seconds += seconds
+        p.tgt_tokens += n_tokens
+        p.flops += flops
+        return {
+            "train_loss": float(loss_sum) / n_tokens,
+            "train_nll": float(nll_sum) / n_tokens,
+            "lr": lr,
+            "grad_norm": float(grad_norm),
+            "tgt_tokens_per_s": n_tokens / seconds,
+            "step_flops": flops,
+        }
+
+    def _diverging(self, metrics: dict[str, float]) -> bool:
+        """NaN or inf loss or gradient, or a loss far above a uniform guess's log(V)."""
+        if not (math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["grad_norm"])):
+            return True
+        factor = self.config.train.divergence_factor
+        return factor is not None and metrics["train_loss"] > factor * math.log(self.vocabs.tgt_size)
+
+    def _limit_reached(self) -> bool:
+        cfg, p = self.config.train, self.progress
+        return (
+            (cfg.epochs is not None and p.epoch >= cfg.epochs)
+            or (cfg.max_steps is not None and p.step >= cfg.max_steps)
+            or (cfg.max_minutes is not None and p.elapsed_seconds >= 60 * cfg.max_minutes)
+        )
+
+    def validate(self) -> dict[str, float]:
+        """Teacher-forced validation loss and greedy BLEU (on the first eval.val_sentences)."""
+        cfg = self.config
+        tf = teacher_forced(self.model, self.val_data, cfg.eval, self.device, cfg.train.precision)
+        subset = self.val_data.head(cfg.eval.val_sentences)
+        hyps = translate(self.model, subset, self.vocabs, cfg.eval, self.device, cfg.train.precision, beam=1)
+        self.model.train()
+        return {
+            "val_loss": tf.nll_per_token,
+            "val_ppl": math.exp(min(tf.nll_per_token, 50.0)),
+            "val_bleu": bleu_metrics(hyps, subset.references)["bleu"],
+        }
+
+    def _end_of_epoch(self) -> None:
+        """Validate, keep the best model, checkpoint, report; decide on early stopping."""
+        cfg, p = self.config.train, self.progress
+        metrics = self.validate()
+        entry = {"epoch": p.epochs, "step": p.step, "seconds": p.elapsed_seconds, **metrics}
+        p.history.append(entry)
+        if metrics["val_bleu"] > p.best_bleu:
+            p.best_bleu, p.best_epoch = metrics["val_bleu"], p.epochs
+            checkpoint.save(self.checkpoint_dir / "best.pt", {"model": self.model.state_dict(), "epoch": p.epochs})
+        if cfg.early_stopping is not None:
+            stale = sum(1 for h in p.history if h["epoch"] > p.best_epoch)
+            p.done = p.done or stale >= cfg.early_stopping
+        logged = {**metrics, "epoch": p.epochs, "epoch_step": p.step}
+        self.tracker.log_metrics(logged, step=len(p.history))
+        self._save()
+        self.reporter.on_epoch(p, logged, self.checkpoint_dir)
+
+    def _diverged(self, metrics: dict[str, float]) -> None:
+        p = self.progress
+        p.done, p.status = True, "diverged"
+        self.tracker.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)}, step=p.step)
+        self.tracker.log_metrics({"diverged_step": p.step}, step=p.step)
+        self._save()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config_hash": config_hash(self.config),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "progress": asdict(self.progress),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng_cpu"])
+        if state["rng_cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        self.progress = Progress(**state["progress"])
+
+    def _save(self) -> None:
+        """Write a resumable checkpoint, then flush the metrics it covers to the tracker."""
+        checkpoint.save(checkpoint.step_path(self.checkpoint_dir, self.progress.step), self.state_dict())
+        checkpoint.prune(self.checkpoint_dir, KEEP_CHECKPOINTS)
+        self.tracker.flush()

@@ -1,0 +1,228 @@
+"""``train(config)``: one complete run, the function the CLI, Ray Tune and the tests all call.
+
+Order of work, chosen so that bad input leaves nothing behind: build data, vocabularies and
+model (any :class:`~trainer.errors.UserError` is raised here, before a run or a file exists),
+resume from the newest valid checkpoint in ``workdir`` if there is one, open the tracking
+run (reopening the same run on resume), train, evaluate the best checkpoint on the test
+sets, log the artifacts, and write ``result.json`` so that calling again returns at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from trainer import checkpoint
+from trainer.batching import token_batches
+from trainer.build import Corpus, build_corpus, build_model, count_parameters
+from trainer.config import Config, config_hash, flatten, to_dict
+from trainer.device import describe, peak_flops, pick_device
+from trainer.errors import UserError
+from trainer.evaluate import attention_record, bleu_metrics, teacher_forced, translate
+from trainer.loop import NullReporter, Reporter, Trainer
+from trainer.optim import build_optimizer
+from trainer.schedules import make_schedule
+from trainer.tracking import NullTracker, Tracker, git_commit
+
+SAMPLE_TRANSLATIONS = 20
+
+
+@dataclass(frozen=True)
+class Result:
+    status: str  # 'finished' or 'diverged'
+    metrics: dict[str, Any]  # JSON-ready final metrics; see final_metrics()
+    run_id: str | None
+    workdir: Path
+
+
+def total_updates(config: Config, batches_per_epoch: int) -> int | None:
+    """The last update of the schedule: schedule.total_steps, else the step/epoch limit."""
+    if config.schedule.total_steps is not None:
+        return config.schedule.total_steps
+    per_epoch = math.ceil(batches_per_epoch / config.train.accum_steps)
+    limits = [config.train.max_steps, config.train.epochs and config.train.epochs * per_epoch]
+    limits = [x for x in limits if x]
+    return min(limits) if limits else None
+
+
+def train(
+    config: Config,
+    *,
+    workdir: Path,
+    tracker: Tracker | None = None,
+    reporter: Reporter | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> Result:
+    """Train and evaluate the model ``config`` describes; resume from ``workdir`` if possible."""
+    tracker, reporter = tracker or NullTracker(), reporter or NullReporter()
+    workdir = Path(workdir).resolve()
+    key = config_hash(config)
+    done = _finished(workdir, key)
+    if done is not None:
+        return done
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    device = pick_device(config.train.device)
+    corpus = build_corpus(config.data, config.eval)
+    torch.manual_seed(config.train.seed)
+    model = build_model(config.model, corpus.vocabs).to(device)
+    batches_per_epoch = len(
+        token_batches(corpus.train.src_lens, corpus.train.tgt_lens, config.data.max_tokens, config.train.seed, 0)
+    )
+    schedule = make_schedule(
+        config.schedule.name,
+        lr_max=config.peak_lr,
+        warmup=config.schedule.warmup_steps,
+        total=total_updates(config, batches_per_epoch),
+        lr_min=config.schedule.lr_min,
+        d_model=config.model.d_model,
+        scale=config.schedule.scale,
+        power=config.schedule.power,
+        cooldown_fraction=config.schedule.cooldown_fraction,
+    )
+    trainer = Trainer(
+        config=config,
+        model=model,
+        optimizer=build_optimizer(config.optim, model),
+        scaler=torch.amp.GradScaler(device.type, enabled=config.train.precision == "fp16"),
+        schedule=schedule,
+        train_data=corpus.train,
+        val_data=corpus.val,
+        vocabs=corpus.vocabs,
+        device=device,
+        profile=model.flops_profile(),
+        workdir=workdir,
+        tracker=tracker,
+        reporter=reporter,
+    )
+    skipped = _resume(trainer, key)
+    params = count_parameters(model)
+    run_id = tracker.start(
+        params={**flatten(config), "derived.params": params, "derived.batches_per_epoch": batches_per_epoch,
+                "derived.train_pairs": len(corpus.train), "derived.train_pairs_dropped": corpus.train_pairs_dropped,
+                "derived.src_vocab": corpus.vocabs.src_size, "derived.tgt_vocab": corpus.vocabs.tgt_size},
+        tags={"ablab.config_hash": key, "ablab.git_commit": git_commit(), "ablab.device": describe(device),
+              "ablab.torch_version": torch.__version__, "ablab.arch": config.model.arch, **(extra_tags or {})},
+        run_id=trainer.progress.run_id,
+    )
+    trainer.progress.run_id = run_id
+    if skipped:
+        tracker.log_text("\n".join(skipped), f"events/skipped_checkpoints_step{trainer.progress.step}.txt")
+    try:
+        if trainer.progress.status != "diverged":
+            trainer.progress.status = trainer.run()
+        status = trainer.progress.status
+        metrics = final_metrics(trainer, corpus, params, device, config, status)
+    except KeyboardInterrupt:
+        tracker.end("killed")
+        raise
+    except BaseException:
+        tracker.end("failed")
+        raise
+    tracker.end(status)
+    result = Result(status, {**metrics, "status": status, "run_id": run_id}, run_id, workdir)
+    (workdir / "result.json").write_text(json.dumps({"config_hash": key, **result.metrics}, indent=1))
+    return result
+
+
+def _finished(workdir: Path, key: str) -> Result | None:
+    """The stored result of an earlier complete run of this config in ``workdir``, if any."""
+    path = workdir / "result.json"
+    if not path.is_file():
+        return None
+    stored = json.loads(path.read_text())
+    if stored.pop("config_hash", None) != key:
+        raise UserError(
+            f"{workdir} holds the result of a different config; choose another work directory."
+        )
+    return Result(stored["status"], stored, stored.get("run_id"), workdir)
+
+
+def _resume(trainer: Trainer, key: str) -> list[str]:
+    """Load the newest valid checkpoint, if any; returns why newer ones were skipped."""
+    path, state, skipped = checkpoint.latest(trainer.checkpoint_dir, map_location=trainer.device)
+    if state is None:
+        return skipped
+    if state["config_hash"] != key:
+        raise UserError(
+            f"{path} was written by a different config (hash {state['config_hash']}, this one "
+            f"{key}); choose another work directory or delete that one."
+        )
+    trainer.load_state_dict(state)
+    return skipped
+
+
+def final_metrics(
+    trainer: Trainer, corpus: Corpus, params: int, device: torch.device, config: Config, status: str
+) -> dict[str, Any]:
+    """Training figures, and, unless the run diverged, the test evaluation of the best model."""
+    p = trainer.progress
+    peak = peak_flops(device, config.train.precision)
+    metrics: dict[str, Any] = {
+        "params": params,
+        "epochs": p.epochs,
+        "steps": p.step,
+        "train_seconds": p.train_seconds,
+        "wall_seconds": p.elapsed_seconds,
+        "tgt_tokens_per_s": p.tgt_tokens / p.train_seconds if p.train_seconds else 0.0,
+        "mfu": p.flops / p.train_seconds / peak if p.train_seconds and peak else None,
+        "best_val_bleu": p.best_bleu if p.history else None,
+        "best_epoch": p.best_epoch if p.history else None,
+        **convergence(p.history),
+    }
+    tracker = trainer.tracker
+    tracker.log_text(yaml.safe_dump(to_dict(config), sort_keys=False), "config.yaml")
+    if status == "diverged":
+        tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=p.step)
+        return {**metrics, "bleu": None, "bleu_lc": None, "chrf": None, "ece": None}
+    started = time.monotonic()
+    best = trainer.checkpoint_dir / "best.pt"
+    if best.is_file():
+        trainer.model.load_state_dict(checkpoint.load(best, device)["model"])
+    precision = config.train.precision
+    for i, (name, data) in enumerate(corpus.tests.items()):
+        hyps = translate(trainer.model, data, corpus.vocabs, config.eval, device, precision, config.eval.beam_size)
+        scores = bleu_metrics(hyps, data.references)
+        tracker.log_text("\n".join(hyps) + "\n", f"hypotheses/{name}.txt")
+        for k in ("bleu", "bleu_lc", "chrf"):
+            metrics[f"{name}/{k}"] = scores[k]
+        if i == 0:  # the headline test set
+            metrics.update({k: scores[k] for k in ("bleu", "bleu_lc", "chrf")})
+            tracker.set_tags({"ablab.bleu_signature": scores["bleu_signature"],
+                              "ablab.chrf_signature": scores["chrf_signature"], "ablab.test_set": name})
+            tf = teacher_forced(trainer.model, data, config.eval, device, precision)
+            metrics.update({"ece": tf.bins.ece, "test_nll": tf.nll_per_token, "test_tokens": tf.tokens})
+            tracker.log_json(tf.bins.to_records(), "calibration/reliability_bins.json")
+            tracker.log_json(
+                attention_record(trainer.model, data, config.eval.attention_sentence, corpus.vocabs, device),
+                "attention/attention.json",
+            )
+            tracker.log_text(_samples(data, hyps), "samples.txt")
+    metrics["eval_seconds"] = time.monotonic() - started
+    tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=p.step)
+    if best.is_file():
+        tracker.log_file(best, "checkpoints")
+    return metrics
+
+
+def convergence(history: list[dict[str, float]]) -> dict[str, float | None]:
+    """Epochs and seconds until validation BLEU first reached 90 % of the run's best."""
+    if not history:
+        return {"epochs_to_90pct": None, "seconds_to_90pct": None}
+    best = max(h["val_bleu"] for h in history)
+    first = next(h for h in history if h["val_bleu"] >= 0.9 * best)
+    return {"epochs_to_90pct": first["epoch"], "seconds_to_90pct": first["seconds"]}
+
+
+def _samples(data, hyps: list[str]) -> str:
+    lines = []
+    for i in range(min(SAMPLE_TRANSLATIONS, len(hyps))):
+        lines += [f"[{i}] SRC: {data.sources[i]}", f"    REF: {data.references[i]}", f"    HYP: {hyps[i]}", ""]
+    return "\n".join(lines)
