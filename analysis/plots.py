@@ -25,8 +25,13 @@ def plot_schedules(table: pd.DataFrame, title: str = "Learning-rate schedules") 
     for (step, lr), group in peaks.groupby(["step", "lr"], sort=False):  # shared peaks, one label
         names = ", ".join(group["schedule"])
         ax.plot(step, lr, "o", color=colors.get(group["schedule"].iloc[0], "black"), markersize=6)
-        ax.annotate(f"{names}: peak {lr:.2e}\nat step {int(step):,}", (step, lr),
-                    textcoords="offset points", xytext=(8, 4), fontsize=8)
+        ax.annotate(
+            f"{names}: peak {lr:.2e}\nat step {int(step):,}",
+            (step, lr),
+            textcoords="offset points",
+            xytext=(8, 4),
+            fontsize=8,
+        )
     ax.set(xlabel="update step", ylabel="learning rate", title=title)
     ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     fig.tight_layout()

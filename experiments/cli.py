@@ -12,7 +12,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -50,17 +50,21 @@ def user_errors(command):
 def train_command(
     config: Annotated[Path, typer.Argument(help="Trainer config YAML (see experiments/configs/).")],
     set_: Annotated[
-        Optional[list[str]], typer.Option("--set", help="Override a key: --set model.heads=8 (repeatable).")
+        list[str] | None, typer.Option("--set", help="Override a key: --set model.heads=8 (repeatable).")
     ] = None,
     tracking_uri: Annotated[
-        Optional[str], typer.Option(help="MLflow tracking URI; default $MLFLOW_TRACKING_URI or sqlite under ./mlruns.")
+        str | None,
+        typer.Option(help="MLflow tracking URI; default $MLFLOW_TRACKING_URI or sqlite under ./mlruns."),
     ] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "ablab-train",
     workdir: Annotated[
-        Optional[Path], typer.Option(help="Checkpoints and result; default runs/<config>-<hash>. Rerun to resume.")
+        Path | None,
+        typer.Option(help="Checkpoints and result; default runs/<config>-<hash>. Rerun to resume."),
     ] = None,
     fresh: Annotated[bool, typer.Option(help="Delete the work directory first instead of resuming.")] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the final metrics as JSON (last stdout line).")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the final metrics as JSON (last stdout line).")
+    ] = False,
 ) -> None:
     """Train and evaluate one model; resumes from its work directory if interrupted."""
     from experiments.progress import TerminalReporter
@@ -88,7 +92,8 @@ def _summary(metrics: dict, workdir: Path, uri: str) -> str:
     return "\n".join(
         [
             f"status {metrics['status']}   run {metrics.get('run_id')}   store {uri}",
-            f"test BLEU {fmt('bleu')} (lowercased {fmt('bleu_lc')}, chrF {fmt('chrf')})   ECE {fmt('ece', '.4f')}",
+            f"test BLEU {fmt('bleu')} (lowercased {fmt('bleu_lc')}, chrF {fmt('chrf')})   "
+            f"ECE {fmt('ece', '.4f')}",
             f"params {metrics['params']:,}   epochs {fmt('epochs')}   steps {metrics['steps']}   "
             f"train {fmt('train_seconds', '.0f')} s   {fmt('tgt_tokens_per_s', ',.0f')} target tokens/s   "
             f"MFU {fmt('mfu', '.3f')}",
@@ -101,9 +106,11 @@ def _summary(metrics: dict, workdir: Path, uri: str) -> str:
 @user_errors
 def schedules_command(
     steps: Annotated[int, typer.Option(min=1, help="Steps to plot.")] = 100_000,
-    out: Annotated[Path, typer.Option(help="Output folder for schedules.csv and schedules.png.")] = Path("outputs/schedules"),
+    out: Annotated[Path, typer.Option(help="Output folder for schedules.csv and schedules.png.")] = Path(
+        "outputs/schedules"
+    ),
 ) -> None:
-    """Plot the seed schedules: Noam (warmup 4000, d_model 512), warmup+cosine, warmup+linear (warmup 2000, lr_max 3e-4)."""
+    """Plot the seed schedules: Noam (warmup 4000, d 512), warmup+cosine/linear (2000, 3e-4)."""
     from analysis.plots import plot_schedules
     from experiments.schedule_table import seed_schedules_table
 

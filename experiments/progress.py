@@ -34,8 +34,13 @@ class TerminalReporter:
             return
         if self.bar is None:
             self.bar = Progress(
-                TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("{task.fields[status]}"), console=self.console, transient=True,
+                TextColumn("[bold]train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[status]}"),
+                console=self.console,
+                transient=True,
             )
             self.bar.start()
             self.task = self.bar.add_task("train", total=self._total(progress), status="")

@@ -54,8 +54,7 @@ class EncodedSplit:
 
     @classmethod
     def from_ids(cls, src: list[list[int]], tgt: list[list[int]]) -> EncodedSplit:
-        return cls([np.asarray(s, dtype=np.int64) for s in src],
-                   [np.asarray(t, dtype=np.int64) for t in tgt])
+        return cls([np.asarray(s, dtype=np.int64) for s in src], [np.asarray(t, dtype=np.int64) for t in tgt])
 
     def __len__(self) -> int:
         return len(self.src)
@@ -83,7 +82,7 @@ class EncodedSplit:
         src = np.full((n, src_lens.max()), PAD, dtype=np.int64)
         tgt_in = np.full((n, tgt_lens.max()), PAD, dtype=np.int64)
         tgt_out = np.full((n, tgt_lens.max()), PAD, dtype=np.int64)
-        for row, (s, t) in enumerate(zip(srcs, tgts)):
+        for row, (s, t) in enumerate(zip(srcs, tgts, strict=True)):
             src[row, : len(s)] = s
             src[row, len(s)] = EOS
             tgt_in[row, 0] = BOS

@@ -12,7 +12,7 @@ import numpy as np
 from torch import nn
 
 from trainer.batching import EncodedSplit
-from trainer.config import Config, DataConfig, EvalConfig, ModelConfig
+from trainer.config import DataConfig, EvalConfig, ModelConfig
 from trainer.data import Parallel, cache_root, load_splits
 from trainer.errors import ConfigError
 from trainer.evaluate import EvalSet
@@ -65,7 +65,10 @@ def build_corpus(data: DataConfig, evaluation: EvalConfig) -> Corpus:
         vocabs=vocabs,
         train=encoded.subset(keep),
         val=_eval_set(raw["val"], vocabs),
-        tests={name: _eval_set(raw[name], vocabs).head(evaluation.test_sentences) for name in evaluation.test_sets},
+        tests={
+            name: _eval_set(raw[name], vocabs).head(evaluation.test_sentences)
+            for name in evaluation.test_sets
+        },
         train_pairs_dropped=n - len(keep),
     )
 
@@ -77,8 +80,3 @@ def build_model(cfg: ModelConfig, vocabs: Vocabularies) -> nn.Module:
 def count_parameters(model: nn.Module) -> int:
     """Exact trainable parameter count; a tied matrix counts once."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def build_for(config: Config) -> tuple[Corpus, nn.Module]:
-    corpus = build_corpus(config.data, config.eval)
-    return corpus, build_model(config.model, corpus.vocabs)

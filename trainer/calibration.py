@@ -38,10 +38,16 @@ class ReliabilityBins:
 
     def to_records(self) -> list[dict[str, float]]:
         return [
-            {"bin": b, "lower": float(lo), "upper": float(hi), "count": int(n),
-             "confidence": float(c), "accuracy": float(a)}
+            {
+                "bin": b,
+                "lower": float(lo),
+                "upper": float(hi),
+                "count": int(n),
+                "confidence": float(c),
+                "accuracy": float(a),
+            }
             for b, (lo, hi, n, c, a) in enumerate(
-                zip(self.lower, self.upper, self.count, self.confidence, self.accuracy)
+                zip(self.lower, self.upper, self.count, self.confidence, self.accuracy, strict=True)
             )
         ]
 

@@ -28,7 +28,9 @@ class CorruptCheckpoint(Exception):
     """A checkpoint whose bytes do not match its checksum, or that has none."""
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -47,12 +49,11 @@ def _checksum_path(path: Path) -> Path:
 
 def save(path: Path, state: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` and its checksum beside it, each atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(state, buffer)
     data = buffer.getvalue()
-    _atomic_write(path, data)
-    _atomic_write(_checksum_path(path), hashlib.sha256(data).hexdigest().encode() + b"\n")
+    atomic_write(path, data)
+    atomic_write(_checksum_path(path), hashlib.sha256(data).hexdigest().encode() + b"\n")
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -80,7 +81,9 @@ def step_checkpoints(folder: Path) -> list[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
-def latest(folder: Path, map_location: str | torch.device = "cpu") -> tuple[Path | None, dict | None, list[str]]:
+def latest(
+    folder: Path, map_location: str | torch.device = "cpu"
+) -> tuple[Path | None, dict | None, list[str]]:
     """The newest checkpoint in ``folder`` that verifies, and why newer ones were skipped."""
     skipped = []
     for path in step_checkpoints(folder):

@@ -35,9 +35,7 @@ Language = Literal["en", "de"]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True)
 
 
 class DataConfig(_Section):
@@ -120,8 +118,7 @@ class ScheduleConfig(_Section):
     def _known_name(self) -> ScheduleConfig:
         if self.name not in SCHEDULES:
             raise ValueError(
-                f"schedule.name {self.name!r} is not a schedule; valid names are "
-                f"{', '.join(SCHEDULES)}"
+                f"schedule.name {self.name!r} is not a schedule; valid names are {', '.join(SCHEDULES)}"
             )
         return self
 
@@ -181,9 +178,7 @@ class TrainConfig(_Section):
     @model_validator(mode="after")
     def _has_a_limit(self) -> TrainConfig:
         if self.epochs is None and self.max_steps is None and self.max_minutes is None:
-            raise ValueError(
-                "training needs a limit: set train.epochs, train.max_steps or train.max_minutes"
-            )
+            raise ValueError("training needs a limit: set train.epochs, train.max_steps or train.max_minutes")
         return self
 
 
@@ -240,13 +235,10 @@ class Config(_Section):
                 f"choose heads among {[h for h in range(1, m.d_model + 1) if m.d_model % h == 0][:12]}"
             )
         if m.arch == "seq2seq" and m.d_model % 2:
-            raise ValueError(
-                f"model.d_model ({m.d_model}) must be even for seq2seq (bidirectional encoder)"
-            )
+            raise ValueError(f"model.d_model ({m.d_model}) must be even for seq2seq (bidirectional encoder)")
         if m.tie_embeddings == "all" and not self.data.joint_vocab:
             raise ValueError(
-                "model.tie_embeddings 'all' needs data.joint_vocab: true; "
-                "set one of them differently"
+                "model.tie_embeddings 'all' needs data.joint_vocab: true; set one of them differently"
             )
         if (
             self.schedule.name in NEEDS_TOTAL
@@ -268,9 +260,7 @@ class Config(_Section):
         return self.schedule.lr_max if self.schedule.lr_max is not None else self.optim.lr
 
 
-SECTIONS: dict[str, type[_Section]] = {
-    name: field.annotation for name, field in Config.model_fields.items()
-}
+SECTIONS: dict[str, type[_Section]] = {name: field.annotation for name, field in Config.model_fields.items()}
 
 
 def valid_keys() -> list[str]:
@@ -368,8 +358,7 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(
-                f"unknown key {key!r} in an override{hint}; valid keys: "
-                f"{', '.join(valid_keys())}."
+                f"unknown key {key!r} in an override{hint}; valid keys: {', '.join(valid_keys())}."
             )
         section, name = key.split(".")
         if not isinstance(out.get(section, {}), dict):
@@ -399,9 +388,7 @@ def to_dict(config: Config) -> dict[str, dict[str, Any]]:
 def flatten(config: Config) -> dict[str, Any]:
     """The config as one flat mapping of dotted keys (``{'model.heads': 4, ...}``)."""
     return {
-        f"{section}.{key}": value
-        for section, body in to_dict(config).items()
-        for key, value in body.items()
+        f"{section}.{key}": value for section, body in to_dict(config).items() for key, value in body.items()
     }
 
 

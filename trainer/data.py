@@ -96,9 +96,7 @@ def _download(name: str, dest: Path, base_url: str) -> None:
             os.unlink(tmp)
 
 
-def resolve_dir(
-    explicit: str | None, names: list[str], cache_dir: str | None = None
-) -> Path:
+def resolve_dir(explicit: str | None, names: list[str], cache_dir: str | None = None) -> Path:
     """The folder holding every file in ``names``, downloading into the cache if need be."""
     for source, folder in (("data.dir", explicit), ("MULTI30K_DIR", os.environ.get("MULTI30K_DIR"))):
         if folder:

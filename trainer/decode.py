@@ -55,7 +55,9 @@ def max_lengths(src_lens: torch.Tensor, a: float, b: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def greedy(model: Decodable, src: torch.Tensor, src_lens: torch.Tensor, limits: torch.Tensor) -> list[list[int]]:
+def greedy(
+    model: Decodable, src: torch.Tensor, src_lens: torch.Tensor, limits: torch.Tensor
+) -> list[list[int]]:
     """Argmax decoding; returns token ids per sentence, without ``<s>`` and ``</s>``."""
     B = src.shape[0]
     state = model.start(src, src_lens)
@@ -94,7 +96,7 @@ def beam_search(
     finished = torch.zeros(B, K, dtype=torch.bool, device=device)
     lengths = torch.zeros(B, K, dtype=torch.long, device=device)
     history = torch.zeros(B, K, 0, dtype=torch.long, device=device)
-    for t in range(int(limits.max())):
+    for _ in range(int(limits.max())):
         logp = model.step(tokens, state).view(B, K, -1)  # (B, K, V)
         V = logp.shape[-1]
         # frozen beams: the only continuation is </s> at no cost
@@ -107,8 +109,13 @@ def beam_search(
         was_finished = finished.gather(1, origin)
         lengths = lengths.gather(1, origin) + (~was_finished).long()
         finished = was_finished | (next_tokens == EOS) | (lengths >= limits)
-        history = torch.cat([history.gather(1, origin[..., None].expand(-1, -1, history.shape[2])),
-                             torch.where(was_finished, PAD, next_tokens)[..., None]], dim=2)
+        history = torch.cat(
+            [
+                history.gather(1, origin[..., None].expand(-1, -1, history.shape[2])),
+                torch.where(was_finished, PAD, next_tokens)[..., None],
+            ],
+            dim=2,
+        )
         state.reorder((origin + torch.arange(B, device=device)[:, None] * K).view(-1))
         tokens = next_tokens.view(-1)
         if bool(finished.all()):

@@ -22,7 +22,9 @@ LANES = 4  # 16-bit uniforms per 64-bit draw
 def keep_mask(shape: torch.Size, p: float, device: torch.device) -> torch.Tensor:
     """Boolean mask of ``shape``, each element True with probability ``1 - round(p*2^16)/2^16``."""
     numel = shape.numel()
-    words = torch.randint(-(2**63), 2**63 - 1, ((numel + LANES - 1) // LANES,), dtype=torch.int64, device=device)
+    words = torch.randint(
+        -(2**63), 2**63 - 1, ((numel + LANES - 1) // LANES,), dtype=torch.int64, device=device
+    )
     lanes = words.view(torch.int16)[:numel]  # uniform on [-32768, 32767]
     return (lanes >= -32768 + round(p * 65536)).view(shape)
 

@@ -66,7 +66,7 @@ def translate(
                 ids = greedy(model, batch.src, batch.src_lens, limits)
             else:
                 ids = beam_search(model, batch.src, batch.src_lens, limits, beam, cfg.length_penalty)
-            for i, seq in zip(index.tolist(), ids):
+            for i, seq in zip(index.tolist(), ids, strict=True):
                 out[i] = seq
     return vocabs.decode_tgt(out)
 

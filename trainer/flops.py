@@ -40,10 +40,14 @@ class FlopsProfile:
         s = np.asarray(src_lens, dtype=np.float64)
         t = np.asarray(tgt_lens, dtype=np.float64)
         dense = 6.0 * (self.n_enc * s.sum() + (self.n_dec + self.d_model * self.vocab) * t.sum())
-        attention = 12.0 * self.d_model * (
-            self.enc_self_layers * (s**2).sum()
-            + self.dec_self_layers * (t**2).sum()
-            + self.cross_layers * (t * s).sum()
+        attention = (
+            12.0
+            * self.d_model
+            * (
+                self.enc_self_layers * (s**2).sum()
+                + self.dec_self_layers * (t**2).sum()
+                + self.cross_layers * (t * s).sum()
+            )
         )
         return float(dense + attention)
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -96,6 +97,7 @@ class Trainer:
         self.model.grad_checkpointing = self.config.train.grad_checkpointing
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self._src_lens, self._tgt_lens = self.train_data.src_lens, self.train_data.tgt_lens
+        self._clock_start = time.monotonic()  # reset by run(), which counts resumed time too
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -109,15 +111,15 @@ class Trainer:
         """Train until a limit; returns the status, 'finished' or 'diverged'."""
         cfg, p = self.config.train, self.progress
         self.model.train()
-        clock_start = time.monotonic() - p.elapsed_seconds
+        self._clock_start = time.monotonic() - p.elapsed_seconds
         while not p.done:
             batches = self.epoch_batches(p.epoch)
             p.batches_in_epoch = len(batches)
             while p.batch < len(batches) and not p.done:
                 group = batches[p.batch : p.batch + cfg.accum_steps]
-                metrics = self._update(group)
+                metrics = self.update(group)
                 p.batch += len(group)
-                p.elapsed_seconds = time.monotonic() - clock_start
+                p.elapsed_seconds = time.monotonic() - self._clock_start
                 if self._diverging(metrics):
                     self._diverged(metrics)
                     return "diverged"
@@ -129,12 +131,10 @@ class Trainer:
                     self._save()
             if p.batch >= len(batches):
                 p.epoch, p.batch = p.epoch + 1, 0
-                p.done = p.done or self._limit_reached()
             self._end_of_epoch()
-            p.elapsed_seconds = time.monotonic() - clock_start
         return "finished"
 
-    def _update(self, group: list[np.ndarray]) -> dict[str, float]:
+    def update(self, group: list[np.ndarray]) -> dict[str, float]:
         """One optimizer update over the batches of ``group``; loss normalized by their tokens."""
         cfg, p = self.config, self.progress
         started = time.perf_counter()
@@ -161,7 +161,9 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - started
-        flops = sum(self.profile.step_flops(b.src_lens.cpu().numpy(), b.tgt_lens.cpu().numpy()) for b in batches)
+        flops = sum(
+            self.profile.step_flops(b.src_lens.cpu().numpy(), b.tgt_lens.cpu().numpy()) for b in batches
+        )
         p.step += 1
         p.train_seconds += seconds
         p.tgt_tokens += n_tokens
@@ -204,17 +206,20 @@ class Trainer:
         }
 
     def _end_of_epoch(self) -> None:
-        """Validate, keep the best model, checkpoint, report; decide on early stopping."""
+        """Validate (at an epoch's end, or where a limit stopped training), keep the best model,
+        decide whether training is done (limits count the validation's time), checkpoint, report."""
         cfg, p = self.config.train, self.progress
         metrics = self.validate()
-        entry = {"epoch": p.epochs, "step": p.step, "seconds": p.elapsed_seconds, **metrics}
-        p.history.append(entry)
+        p.history.append({"epoch": p.epochs, "step": p.step, "seconds": p.elapsed_seconds, **metrics})
         if metrics["val_bleu"] > p.best_bleu:
             p.best_bleu, p.best_epoch = metrics["val_bleu"], p.epochs
-            checkpoint.save(self.checkpoint_dir / "best.pt", {"model": self.model.state_dict(), "epoch": p.epochs})
-        if cfg.early_stopping is not None:
-            stale = sum(1 for h in p.history if h["epoch"] > p.best_epoch)
-            p.done = p.done or stale >= cfg.early_stopping
+            checkpoint.save(
+                self.checkpoint_dir / "best.pt", {"model": self.model.state_dict(), "epoch": p.epochs}
+            )
+        p.elapsed_seconds = time.monotonic() - self._clock_start
+        stale = sum(1 for h in p.history if h["epoch"] > p.best_epoch)
+        early_stop = cfg.early_stopping is not None and stale >= cfg.early_stopping
+        p.done = p.done or self._limit_reached() or early_stop
         logged = {**metrics, "epoch": p.epochs, "epoch_step": p.step}
         self.tracker.log_metrics(logged, step=len(p.history))
         self._save()

@@ -179,9 +179,7 @@ class DecoderLayer(nn.Module):
         need_weights: bool = False,
     ):
         x, _ = self.self_block(x, lambda h: self.self_attn(h, self_mask, cache, layer))
-        x, w = self.cross_block(
-            x, lambda h: self.cross_attn(h, memory_kv, memory_mask, need_weights)
-        )
+        x, w = self.cross_block(x, lambda h: self.cross_attn(h, memory_kv, memory_mask, need_weights))
         x, _ = self.ff_block(x, lambda h: (self.ff(h), None))
         return x, w
 
@@ -259,7 +257,9 @@ class Transformer(nn.Module):
             x, _ = self._run(layer, x, mask)
         return self.encoder_norm(x), mask
 
-    def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor, tgt_lens: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor, tgt_lens: torch.Tensor
+    ) -> torch.Tensor:
         """Decoder states ``(B, T, d)`` for teacher-forced ``tgt_in``; :meth:`logits` maps them."""
         memory, memory_mask = self.encode(src, src_lens)
         self_mask = decoder_self_mask(tgt_lens, tgt_in.shape[1])

@@ -58,7 +58,6 @@ def train(
     workdir: Path,
     tracker: Tracker | None = None,
     reporter: Reporter | None = None,
-    extra_tags: dict[str, str] | None = None,
 ) -> Result:
     """Train and evaluate the model ``config`` describes; resume from ``workdir`` if possible."""
     tracker, reporter = tracker or NullTracker(), reporter or NullReporter()
@@ -71,45 +70,27 @@ def train(
         torch.set_num_threads(config.train.threads)
     device = pick_device(config.train.device)
     corpus = build_corpus(config.data, config.eval)
-    torch.manual_seed(config.train.seed)
-    model = build_model(config.model, corpus.vocabs).to(device)
-    batches_per_epoch = len(
-        token_batches(corpus.train.src_lens, corpus.train.tgt_lens, config.data.max_tokens, config.train.seed, 0)
-    )
-    schedule = make_schedule(
-        config.schedule.name,
-        lr_max=config.peak_lr,
-        warmup=config.schedule.warmup_steps,
-        total=total_updates(config, batches_per_epoch),
-        lr_min=config.schedule.lr_min,
-        d_model=config.model.d_model,
-        scale=config.schedule.scale,
-        power=config.schedule.power,
-        cooldown_fraction=config.schedule.cooldown_fraction,
-    )
-    trainer = Trainer(
-        config=config,
-        model=model,
-        optimizer=build_optimizer(config.optim, model),
-        scaler=torch.amp.GradScaler(device.type, enabled=config.train.precision == "fp16"),
-        schedule=schedule,
-        train_data=corpus.train,
-        val_data=corpus.val,
-        vocabs=corpus.vocabs,
-        device=device,
-        profile=model.flops_profile(),
-        workdir=workdir,
-        tracker=tracker,
-        reporter=reporter,
-    )
+    trainer = build_trainer(config, corpus, device, workdir, tracker, reporter)
+    model, batches_per_epoch = trainer.model, len(trainer.epoch_batches(0))
     skipped = _resume(trainer, key)
     params = count_parameters(model)
     run_id = tracker.start(
-        params={**flatten(config), "derived.params": params, "derived.batches_per_epoch": batches_per_epoch,
-                "derived.train_pairs": len(corpus.train), "derived.train_pairs_dropped": corpus.train_pairs_dropped,
-                "derived.src_vocab": corpus.vocabs.src_size, "derived.tgt_vocab": corpus.vocabs.tgt_size},
-        tags={"ablab.config_hash": key, "ablab.git_commit": git_commit(), "ablab.device": describe(device),
-              "ablab.torch_version": torch.__version__, "ablab.arch": config.model.arch, **(extra_tags or {})},
+        params={
+            **flatten(config),
+            "derived.params": params,
+            "derived.batches_per_epoch": batches_per_epoch,
+            "derived.train_pairs": len(corpus.train),
+            "derived.train_pairs_dropped": corpus.train_pairs_dropped,
+            "derived.src_vocab": corpus.vocabs.src_size,
+            "derived.tgt_vocab": corpus.vocabs.tgt_size,
+        },
+        tags={
+            "ablab.config_hash": key,
+            "ablab.git_commit": git_commit(),
+            "ablab.device": describe(device),
+            "ablab.torch_version": torch.__version__,
+            "ablab.arch": config.model.arch,
+        },
         run_id=trainer.progress.run_id,
     )
     trainer.progress.run_id = run_id
@@ -128,8 +109,54 @@ def train(
         raise
     tracker.end(status)
     result = Result(status, {**metrics, "status": status, "run_id": run_id}, run_id, workdir)
-    (workdir / "result.json").write_text(json.dumps({"config_hash": key, **result.metrics}, indent=1))
+    checkpoint.atomic_write(
+        workdir / "result.json", json.dumps({"config_hash": key, **result.metrics}, indent=1).encode()
+    )
     return result
+
+
+def build_trainer(
+    config: Config,
+    corpus: Corpus,
+    device: torch.device,
+    workdir: Path,
+    tracker: Tracker | None = None,
+    reporter: Reporter | None = None,
+) -> Trainer:
+    """Seed, build the model, optimizer and schedule, and wire them into a :class:`Trainer`."""
+    torch.manual_seed(config.train.seed)
+    model = build_model(config.model, corpus.vocabs).to(device)
+    batches_per_epoch = len(
+        token_batches(
+            corpus.train.src_lens, corpus.train.tgt_lens, config.data.max_tokens, config.train.seed, 0
+        )
+    )
+    schedule = make_schedule(
+        config.schedule.name,
+        lr_max=config.peak_lr,
+        warmup=config.schedule.warmup_steps,
+        total=total_updates(config, batches_per_epoch),
+        lr_min=config.schedule.lr_min,
+        d_model=config.model.d_model,
+        scale=config.schedule.scale,
+        power=config.schedule.power,
+        cooldown_fraction=config.schedule.cooldown_fraction,
+    )
+    return Trainer(
+        config=config,
+        model=model,
+        optimizer=build_optimizer(config.optim, model),
+        scaler=torch.amp.GradScaler(device.type, enabled=config.train.precision == "fp16"),
+        schedule=schedule,
+        train_data=corpus.train,
+        val_data=corpus.val,
+        vocabs=corpus.vocabs,
+        device=device,
+        profile=model.flops_profile(),
+        workdir=workdir,
+        tracker=tracker or NullTracker(),
+        reporter=reporter or NullReporter(),
+    )
 
 
 def _finished(workdir: Path, key: str) -> Result | None:
@@ -139,9 +166,7 @@ def _finished(workdir: Path, key: str) -> Result | None:
         return None
     stored = json.loads(path.read_text())
     if stored.pop("config_hash", None) != key:
-        raise UserError(
-            f"{workdir} holds the result of a different config; choose another work directory."
-        )
+        raise UserError(f"{workdir} holds the result of a different config; choose another work directory.")
     return Result(stored["status"], stored, stored.get("run_id"), workdir)
 
 
@@ -188,15 +213,22 @@ def final_metrics(
         trainer.model.load_state_dict(checkpoint.load(best, device)["model"])
     precision = config.train.precision
     for i, (name, data) in enumerate(corpus.tests.items()):
-        hyps = translate(trainer.model, data, corpus.vocabs, config.eval, device, precision, config.eval.beam_size)
+        hyps = translate(
+            trainer.model, data, corpus.vocabs, config.eval, device, precision, config.eval.beam_size
+        )
         scores = bleu_metrics(hyps, data.references)
         tracker.log_text("\n".join(hyps) + "\n", f"hypotheses/{name}.txt")
         for k in ("bleu", "bleu_lc", "chrf"):
             metrics[f"{name}/{k}"] = scores[k]
         if i == 0:  # the headline test set
             metrics.update({k: scores[k] for k in ("bleu", "bleu_lc", "chrf")})
-            tracker.set_tags({"ablab.bleu_signature": scores["bleu_signature"],
-                              "ablab.chrf_signature": scores["chrf_signature"], "ablab.test_set": name})
+            tracker.set_tags(
+                {
+                    "ablab.bleu_signature": scores["bleu_signature"],
+                    "ablab.chrf_signature": scores["chrf_signature"],
+                    "ablab.test_set": name,
+                }
+            )
             tf = teacher_forced(trainer.model, data, config.eval, device, precision)
             metrics.update({"ece": tf.bins.ece, "test_nll": tf.nll_per_token, "test_tokens": tf.tokens})
             tracker.log_json(tf.bins.to_records(), "calibration/reliability_bins.json")
@@ -224,5 +256,10 @@ def convergence(history: list[dict[str, float]]) -> dict[str, float | None]:
 def _samples(data, hyps: list[str]) -> str:
     lines = []
     for i in range(min(SAMPLE_TRANSLATIONS, len(hyps))):
-        lines += [f"[{i}] SRC: {data.sources[i]}", f"    REF: {data.references[i]}", f"    HYP: {hyps[i]}", ""]
+        lines += [
+            f"[{i}] SRC: {data.sources[i]}",
+            f"    REF: {data.references[i]}",
+            f"    HYP: {hyps[i]}",
+            "",
+        ]
     return "\n".join(lines)

@@ -65,9 +65,7 @@ def constant(step: int, *, lr_max: float, warmup: int) -> float:
     return lr_max * _warmup_factor(step, warmup)
 
 
-def warmup_cosine(
-    step: int, *, lr_max: float, warmup: int, total: int, lr_min: float = 0.0
-) -> float:
+def warmup_cosine(step: int, *, lr_max: float, warmup: int, total: int, lr_min: float = 0.0) -> float:
     """Linear warmup, then half a cosine from ``lr_max`` down to ``lr_min`` at ``total``.
 
     ``lr(s) = lr_min + (lr_max - lr_min) * (1 + cos(pi * p)) / 2`` with
@@ -89,9 +87,7 @@ def polynomial(
     return lr_min + (lr_max - lr_min) * (1.0 - p) ** power
 
 
-def warmup_linear(
-    step: int, *, lr_max: float, warmup: int, total: int, lr_min: float = 0.0
-) -> float:
+def warmup_linear(step: int, *, lr_max: float, warmup: int, total: int, lr_min: float = 0.0) -> float:
     """Linear warmup, then linear decay to ``lr_min`` at ``total``: :func:`polynomial`, power 1."""
     return polynomial(step, lr_max=lr_max, warmup=warmup, total=total, lr_min=lr_min, power=1.0)
 
@@ -130,9 +126,7 @@ SCHEDULES: dict[str, Callable[..., float]] = {
     "constant_cooldown": constant_cooldown,
 }
 
-NEEDS_TOTAL = frozenset(
-    name for name, fn in SCHEDULES.items() if "total" in inspect.signature(fn).parameters
-)
+NEEDS_TOTAL = frozenset(name for name, fn in SCHEDULES.items() if "total" in inspect.signature(fn).parameters)
 """Schedules that decay towards a last update and so need to know ``total``."""
 
 

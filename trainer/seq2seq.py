@@ -72,7 +72,9 @@ class Seq2Seq(nn.Module):
         context, weights = attend(q, memory[:, None], memory[:, None], mask, 0.0, need_weights)
         return torch.tanh(self.combine(torch.cat([context[:, 0], o], dim=-1))), weights
 
-    def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor, tgt_lens: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor, tgt_lens: torch.Tensor
+    ) -> torch.Tensor:
         """Attentional states ``(B, T, d)`` for teacher-forced ``tgt_in``."""
         memory, mask, h0 = self.encode(src, src_lens)
         # Padding sits after the last real token, so it cannot affect real positions.
@@ -96,7 +98,9 @@ class Seq2Seq(nn.Module):
         return self.logits(hidden)[:, 0].float().log_softmax(-1)
 
     @torch.no_grad()
-    def attention_maps(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor) -> dict[str, torch.Tensor]:
+    def attention_maps(
+        self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """``attention``: ``(T, S)`` probabilities of one teacher-forced pair (batch of 1)."""
         memory, mask, h0 = self.encode(src, src_lens)
         o, _ = self.decoder(self._embed(self.tgt_embed, tgt_in), h0)

@@ -13,12 +13,12 @@ two runs with equal data settings share one tokenizer file, written atomically.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from trainer.checkpoint import atomic_write
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
@@ -62,15 +62,7 @@ def cached_bpe(texts: list[str], vocab_size: int, cache: Path) -> Tokenizer:
     if path.is_file():
         return Tokenizer.from_file(str(path))
     tok = train_bpe(texts, vocab_size)
-    cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache, prefix=".bpe-", suffix=".json")
-    os.close(fd)
-    try:
-        tok.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, tok.to_str().encode())
     return tok
 
 
@@ -110,9 +102,6 @@ class Vocabularies:
     def tgt_pieces(self, ids: list[int]) -> list[str]:
         return [self.tgt.id_to_token(i) for i in ids]
 
-    def describe(self) -> dict[str, object]:
-        return {"joint": self.joint, "src_size": self.src_size, "tgt_size": self.tgt_size}
-
 
 def build_vocabularies(
     src_train: list[str], tgt_train: list[str], vocab_size: int, joint: bool, cache: Path
@@ -121,7 +110,4 @@ def build_vocabularies(
     if joint:
         tok = cached_bpe(src_train + tgt_train, vocab_size, cache)
         return Vocabularies(tok, tok)
-    return Vocabularies(
-        cached_bpe(src_train, vocab_size, cache), cached_bpe(tgt_train, vocab_size, cache)
-    )
-
+    return Vocabularies(cached_bpe(src_train, vocab_size, cache), cached_bpe(tgt_train, vocab_size, cache))

@@ -57,7 +57,10 @@ def git_commit() -> str:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -67,7 +70,9 @@ def git_commit() -> str:
 class Tracker(Protocol):
     run_id: str | None
 
-    def start(self, params: dict[str, Any], tags: dict[str, str], run_id: str | None = None) -> str | None: ...
+    def start(
+        self, params: dict[str, Any], tags: dict[str, str], run_id: str | None = None
+    ) -> str | None: ...
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
 

@@ -5,8 +5,11 @@ from analysis.plots import plot_schedules
 
 def test_schedule_plot_has_one_line_per_schedule_and_marked_peaks():
     table = pd.DataFrame(
-        {"step": [1, 2, 3] * 3, "schedule": ["a"] * 3 + ["b"] * 3 + ["c"] * 3,
-         "lr": [1, 3, 2, 2, 1, 0, 1, 3, 2]}
+        {
+            "step": [1, 2, 3] * 3,
+            "schedule": ["a"] * 3 + ["b"] * 3 + ["c"] * 3,
+            "lr": [1, 3, 2, 2, 1, 0, 1, 3, 2],
+        }
     )
     fig = plot_schedules(table)
     ax = fig.axes[0]

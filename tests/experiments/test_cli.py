@@ -3,7 +3,6 @@
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,7 +15,9 @@ ABLAB = shutil.which("ablab")
 
 
 def ablab(*args, cwd, env=None):
-    return subprocess.run([ABLAB, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(
+        [ABLAB, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 @pytest.fixture
@@ -32,7 +33,17 @@ def test_train_json_contract_and_mlflow_run(tiny_yaml, tmp_path):
     out = ablab("train", tiny_yaml, "--set", "train.epochs=1", "--tracking-uri", uri, "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     metrics = json.loads(out.stdout.strip().splitlines()[-1])
-    for key in ("bleu", "bleu_lc", "chrf", "ece", "params", "tgt_tokens_per_s", "train_seconds", "status", "run_id"):
+    for key in (
+        "bleu",
+        "bleu_lc",
+        "chrf",
+        "ece",
+        "params",
+        "tgt_tokens_per_s",
+        "train_seconds",
+        "status",
+        "run_id",
+    ):
         assert key in metrics, key
     assert metrics["status"] == "finished" and metrics["epochs"] == 1.0
     run = MlflowClient(uri).get_run(metrics["run_id"])
@@ -41,7 +52,9 @@ def test_train_json_contract_and_mlflow_run(tiny_yaml, tmp_path):
     workdirs = list((tmp_path / "runs").iterdir())
     assert len(workdirs) == 1 and (workdirs[0] / "result.json").is_file()
 
-    again = ablab("train", tiny_yaml, "--set", "train.epochs=1", "--tracking-uri", uri, "--json", cwd=tmp_path)
+    again = ablab(
+        "train", tiny_yaml, "--set", "train.epochs=1", "--tracking-uri", uri, "--json", cwd=tmp_path
+    )
     assert json.loads(again.stdout.strip().splitlines()[-1]) == metrics  # finished: not trained twice
     assert len(MlflowClient(uri).search_runs([run.info.experiment_id])) == 1
 
@@ -84,10 +97,16 @@ def test_schedules_exercise(tmp_path):
     table = pd.read_csv(tmp_path / "sched" / "schedules.csv")
     assert set(table.columns) == {"step", "schedule", "lr"}
     assert table.groupby("schedule").size().to_dict() == {
-        "noam": 100_000, "warmup_cosine": 100_000, "warmup_linear": 100_000
+        "noam": 100_000,
+        "warmup_cosine": 100_000,
+        "warmup_linear": 100_000,
     }
     peaks = table.loc[table.groupby("schedule")["lr"].idxmax()].set_index("schedule")
-    assert peaks.loc["noam", "step"] == 4000 and peaks.loc["noam", "lr"] == pytest.approx((512 * 4000) ** -0.5)
-    assert peaks.loc["warmup_cosine", "step"] == 2000 and peaks.loc["warmup_cosine", "lr"] == pytest.approx(3e-4)
+    assert peaks.loc["noam", "step"] == 4000 and peaks.loc["noam", "lr"] == pytest.approx(
+        (512 * 4000) ** -0.5
+    )
+    assert peaks.loc["warmup_cosine", "step"] == 2000 and peaks.loc["warmup_cosine", "lr"] == pytest.approx(
+        3e-4
+    )
     assert (tmp_path / "sched" / "schedules.png").stat().st_size > 10_000
     assert "peak lr" in out.stdout

@@ -30,7 +30,7 @@ def test_deterministic_per_seed_and_epoch():
     b = token_batches(split.src_lens, split.tgt_lens, 256, seed=1, epoch=0)
     c = token_batches(split.src_lens, split.tgt_lens, 256, seed=1, epoch=1)
     d = token_batches(split.src_lens, split.tgt_lens, 256, seed=2, epoch=0)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert [x.tolist() for x in a] != [x.tolist() for x in c]
     assert [x.tolist() for x in a] != [x.tolist() for x in d]
 

@@ -9,7 +9,8 @@ def naive_ece(confidence, correct, n_bins):
     total, n = 0.0, len(confidence)
     for b in range(n_bins):
         lo, hi = b / n_bins, (b + 1) / n_bins
-        inside = [(c, a) for c, a in zip(confidence, correct) if (lo < c <= hi) or (b == 0 and c == 0)]
+        pairs = zip(confidence, correct, strict=True)
+        inside = [(c, a) for c, a in pairs if (lo < c <= hi) or (b == 0 and c == 0)]
         if inside:
             conf = sum(c for c, _ in inside) / len(inside)
             acc = sum(a for _, a in inside) / len(inside)

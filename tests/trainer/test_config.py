@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from trainer import config as C
 from trainer.errors import ConfigError
@@ -17,17 +18,33 @@ def test_defaults_are_the_seed_baseline():
 
 def test_config_is_frozen():
     cfg = C.Config()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         cfg.model.heads = 8  # type: ignore[misc]
 
 
 def test_sweepable_keys_exist_with_exact_names():
     keys = set(C.valid_keys())
     for key in [
-        "model.arch", "model.layers", "model.d_model", "model.heads", "model.ff_dim", "model.dropout",
-        "model.norm", "loss.label_smoothing", "schedule.name", "schedule.warmup_steps", "schedule.lr_max",
-        "optim.lr", "train.seed", "train.epochs", "train.max_steps", "train.max_minutes",
-        "train.precision", "data.train_subset", "data.max_tokens", "data.vocab_size",
+        "model.arch",
+        "model.layers",
+        "model.d_model",
+        "model.heads",
+        "model.ff_dim",
+        "model.dropout",
+        "model.norm",
+        "loss.label_smoothing",
+        "schedule.name",
+        "schedule.warmup_steps",
+        "schedule.lr_max",
+        "optim.lr",
+        "train.seed",
+        "train.epochs",
+        "train.max_steps",
+        "train.max_minutes",
+        "train.precision",
+        "data.train_subset",
+        "data.max_tokens",
+        "data.vocab_size",
     ]:
         assert key in keys, key
         assert C.describe_key(key), f"{key} has no docstring"

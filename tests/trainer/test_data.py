@@ -9,7 +9,7 @@ import pytest
 from trainer import data
 from trainer.errors import DataError
 
-NEEDED = [data.file_name(s, l) for s in ("train", "val") for l in ("en", "de")]
+NEEDED = [data.file_name(split, lang) for split in ("train", "val") for lang in ("en", "de")]
 
 
 @pytest.fixture

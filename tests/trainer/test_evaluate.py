@@ -17,9 +17,21 @@ def sacrebleu_cli(refs, hyps, tmp_path, *args) -> float:
     (tmp_path / "ref.txt").write_text("\n".join(refs) + "\n")
     (tmp_path / "hyp.txt").write_text("\n".join(hyps) + "\n")
     out = subprocess.run(
-        [sys.executable, "-m", "sacrebleu", str(tmp_path / "ref.txt"), "-i", str(tmp_path / "hyp.txt"),
-         "-b", "-w", "6", *args],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "sacrebleu",
+            str(tmp_path / "ref.txt"),
+            "-i",
+            str(tmp_path / "hyp.txt"),
+            "-b",
+            "-w",
+            "6",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return float(out.stdout.strip())
 
@@ -45,9 +57,13 @@ def small_eval(multi30k_dir, tmp_path_factory):
     vocabs = build_vocabularies(train.src[:2000], train.tgt[:2000], 600, True, tmp_path_factory.mktemp("tok"))
     test = read_split(multi30k_dir, "test_2016_flickr", "en", "de")
     src, tgt = test.src[:30], test.tgt[:30]
-    data = EvalSet("test_2016_flickr", EncodedSplit.from_ids(vocabs.encode_src(src), vocabs.encode_tgt(tgt)), src, tgt)
+    data = EvalSet(
+        "test_2016_flickr", EncodedSplit.from_ids(vocabs.encode_src(src), vocabs.encode_tgt(tgt)), src, tgt
+    )
     torch.manual_seed(0)
-    model = Transformer(ModelConfig(layers=1, d_model=32, heads=2, ff_dim=64), vocabs.src_size, vocabs.tgt_size)
+    model = Transformer(
+        ModelConfig(layers=1, d_model=32, heads=2, ff_dim=64), vocabs.src_size, vocabs.tgt_size
+    )
     return model, data, vocabs
 
 
@@ -56,7 +72,8 @@ def test_translate_keeps_input_order(small_eval):
     cfg = EvalConfig(batch_sentences=7, max_len_a=0.0, max_len_b=5)
     hyps = translate(model, data, vocabs, cfg, torch.device("cpu"), "fp32", beam=1)
     one_by_one = [
-        translate(model, data.head(i + 1), vocabs, cfg, torch.device("cpu"), "fp32", beam=1)[i] for i in (0, 11, 29)
+        translate(model, data.head(i + 1), vocabs, cfg, torch.device("cpu"), "fp32", beam=1)[i]
+        for i in (0, 11, 29)
     ]
     assert len(hyps) == 30 and [hyps[0], hyps[11], hyps[29]] == one_by_one
 

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 import torch
 from torch import nn
 
@@ -15,11 +14,18 @@ def test_transformer_profile_counts_matmul_weights_only():
     profile = model.flops_profile()
     assert profile.n_enc == L * (4 * d * d + 2 * d * f)
     assert profile.n_dec == L * (8 * d * d + 2 * d * f)
-    assert (profile.vocab, profile.enc_self_layers, profile.dec_self_layers, profile.cross_layers) == (V, L, L, L)
+    assert (profile.vocab, profile.enc_self_layers, profile.dec_self_layers, profile.cross_layers) == (
+        V,
+        L,
+        L,
+        L,
+    )
 
 
 def test_step_flops_formula_by_hand():
-    p = FlopsProfile(n_enc=10, n_dec=20, d_model=2, vocab=3, enc_self_layers=1, dec_self_layers=2, cross_layers=2)
+    p = FlopsProfile(
+        n_enc=10, n_dec=20, d_model=2, vocab=3, enc_self_layers=1, dec_self_layers=2, cross_layers=2
+    )
     s, t = np.array([2, 3]), np.array([1, 4])
     dense = 6 * (10 * 5 + (20 + 2 * 3) * 5)
     attention = 12 * 2 * (1 * (4 + 9) + 2 * (1 + 16) + 2 * (2 * 1 + 3 * 4))

@@ -19,7 +19,7 @@ def batch(seed=0, lengths=(7, 4, 2), tgt_lengths=(5, 6, 3)):
     S, T = max(lengths), max(tgt_lengths)
     src = torch.randint(4, V, (len(lengths), S), generator=g)
     tgt = torch.randint(4, V, (len(lengths), T), generator=g)
-    for i, (s, t) in enumerate(zip(lengths, tgt_lengths)):
+    for i, (s, t) in enumerate(zip(lengths, tgt_lengths, strict=True)):
         src[i, s:] = PAD
         tgt[i, t:] = PAD
     tgt[:, 0] = BOS

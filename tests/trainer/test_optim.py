@@ -45,14 +45,16 @@ def test_adam_uses_the_papers_settings():
 def test_fused_step_equals_reference_adamw():
     m1, m2 = model(), model()
     fused = build_optimizer(OptimConfig(lr=1e-2), m1)
-    reference = torch.optim.AdamW(parameter_groups(m2, 0.01), lr=1e-2, betas=(0.9, 0.98), eps=1e-9, foreach=False)
+    reference = torch.optim.AdamW(
+        parameter_groups(m2, 0.01), lr=1e-2, betas=(0.9, 0.98), eps=1e-9, foreach=False
+    )
     for _ in range(3):
-        for a, b in zip(m1.parameters(), m2.parameters()):
+        for a, b in zip(m1.parameters(), m2.parameters(), strict=True):
             g = torch.randn_like(a)
             a.grad, b.grad = g.clone(), g.clone()
         fused.step()
         reference.step()
-    for a, b in zip(m1.parameters(), m2.parameters()):
+    for a, b in zip(m1.parameters(), m2.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 

@@ -46,9 +46,11 @@ def test_resume_equals_uninterrupted(tmp_path, crash_step):
     assert a["progress"]["step"] == b["progress"]["step"] > crash_step
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
-    for x, y in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+    for x, y in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
         assert all(torch.equal(x[k], y[k]) for k in x)
-    assert [h["val_loss"] for h in a["progress"]["history"]] == [h["val_loss"] for h in b["progress"]["history"]]
+    assert [h["val_loss"] for h in a["progress"]["history"]] == [
+        h["val_loss"] for h in b["progress"]["history"]
+    ]
     assert {k: v for k, v in whole.metrics.items() if k not in TIMING} == {
         k: v for k, v in resumed.metrics.items() if k not in TIMING
     }
@@ -65,6 +67,8 @@ def test_a_different_config_refuses_the_workdir(tmp_path):
     from trainer.errors import UserError
 
     with pytest.raises(Crash):
-        train(tiny_config(train={"checkpoint_every": 2, "log_every": 1}), workdir=tmp_path, reporter=CrashAt(3))
+        train(
+            tiny_config(train={"checkpoint_every": 2, "log_every": 1}), workdir=tmp_path, reporter=CrashAt(3)
+        )
     with pytest.raises(UserError, match="different config"):
         train(tiny_config(train={"checkpoint_every": 2, "log_every": 1, "seed": 9}), workdir=tmp_path)

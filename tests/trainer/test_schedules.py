@@ -28,7 +28,9 @@ def test_noam_peaks_at_warmup_and_halves_at_four_warmups():
 
 
 def test_noam_scale_and_no_warmup():
-    assert noam(100, d_model=256, warmup=10, scale=2.0) == pytest.approx(2 * noam(100, d_model=256, warmup=10))
+    assert noam(100, d_model=256, warmup=10, scale=2.0) == pytest.approx(
+        2 * noam(100, d_model=256, warmup=10)
+    )
     assert noam(1, d_model=256, warmup=0) == pytest.approx(256**-0.5)
     assert noam(9, d_model=256, warmup=0) == pytest.approx(256**-0.5 / 3)
     assert noam(0, d_model=256, warmup=10) == 0.0

@@ -14,14 +14,19 @@ def test_default_uri_is_absolute_sqlite_under_mlruns(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///rel/store.db")
     assert default_tracking_uri() == f"sqlite:///{tmp_path.resolve()}/rel/store.db"
     assert absolute_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
-    assert artifact_root(f"sqlite:///{tmp_path}/mlruns/mlflow.db") == (tmp_path / "mlruns" / "artifacts").as_uri()
+    assert (
+        artifact_root(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+        == (tmp_path / "mlruns" / "artifacts").as_uri()
+    )
 
 
 @pytest.mark.integration
 def test_run_lifecycle_on_a_sqlite_store(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     tracker = MlflowTracker(uri, "unit", run_name="r1")
-    run_id = tracker.start({f"p{i}": i for i in range(150)} | {"betas": (0.9, 0.98)}, {"ablab.arch": "transformer"})
+    run_id = tracker.start(
+        {f"p{i}": i for i in range(150)} | {"betas": (0.9, 0.98)}, {"ablab.arch": "transformer"}
+    )
     for step in range(1, 1201):
         tracker.log_metrics({"train_loss": 1.0 / step, "skip": None}, step=step)
     tracker.log_text("hello\n", "samples.txt")

@@ -25,7 +25,11 @@ LEARNS = {
 
 def test_a_small_model_learns_and_everything_is_logged(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
-    result = train(from_dict(LEARNS), workdir=tmp_path / "work", tracker=MlflowTracker(uri, "integration", run_name="learns"))
+    result = train(
+        from_dict(LEARNS),
+        workdir=tmp_path / "work",
+        tracker=MlflowTracker(uri, "integration", run_name="learns"),
+    )
     m = result.metrics
     assert result.status == "finished" and m["bleu"] > 1.0 and m["chrf"] > 15.0
     assert m["bleu_lc"] >= m["bleu"] and 0.0 < m["ece"] < 0.5
@@ -34,15 +38,34 @@ def test_a_small_model_learns_and_everything_is_logged(tmp_path):
     client = MlflowClient(uri)
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["ablab.status"] == "finished"
-    losses = [h.value for h in sorted(client.get_metric_history(run.info.run_id, "train_loss"), key=lambda h: h.step)]
+    losses = [
+        h.value
+        for h in sorted(client.get_metric_history(run.info.run_id, "train_loss"), key=lambda h: h.step)
+    ]
     assert len(losses) >= 20 and sum(losses[-5:]) / 5 < 0.75 * sum(losses[:5]) / 5
     val_bleu = client.get_metric_history(run.info.run_id, "val_bleu")
     assert sorted(h.step for h in val_bleu) == [1, 2, 3, 4]
     assert max(h.value for h in val_bleu) > 0
-    for key in ("lr", "grad_norm", "tgt_tokens_per_s", "val_loss", "bleu", "bleu_lc", "chrf", "ece", "params"):
+    for key in (
+        "lr",
+        "grad_norm",
+        "tgt_tokens_per_s",
+        "val_loss",
+        "bleu",
+        "bleu_lc",
+        "chrf",
+        "ece",
+        "params",
+    ):
         assert key in run.data.metrics, key
     assert run.data.params["model.d_model"] == "128" and run.data.params["derived.params"] == str(m["params"])
-    for tag in ("ablab.git_commit", "ablab.bleu_signature", "ablab.device", "ablab.torch_version", "ablab.config_hash"):
+    for tag in (
+        "ablab.git_commit",
+        "ablab.bleu_signature",
+        "ablab.device",
+        "ablab.torch_version",
+        "ablab.config_hash",
+    ):
         assert run.data.tags[tag], tag
     assert "tok:13a" in run.data.tags["ablab.bleu_signature"]
 
@@ -66,7 +89,8 @@ def test_a_small_model_learns_and_everything_is_logged(tmp_path):
 def test_divergence_is_a_result_not_a_crash(tmp_path, lr, factor):
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     cfg = tiny_config(
-        schedule={"name": "constant", "warmup_steps": 0}, optim={"lr": lr, "clip_norm": 0.0},
+        schedule={"name": "constant", "warmup_steps": 0},
+        optim={"lr": lr, "clip_norm": 0.0},
         train={"epochs": 3, "log_every": 1, "divergence_factor": factor},
     )
     result = train(cfg, workdir=tmp_path / "work", tracker=MlflowTracker(uri, "integration"))

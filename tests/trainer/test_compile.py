@@ -1,0 +1,26 @@
+"""torch.compile is an option of the trainer: a compiled model trains like the eager one."""
+
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import tiny_config
+from trainer.build import build_corpus
+from trainer.run import build_trainer
+
+
+@pytest.mark.integration
+def test_compiled_model_trains_like_eager():
+    losses = {}
+    for compiled in (False, True):
+        cfg = tiny_config(
+            model={"layers": 1, "d_model": 16, "heads": 2, "ff_dim": 16, "dropout": 0.0},
+            train={"compile": compiled, "precision": "fp32"},
+        )
+        trainer = build_trainer(
+            cfg, build_corpus(cfg.data, cfg.eval), torch.device("cpu"), Path(tempfile.mkdtemp())
+        )
+        losses[compiled] = [trainer.update([group])["train_loss"] for group in trainer.epoch_batches(0)[:3]]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)

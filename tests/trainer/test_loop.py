@@ -1,0 +1,84 @@
+"""The training loop's mechanics: accumulation, clipping, limits, early stopping."""
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import tiny_config
+from trainer.build import build_corpus
+from trainer.run import build_trainer, convergence, total_updates, train
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    cfg = tiny_config()
+    return build_corpus(cfg.data, cfg.eval)
+
+
+def trainer_for(corpus, tmp_path, **sections):
+    cfg = tiny_config(**sections)
+    return build_trainer(cfg, corpus, torch.device("cpu"), tmp_path)
+
+
+def test_accumulated_batches_equal_one_combined_batch(corpus, tmp_path):
+    """Loss is normalized by the target tokens of the whole accumulation group.
+
+    Adam with eps = 1 makes the update ~ lr * g / (|g| + 1), smooth in the gradient, so equal
+    updates mean equal accumulated gradients (with a small eps the first step is ~ lr * sign(g)).
+    """
+    exact = {
+        "model": {"dropout": 0.0},
+        "train": {"precision": "fp32"},
+        "optim": {"clip_norm": 0.0, "eps": 1.0, "weight_decay": 0.0, "lr": 3.0},
+    }
+    a, b = trainer_for(corpus, tmp_path / "a", **exact), trainer_for(corpus, tmp_path / "b", **exact)
+    before = [p.detach().clone() for p in a.model.parameters()]
+    first, second = np.arange(0, 6), np.arange(6, 14)
+    ma = a.update([first, second])
+    mb = b.update([np.concatenate([first, second])])
+    assert ma["train_loss"] == pytest.approx(mb["train_loss"], rel=1e-5)
+    assert ma["grad_norm"] == pytest.approx(mb["grad_norm"], rel=1e-4)
+    for p0, pa, pb in zip(before, a.model.parameters(), b.model.parameters(), strict=True):
+        torch.testing.assert_close(pa - p0, pb - p0, rtol=1e-3, atol=1e-7)
+
+
+def test_logged_gradient_norm_is_before_clipping(corpus, tmp_path):
+    t = trainer_for(corpus, tmp_path, optim={"clip_norm": 1e-3})
+    before = {n: p.detach().clone() for n, p in t.model.named_parameters()}
+    metrics = t.update([np.arange(0, 20)])
+    assert metrics["grad_norm"] > 1e-2  # far above the clip: the raw norm is what is logged
+    assert metrics["lr"] == pytest.approx(0.003 / 10)  # constant schedule, step 1 of 10 warmup
+    assert any(not torch.equal(before[n], p) for n, p in t.model.named_parameters())
+
+
+def test_step_limit_stops_mid_epoch_and_counts_fractional_epochs(tmp_path):
+    result = train(tiny_config(train={"epochs": None, "max_steps": 7}), workdir=tmp_path)
+    assert result.metrics["steps"] == 7 and 0 < result.metrics["epochs"] < 1
+
+
+def test_time_limit_stops_training(tmp_path):
+    result = train(tiny_config(train={"epochs": 1000, "max_minutes": 0.05}), workdir=tmp_path)
+    assert result.status == "finished" and result.metrics["epochs"] < 1000
+    assert 3.0 <= result.metrics["wall_seconds"] < 30.0
+
+
+def test_early_stopping_after_stale_epochs(tmp_path):
+    # learning rate ~0: validation BLEU cannot improve after the first epoch
+    result = train(
+        tiny_config(optim={"lr": 1e-12}, train={"epochs": 10, "early_stopping": 2}), workdir=tmp_path
+    )
+    assert result.metrics["epochs"] == 3.0 and result.metrics["best_epoch"] == 1.0
+
+
+def test_total_updates_follows_the_limits():
+    assert total_updates(tiny_config(train={"epochs": 3}), 10) == 30
+    assert total_updates(tiny_config(train={"epochs": 3, "accum_steps": 4}), 10) == 9
+    assert total_updates(tiny_config(train={"epochs": 3, "max_steps": 12}), 10) == 12
+    assert total_updates(tiny_config(train={"epochs": None, "max_minutes": 1.0}), 10) is None
+    assert total_updates(tiny_config(schedule={"total_steps": 99}), 10) == 99
+
+
+def test_convergence_is_first_epoch_at_ninety_percent_of_best():
+    history = [{"epoch": e, "seconds": 10.0 * e, "val_bleu": b} for e, b in enumerate([5, 20, 27, 30, 29], 1)]
+    assert convergence(history) == {"epochs_to_90pct": 3, "seconds_to_90pct": 30.0}
+    assert convergence([]) == {"epochs_to_90pct": None, "seconds_to_90pct": None}
