@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,14 @@ def isolated_environment(tmp_path_factory):
 @pytest.fixture(scope="session")
 def multi30k_dir() -> Path:
     return _multi30k_dir()
+
+
+def script(name: str) -> str:
+    """A console script of the environment running the tests (which need not be on PATH)."""
+    path = Path(sys.executable).parent / name
+    if not path.is_file():
+        raise RuntimeError(f"{name} is not installed beside {sys.executable}; run `make install`")
+    return str(path)
 
 
 def tiny_dict(**sections) -> dict:

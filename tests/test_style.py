@@ -1,15 +1,16 @@
 """The code base stays formatted and lint-clean (ruff, configured in pyproject.toml)."""
 
-import shutil
 import subprocess
 from pathlib import Path
+
+from tests.conftest import script
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ["trainer", "experiments", "analysis", "benchmarks", "tests"]
 
 
 def ruff(*args):
-    return subprocess.run([shutil.which("ruff"), *args, *PACKAGES], cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run([script("ruff"), *args, *PACKAGES], cwd=ROOT, capture_output=True, text=True)
 
 
 def test_lint_clean():

@@ -1,7 +1,6 @@
 """The ablab command line, run as a user runs it: a subprocess of the installed script."""
 
 import json
-import shutil
 import subprocess
 
 import pandas as pd
@@ -9,9 +8,9 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import tiny_dict
+from tests.conftest import script, tiny_dict
 
-ABLAB = shutil.which("ablab")
+ABLAB = script("ablab")
 
 
 def ablab(*args, cwd, env=None):
