@@ -162,7 +162,7 @@ def main() -> None:
     if args.precision:
         overrides["train.precision"] = args.precision
     cfg = load(args.config, overrides)
-    device = pick_device(cfg.train.device)
+    device = pick_device(cfg.train.device, cfg.train.precision)
     corpus = build_corpus(cfg.data, cfg.eval)
     with tempfile.TemporaryDirectory() as workdir:
         ours = AblabLoop(corpus, cfg, device, Path(workdir))

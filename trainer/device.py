@@ -33,11 +33,16 @@ GPU_PEAK_TFLOPS = {
 }
 
 
-def pick_device(choice: str) -> torch.device:
+def pick_device(choice: str, precision: str) -> torch.device:
+    """The device ``train.device`` names; refuses what it cannot run (fp16 needs CUDA)."""
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise ConfigError("train.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'.")
         return torch.device("cuda")
+    if precision == "fp16":
+        raise ConfigError(
+            "train.precision 'fp16' needs a CUDA device and none is visible; use 'bf16' or 'fp32'."
+        )
     return torch.device("cpu")
 
 

@@ -68,7 +68,7 @@ def train(
         return done
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
-    device = pick_device(config.train.device)
+    device = pick_device(config.train.device, config.train.precision)
     corpus = build_corpus(config.data, config.eval)
     trainer = build_trainer(config, corpus, device, workdir, tracker, reporter)
     model, batches_per_epoch = trainer.model, len(trainer.epoch_batches(0))

@@ -82,3 +82,12 @@ def test_convergence_is_first_epoch_at_ninety_percent_of_best():
     history = [{"epoch": e, "seconds": 10.0 * e, "val_bleu": b} for e, b in enumerate([5, 20, 27, 30, 29], 1)]
     assert convergence(history) == {"epochs_to_90pct": 3, "seconds_to_90pct": 30.0}
     assert convergence([]) == {"epochs_to_90pct": None, "seconds_to_90pct": None}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_fp16_without_cuda_is_refused_before_anything_is_written(tmp_path):
+    from trainer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fp16"):
+        train(tiny_config(train={"precision": "fp16"}), workdir=tmp_path / "w")
+    assert not (tmp_path / "w").exists()
