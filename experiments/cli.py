@@ -102,6 +102,58 @@ def _summary(metrics: dict, workdir: Path, uri: str) -> str:
     )
 
 
+@app.command("plan")
+@user_errors
+def plan_command(
+    spec: Annotated[Path, typer.Argument(help="Ablation spec YAML (see experiments/specs/).")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the trials as a JSON list.")] = False,
+    tflops: Annotated[
+        float | None,
+        typer.Option(help="Sustained TFLOP/s to estimate time with; default: measured peak x MFU."),
+    ] = None,
+    mfu: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="Assumed MFU when --tflops is not given.")
+    ] = 0.35,
+) -> None:
+    """List the trials a spec expands to, with parameters, FLOPs and estimated time; runs nothing."""
+    from experiments.plan import estimate, plan_records
+    from experiments.spec import load_plan
+
+    plan = load_plan(spec)
+    records = plan_records(plan, estimate(plan, tflops * 1e12 if tflops else None, mfu))
+    if json_output:
+        typer.echo(json.dumps(records))
+        return
+    _print_plan(plan, records)
+
+
+def _print_plan(plan, records: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"{plan.spec.name}: {len(records)} trials (experiment {plan.experiment}, spec {plan.hash})"
+    )
+    for column in ("trial", "overrides", "hash", "params", "TFLOPs", "est. time", "cpus/gpus"):
+        table.add_column(column, justify="right" if column in ("params", "TFLOPs", "est. time") else "left")
+    for r in records:
+        overrides = ", ".join(f"{k}={v}" for k, v in r["overrides"].items() if k != "train.seed") or "-"
+        seconds = r["est_seconds"]
+        table.add_row(
+            r["name"],
+            overrides,
+            r["hash"],
+            f"{r['params']:,}",
+            "-" if r["flops"] is None else f"{r['flops'] / 1e12:,.1f}",
+            "-" if seconds is None else f"{seconds / 60:,.1f} min",
+            f"{r['resources']['cpus']:g}/{r['resources']['gpus']:g}",
+        )
+    Console(width=shutil.get_terminal_size((160, 24)).columns).print(table)
+    total = sum(r["est_seconds"] or 0 for r in records) / 60
+    when = f"{total / 60:.1f} h" if total >= 60 else f"{total:.1f} min"
+    typer.echo(f"total estimated trial time {when} (one after another, at this machine's estimated rate)")
+
+
 @app.command("schedules")
 @user_errors
 def schedules_command(

@@ -1,0 +1,467 @@
+"""Declarative ablation specs: a baseline trainer config and the ablations to run against it.
+
+A spec (YAML) names a baseline and ablation *groups*; each group expands to points, each point
+runs once per seed::
+
+    name: heads                       # MLflow experiment "ablab/heads"; default: the file name
+    baseline:
+      config: ../configs/baseline.yaml   # a path relative to the spec, or an inline mapping
+      overrides: {train.epochs: 20}
+    ablations:
+      no_warmup: {schedule.warmup_steps: 0}        # shorthand: one arm named like the group
+      heads:
+        grid: {model.heads: [1, 4, 8]}             # axes, crossed with each other
+      depth:
+        zip: {model.layers: [1, 2, 4, 6], optim.lr: [1e-3, 1e-3, 7e-4, 5e-4]}  # move together
+      schedules:
+        arms: {noam: {schedule.name: noam}, cosine: {schedule.name: warmup_cosine}}
+        overrides: {schedule.warmup_steps: 2000}   # applied to every point of the group
+    seeds: [1, 2, 3]
+    resources: {cpus: 1, gpus: 0.5}
+    max_concurrent: 4
+    budget: {epochs: 10}               # or steps / minutes
+    retries: 2
+    search:                            # optional: tune some keys per point with Optuna
+      space: {optim.lr: {loguniform: [1e-4, 3e-3]}}
+      trials: 8
+      metric: val_bleu
+      mode: max
+      scheduler: {asha: {grace_period: 1, reduction_factor: 2}}
+
+Within a group, arms, grid axes and the zip are crossed; groups are not crossed with each
+other. A point whose resolved config equals another's (the baseline's, typically) is one
+trial, so the baseline runs once per seed. Every resolved config is validated by the
+trainer's own config validation; errors name the spec file, the YAML path and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trainer.config import Config, apply_overrides, config_hash, from_dict, read_yaml, to_dict
+from trainer.errors import ConfigError, UserError
+
+GROUP_KEYS = ("arms", "grid", "zip", "overrides", "resources")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class SpecError(UserError):
+    """A spec file that cannot be expanded into valid trials."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+Overrides = dict[str, Any]
+
+
+class Resources(_Strict):
+    cpus: float = Field(default=1.0, gt=0.0, le=512.0)
+    """CPUs per trial (also the torch threads of the trial unless train.threads is set)."""
+    gpus: float = Field(default=0.0, ge=0.0, le=16.0)
+    """GPUs per trial; a fraction shares a GPU between trials."""
+
+
+class Budget(_Strict):
+    epochs: int | None = Field(default=None, ge=1)
+    steps: int | None = Field(default=None, ge=1)
+    minutes: float | None = Field(default=None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> Budget:
+        if self.epochs is None and self.steps is None and self.minutes is None:
+            raise ValueError("budget needs at least one of epochs, steps, minutes")
+        return self
+
+    def overrides(self) -> Overrides:
+        return {"train.epochs": self.epochs, "train.max_steps": self.steps, "train.max_minutes": self.minutes}
+
+
+class Asha(_Strict):
+    grace_period: int = Field(default=1, ge=1)
+    """Epochs every trial runs before it can be stopped."""
+    reduction_factor: float = Field(default=2.0, gt=1.0)
+    """Keep the best 1/reduction_factor of trials at each rung."""
+
+
+class Scheduler(_Strict):
+    asha: Asha
+
+
+class Domain(_Strict):
+    loguniform: tuple[float, float] | None = Field(default=None, strict=False)
+    uniform: tuple[float, float] | None = Field(default=None, strict=False)
+    randint: tuple[int, int] | None = Field(default=None, strict=False)
+    choice: list[Any] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Domain:
+        given = [k for k in ("loguniform", "uniform", "randint", "choice") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a search domain is exactly one of loguniform, uniform, randint, choice")
+        kind = given[0]
+        if kind != "choice":
+            low, high = getattr(self, kind)
+            if not low < high:
+                raise ValueError(f"{kind} needs low < high, got [{low}, {high}]")
+            if kind == "loguniform" and low <= 0:
+                raise ValueError(f"loguniform needs a positive low bound, got {low}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("loguniform", "uniform", "randint", "choice") if getattr(self, k) is not None)
+
+    def extremes(self) -> list[Any]:
+        """Values at the edges of the domain (for validating them before anything runs)."""
+        value = getattr(self, self.kind)
+        if self.kind == "randint":
+            return [value[0], value[1] - 1]
+        return list(value)
+
+
+class Search(_Strict):
+    space: dict[str, Domain] = Field(min_length=1)
+    trials: int = Field(ge=1, le=10_000)
+    """Optuna trials per point (arm or grid point), each with the first seed."""
+    metric: str = "val_bleu"
+    mode: Literal["max", "min"] = "max"
+    scheduler: Scheduler | None = None
+    seed: int = 0
+    """Seed of the Optuna sampler: the same spec samples the same values."""
+
+
+class Ablation(_Strict):
+    overrides: Overrides = {}
+    arms: dict[str, Overrides] = {}
+    grid: dict[str, list[Any]] = {}
+    zip: dict[str, list[Any]] = {}
+    resources: Resources | None = None
+
+    @field_validator("grid", "zip")
+    @classmethod
+    def _non_empty_axes(cls, axes: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in axes.items():
+            if not values:
+                raise ValueError(f"axis {key!r} has no values")
+            if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
+                raise ValueError(f"axis {key!r} repeats a value: {values}")
+        return axes
+
+    @field_validator("arms")
+    @classmethod
+    def _arm_names(cls, arms: dict[str, Overrides]) -> dict[str, Overrides]:
+        for name in arms:
+            if not NAME_PATTERN.match(name):
+                raise ValueError(f"arm name {name!r} must be letters, digits, '_', '-' or '.'")
+        return arms
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Ablation:
+        lengths = {key: len(values) for key, values in self.zip.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"zip axes must have equal lengths, got {lengths}")
+        if not (self.arms or self.grid or self.zip or self.overrides):
+            raise ValueError("an ablation needs arms, grid, zip or overrides")
+        shared = set(self.grid) & set(self.zip)
+        if shared:
+            raise ValueError(f"{sorted(shared)} is both a grid and a zip axis")
+        return self
+
+
+class Baseline(_Strict):
+    config: str | dict[str, Any]
+    """Trainer config: a YAML path relative to the spec file, or an inline mapping."""
+    overrides: Overrides = {}
+
+
+class Spec(_Strict):
+    name: str
+    description: str = ""
+    baseline: Baseline
+    ablations: dict[str, Ablation] = {}
+    seeds: list[int] = Field(default=[1], min_length=1, max_length=100)
+    resources: Resources = Resources()
+    max_concurrent: int | None = Field(default=None, ge=1)
+    budget: Budget | None = None
+    retries: int = Field(default=2, ge=0, le=20)
+    """Restarts of a failing trial (from its last checkpoint) before it is recorded as failed."""
+    metric: str = "val_bleu"
+    """The metric progress and reports rank trials by."""
+    mode: Literal["max", "min"] = "max"
+    search: Search | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, name: str) -> str:
+        if not NAME_PATTERN.match(name):
+            raise ValueError(f"name {name!r} must be letters, digits, '_', '-' or '.'")
+        return name
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds repeat: {seeds}")
+        return seeds
+
+    @field_validator("ablations")
+    @classmethod
+    def _group_names(cls, groups: dict[str, Ablation]) -> dict[str, Ablation]:
+        for name in groups:
+            if not NAME_PATTERN.match(name) or name == "baseline":
+                raise ValueError(f"ablation name {name!r} must be a slug other than 'baseline'")
+        return groups
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One run of the shared trainer: a resolved config and where it came from."""
+
+    name: str  # stable, e.g. "heads=8,seed=1"
+    hash: str  # content hash of the resolved trainer config
+    config: Config
+    groups: tuple[str, ...]  # the ablation groups (or "baseline") this config is a point of
+    arm: str | None
+    axes: dict[str, Any]  # grid and zip values of the point
+    seed: int
+    resources: Resources
+    overrides: Overrides = field(default_factory=dict)  # against the baseline config
+
+    def tags(self) -> dict[str, str]:
+        tags = {
+            "ablab.trial": self.name,
+            "ablab.trial_hash": self.hash,
+            "ablab.groups": ",".join(self.groups),
+            "ablab.seed": str(self.seed),
+        }
+        if self.arm:
+            tags["ablab.arm"] = self.arm
+        tags.update({f"ablab.axis.{k}": json.dumps(v) for k, v in self.axes.items()})
+        return tags
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec: Spec
+    path: Path
+    trials: list[Trial]
+    hash: str
+
+    @property
+    def experiment(self) -> str:
+        return f"ablab/{self.spec.name}"
+
+
+UNION_BRANCHES = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|tuple\[.*\]|[A-Z]\w*)$")
+PLAIN_WORDS = [
+    (re.compile(r"Input should be a valid dictionary( or instance of \w+)?"), "expected a mapping"),
+    (re.compile(r"Input should be a valid list"), "expected a list"),
+    (re.compile(r"Input should be a valid string"), "expected a string"),
+    (re.compile(r"Input should be a valid integer"), "expected an integer"),
+    (re.compile(r"Input should be a valid number"), "expected a number"),
+    (re.compile(r"Extra inputs are not permitted"), "unknown key"),
+]
+
+
+def _location(loc: tuple) -> str:
+    """``('ablations', 'g', 'grid', 'model.heads', 0)`` -> ``ablations.g.grid[model.heads][0]``.
+
+    Pydantic's union branches (``str``, ``dict[str,any]``, model names) are left out."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int) or "." in str(part):
+            out += f"[{part}]"
+        elif UNION_BRANCHES.match(str(part)) and out:
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _describe(errors: list[dict]) -> str:
+    """One clause per location; alternatives of a union are joined with 'or'."""
+    by_location: dict[str, list[str]] = {}
+    for err in errors:
+        msg = err["msg"].removeprefix("Value error, ")
+        for pattern, plain in PLAIN_WORDS:
+            msg = pattern.sub(plain, msg)
+        messages = by_location.setdefault(_location(err["loc"]), [])
+        if msg not in messages:
+            messages.append(msg)
+    return "; ".join(
+        f"{where}: {' or '.join(msgs)}" if where else " or ".join(msgs) for where, msgs in by_location.items()
+    )
+
+
+def _normalize_groups(raw: dict) -> dict:
+    """Turn shorthand arms (``no_warmup: {schedule.warmup_steps: 0}``) into ``{arms: {...}}``."""
+    groups = raw.get("ablations")
+    if not isinstance(groups, dict):
+        return raw
+    out = {}
+    for name, body in groups.items():
+        if isinstance(body, dict) and body and all(isinstance(k, str) and "." in k for k in body):
+            out[name] = {"arms": {name: body}}
+        elif isinstance(body, dict):
+            unknown = [k for k in body if k not in GROUP_KEYS]
+            if unknown:
+                raise SpecError(
+                    f"ablations.{name}: unknown key(s) {unknown}; an ablation is either a mapping of "
+                    f"dotted config keys (one arm) or has keys {', '.join(GROUP_KEYS)}."
+                )
+            out[name] = body
+        else:
+            out[name] = body
+    return {**raw, "ablations": out}
+
+
+def read_spec(path: str | Path) -> tuple[Spec, Path]:
+    """Parse and validate the structure of a spec file (not yet the trainer configs)."""
+    path = Path(path)
+    try:
+        raw = read_yaml(path)
+    except ConfigError as exc:
+        raise SpecError(str(exc)) from None
+    if not isinstance(raw, dict):
+        raise SpecError(
+            f"{path}: a spec must be a mapping with at least 'baseline'; got {type(raw).__name__}."
+        )
+    raw = {"name": path.stem, **raw}
+    try:
+        raw = _normalize_groups(raw)
+        spec = Spec.model_validate(raw)
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+    except ValidationError as exc:
+        raise SpecError(f"{path}: invalid spec: {_describe(exc.errors())}.") from None
+    return spec, path
+
+
+def _baseline_raw(spec: Spec, path: Path) -> dict[str, Any]:
+    if isinstance(spec.baseline.config, dict):
+        return spec.baseline.config
+    config_path = (path.parent / spec.baseline.config).resolve()
+    try:
+        raw = read_yaml(config_path)
+    except ConfigError as exc:
+        raise SpecError(f"{path}: baseline.config: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: baseline.config {config_path} is not a mapping of config sections.")
+    return raw
+
+
+def _label(key: str, keys: list[str]) -> str:
+    """Short axis label: the last part of a dotted key, unless that is ambiguous in ``keys``."""
+    short = key.rsplit(".", 1)[-1]
+    return short if sum(k.rsplit(".", 1)[-1] == short for k in keys) == 1 else key
+
+
+def _value_label(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+def _points(group: Ablation) -> list[tuple[str | None, Overrides, dict[str, Any], str]]:
+    """(arm, overrides, axes, YAML path of the source) for every point of a group."""
+    arms = list(group.arms.items()) or [(None, {})]
+    grid_keys = list(group.grid)
+    grid = [dict(zip(grid_keys, combo, strict=True)) for combo in itertools.product(*group.grid.values())]
+    n_zip = len(next(iter(group.zip.values()))) if group.zip else 0
+    zipped = [{k: v[i] for k, v in group.zip.items()} for i in range(n_zip)] or [{}]
+    out = []
+    for (arm, arm_overrides), grid_point, zip_point in itertools.product(arms, grid, zipped):
+        axes = {**grid_point, **zip_point}
+        source = f"arms.{arm}" if arm else ("grid" if grid_point else ("zip" if zip_point else "overrides"))
+        out.append((arm, {**group.overrides, **arm_overrides, **axes}, axes, source))
+    return out
+
+
+def expand(spec: Spec, path: Path) -> Plan:
+    """All trials of the spec, validated, deduplicated by config hash, baseline first."""
+    base_raw = _baseline_raw(spec, path)
+    common = dict(spec.baseline.overrides)
+    if spec.budget:
+        common.update(spec.budget.overrides())
+    definitions = [("baseline", None, {}, {}, "baseline", spec.resources)]
+    for name, group in spec.ablations.items():
+        for arm, overrides, axes, source in _points(group):
+            resources = group.resources or spec.resources
+            definitions.append((name, arm, overrides, axes, f"ablations.{name}.{source}", resources))
+    by_hash: dict[str, Trial] = {}
+    for seed in spec.seeds:
+        for group_name, arm, overrides, axes, source, resources in definitions:
+            config = _resolve(base_raw, {**common, **overrides}, seed, resources, path, source)
+            key = config_hash(config)
+            if key in by_hash:
+                existing = by_hash[key]
+                if group_name not in existing.groups:
+                    by_hash[key] = replace(existing, groups=(*existing.groups, group_name))
+                continue
+            labels = [arm] if arm else []
+            labels += [f"{_label(k, list(axes))}={_value_label(v)}" for k, v in axes.items()]
+            name = ",".join(labels or ["baseline"]) + f",seed={seed}"
+            by_hash[key] = Trial(
+                name=name,
+                hash=key,
+                config=config,
+                groups=(group_name,),
+                arm=arm,
+                axes=axes,
+                seed=seed,
+                resources=resources,
+                overrides={**overrides, "train.seed": seed},
+            )
+    trials = list(by_hash.values())
+    names = [t.name for t in trials]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise SpecError(
+            f"{path}: different trials share the name(s) {duplicates}; "
+            "rename the arms or groups that produce them."
+        )
+    if spec.search:
+        _validate_search(spec.search, trials[0], path)
+    digest = hashlib.sha256(json.dumps([spec.name, *sorted(t.hash for t in trials)]).encode()).hexdigest()[
+        :16
+    ]
+    return Plan(spec, path, trials, digest)
+
+
+def _resolve(
+    base_raw: dict, overrides: Overrides, seed: int, resources: Resources, path: Path, source: str
+) -> Config:
+    overrides = {**overrides, "train.seed": seed}
+    try:
+        raw = apply_overrides(base_raw, overrides)
+        if raw.get("train", {}).get("threads") is None:
+            raw.setdefault("train", {})["threads"] = max(1, int(resources.cpus))
+        return from_dict(raw, source=f"{path}: {source}")
+    except ConfigError as exc:
+        message = str(exc)
+        if not message.startswith(str(path)):
+            message = f"{path}: {source}: {message}"
+        raise SpecError(message) from None
+
+
+def _validate_search(search: Search, trial: Trial, path: Path) -> None:
+    """Every searched key is a config key, and the domain's edges give valid configs."""
+    for key, domain in search.space.items():
+        for value in domain.extremes():
+            try:
+                from_dict(apply_overrides(to_dict(trial.config), {key: value}))
+            except ConfigError as exc:
+                raise SpecError(f"{path}: search.space[{key}]: {exc}") from None
+
+
+def load_plan(path: str | Path) -> Plan:
+    spec, path = read_spec(path)
+    return expand(spec, path)

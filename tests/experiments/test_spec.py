@@ -1,0 +1,124 @@
+"""Spec expansion: counts, names, hashes, deduplication, and every shipped spec."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from experiments.plan import estimate, plan_records
+from experiments.spec import SpecError, load_plan
+from tests.conftest import tiny_dict
+
+SPECS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "specs").glob("*.yaml"))
+
+
+def write_spec(tmp_path, body: dict, name="s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(body, sort_keys=False))
+    return path
+
+
+def spec(**extra) -> dict:
+    return {"baseline": {"config": tiny_dict()}, **extra}
+
+
+def test_counts_are_the_product_of_axes_times_seeds(tmp_path):
+    body = spec(
+        ablations={
+            "g": {
+                "arms": {"a": {"model.dropout": 0.0}, "b": {"model.dropout": 0.2}},
+                "grid": {"model.heads": [1, 2], "model.ff_dim": [16, 32, 48]},
+                "zip": {"model.layers": [1, 3], "optim.lr": [0.001, 0.002]},
+            },
+            "solo": {"loss.label_smoothing": 0.0},
+        },
+        seeds=[1, 2, 3],
+    )
+    plan = load_plan(write_spec(tmp_path, body))
+    assert len(plan.trials) == (1 + 2 * (2 * 3) * 2 + 1) * 3
+    assert len({t.name for t in plan.trials}) == len({t.hash for t in plan.trials}) == len(plan.trials)
+    names = {t.name for t in plan.trials}
+    assert "a,heads=2,ff_dim=48,layers=3,lr=0.002,seed=3" in names and "solo,seed=1" in names
+    assert "baseline,seed=2" in names
+    trial = next(t for t in plan.trials if t.name == "b,heads=1,ff_dim=16,layers=1,lr=0.001,seed=2")
+    assert (trial.config.model.dropout, trial.config.model.heads, trial.config.model.layers) == (0.2, 1, 1)
+    assert trial.config.optim.lr == 0.001 and trial.config.train.seed == 2 and trial.arm == "b"
+    assert trial.axes == {"model.heads": 1, "model.ff_dim": 16, "model.layers": 1, "optim.lr": 0.001}
+
+
+def test_baseline_runs_once_per_seed_even_when_a_point_equals_it(tmp_path):
+    base_heads = tiny_dict()["model"]["heads"]
+    body = spec(ablations={"heads": {"grid": {"model.heads": [1, base_heads]}}}, seeds=[1, 2])
+    plan = load_plan(write_spec(tmp_path, body))
+    assert [t.name for t in plan.trials] == [
+        "baseline,seed=1",
+        "heads=1,seed=1",
+        "baseline,seed=2",
+        "heads=1,seed=2",
+    ]
+    assert plan.trials[0].groups == ("baseline", "heads")
+
+
+def test_hashes_are_stable_and_content_based(tmp_path):
+    a = load_plan(write_spec(tmp_path, spec(ablations={"x": {"model.heads": 1}}), "a.yaml"))
+    b = load_plan(write_spec(tmp_path, spec(ablations={"y": {"arms": {"x": {"model.heads": 1}}}}), "b.yaml"))
+    assert [t.hash for t in a.trials] == [t.hash for t in b.trials]
+    assert a.hash != b.hash  # the spec hash includes the spec's name
+
+
+def test_budget_and_resources_reach_the_config(tmp_path):
+    body = spec(budget={"steps": 7}, resources={"cpus": 2}, ablations={"x": {"model.heads": 1}})
+    trial = load_plan(write_spec(tmp_path, body)).trials[1]
+    assert trial.config.train.max_steps == 7 and trial.config.train.epochs is None
+    assert trial.config.train.threads == 2 and trial.resources.cpus == 2
+
+
+def test_baseline_path_is_relative_to_the_spec(tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "base.yaml").write_text(yaml.safe_dump(tiny_dict()))
+    (tmp_path / "specs").mkdir()
+    path = write_spec(
+        tmp_path / "specs", {"baseline": {"config": "../configs/base.yaml", "overrides": {"model.heads": 1}}}
+    )
+    assert load_plan(path).trials[0].config.model.heads == 1
+
+
+def test_search_edges_are_validated(tmp_path):
+    body = spec(search={"space": {"optim.lr": {"loguniform": [1e-4, 1e-2]}}, "trials": 3})
+    assert load_plan(write_spec(tmp_path, body)).spec.search.trials == 3
+    bad = spec(search={"space": {"model.dropout": {"uniform": [0.5, 1.5]}}, "trials": 3})
+    with pytest.raises(SpecError, match=r"search.space\[model.dropout\]"):
+        load_plan(write_spec(tmp_path, bad))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.name for p in SPECS])
+def test_every_shipped_spec_loads_validates_and_plans(path):
+    plan = load_plan(path)
+    records = plan_records(plan, estimate(plan))
+    assert len(records) == len(plan.trials) >= 2 or path.name == "baseline.yaml"
+    assert all(r["params"] > 0 and r["flops"] > 0 for r in records)
+    assert len({r["hash"] for r in records}) == len(records)
+    if path.name != "smoke.yaml":  # full size: the seed settings, on GPUs
+        base = plan.trials[0].config
+        assert (base.model.layers, base.model.d_model, base.model.heads) == (3, 256, 4)
+        assert base.loss.label_smoothing == 0.1 and base.optim.clip_norm == 1.0
+        assert all(t.resources.gpus > 0 for t in plan.trials)
+
+
+def test_suite_contains_every_ablation_with_one_baseline_per_seed():
+    suite = load_plan(SPECS[[p.name for p in SPECS].index("suite.yaml")])
+    singles = [load_plan(p) for p in SPECS if p.name not in ("suite.yaml", "smoke.yaml", "baseline.yaml")]
+    assert {t.hash for plan in singles for t in plan.trials} == {t.hash for t in suite.trials}
+    assert sum(t.name.startswith("baseline,") for t in suite.trials) == len(suite.spec.seeds)
+
+
+from tests.experiments.malformed_specs import MALFORMED, spec_text  # noqa: E402
+
+
+@pytest.mark.parametrize("text, fragment", [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_malformed_specs_are_refused_with_the_problem_named(tmp_path, text, fragment):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(spec_text(text))
+    with pytest.raises(SpecError) as err:
+        load_plan(path)
+    assert fragment in str(err.value) and str(path) in str(err.value)
