@@ -57,6 +57,14 @@ class SpecError(UserError):
     """A spec file that cannot be expanded into valid trials."""
 
 
+def _slug(kind: str, name: str, reserved: tuple[str, ...] = ()) -> str:
+    """``name`` if it can name an MLflow experiment, a trial or a tag; else a ValueError."""
+    if not NAME_PATTERN.match(name) or name in reserved:
+        others = f", and not {', '.join(map(repr, reserved))}" if reserved else ""
+        raise ValueError(f"{kind} {name!r} must be letters, digits, '_', '-' or '.'{others}")
+    return name
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -161,8 +169,7 @@ class Ablation(_Strict):
     @classmethod
     def _arm_names(cls, arms: dict[str, Overrides]) -> dict[str, Overrides]:
         for name in arms:
-            if not NAME_PATTERN.match(name):
-                raise ValueError(f"arm name {name!r} must be letters, digits, '_', '-' or '.'")
+            _slug("arm name", name)
         return arms
 
     @model_validator(mode="after")
@@ -202,10 +209,8 @@ class Spec(_Strict):
 
     @field_validator("name")
     @classmethod
-    def _slug(cls, name: str) -> str:
-        if not NAME_PATTERN.match(name):
-            raise ValueError(f"name {name!r} must be letters, digits, '_', '-' or '.'")
-        return name
+    def _name(cls, name: str) -> str:
+        return _slug("name", name)
 
     @field_validator("seeds")
     @classmethod
@@ -218,8 +223,7 @@ class Spec(_Strict):
     @classmethod
     def _group_names(cls, groups: dict[str, Ablation]) -> dict[str, Ablation]:
         for name in groups:
-            if not NAME_PATTERN.match(name) or name == "baseline":
-                raise ValueError(f"ablation name {name!r} must be a slug other than 'baseline'")
+            _slug("ablation name", name, reserved=("baseline",))
         return groups
 
 

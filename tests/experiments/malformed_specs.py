@@ -94,7 +94,7 @@ MALFORMED = [
     (
         "group-named-baseline",
         "baseline: {config: {tiny}}\nablations: {baseline: {model.heads: 1}}\n",
-        "other than 'baseline'",
+        "and not 'baseline'",
     ),
     (
         "arm-name-with-space",
