@@ -1,5 +1,5 @@
 # The two entry points of the README; both install what they need into .venv first.
-#   make demo   the main job: a small training run on Multi30k with its metrics report
+#   make demo   the main job: the smoke ablation sweep (local Ray, MLflow sqlite under mlruns/)
 #   make test   the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/ablab train experiments/configs/demo.yaml --fresh
+	$(BIN)/ablab run experiments/specs/smoke.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -154,6 +154,91 @@ def _print_plan(plan, records: list[dict]) -> None:
     typer.echo(f"total estimated trial time {when} (one after another, at this machine's estimated rate)")
 
 
+@app.command("run")
+@user_errors
+def run_command(
+    spec: Annotated[Path, typer.Argument(help="Ablation spec YAML (see experiments/specs/).")],
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address (default $RAY_ADDRESS; none: Ray on this machine)."),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI; default $MLFLOW_TRACKING_URI or sqlite under ./mlruns."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted sweep from Tune's saved state.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option(help="Run every trial again, also those with finished runs.")
+    ] = False,
+    storage: Annotated[Path, typer.Option(help="Folder for Tune's state and trial checkpoints.")] = Path(
+        "runs/sweeps"
+    ),
+) -> None:
+    """Run a spec's trials with Ray Tune; each trial is one MLflow run. Finished trials are skipped."""
+    from experiments.spec import load_plan
+    from experiments.sweep import run_sweep
+    from trainer.tracking import absolute_uri, default_tracking_uri
+
+    plan = load_plan(spec)
+    uri = absolute_uri(tracking_uri) if tracking_uri else default_tracking_uri()
+    summary = run_sweep(
+        plan,
+        storage=storage,
+        tracking_uri=uri,
+        address=address,
+        resume=resume,
+        force=force,
+        echo=lambda line: typer.echo(line, err=True),
+    )
+    for name, trial in summary.trials.items():
+        bleu = "-" if trial["bleu"] is None else f"{trial['bleu']:.2f}"
+        error = f"  {trial['error']}" if trial["error"] and trial["status"] == "failed" else ""
+        typer.echo(f"{trial['status']:>13}  BLEU {bleu:>6}  {name}  run {trial['run_id']}{error}")
+    if summary.parent_run_id:
+        typer.echo(f"parent run {summary.parent_run_id}; {len(summary.skipped)} trials skipped as done")
+    phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in summary.seconds.items())
+    typer.echo(f"took {sum(summary.seconds.values()):.1f} s: {phases}", err=True)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command("ui")
+@user_errors
+def ui_command(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve the MLflow UI on.")] = 5000,
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; the default serves this machine only (README: SSH).")
+    ] = "127.0.0.1",
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="Store to browse; default $MLFLOW_TRACKING_URI, else ./mlruns.")
+    ] = None,
+) -> None:
+    """Serve the MLflow UI over the project's store, on 127.0.0.1 unless --host says otherwise."""
+    import os
+    import subprocess
+
+    from trainer.tracking import absolute_uri, default_tracking_uri
+
+    uri = absolute_uri(tracking_uri) if tracking_uri else default_tracking_uri()
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(
+            f"ablab: warning: serving on {host}: anyone who can reach this machine can read and change "
+            "the runs. An SSH tunnel (ssh -L 5000:127.0.0.1:5000 HOST) keeps them private.",
+            err=True,
+        )
+    typer.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C stops it)", err=True)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    command += ["--host", host, "--port", str(port), "--workers", "1"]
+    try:
+        code = subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
 @app.command("schedules")
 @user_errors
 def schedules_command(

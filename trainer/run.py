@@ -66,6 +66,7 @@ def train(
     done = _finished(workdir, key)
     if done is not None:
         return done
+    started = time.monotonic()
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     device = pick_device(config.train.device, config.train.precision)
@@ -94,17 +95,21 @@ def train(
         run_id=trainer.progress.run_id,
     )
     trainer.progress.run_id = run_id
+    if trainer.progress.step:
+        tracker.set_tags({"ablab.resumed_from_step": str(trainer.progress.step)})
     if skipped:
         tracker.log_text("\n".join(skipped), f"events/skipped_checkpoints_step{trainer.progress.step}.txt")
+    setup_seconds = time.monotonic() - started
     try:
         if trainer.progress.status != "diverged":
             trainer.progress.status = trainer.run()
         status = trainer.progress.status
-        metrics = final_metrics(trainer, corpus, params, device, config, status)
-    except KeyboardInterrupt:
+        metrics = final_metrics(trainer, corpus, params, device, config, status, setup_seconds)
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or Ray Tune stopping the trial early
         tracker.end("killed")
         raise
-    except BaseException:
+    except BaseException as exc:
+        tracker.set_tags({"ablab.error": f"{type(exc).__name__}: {exc}"[:1000]})
         tracker.end("failed")
         raise
     tracker.end(status)
@@ -185,15 +190,28 @@ def _resume(trainer: Trainer, key: str) -> list[str]:
 
 
 def final_metrics(
-    trainer: Trainer, corpus: Corpus, params: int, device: torch.device, config: Config, status: str
+    trainer: Trainer,
+    corpus: Corpus,
+    params: int,
+    device: torch.device,
+    config: Config,
+    status: str,
+    setup_seconds: float,
 ) -> dict[str, Any]:
-    """Training figures, and, unless the run diverged, the test evaluation of the best model."""
+    """Training figures, and, unless the run diverged, the test evaluation of the best model.
+
+    Clocks: ``setup_seconds`` data, vocabularies, model and resume in this process;
+    ``wall_seconds`` training and validation (the ``train.max_minutes`` clock, across resumes);
+    ``train_seconds`` forward, backward and update only; ``eval_seconds`` the test evaluation;
+    ``mlflow_io_seconds`` calls to the tracking store in this process, up to the final metrics.
+    """
     p = trainer.progress
     peak = peak_flops(device, config.train.precision)
     metrics: dict[str, Any] = {
         "params": params,
         "epochs": p.epochs,
         "steps": p.step,
+        "setup_seconds": setup_seconds,
         "train_seconds": p.train_seconds,
         "wall_seconds": p.elapsed_seconds,
         "tgt_tokens_per_s": p.tgt_tokens / p.train_seconds if p.train_seconds else 0.0,
@@ -207,10 +225,11 @@ def final_metrics(
     if status == "diverged":
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=p.step)
         return {**metrics, "bleu": None, "bleu_lc": None, "chrf": None, "ece": None}
-    started = time.monotonic()
     best = trainer.checkpoint_dir / "best.pt"
     if best.is_file():
         trainer.model.load_state_dict(checkpoint.load(best, device)["model"])
+        tracker.log_file(best, "checkpoints")
+    started = time.monotonic()
     precision = config.train.precision
     for i, (name, data) in enumerate(corpus.tests.items()):
         hyps = translate(
@@ -238,9 +257,8 @@ def final_metrics(
             )
             tracker.log_text(_samples(data, hyps), "samples.txt")
     metrics["eval_seconds"] = time.monotonic() - started
+    metrics["mlflow_io_seconds"] = tracker.io_seconds
     tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=p.step)
-    if best.is_file():
-        tracker.log_file(best, "checkpoints")
     return metrics
 
 

@@ -69,6 +69,7 @@ def git_commit() -> str:
 
 class Tracker(Protocol):
     run_id: str | None
+    io_seconds: float  # wall time spent writing to the store so far
 
     def start(
         self, params: dict[str, Any], tags: dict[str, str], run_id: str | None = None
@@ -93,6 +94,7 @@ class NullTracker:
     """Records nothing."""
 
     run_id: str | None = None
+    io_seconds = 0.0
 
     def start(self, params, tags, run_id=None):
         return None
@@ -134,7 +136,12 @@ class MlflowTracker:
     """Logs to an MLflow run through ``MlflowClient`` (no global fluent-API state).
 
     Nothing touches the store before :meth:`start`: a run that fails on bad input first
-    leaves no database, experiment or run behind.
+    leaves no database, experiment or run behind. The run is created at start, or reopened:
+    the one a resumed checkpoint names, else ``run_id`` (a run a sweep driver created).
+    Metrics are buffered and written at :meth:`flush`, which the training loop calls right
+    after each checkpoint. A reopened run remembers the last step logged per metric and drops
+    what it logs again at or before it: a run resumed from an older checkpoint than the newest
+    (a stale Tune state) replays those steps deterministically, so nothing is lost or doubled.
     """
 
     def __init__(
@@ -143,52 +150,71 @@ class MlflowTracker:
         experiment: str,
         run_name: str | None = None,
         parent_run_id: str | None = None,
-        flush_every_s: float = 30.0,
+        tags: dict[str, str] | None = None,
+        run_id: str | None = None,
     ):
         self.tracking_uri = absolute_uri(tracking_uri)
         self.client = None
         self.experiment = experiment
         self.run_name = run_name
         self.parent_run_id = parent_run_id
-        self.flush_every_s = flush_every_s
-        self.run_id: str | None = None
+        self.tags = dict(tags or {})
+        self.run_id: str | None = run_id
         self._buffer: list = []
-        self._last_flush = time.monotonic()
+        self._logged_up_to: dict[str, int] = {}  # metric -> last step already in the run
 
     def start(self, params: dict[str, Any], tags: dict[str, str], run_id: str | None = None) -> str:
-        """Create the run (or reopen ``run_id`` on resume) and log params and tags."""
+        """Create or reopen the run; log params (once per run) and tags."""
         from mlflow import MlflowClient
-        from mlflow.entities import Param
 
-        self.client = MlflowClient(self.tracking_uri)
-        if run_id is not None:
-            self.client.update_run(run_id, status="RUNNING")
-            self.run_id = run_id
-            return run_id
-        experiment_id = ensure_experiment(self.tracking_uri, self.experiment)
-        all_tags = dict(tags)
+        self.client = TimedClient(MlflowClient(self.tracking_uri))
+        all_tags = {**tags, **self.tags}
         if self.parent_run_id:
             all_tags["mlflow.parentRunId"] = self.parent_run_id
-        run = self.client.create_run(experiment_id, tags=all_tags, run_name=self.run_name)
-        self.run_id = run.info.run_id
+        run_id = run_id or self.run_id
+        if run_id is not None:
+            self.run_id = run_id
+            self.client.update_run(run_id, status="RUNNING")
+            run = self.client.get_run(run_id)
+            if not run.data.params:
+                self._log_params(params)
+            self._logged_up_to = {
+                key: max(m.step for m in self.client.get_metric_history(run_id, key))
+                for key in run.data.metrics
+            }
+            self.set_tags(all_tags)
+            return run_id
+        experiment_id = ensure_experiment(self.tracking_uri, self.experiment)
+        self.run_id = self.client.create_run(experiment_id, tags=all_tags, run_name=self.run_name).info.run_id
+        self._log_params(params)
+        return self.run_id
+
+    @property
+    def io_seconds(self) -> float:
+        """Wall time spent in calls to the tracking store so far."""
+        return self.client.seconds if self.client is not None else 0.0
+
+    def _log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
         items = [Param(k, _param_value(v)) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow accepts 100 params per batch
             self.client.log_batch(self.run_id, params=items[i : i + 100])
-        return self.run_id
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self._buffer.extend(Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None)
-        if time.monotonic() - self._last_flush > self.flush_every_s:
-            self.flush()
+        self._buffer.extend(
+            Metric(k, float(v), now, step)
+            for k, v in metrics.items()
+            if v is not None and step > self._logged_up_to.get(k, -1)
+        )
 
     def flush(self) -> None:
         for i in range(0, len(self._buffer), 1000):  # MLflow accepts 1000 metrics per batch
             self.client.log_batch(self.run_id, metrics=self._buffer[i : i + 1000])
         self._buffer.clear()
-        self._last_flush = time.monotonic()
 
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
@@ -208,6 +234,28 @@ class MlflowTracker:
         self.flush()
         self.set_tags({"ablab.status": status})
         self.client.set_terminated(self.run_id, status=RUN_STATUSES[status])
+
+
+class TimedClient:
+    """An ``MlflowClient`` that adds up the wall time of every call made through it."""
+
+    def __init__(self, client):
+        self._client = client
+        self.seconds = 0.0
+
+    def __getattr__(self, name: str):
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+
+        return timed
 
 
 def _param_value(value: Any) -> str:

@@ -1,0 +1,385 @@
+"""``ablab run``: a spec's trials through Ray Tune, every trial one MLflow run.
+
+Order of work, so that what can be refused is refused before anything starts: the data is
+found (or downloaded), the trials' resources are checked against this machine (or, with an
+address, against the cluster), the MLflow store, experiment, parent run and one child run per
+trial are made in this process, and only then does Tune start the trials. Tune retries a
+failing trial from its last checkpoint up to ``retries`` times; a diverged trial is a result
+and is not retried. ``--resume`` restores the Tune state of an interrupted sweep; a plain
+re-run skips every trial whose run finished and runs the rest from the start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from experiments import runs
+from experiments.spec import Plan, SpecError, Trial
+from experiments.trial import COMPLETE
+from trainer.config import to_dict
+from trainer.data import file_name, resolve_dir
+from trainer.errors import UserError
+from trainer.tracking import absolute_uri
+
+STATE_FILE = "ablab_sweep.json"
+LOOPBACK = ("127.", "localhost", "::1")
+
+
+@dataclass
+class Summary:
+    parent_run_id: str | None
+    skipped: list[str] = field(default_factory=list)
+    trials: dict[str, dict] = field(default_factory=dict)  # name -> status, bleu, run_id, error
+    seconds: dict[str, float] = field(default_factory=dict)  # phase of the sweep -> wall time
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, t in self.trials.items() if t["status"] not in runs.DONE]
+
+
+def _check_data(plan: Plan) -> None:
+    """Every trial's Multi30k files exist (or are downloaded now), before anything starts."""
+    seen = set()
+    for trial in plan.trials:
+        d, e = trial.config.data, trial.config.eval
+        key = (d.dir, d.cache_dir, d.src_lang, d.tgt_lang, e.test_sets)
+        if key not in seen:
+            seen.add(key)
+            names = [
+                file_name(s, lang)
+                for s in ("train", "val", *e.test_sets)
+                for lang in (d.src_lang, d.tgt_lang)
+            ]
+            resolve_dir(d.dir, names, d.cache_dir)
+
+
+def _need(trials: list[Trial]) -> tuple[float, float]:
+    return max(t.resources.cpus for t in trials), max(t.resources.gpus for t in trials)
+
+
+def _refuse_resources(plan: Plan, cpus: float, gpus: float, where: str) -> None:
+    need_cpus, need_gpus = _need(plan.trials)
+    if need_cpus > cpus or need_gpus > gpus:
+        raise SpecError(
+            f"{plan.path}: a trial needs {need_cpus:g} CPUs and {need_gpus:g} GPUs but {where} has at most "
+            f"{cpus:g} CPUs and {gpus:g} GPUs per node; lower resources.cpus/gpus in the spec, or run on a "
+            "cluster that has them (--address)."
+        )
+
+
+def _node_capacity() -> tuple[float, float, set[str]]:
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    cpus = max((n["Resources"].get("CPU", 0.0) for n in nodes), default=0.0)
+    gpus = max((n["Resources"].get("GPU", 0.0) for n in nodes), default=0.0)
+    return cpus, gpus, {n["NodeManagerAddress"] for n in nodes}
+
+
+def _local_addresses() -> set[str]:
+    names = {"127.0.0.1", "localhost"}
+    try:
+        names.add(socket.gethostbyname(socket.gethostname()))
+    except OSError:
+        pass
+    return names
+
+
+def _start_ray(plan: Plan, address: str | None, uri: str, env: dict[str, str]) -> None:
+    import logging
+
+    import ray
+
+    runtime_env = {"env_vars": env}
+    if address is None:
+        ray.init(
+            num_cpus=os.cpu_count(),
+            num_gpus=torch.cuda.device_count(),
+            include_dashboard=False,
+            runtime_env=runtime_env,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+        return
+    ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, logging_level=logging.WARNING)
+    cpus, gpus, node_ips = _node_capacity()
+    try:
+        refuse_local_store(uri, address, node_ips, _local_addresses())
+        _refuse_resources(plan, cpus, gpus, f"the cluster at {address}")
+    except UserError:
+        ray.shutdown()
+        raise
+
+
+def refuse_local_store(uri: str, address: str, node_ips: set[str], local_ips: set[str]) -> None:
+    """A cluster with nodes on other machines cannot log to a store on this one's disk."""
+    remote = node_ips - local_ips
+    if remote and not uri.startswith(("http://", "https://")):
+        raise UserError(
+            f"the cluster at {address} has nodes on other machines ({', '.join(sorted(remote))}) but the "
+            f"tracking store {uri} is local to this one: trials there could not log to it. Start an MLflow "
+            "tracking server reachable from every node (mlflow server --backend-store-uri ... --host HOST "
+            "--port 5000) and pass --tracking-uri http://HOST:5000."
+        )
+
+
+def _payload(plan: Plan, trial: Trial, uri: str, sweep: runs.SweepRuns) -> dict[str, Any]:
+    return {
+        "name": trial.name,
+        "hash": trial.hash,
+        "config": to_dict(trial.config),
+        "tags": runs.trial_tags(plan, trial),
+        "run_id": sweep.run_ids.get(trial.hash),
+        "tracking_uri": uri,
+        "experiment": plan.experiment,
+        "parent_run_id": sweep.parent_run_id,
+        "metric": plan.spec.search.metric if plan.spec.search else plan.spec.metric,
+        "cpus": trial.resources.cpus,
+        "gpus": trial.resources.gpus,
+    }
+
+
+def _trainable():
+    from ray import tune
+
+    from experiments.trial import run_trial
+
+    return tune.with_resources(
+        run_trial, lambda params: {"cpu": params["trial"]["cpus"], "gpu": params["trial"]["gpus"]}
+    )
+
+
+def _run_config(plan: Plan, sweep_dir: Path, name: str, callback) -> Any:
+    from ray import tune
+
+    return tune.RunConfig(
+        name=name,
+        storage_path=str(sweep_dir),
+        failure_config=tune.FailureConfig(max_failures=plan.spec.retries),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        callbacks=[callback],
+        verbose=0,
+    )
+
+
+def _tune_grid(plan, payloads, sweep_dir: Path, resume, callback):
+    from ray import tune
+
+    path = sweep_dir / "tune"
+    if resume and tune.Tuner.can_restore(str(path)):
+        tuner = tune.Tuner.restore(str(path), _trainable(), resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            _trainable(),
+            param_space={"trial": tune.grid_search(payloads)},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=plan.spec.max_concurrent,
+                trial_name_creator=lambda t: t.config["trial"]["name"],
+                trial_dirname_creator=lambda t: t.config["trial"]["name"].replace(",", "_"),
+                reuse_actors=True,  # a worker process runs trial after trial: imports paid once
+            ),
+            run_config=_run_config(plan, sweep_dir, "tune", callback),
+        )
+    return tuner.fit()
+
+
+def _tune_search(plan, payloads, sweep_dir: Path, resume, callback):
+    """One Optuna search per point (arm or grid point), with the first seed."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    search = plan.spec.search
+    domains = {
+        "loguniform": lambda d: tune.loguniform(*d.loguniform),
+        "uniform": lambda d: tune.uniform(*d.uniform),
+        "randint": lambda d: tune.randint(*d.randint),
+        "choice": lambda d: tune.choice(d.choice),
+    }
+    results = []
+    for payload in payloads:
+        name = "tune-" + payload["name"].replace(",", "_")
+        path = sweep_dir / name
+        if resume and tune.Tuner.can_restore(str(path)):
+            tuner = tune.Tuner.restore(str(path), _trainable(), resume_unfinished=True, resume_errored=True)
+        else:
+            space = {key: domains[d.kind](d) for key, d in search.space.items()}
+            searcher = OptunaSearch(seed=search.seed)  # metric and mode come from TuneConfig
+            if plan.spec.max_concurrent:
+                searcher = ConcurrencyLimiter(searcher, max_concurrent=plan.spec.max_concurrent)
+            scheduler = None
+            if search.scheduler:
+                asha = search.scheduler.asha
+                scheduler = ASHAScheduler(
+                    time_attr="training_iteration",
+                    grace_period=asha.grace_period,
+                    reduction_factor=asha.reduction_factor,
+                    max_t=10_000,
+                )
+            tuner = tune.Tuner(
+                _trainable(),
+                param_space={"trial": payload, **space},
+                tune_config=tune.TuneConfig(
+                    search_alg=searcher,
+                    scheduler=scheduler,
+                    num_samples=search.trials,
+                    metric=search.metric,
+                    mode=search.mode,
+                    trial_name_creator=lambda t: f"{t.config['trial']['name']},{t.trial_id}",
+                    trial_dirname_creator=lambda t: t.trial_id,
+                    reuse_actors=True,
+                ),
+                run_config=_run_config(plan, sweep_dir, name, callback),
+            )
+        results.extend(tuner.fit())
+    return results
+
+
+def run_sweep(
+    plan: Plan,
+    *,
+    storage: Path,
+    tracking_uri: str,
+    address: str | None = None,
+    resume: bool = False,
+    force: bool = False,
+    echo: Callable[[str], None] = print,
+) -> Summary:
+    """Run the trials of ``plan`` that are not done yet; returns what each trial ended as."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
+    import ray
+
+    from experiments.sweep_progress import SweepProgress
+
+    uri = absolute_uri(tracking_uri)
+    phases = Phases()
+    sweep_dir = storage.resolve() / plan.spec.name  # this spec's Tune state, and nothing else
+    state_path = sweep_dir / STATE_FILE
+    _check_data(plan)
+    previous = json.loads(state_path.read_text()) if state_path.is_file() else None
+    if resume and previous is None:
+        raise UserError(
+            f"there is no interrupted sweep of {plan.spec.name} under {storage} to resume; "
+            "run it without --resume."
+        )
+    if resume and previous["spec_hash"] != plan.hash:
+        raise UserError(
+            f"the interrupted sweep under {storage} ran a different version of {plan.path}; "
+            "run it without --resume."
+        )
+    trials = plan.trials
+    if plan.spec.search:
+        trials = [t for t in plan.trials if t.seed == plan.spec.seeds[0]]
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address is None:  # checked before anything is created; a cluster is checked once joined
+        _refuse_resources(plan, os.cpu_count() or 1, torch.cuda.device_count(), "this machine")
+    if not force and not plan.spec.search and not resume:
+        finished = runs.done(uri, plan)
+        if all(t.hash in finished for t in trials):
+            echo(f"nothing to run: all {len(trials)} trials of {plan.spec.name} have finished runs")
+            return Summary(None, skipped=[t.name for t in trials], seconds=phases.end("checks"))
+    env = {k: v for k in ("MULTI30K_DIR", "XDG_CACHE_HOME", "ABLAB_MULTI30K_URL") if (v := os.environ.get(k))}
+    env["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    # Tune saves its experiment state at most every 10 s by default; a restore after the driver
+    # died only knows that state. Save more often (trials also check MLflow before running).
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    phases.end("checks")
+    _start_ray(plan, address, uri, env)
+    phases.end("ray_start")
+    try:
+        sweep = runs.prepare(
+            uri, plan, force=force, parent_run_id=previous["parent_run_id"] if resume else None
+        )
+        phases.end("mlflow_prepare")
+        todo = [t for t in trials if t.hash in sweep.run_ids] if not plan.spec.search else trials
+        summary = Summary(sweep.parent_run_id, skipped=[t.name for t in sweep.skipped])
+        if not resume and sweep_dir.exists():
+            shutil.rmtree(sweep_dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        state_path.write_text(json.dumps({"spec_hash": plan.hash, "parent_run_id": sweep.parent_run_id}))
+        if todo:
+            echo(
+                f"{plan.spec.name}: {len(todo)} trials to run, {len(sweep.skipped)} already done; "
+                f"MLflow experiment {plan.experiment}, parent run {sweep.parent_run_id}"
+            )
+            payloads = [_payload(plan, t, uri, sweep) for t in todo]
+            progress = SweepProgress(
+                len(todo) * (plan.spec.search.trials if plan.spec.search else 1),
+                plan.spec.metric,
+                plan.spec.mode,
+                echo,
+            )
+            tune_fn = _tune_search if plan.spec.search else _tune_grid
+            results = tune_fn(plan, payloads, sweep_dir, resume, progress)
+            phases.end("tune")
+            summary.trials = runs.outcome(uri, _settle_runs(uri, results))
+        runs.end_parent(uri, sweep.parent_run_id, "FAILED" if summary.failed else "FINISHED", summary.trials)
+        state_path.unlink(missing_ok=True)
+        phases.end("mlflow_settle")
+    finally:
+        ray.shutdown()
+    summary.seconds = phases.end("ray_shutdown")
+    return summary
+
+
+class Phases:
+    """Wall time of consecutive phases: each :meth:`end` closes the phase begun by the last."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def end(self, name: str) -> dict[str, float]:
+        now = time.monotonic()
+        self.seconds[name] = now - self._last
+        self._last = now
+        return self.seconds
+
+
+def _settled(client, run_id: str, timeout: float = 30.0):
+    """The run once its trial stopped writing to it: a stopped trial may still be closing its
+    run (as killed) when Tune returns; a hard-killed one never does, hence the timeout."""
+    deadline = time.monotonic() + timeout
+    run = client.get_run(run_id)
+    while run.info.status == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        run = client.get_run(run_id)
+    return run
+
+
+def _settle_runs(uri: str, results) -> list[str]:
+    """Give each run the outcome its process could not record itself; returns the run ids.
+
+    A process killed for good leaves its run RUNNING: it failed. A trial the scheduler (ASHA)
+    stopped ends without error and without its final report: it was stopped early.
+    """
+    from mlflow import MlflowClient
+
+    client, run_ids = MlflowClient(uri), []
+    for result in results:
+        metrics = result.metrics or {}
+        run_id = metrics.get("mlflow_run_id") or result.config["trial"].get("run_id")
+        if not run_id:
+            continue
+        run_ids.append(run_id)
+        run = _settled(client, run_id)
+        if result.error is not None and run.info.status not in ("FINISHED", "FAILED"):
+            client.set_tag(run_id, "ablab.status", "failed")
+            client.set_tag(run_id, "ablab.error", str(result.error)[:1000])
+            client.set_terminated(run_id, "FAILED")
+        elif result.error is None and not metrics.get(COMPLETE):
+            client.set_tag(run_id, "ablab.status", "early_stopped")
+            client.set_terminated(run_id, "KILLED")
+    return run_ids

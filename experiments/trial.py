@@ -1,0 +1,157 @@
+"""What runs inside a Ray Tune trial: one call of the shared trainer, reporting to Tune.
+
+The payload (``params["trial"]``) carries the resolved trainer config, the trial's name and
+hash, and where to log: the MLflow URI, experiment, parent run and the trial's own run (made
+by the driver; a search trial makes its own). Searched values arrive as the other keys of
+``params`` (dotted config keys) and override the config.
+
+Each epoch the trial reports its validation metrics to Tune with the newest checkpoint; a
+retried or restored trial gets that checkpoint back from ``tune.get_checkpoint()``, copies it
+into its work directory, and the trainer resumes from it exactly, in the same MLflow run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from experiments.runs import DONE
+from trainer import checkpoint as ckpt
+from trainer.config import apply_overrides, config_hash, from_dict
+from trainer.run import train
+from trainer.tracking import MlflowTracker
+
+SEARCH_RUN_TAG = "ablab.tune_trial_id"
+COMPLETE = "trial_complete"
+"""Result key of a trial's final report (Tune's own ``done`` is also set on early stops)."""
+
+
+class TuneReporter:
+    """Reports each epoch's metrics and newest checkpoint to Ray Tune."""
+
+    def __init__(self, run_id_holder: MlflowTracker):
+        self.tracker = run_id_holder
+        self.last_epoch: dict[str, float] = {}
+
+    def on_step(self, progress, metrics) -> None:
+        pass
+
+    def on_epoch(self, progress, metrics: dict[str, float], checkpoint_dir: Path) -> None:
+        from ray import tune
+
+        self.last_epoch = dict(metrics)
+        with tempfile.TemporaryDirectory() as staging:
+            for path in _newest_files(checkpoint_dir):
+                os.link(path, Path(staging) / path.name)
+            tune.report(
+                {
+                    **metrics,
+                    "epoch": progress.epochs,
+                    "step": progress.step,
+                    "mlflow_run_id": self.tracker.run_id,
+                },
+                checkpoint=tune.Checkpoint.from_directory(staging),
+            )
+
+
+def _newest_files(checkpoint_dir: Path) -> list[Path]:
+    """The newest resumable checkpoint and the best model, each with its checksum file."""
+    files = []
+    newest = ckpt.step_checkpoints(checkpoint_dir)[:1]
+    for path in [*newest, checkpoint_dir / "best.pt"]:
+        for f in (path, path.with_name(path.name + ".sha256")):
+            if f.is_file():
+                files.append(f)
+    return files
+
+
+def _restore(workdir: Path) -> None:
+    """Copy the checkpoint Tune restored for this trial, if any, into the work directory."""
+    from ray import tune
+
+    restored = tune.get_checkpoint()
+    if restored is None:
+        return
+    target = workdir / "checkpoints"
+    target.mkdir(parents=True, exist_ok=True)
+    with restored.as_directory() as folder:
+        for path in Path(folder).iterdir():
+            if not (target / path.name).exists():
+                shutil.copy2(path, target / path.name)
+
+
+def _search_run(tracker: MlflowTracker, trial_id: str, trial_hash: str) -> str | None:
+    """The run this search trial should use: one that already finished its sampled config (a
+    re-run replays the seeded sampler's suggestions), else the run an earlier attempt of this
+    Tune trial made."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracker.tracking_uri)
+    experiment = client.get_experiment_by_name(tracker.experiment)
+    if experiment is None:
+        return None
+    same_config = client.search_runs([experiment.experiment_id], f"tags.`ablab.trial_hash` = '{trial_hash}'")
+    done = [r for r in same_config if r.data.tags.get("ablab.status") in DONE]
+    if done:
+        return done[0].info.run_id
+    earlier = client.search_runs(
+        [experiment.experiment_id], f"tags.`{SEARCH_RUN_TAG}` = '{trial_id}'", max_results=1
+    )
+    return earlier[0].info.run_id if earlier else None
+
+
+def _finished_run(tracker: MlflowTracker) -> dict[str, Any] | None:
+    """The last metrics of this trial's run if it is done (finished, diverged, stopped early)."""
+    if tracker.run_id is None:
+        return None
+    from mlflow import MlflowClient
+
+    run = MlflowClient(tracker.tracking_uri).get_run(tracker.run_id)
+    status = run.data.tags.get("ablab.status")
+    if status not in DONE:
+        return None
+    return {**run.data.metrics, "status": status, "mlflow_run_id": tracker.run_id}
+
+
+def run_trial(params: dict[str, Any]) -> None:
+    """The Tune trainable: train the trial's config, report to Tune, log to MLflow."""
+    from ray import tune
+
+    payload = params["trial"]
+    searched = {k: v for k, v in params.items() if k != "trial"}
+    config = from_dict(apply_overrides(payload["config"], searched))
+    tags = {**payload["tags"], "ablab.trial_hash": config_hash(config)}
+    run_id = payload.get("run_id")
+    if searched:
+        trial_id = tune.get_context().get_trial_id()
+        tags.update({SEARCH_RUN_TAG: trial_id, "ablab.trial": f"{payload['name']},{trial_id}"})
+        tags.update({f"ablab.search.{k}": str(v) for k, v in searched.items()})
+    tracker = MlflowTracker(
+        payload["tracking_uri"],
+        payload["experiment"],
+        run_name=tags["ablab.trial"],
+        parent_run_id=payload["parent_run_id"],
+        tags=tags,
+        run_id=run_id,
+    )
+    if searched and run_id is None:
+        tracker.run_id = _search_run(tracker, tags[SEARCH_RUN_TAG], tags["ablab.trial_hash"])
+    done = _finished_run(tracker)
+    if done is not None:  # a restored Tune state can be older than MLflow's record
+        tune.report({payload["metric"]: math.nan, **done, COMPLETE: True})
+        return
+    workdir = Path(tune.get_context().get_trial_dir()) / "ablab"  # a reused worker moves on, its cwd not
+    _restore(workdir)
+    reporter = TuneReporter(tracker)
+    result = train(config, workdir=workdir, tracker=tracker, reporter=reporter)
+    final = {
+        k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    # The spec's metric must be in every result: the last validation's value, or NaN for a run
+    # that never validated (diverged), which Optuna records as a failed trial.
+    report = {payload["metric"]: math.nan, **reporter.last_epoch, **final}
+    tune.report({**report, "status": result.status, "mlflow_run_id": result.run_id, COMPLETE: True})

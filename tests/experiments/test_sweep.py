@@ -1,0 +1,402 @@
+"""ablab run for real: local Ray, a ray start cluster, sqlite and an MLflow server, faults injected."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from experiments.sweep import refuse_local_store
+from tests.conftest import script
+from tests.experiments.malformed_specs import MALFORMED, spec_text
+from trainer.errors import UserError
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = ROOT / "experiments" / "specs" / "smoke.yaml"
+TINY = {
+    "data": {"train_subset": 1000, "max_tokens": 1024, "vocab_size": 400},
+    "model": {"layers": 1, "d_model": 16, "heads": 2, "ff_dim": 16},
+    "schedule": {"name": "constant", "warmup_steps": 5},
+    "optim": {"lr": 0.003},
+    "train": {"epochs": 3, "log_every": 2},
+    "eval": {"val_sentences": 20, "test_sentences": 20, "beam_size": 1},
+}
+
+
+def ablab(*args, cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [script("ablab"), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+
+
+def write_spec(folder: Path, name: str, **body) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"baseline": {"config": TINY}, **body}, sort_keys=False))
+    return path
+
+
+def sqlite_uri(folder: Path) -> str:
+    return f"sqlite:///{folder}/mlruns/mlflow.db"
+
+
+def trial_runs(uri: str, experiment: str) -> list:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], "tags.`ablab.kind` = 'trial'") if exp else []
+
+
+def assert_unique_steps(uri: str, run_id: str) -> list[int]:
+    steps = [m.step for m in MlflowClient(uri).get_metric_history(run_id, "train_loss")]
+    assert steps and len(steps) == len(set(steps)), f"duplicated steps in {run_id}: {sorted(steps)}"
+    return sorted(steps)
+
+
+def processes(fragment: str) -> list[int]:
+    """PIDs whose command line contains ``fragment`` (Ray names trial workers ray::ImplicitFunc...)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if fragment in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def wait_healthy(url: str, what: str) -> None:
+    """Wait until an MLflow server answers ``GET /health`` with 200."""
+
+    def healthy():
+        try:
+            return urllib.request.urlopen(f"{url}/health", timeout=2).status == 200
+        except OSError:
+            return False
+
+    wait_for(healthy, 90, what)
+
+
+def start_ablab(cwd: Path, *args: str, capture: bool = False) -> subprocess.Popen:
+    """``ablab ARGS`` in its own process group (so that a test can kill all of it)."""
+    out = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(
+        [script("ablab"), *args], cwd=cwd, stdout=out, stderr=out, text=True, start_new_session=True
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory):
+    """The shipped smoke spec, run once for the session on local Ray with a sqlite store."""
+    folder = tmp_path_factory.mktemp("smoke")
+    started = time.monotonic()
+    out = ablab("run", SMOKE, cwd=folder)
+    return folder, sqlite_uri(folder), out, time.monotonic() - started
+
+
+def test_smoke_spec_runs_end_to_end(smoke):
+    folder, uri, out, seconds = smoke
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = trial_runs(uri, "ablab/smoke")
+    names = sorted(r.data.tags["ablab.trial"] for r in runs)
+    assert names == sorted(
+        [
+            "baseline,seed=1",
+            "no_warmup,seed=1",
+            "no_label_smoothing,seed=1",
+            "heads=1,seed=1",
+            "seq2seq,seed=1",
+        ]
+    )
+    client = MlflowClient(uri)
+    parents = {r.data.tags["mlflow.parentRunId"] for r in runs}
+    assert len(parents) == 1
+    parent = client.get_run(parents.pop())
+    assert parent.info.status == "FINISHED" and parent.data.tags["ablab.kind"] == "sweep"
+    for run in runs:
+        tags = run.data.tags
+        assert run.info.status == "FINISHED" and tags["ablab.status"] == "finished", tags.get("ablab.error")
+        assert (
+            tags["ablab.spec"] == "smoke" and tags["ablab.spec_hash"] == parent.data.tags["ablab.spec_hash"]
+        )
+        assert tags["ablab.trial_hash"] == tags["ablab.config_hash"] and tags["ablab.git_commit"]
+        assert tags["ablab.seed"] == "1" and tags["ablab.groups"]
+        for metric in ("bleu", "bleu_lc", "chrf", "ece", "val_bleu", "params", "tgt_tokens_per_s"):
+            assert metric in run.data.metrics, (run.info.run_name, metric)
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"hypotheses", "calibration", "attention", "config.yaml", "samples.txt"} <= artifacts
+        assert_unique_steps(uri, run.info.run_id)
+    heads = next(r for r in runs if r.data.tags["ablab.trial"] == "heads=1,seed=1")
+    assert heads.data.params["model.heads"] == "1" and heads.data.tags["ablab.axis.model.heads"] == "1"
+    assert "done 5/5" in out.stderr and "failed 0" in out.stderr
+
+
+def test_running_it_again_launches_nothing(smoke):
+    folder, uri, _, _ = smoke
+    before = len(
+        MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("ablab/smoke").experiment_id])
+    )
+    started = time.monotonic()
+    out = ablab("run", SMOKE, cwd=folder)
+    assert out.returncode == 0 and "nothing to run" in out.stderr
+    assert time.monotonic() - started < 60 and "ray" not in out.stderr.lower().split("nothing to run")[0]
+    after = len(
+        MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("ablab/smoke").experiment_id])
+    )
+    assert after == before  # no trial run, not even a parent run
+
+
+def test_a_killed_trial_is_retried_from_its_checkpoint(tmp_path):
+    spec = write_spec(tmp_path, "killed", retries=2, budget={"epochs": 4})
+    uri = sqlite_uri(tmp_path)
+    driver = start_ablab(tmp_path, "run", spec, capture=True)
+    try:
+        wait_for(
+            lambda: list(tmp_path.glob("runs/sweeps/killed/tune/*/checkpoint_000000")), 180, "a checkpoint"
+        )
+        workers = wait_for(lambda: processes("ray::ImplicitFunc"), 30, "the trial's worker")
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        out, err = driver.communicate(timeout=300)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 0, err[-3000:]
+    assert "retrying baseline,seed=1 from its last checkpoint" in err
+    (run,) = trial_runs(uri, "ablab/killed")
+    assert run.data.tags["ablab.status"] == "finished" and run.info.status == "FINISHED"
+    assert int(run.data.tags["ablab.resumed_from_step"]) > 0  # not started over
+    steps = assert_unique_steps(uri, run.info.run_id)
+    assert steps == list(range(2, steps[-1] + 1, 2))  # every logged step, once
+
+
+def test_driver_killed_mid_sweep_then_resume(tmp_path):
+    spec = write_spec(
+        tmp_path,
+        "resumed",
+        ablations={"heads": {"grid": {"model.heads": [1, 4]}}},
+        max_concurrent=1,
+        budget={"epochs": 12},
+    )
+    uri = sqlite_uri(tmp_path)
+    driver = start_ablab(tmp_path, "run", spec)
+
+    def one_done_one_training():
+        # the driver writes its state once the store, experiment and runs exist; opening the
+        # store earlier would race the driver on creating it
+        if not (tmp_path / "runs" / "sweeps" / "resumed" / "ablab_sweep.json").exists():
+            return None
+        runs = trial_runs(uri, "ablab/resumed")
+        done = [r for r in runs if r.data.tags.get("ablab.status") == "finished"]
+        training = [
+            r
+            for r in runs
+            if r.info.status == "RUNNING"
+            and MlflowClient(uri).get_metric_history(r.info.run_id, "train_loss")
+        ]
+        return (done, training) if done and training else None
+
+    try:
+        done, training = wait_for(one_done_one_training, 300, "one finished trial and one in training")
+        name = training[0].data.tags["ablab.trial"].replace(",", "_")
+        wait_for(
+            lambda: list(tmp_path.glob(f"runs/sweeps/resumed/tune/{name}/checkpoint_000001")),
+            120,
+            "Tune to persist two checkpoints of the trial in training",
+        )
+        # with CheckpointConfig(num_to_keep=2) Tune snapshots its state at the second checkpoint
+        time.sleep(1)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    finished_first = {r.info.run_id: r.info.end_time for r in done}
+    wait_for(lambda: not processes("ray::"), 60, "Ray to go down with its driver")
+
+    out = ablab("run", spec, "--resume", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = trial_runs(uri, "ablab/resumed")
+    assert sorted(r.data.tags["ablab.trial"] for r in runs) == [
+        "baseline,seed=1",
+        "heads=1,seed=1",
+        "heads=4,seed=1",
+    ]
+    for run in runs:
+        assert run.data.tags["ablab.status"] == "finished"
+        assert_unique_steps(uri, run.info.run_id)
+        if run.info.run_id in finished_first:  # finished before the kill: not run again
+            assert run.info.end_time == finished_first[run.info.run_id]
+    interrupted = next(r for r in runs if r.info.run_id == training[0].info.run_id)
+    assert int(interrupted.data.tags["ablab.resumed_from_step"]) > 0
+
+
+def test_cluster_path_with_ray_start_and_an_mlflow_server(tmp_path):
+    ray_port, mlflow_port = free_port(), free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    head = subprocess.run(
+        [
+            script("ray"),
+            "start",
+            "--head",
+            "--port",
+            str(ray_port),
+            "--num-cpus",
+            "2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert head.returncode == 0, head.stderr
+    server = subprocess.Popen(
+        [
+            script("mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(mlflow_port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path}/server.db",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    server_uri = f"http://127.0.0.1:{mlflow_port}"
+    try:
+        wait_healthy(server_uri, "the MLflow server")
+        spec = write_spec(
+            tmp_path, "cluster", ablations={"heads": {"grid": {"model.heads": [1]}}}, budget={"epochs": 2}
+        )
+        address = f"{socket.gethostbyname(socket.gethostname())}:{ray_port}"
+        out = ablab("run", spec, "--address", address, "--tracking-uri", server_uri, cwd=tmp_path, env=env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        client = MlflowClient(server_uri)
+        runs = trial_runs(server_uri, "ablab/cluster")
+        assert len(runs) == 2 and all(r.data.tags["ablab.status"] == "finished" for r in runs)
+        for run in runs:
+            assert run.info.artifact_uri.startswith("mlflow-artifacts:")
+            assert {"hypotheses", "config.yaml"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert not (tmp_path / "mlruns").exists()  # nothing went to a local store
+    finally:
+        subprocess.run([script("ray"), "stop", "--force"], capture_output=True, env=env, timeout=120)
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_a_local_store_is_refused_for_a_cluster_on_other_machines():
+    local = {"127.0.0.1", "10.0.0.5"}
+    refuse_local_store("sqlite:////x/mlflow.db", "10.0.0.5:6379", {"10.0.0.5"}, local)  # one machine: fine
+    refuse_local_store("http://10.0.0.5:5000", "10.0.0.5:6379", {"10.0.0.5", "10.0.0.6"}, local)
+    with pytest.raises(UserError, match=r"other machines \(10.0.0.6\).*--tracking-uri http://"):
+        refuse_local_store("sqlite:////x/mlflow.db", "10.0.0.5:6379", {"10.0.0.5", "10.0.0.6"}, local)
+
+
+def test_optuna_search_with_asha_records_the_searched_values(tmp_path):
+    spec = write_spec(
+        tmp_path,
+        "searched",
+        budget={"epochs": 3},
+        max_concurrent=2,
+        search={
+            "space": {"optim.lr": {"loguniform": [0.0003, 0.01]}},
+            "trials": 4,
+            "scheduler": {"asha": {"grace_period": 1, "reduction_factor": 2}},
+        },
+    )
+    uri = sqlite_uri(tmp_path)
+    out = ablab("run", spec, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = trial_runs(uri, "ablab/searched")
+    assert len(runs) == 4
+    lrs = [float(r.data.params["optim.lr"]) for r in runs]
+    assert len(set(lrs)) == 4 and all(0.0003 <= lr <= 0.01 for lr in lrs)
+    for run, lr in zip(runs, lrs, strict=True):
+        assert float(run.data.tags["ablab.search.optim.lr"]) == lr
+        assert run.data.tags["ablab.status"] in ("finished", "early_stopped")
+        assert run.data.tags["ablab.trial_hash"] == run.data.tags["ablab.config_hash"]
+    assert len({r.data.tags["ablab.trial_hash"] for r in runs}) == 4
+
+
+def test_a_spec_needing_more_than_the_machine_fails_fast(tmp_path):
+    spec = write_spec(tmp_path, "greedy", resources={"cpus": 1, "gpus": 1})
+    started = time.monotonic()
+    out = ablab("run", spec, cwd=tmp_path)
+    assert out.returncode == 2 and "needs 1 CPUs and 1 GPUs" in out.stderr, out.stderr
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "runs").exists()
+
+
+def test_resume_without_an_interrupted_sweep_is_a_clear_error(tmp_path):
+    spec = write_spec(tmp_path, "fresh")
+    out = ablab("run", spec, "--resume", cwd=tmp_path)
+    assert out.returncode == 2 and "no interrupted sweep of fresh" in out.stderr
+
+
+def test_ui_serves_the_store_on_loopback_only(tmp_path):
+    port = free_port()
+    ui = start_ablab(tmp_path, "ui", "--port", str(port))
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", "ablab ui")
+        external = socket.gethostbyname(socket.gethostname())
+        if not external.startswith("127."):
+            with pytest.raises(OSError):
+                socket.create_connection((external, port), timeout=2)
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(timeout=30)
+
+
+@pytest.mark.parametrize("text, fragment", [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_malformed_specs_exit_2_before_anything_starts(tmp_path, monkeypatch, text, fragment):
+    import ray
+    from typer.testing import CliRunner
+
+    from experiments.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(spec_text(text))
+    out = CliRunner().invoke(app, ["run", str(path)])
+    assert out.exit_code == 2, out.output
+    assert fragment in out.output and "Traceback" not in out.output
+    assert not ray.is_initialized()
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "runs").exists()
