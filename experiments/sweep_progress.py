@@ -52,9 +52,12 @@ class SweepProgress(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.running.discard(trial.trial_id)
-        self.done += 1
         status = (trial.last_result or {}).get("status", "stopped")
-        self._line(f"{status} {self._name(trial)}")
+        if status == "failed":  # an input error: the trial ended itself, without retries
+            self.failed += 1
+        else:
+            self.done += 1
+        self._line(f"{'FAILED' if status == 'failed' else status} {self._name(trial)}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.running.discard(trial.trial_id)

@@ -8,6 +8,9 @@ by the driver; a search trial makes its own). Searched values arrive as the othe
 Each epoch the trial reports its validation metrics to Tune with the newest checkpoint; a
 retried or restored trial gets that checkpoint back from ``tune.get_checkpoint()``, copies it
 into its work directory, and the trainer resumes from it exactly, in the same MLflow run.
+A crash is left to Tune to retry; an input error (:class:`~trainer.errors.UserError`: data that
+cannot be read, a config the trainer refuses) would fail every retry alike, so the trial ends
+at once with status ``failed`` and the error on its run.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Any
 
 from experiments.runs import DONE
 from trainer import checkpoint as ckpt
-from trainer.config import apply_overrides, config_hash, from_dict
+from trainer.config import apply_overrides, config_hash, flatten, from_dict
+from trainer.errors import UserError
 from trainer.run import train
 from trainer.tracking import MlflowTracker
 
@@ -117,6 +121,15 @@ def _finished_run(tracker: MlflowTracker) -> dict[str, Any] | None:
     return {**run.data.metrics, "status": status, "mlflow_run_id": tracker.run_id}
 
 
+def _record_input_error(tracker: MlflowTracker, config, exc: UserError) -> None:
+    """Mark the trial's run failed with the error; the trainer did so itself if it had opened
+    the run (an error raised before that, e.g. unreadable data, leaves it to us)."""
+    if tracker.client is None:
+        tracker.start(params=flatten(config), tags={})
+        tracker.set_tags({"ablab.error": f"{type(exc).__name__}: {exc}"[:1000]})
+        tracker.end("failed")
+
+
 def run_trial(params: dict[str, Any]) -> None:
     """The Tune trainable: train the trial's config, report to Tune, log to MLflow."""
     from ray import tune
@@ -147,7 +160,14 @@ def run_trial(params: dict[str, Any]) -> None:
     workdir = Path(tune.get_context().get_trial_dir()) / "ablab"  # a reused worker moves on, its cwd not
     _restore(workdir)
     reporter = TuneReporter(tracker)
-    result = train(config, workdir=workdir, tracker=tracker, reporter=reporter)
+    try:
+        result = train(config, workdir=workdir, tracker=tracker, reporter=reporter)
+    except UserError as exc:  # bad data or config fails every attempt alike: recorded, not retried
+        _record_input_error(tracker, config, exc)
+        tune.report(
+            {payload["metric"]: math.nan, "status": "failed", "mlflow_run_id": tracker.run_id, COMPLETE: True}
+        )
+        return
     final = {
         k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
     }

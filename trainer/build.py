@@ -61,6 +61,11 @@ def build_corpus(data: DataConfig, evaluation: EvalConfig) -> Corpus:
     n = len(train) if data.train_subset is None else min(data.train_subset, len(train))
     encoded = EncodedSplit.from_ids(vocabs.encode_src(train.src[:n]), vocabs.encode_tgt(train.tgt[:n]))
     keep = np.flatnonzero((encoded.src_lens <= data.max_len) & (encoded.tgt_lens <= data.max_len))
+    if len(keep) == 0:
+        raise ConfigError(
+            f"data.max_len is {data.max_len} tokens but every one of the {n} training pairs is longer on "
+            "one side; raise data.max_len (the default keeps all of Multi30k)."
+        )
     return Corpus(
         vocabs=vocabs,
         train=encoded.subset(keep),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -166,14 +167,32 @@ def test_running_it_again_launches_nothing(smoke):
     before = len(
         MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("ablab/smoke").experiment_id])
     )
-    started = time.monotonic()
     out = ablab("run", SMOKE, cwd=folder)
     assert out.returncode == 0 and "nothing to run" in out.stderr
-    assert time.monotonic() - started < 60 and "ray" not in out.stderr.lower().split("nothing to run")[0]
+    assert "ray" not in out.stderr.lower().split("nothing to run")[0]
     after = len(
         MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("ablab/smoke").experiment_id])
     )
     assert after == before  # no trial run, not even a parent run
+
+
+def test_a_rerun_runs_only_what_is_new_and_force_runs_everything(tmp_path):
+    uri = sqlite_uri(tmp_path)
+    spec = write_spec(tmp_path, "grows", budget={"epochs": 1})
+    assert ablab("run", spec, cwd=tmp_path).returncode == 0
+    (first,) = trial_runs(uri, "ablab/grows")
+    spec = write_spec(
+        tmp_path, "grows", budget={"epochs": 1}, ablations={"no_ls": {"loss.label_smoothing": 0}}
+    )
+    out = ablab("run", spec, cwd=tmp_path)
+    assert out.returncode == 0 and "1 trials to run, 1 already done" in out.stderr, out.stderr[-3000:]
+    runs = trial_runs(uri, "ablab/grows")
+    assert sorted(r.data.tags["ablab.trial"] for r in runs) == ["baseline,seed=1", "no_ls,seed=1"]
+    assert first.info.run_id in {r.info.run_id for r in runs}  # the finished baseline was kept
+    out = ablab("run", spec, "--force", cwd=tmp_path)
+    assert out.returncode == 0 and "2 trials to run, 0 already done" in out.stderr, out.stderr[-3000:]
+    forced = [r for r in trial_runs(uri, "ablab/grows") if r.info.run_id not in {x.info.run_id for x in runs}]
+    assert sorted(r.data.tags["ablab.status"] for r in forced) == ["finished", "finished"]
 
 
 def test_a_killed_trial_is_retried_from_its_checkpoint(tmp_path):
@@ -257,6 +276,40 @@ def test_driver_killed_mid_sweep_then_resume(tmp_path):
             assert run.info.end_time == finished_first[run.info.run_id]
     interrupted = next(r for r in runs if r.info.run_id == training[0].info.run_id)
     assert int(interrupted.data.tags["ablab.resumed_from_step"]) > 0
+
+
+def test_divergence_is_a_result_and_a_failure_does_not_stop_the_others(tmp_path):
+    bad_data = tmp_path / "bad_data"
+    shutil.copytree(os.environ["MULTI30K_DIR"], bad_data)
+    (bad_data / "train.de.gz").chmod(0o644)
+    (bad_data / "train.de.gz").write_bytes((bad_data / "train.de.gz").read_bytes()[:5000])  # truncated
+    spec = write_spec(
+        tmp_path,
+        "faults",
+        ablations={
+            "diverges": {"optim.lr": 10000.0, "schedule.warmup_steps": 0},
+            "unreadable": {"data.dir": str(bad_data)},
+        },
+        retries=2,
+        budget={"epochs": 2},
+    )
+    uri = sqlite_uri(tmp_path)
+    out = ablab("run", spec, cwd=tmp_path)
+    assert out.returncode == 1, out.stderr[-3000:]  # a failed trial fails the sweep, after all ran
+    runs = {r.data.tags["ablab.trial"]: r for r in trial_runs(uri, "ablab/faults")}
+    assert sorted(runs) == ["baseline,seed=1", "diverges,seed=1", "unreadable,seed=1"]
+    assert runs["baseline,seed=1"].data.tags["ablab.status"] == "finished"
+    diverged = runs["diverges,seed=1"]
+    assert diverged.data.tags["ablab.status"] == "diverged" and diverged.info.status == "FINISHED"
+    assert "diverged_step" in diverged.data.metrics
+    failed = runs["unreadable,seed=1"]
+    assert failed.data.tags["ablab.status"] == "failed" and failed.info.status == "FAILED"
+    assert "train.de.gz" in failed.data.tags["ablab.error"]
+    assert "retrying" not in out.stderr  # neither a divergence nor unreadable data is retried
+    assert "FAILED unreadable,seed=1" in out.stderr and "failed 1" in out.stderr
+    assert "failed  BLEU      -  unreadable,seed=1" in out.stdout and "train.de.gz" in out.stdout
+    parent = MlflowClient(uri).get_run(failed.data.tags["mlflow.parentRunId"])
+    assert parent.info.status == "FAILED"
 
 
 def test_cluster_path_with_ray_start_and_an_mlflow_server(tmp_path):

@@ -8,6 +8,7 @@ from mlflow import MlflowClient
 
 from tests.conftest import tiny_config
 from trainer.config import from_dict
+from trainer.errors import ConfigError
 from trainer.run import train
 from trainer.tracking import MlflowTracker
 
@@ -107,3 +108,9 @@ def test_divergence_is_a_result_not_a_crash(tmp_path, lr, factor):
 def test_seq2seq_trains_end_to_end(tmp_path):
     result = train(tiny_config(model={"arch": "seq2seq"}), workdir=tmp_path)
     assert result.status == "finished" and result.metrics["bleu"] is not None
+
+
+def test_a_max_len_that_drops_every_pair_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="data.max_len is 4 tokens but every one of the"):
+        train(tiny_config(data={"max_len": 4}), workdir=tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing written
