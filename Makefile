@@ -1,12 +1,12 @@
 # The two entry points of the README; both install what they need into .venv first.
-#   make demo   the main job: the smoke ablation sweep (local Ray, MLflow sqlite under mlruns/)
+#   make demo   the main job: the smoke ablation sweep and its report (local Ray, MLflow sqlite under mlruns/)
 #   make test   the test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install
+.PHONY: demo test install chromium
 
 install: $(STAMP)
 
@@ -18,8 +18,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# The report is written also when a trial failed (it lists why); the run's exit code is kept.
 demo: $(STAMP)
-	$(BIN)/ablab run experiments/specs/smoke.yaml
+	$(BIN)/ablab run experiments/specs/smoke.yaml; status=$$?; \
+	  $(BIN)/ablab report experiments/specs/smoke.yaml --out reports/smoke && exit $$status
 
-test: $(STAMP)
+# The report tests render the HTML in headless Chromium (Debian's package).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest

@@ -32,6 +32,19 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(help="MLflow tracking URI; default $MLFLOW_TRACKING_URI or sqlite under ./mlruns."),
+]
+
+
+def resolve_tracking_uri(value: str | None) -> str:
+    """The URI given, made absolute, else the default store."""
+    from trainer.tracking import absolute_uri, default_tracking_uri
+
+    return absolute_uri(value) if value else default_tracking_uri()
+
+
 def user_errors(command):
     """Report :class:`UserError` as a clear message with exit code 2 instead of a traceback."""
 
@@ -52,10 +65,7 @@ def train_command(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a key: --set model.heads=8 (repeatable).")
     ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow tracking URI; default $MLFLOW_TRACKING_URI or sqlite under ./mlruns."),
-    ] = None,
+    tracking_uri: TrackingUri = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "ablab-train",
     workdir: Annotated[
         Path | None,
@@ -70,13 +80,13 @@ def train_command(
     from experiments.progress import TerminalReporter
     from trainer.config import config_hash, load, parse_override
     from trainer.run import train
-    from trainer.tracking import MlflowTracker, absolute_uri, default_tracking_uri
+    from trainer.tracking import MlflowTracker
 
     cfg = load(config, dict(parse_override(s) for s in set_ or []))
     workdir = (workdir or Path("runs") / f"{config.stem}-{config_hash(cfg)}").resolve()
     if fresh and workdir.exists():
         shutil.rmtree(workdir)
-    uri = absolute_uri(tracking_uri) if tracking_uri else default_tracking_uri()
+    uri = resolve_tracking_uri(tracking_uri)
     tracker = MlflowTracker(uri, experiment, run_name=config.stem)
     result = train(cfg, workdir=workdir, tracker=tracker, reporter=TerminalReporter(cfg))
     typer.echo(_summary(result.metrics, workdir, uri), err=json_output)
@@ -162,10 +172,7 @@ def run_command(
         str | None,
         typer.Option(help="Ray cluster address (default $RAY_ADDRESS; none: Ray on this machine)."),
     ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow tracking URI; default $MLFLOW_TRACKING_URI or sqlite under ./mlruns."),
-    ] = None,
+    tracking_uri: TrackingUri = None,
     resume: Annotated[
         bool, typer.Option(help="Continue an interrupted sweep from Tune's saved state.")
     ] = False,
@@ -179,10 +186,9 @@ def run_command(
     """Run a spec's trials with Ray Tune; each trial is one MLflow run. Finished trials are skipped."""
     from experiments.spec import load_plan
     from experiments.sweep import run_sweep
-    from trainer.tracking import absolute_uri, default_tracking_uri
 
     plan = load_plan(spec)
-    uri = absolute_uri(tracking_uri) if tracking_uri else default_tracking_uri()
+    uri = resolve_tracking_uri(tracking_uri)
     summary = run_sweep(
         plan,
         storage=storage,
@@ -204,6 +210,26 @@ def run_command(
         raise typer.Exit(1)
 
 
+@app.command("report")
+@user_errors
+def report_command(
+    target: Annotated[str, typer.Argument(help="A spec YAML, or an MLflow experiment name (ablab/NAME).")],
+    tracking_uri: TrackingUri = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default reports/<spec name>).")] = None,
+) -> None:
+    """Write the comparison report (report.html, report.md, figures/) and log it to the sweep's run."""
+    from experiments.reporting import make_report
+
+    uri = resolve_tracking_uri(tracking_uri)
+    made = make_report(target, uri, out)
+    sections = ", ".join(s.group for s in made.report.sections)
+    typer.echo(
+        f"report of {len(made.report.sections)} sections ({sections}): {made.html} and {made.markdown}"
+    )
+    if made.parent_run_id:
+        typer.echo(f"logged to the sweep's parent run {made.parent_run_id} under report/")
+
+
 @app.command("ui")
 @user_errors
 def ui_command(
@@ -211,17 +237,13 @@ def ui_command(
     host: Annotated[
         str, typer.Option(help="Interface to bind; the default serves this machine only (README: SSH).")
     ] = "127.0.0.1",
-    tracking_uri: Annotated[
-        str | None, typer.Option(help="Store to browse; default $MLFLOW_TRACKING_URI, else ./mlruns.")
-    ] = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Serve the MLflow UI over the project's store, on 127.0.0.1 unless --host says otherwise."""
     import os
     import subprocess
 
-    from trainer.tracking import absolute_uri, default_tracking_uri
-
-    uri = absolute_uri(tracking_uri) if tracking_uri else default_tracking_uri()
+    uri = resolve_tracking_uri(tracking_uri)
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(
             f"ablab: warning: serving on {host}: anyone who can reach this machine can read and change "
@@ -248,7 +270,7 @@ def schedules_command(
     ),
 ) -> None:
     """Plot the seed schedules: Noam (warmup 4000, d 512), warmup+cosine/linear (2000, 3e-4)."""
-    from analysis.plots import plot_schedules
+    from analysis.figures import plot_schedules
     from experiments.schedule_table import seed_schedules_table
 
     table = seed_schedules_table(steps)

@@ -17,13 +17,13 @@ from mlflow import MlflowClient
 
 from experiments.sweep import refuse_local_store
 from tests.conftest import script
+from tests.experiments.conftest import SMOKE, ablab, sqlite_uri
 from tests.experiments.malformed_specs import MALFORMED, spec_text
 from trainer.errors import UserError
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-SMOKE = ROOT / "experiments" / "specs" / "smoke.yaml"
 TINY = {
     "data": {"train_subset": 1000, "max_tokens": 1024, "vocab_size": 400},
     "model": {"layers": 1, "d_model": 16, "heads": 2, "ff_dim": 16},
@@ -34,25 +34,10 @@ TINY = {
 }
 
 
-def ablab(*args, cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [script("ablab"), *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=timeout,
-    )
-
-
 def write_spec(folder: Path, name: str, **body) -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"baseline": {"config": TINY}, **body}, sort_keys=False))
     return path
-
-
-def sqlite_uri(folder: Path) -> str:
-    return f"sqlite:///{folder}/mlruns/mlflow.db"
 
 
 def trial_runs(uri: str, experiment: str) -> list:
@@ -114,15 +99,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def smoke(tmp_path_factory):
-    """The shipped smoke spec, run once for the session on local Ray with a sqlite store."""
-    folder = tmp_path_factory.mktemp("smoke")
-    started = time.monotonic()
-    out = ablab("run", SMOKE, cwd=folder)
-    return folder, sqlite_uri(folder), out, time.monotonic() - started
 
 
 def test_smoke_spec_runs_end_to_end(smoke):

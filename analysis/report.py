@@ -1,0 +1,350 @@
+"""The comparison report of a sweep: a section per ablation group, each with its question, a
+table across seeds with significance against the baseline, its figures and a finding computed
+from the numbers; then every trial that did not finish, with its reason.
+
+Writes ``report.md`` with the figures (PNG and SVG) beside it in ``figures/``, and a
+self-contained ``report.html`` (figures embedded as data URIs, opens offline).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from analysis import figures
+from analysis.load import DONE, SweepRuns
+from analysis.stats import aggregate, format_p, paired_bootstrap, welch_p
+
+BASELINE = "baseline"
+METRICS = ("bleu", "bleu_lc", "chrf", "ece", "params", "train_seconds", "epochs_to_90pct")
+IGNORED_KEYS = {"train.seed", "train.threads", "data.dir", "data.cache_dir"}
+QUESTIONS = {
+    "loss.label_smoothing": "Does label smoothing change translation quality and calibration?",
+    "schedule.warmup_steps": "Does the Transformer need learning-rate warmup?",
+    "model.heads": "How does the number of attention heads at a fixed d_model affect BLEU?",
+    "model.layers": "How does depth trade parameters for BLEU?",
+    "schedule.name": "Which learning-rate schedule trains best in the same budget?",
+    "model.arch": "Transformer or GRU seq2seq with attention: quality, convergence and training time?",
+}
+SIZE_KEYS = {"model.layers", "model.d_model", "model.ff_dim", "model.arch", "data.vocab_size"}
+
+
+@dataclass
+class Section:
+    group: str
+    question: str
+    changes: list[str]
+    rows: list[dict]  # formatted table rows
+    figures: list[str] = field(default_factory=list)
+    finding: str = ""
+
+
+@dataclass
+class Report:
+    title: str
+    intro: list[str]
+    sections: list[Section]
+    not_finished: list[dict]
+
+
+class NothingToReport(LookupError):
+    """No trial of the sweep finished or diverged."""
+
+
+def build(
+    runs: SweepRuns,
+    out: Path,
+    references: dict[str, list[str]] | None = None,
+    groups: list[str] | None = None,
+    exercise: pd.DataFrame | None = None,
+    description: str = "",
+) -> Report:
+    """Compute every section, write the figures into ``out/figures``; returns the report."""
+    trials = runs.trials
+    done = trials[trials["status"].isin(DONE)]
+    if done.empty:
+        raise NothingToReport(
+            f"no trial of {runs.experiment} has finished yet ({len(trials)} runs: "
+            f"{', '.join(sorted(set(trials['status'])))}); run the sweep first (ablab run SPEC)."
+        )
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    found = list(dict.fromkeys(g for gs in trials["groups"] for g in gs if g != BASELINE))
+    order = [g for g in (groups or []) if g in found] + [g for g in found if g not in (groups or [])]
+    link = run_link(runs)
+    sections = [
+        _section(runs, group, out, references or {}, exercise, link)
+        for group in order
+        if _has_rows(trials, group)
+    ]
+    seeds = sorted(set(done["seed"]))
+    intro = [
+        description,
+        f"{len(trials)} trials in MLflow experiment `{runs.experiment}`; {len(done)} done "
+        f"({_count(trials, 'finished')} finished, {_count(trials, 'diverged')} diverged), "
+        f"{len(trials) - len(done)} not. Seeds: {', '.join(map(str, seeds))}.",
+        "BLEU: sacreBLEU, cased, detokenized, on "
+        + ", ".join(sorted(set(runs.test_sets.values())) or ["the test set"])
+        + "; p (BLEU): paired bootstrap over test sentences (1,000 resamples, seeds paired) against the "
+        "baseline; p (ECE): Welch's t-test over seeds. Values are mean ± sd over seeds."
+        + (
+            " With a single seed there is no spread across seeds: p covers sentences only."
+            if len(seeds) == 1
+            else ""
+        ),
+    ]
+    not_finished = [
+        {
+            "trial": row.trial,
+            "status": row.status,
+            "reason": _reason(row),
+            "run": link(row.run_id),
+        }
+        for row in trials[trials["status"] != "finished"].itertuples()
+    ]
+    return Report(f"ablab report: {runs.experiment}", [t for t in intro if t], sections, not_finished)
+
+
+def _count(trials: pd.DataFrame, status: str) -> int:
+    return int((trials["status"] == status).sum())
+
+
+def _has_rows(trials: pd.DataFrame, group: str) -> bool:
+    return any(group in gs for gs in trials["groups"])
+
+
+def _reason(row) -> str:
+    if row.status == "diverged":
+        step = row.diverged_step
+        return f"diverged at update {int(step)}" if step is not None and not pd.isna(step) else "diverged"
+    return str(row.error or f"run is {row.status}")
+
+
+def run_link(runs: SweepRuns):
+    """A function from run id to the run's page in the MLflow UI (``ablab ui`` for a local store)."""
+    base = runs.tracking_uri if runs.tracking_uri.startswith("http") else "http://127.0.0.1:5000"
+    return lambda run_id: f"{base.rstrip('/')}/#/experiments/{runs.experiment_id}/runs/{run_id}"
+
+
+def varied_keys(rows: pd.DataFrame) -> list[str]:
+    """Config keys (dotted columns) whose values differ among ``rows``."""
+    keys = []
+    for column in rows.columns:
+        if (
+            "." in column
+            and column not in IGNORED_KEYS
+            and rows[column].astype(str).nunique(dropna=False) > 1
+        ):
+            keys.append(column)
+    return keys
+
+
+def _section(runs, group, out, references, exercise, link) -> Section:
+    trials = runs.trials
+    members = trials[[group in gs or BASELINE in gs for gs in trials["groups"]]]
+    keys = varied_keys(members[members["status"].isin(DONE)]) or varied_keys(members)
+    question = next(
+        (QUESTIONS[k] for k in keys if k in QUESTIONS), f"What does changing {', '.join(keys)} do?"
+    )
+    base = members[[BASELINE in gs for gs in members["groups"]]]
+    changes = [_change(base, members[members["setting"] == s], keys) for s in _settings(members)]
+    primary = "ece" if "loss.label_smoothing" in keys else "bleu"
+    summary = aggregate(members[members["status"] == "finished"], "setting", METRICS)
+    tests = {s: _tests(runs, base, members[members["setting"] == s], references) for s in _settings(members)}
+    rows = [_row(summary, members, s, tests.get(s, {}), link) for s in [BASELINE, *_settings(members)]]
+    section = Section(group, question, [c for c in changes if c], [r for r in rows if r])
+    section.figures = _figures(runs, group, members, summary, keys, out, exercise)
+    section.finding = finding(summary, members, tests, primary, keys)
+    return section
+
+
+def _settings(members: pd.DataFrame) -> list[str]:
+    """The group's settings other than the baseline, in trial order."""
+    return [s for s in dict.fromkeys(members["setting"]) if s != BASELINE]
+
+
+def _change(base: pd.DataFrame, rows: pd.DataFrame, keys: list[str]) -> str:
+    if base.empty or rows.empty:
+        return ""
+    parts = [
+        f"{k} {base[k].iloc[0]} → {rows[k].iloc[0]}"
+        for k in keys
+        if str(base[k].iloc[0]) != str(rows[k].iloc[0])
+    ]
+    return f"{rows['setting'].iloc[0]}: " + ", ".join(parts) if parts else ""
+
+
+def _tests(runs: SweepRuns, base: pd.DataFrame, rows: pd.DataFrame, references) -> dict:
+    """p-values against the baseline: BLEU by paired bootstrap over sentences (seeds paired and
+    concatenated), ECE by Welch's t-test over seeds."""
+    out = {"p_ece": welch_p(rows["ece"].dropna(), base["ece"].dropna())}
+    base_hyps, sys_hyps, refs = [], [], []
+    for seed in sorted(set(base["seed"]) & set(rows["seed"])):
+        b = base[base["seed"] == seed]["run_id"].iloc[0]
+        s = rows[rows["seed"] == seed]["run_id"].iloc[0]
+        if b in runs.hypotheses and s in runs.hypotheses and runs.test_sets[b] in references:
+            n = len(runs.hypotheses[b])
+            if len(runs.hypotheses[s]) == n:
+                base_hyps += runs.hypotheses[b]
+                sys_hyps += runs.hypotheses[s]
+                refs += references[runs.test_sets[b]][:n]
+    out["p_bleu"] = paired_bootstrap(base_hyps, sys_hyps, refs)["p_value"] if refs else math.nan
+    return out
+
+
+def _row(summary: pd.DataFrame, members: pd.DataFrame, setting: str, tests: dict, link) -> dict | None:
+    runs = members[members["setting"] == setting]
+    if runs.empty:
+        return None
+    found = summary[summary["setting"] == setting]
+    s = found.iloc[0] if len(found) else pd.Series(dtype=float)
+    diverged = (runs["status"] == "diverged").sum()
+    return {
+        "setting": setting + (" (reference)" if setting == BASELINE else ""),
+        "n": f"{int(s.get('n', 0))}/{len(runs)}" + (f", {diverged} diverged" if diverged else ""),
+        "BLEU": _pm(s, "bleu", 2),
+        "p (BLEU)": format_p(tests.get("p_bleu")),
+        "chrF": _pm(s, "chrf", 1),
+        "ECE": _pm(s, "ece", 3),
+        "p (ECE)": format_p(tests.get("p_ece")),
+        "params": f"{s.get('params_mean'):,.0f}" if not pd.isna(s.get("params_mean", math.nan)) else "-",
+        "train min": _pm(s, "train_seconds", 1, scale=1 / 60),
+        "epochs to 90 %": _pm(s, "epochs_to_90pct", 1),
+        "runs": [(f"seed {r.seed}", link(r.run_id)) for r in runs.itertuples()],
+    }
+
+
+def _pm(s: pd.Series, metric: str, digits: int, scale: float = 1.0) -> str:
+    """``mean ± sd`` of a metric of an aggregated row, '-' where there is no value."""
+    mean, sd = s.get(f"{metric}_mean", math.nan), s.get(f"{metric}_sd", math.nan)
+    if mean is None or pd.isna(mean):
+        return "-"
+    text = f"{mean * scale:.{digits}f}"
+    return text if sd is None or pd.isna(sd) else f"{text} ± {sd * scale:.{digits}f}"
+
+
+def finding(summary: pd.DataFrame, members: pd.DataFrame, tests: dict, metric: str, keys: list[str]) -> str:
+    """One sentence from the numbers: how the group's settings moved ``metric`` from the
+    baseline's value, with the number of seeds and the p-value, plus divergences and, for an
+    architecture comparison, convergence and training time."""
+    name = "ECE" if metric == "ece" else "BLEU"
+    digits = 3 if metric == "ece" else 2
+    values = summary.set_index("setting")[f"{metric}_mean"].dropna()
+    parts = []
+    if BASELINE in values and len(values) > 1:
+        base = values[BASELINE]
+        others = values.drop(BASELINE)
+        best = others.idxmin() if metric == "ece" else others.idxmax()
+        worst = others.idxmax() if metric == "ece" else others.idxmin()
+        for setting in dict.fromkeys([best, worst]):
+            n = int(summary.set_index("setting").loc[setting, "n"])
+            p = tests.get(setting, {}).get("p_ece" if metric == "ece" else "p_bleu", math.nan)
+            seeds = f"{n} seed{'s' if n != 1 else ''}, {format_p(p)}"
+            if round(values[setting], digits) == round(base, digits):
+                parts.append(f"{setting} matched the baseline's {name} of {base:.{digits}f} ({seeds})")
+                continue
+            verb = "raised" if values[setting] > base else "lowered"
+            parts.append(
+                f"{setting} {verb} {name} from {base:.{digits}f} to {values[setting]:.{digits}f} ({seeds})"
+            )
+        if metric == "ece":  # calibration moves with quality: say what BLEU did too
+            bleu = summary.set_index("setting")["bleu_mean"]
+            p = tests.get(worst, {}).get("p_bleu", math.nan)
+            parts.append(f"BLEU {bleu[BASELINE]:.2f} → {bleu[worst]:.2f} ({format_p(p)})")
+    elif len(values) == 1:
+        parts.append(f"only {values.index[0]} has finished runs: {name} {values.iloc[0]:.{digits}f}")
+    diverged = members[members["status"] == "diverged"]
+    for setting, group in diverged.groupby("setting", sort=False):
+        steps = ", ".join(str(int(s)) for s in group["diverged_step"].dropna())
+        total = (members["setting"] == setting).sum()
+        parts.append(
+            f"{len(group)} of {total} {setting} runs diverged" + (f" (at update {steps})" if steps else "")
+        )
+    if "model.arch" in keys and {"epochs_to_90pct_mean", "train_seconds_mean"} <= set(summary.columns):
+        speed = summary.set_index("setting")
+        parts.append(
+            "; ".join(
+                f"{s} reached 90 % of its best validation BLEU after {r.epochs_to_90pct_mean:.1f} epochs "
+                f"and trained {r.train_seconds_mean / 60:.1f} min"
+                for s, r in speed.iterrows()
+                if not pd.isna(r.epochs_to_90pct_mean)
+            )
+        )
+    text = "; ".join(p for p in parts if p)
+    return f"{text}." if text else "No finished runs to compare."
+
+
+def _figures(runs, group, members, summary, keys, out: Path, exercise) -> list[str]:
+    made: list[tuple[str, plt.Figure]] = []
+    curves = runs.curves[runs.curves["run_id"].isin(members["run_id"])]
+    if SIZE_KEYS & set(keys) and summary["params_mean"].nunique() > 1:
+        made.append(
+            (
+                "bleu_vs_params",
+                figures.plot_metric_vs_params(summary, title=f"{group}: BLEU against parameters"),
+            )
+        )
+    numeric = [k for k in keys if pd.api.types.is_numeric_dtype(members[k])]
+    axis = len(keys) == 1 and numeric and (members[keys[0]].nunique() >= 3 or keys[0].startswith("model."))
+    if axis:  # a model axis such as heads, or any key with three values or more
+        with_key = summary.merge(members[["setting", keys[0]]].drop_duplicates("setting"), on="setting")
+        made.append(
+            (
+                "bleu_by_value",
+                figures.plot_metric_by_value(with_key, keys[0], title=f"{group}: BLEU by {keys[0]}"),
+            )
+        )
+    if "loss.label_smoothing" in keys and not runs.bins.empty:
+        bins = runs.bins[runs.bins["run_id"].isin(members["run_id"])]
+        ece = summary.set_index("setting")["ece_mean"].to_dict()
+        made.append(("reliability", figures.plot_reliability(bins, ece, title=f"{group}: reliability")))
+    if any(k.startswith("schedule.") for k in keys):
+        if exercise is not None:
+            made.append(
+                ("schedules_100k", figures.plot_schedules(exercise, "Seed schedules over 100,000 steps"))
+            )
+        first_seed = members.groupby("setting")["run_id"].first()
+        lr = curves[(curves["metric"] == "lr") & curves["run_id"].isin(first_seed)]
+        if not lr.empty:
+            trained = lr.rename(columns={"setting": "schedule", "value": "lr"})[["step", "schedule", "lr"]]
+            made.append(
+                ("schedules_trained", figures.plot_schedules(trained, f"{group}: schedules as trained"))
+            )
+        if (curves["metric"] == "train_loss").any():
+            made.append(
+                ("loss_curves", figures.plot_loss_curves(curves, _diverged(members), f"{group}: loss"))
+            )
+    if "model.arch" in keys or any(k.startswith("schedule.") for k in keys):
+        if (curves["metric"] == "val_bleu").any():
+            made.append(("val_bleu", figures.plot_val_bleu(curves, f"{group}: validation BLEU per epoch")))
+    if "model.arch" in keys:
+        records = _attention(runs, members)
+        if len(records) > 1:
+            made.append(("attention", figures.plot_attention(records, f"{group}: attention")))
+    names = []
+    for kind, fig in made:
+        name = f"{group}_{kind}"
+        fig.savefig(out / "figures" / f"{name}.png", dpi=110, bbox_inches="tight")
+        fig.savefig(out / "figures" / f"{name}.svg", bbox_inches="tight")
+        plt.close(fig)
+        names.append(name)
+    return names
+
+
+def _diverged(members: pd.DataFrame) -> dict[str, int]:
+    rows = members[members["status"] == "diverged"].dropna(subset=["diverged_step"])
+    return dict(zip(rows["run_id"], rows["diverged_step"].astype(int), strict=True))
+
+
+def _attention(runs: SweepRuns, members: pd.DataFrame) -> dict[str, dict]:
+    """The same sentence's attention for each setting (the lowest seed with a record)."""
+    records = {}
+    for setting in dict.fromkeys(members.sort_values("seed")["setting"]):
+        for run_id in members[members["setting"] == setting].sort_values("seed")["run_id"]:
+            if run_id in runs.attention:
+                records[setting] = runs.attention[run_id]
+                break
+    return records

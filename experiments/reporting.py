@@ -1,0 +1,86 @@
+"""``ablab report``: a spec's (or an experiment's) runs made into the comparison report.
+
+The analysis package reads MLflow only; what it needs from the trainer side is gathered here:
+the test references (for the paired bootstrap) through the trainer's data loader, the seed
+schedule exercise, and the spec's group order and description. The report is written to
+``out`` and logged to the sweep's parent run under ``report/``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from analysis import render, report
+from analysis.load import NoRuns, SweepRuns, load
+from experiments.schedule_table import seed_schedules_table
+from trainer.data import load_splits
+from trainer.errors import UserError
+
+
+@dataclass(frozen=True)
+class Made:
+    markdown: Path
+    html: Path
+    report: report.Report
+    parent_run_id: str | None
+
+
+def target_experiment(target: str) -> tuple[str, list[str], str]:
+    """The MLflow experiment, group order and description a SPEC path or EXPERIMENT name names."""
+    path = Path(target)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        from experiments.spec import load_plan
+
+        plan = load_plan(path)
+        return plan.experiment, list(plan.spec.ablations), plan.spec.description or ""
+    name = target if target.startswith("ablab/") else f"ablab/{target}"
+    return name, [], ""
+
+
+def references(runs: SweepRuns) -> dict[str, list[str]]:
+    """The target side of every headline test set the runs were evaluated on."""
+    sets = sorted(set(runs.test_sets.values()))
+    if not sets:
+        return {}
+    first = runs.trials.iloc[0]
+    splits = load_splits(
+        sets,
+        str(first.get("data.src_lang", "en")),
+        str(first.get("data.tgt_lang", "de")),
+        explicit_dir=_text(first.get("data.dir")),
+        cache_dir=_text(first.get("data.cache_dir")),
+    )
+    return {name: split.tgt for name, split in splits.items()}
+
+
+def _text(value) -> str | None:
+    return None if value is None or value != value or value == "None" else str(value)
+
+
+def make_report(target: str, tracking_uri: str, out: Path | None) -> Made:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    experiment, groups, description = target_experiment(target)
+    try:
+        runs = load(tracking_uri, experiment)
+    except NoRuns as exc:
+        raise UserError(f"{exc}; run the sweep first (ablab run SPEC) or check --tracking-uri.") from None
+    out = (out or Path("reports") / experiment.removeprefix("ablab/")).resolve()
+    try:
+        made = report.build(
+            runs,
+            out,
+            references=references(runs),
+            groups=groups,
+            exercise=seed_schedules_table(100_000),
+            description=description,
+        )
+    except report.NothingToReport as exc:
+        raise UserError(str(exc)) from None
+    markdown, page = render.write(made, out)
+    if runs.parent_run_id:
+        from mlflow import MlflowClient
+
+        MlflowClient(tracking_uri).log_artifacts(runs.parent_run_id, str(out), "report")
+    return Made(markdown, page, made, runs.parent_run_id)
