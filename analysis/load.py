@@ -2,8 +2,9 @@
 
 - ``trials``: one row per trial (the newest run of each trial hash, preferring one that is
   done): ``run_id``, ``trial`` (``heads=8,seed=1``), ``setting`` (the name without its seed),
-  ``groups``, ``seed``, ``status``, ``error``, the headline metrics (``bleu``, ``bleu_lc``,
-  ``chrf``, ``ece``, ``test_nll``, ``params``, ``train_seconds``, ``wall_seconds``, ``epochs``,
+  ``groups``, ``arm`` (for a named arm), ``seed``, ``status``, ``error``, the headline
+  metrics (``bleu``, ``bleu_lc``, ``chrf``, ``ece``, ``test_nll``, ``params``,
+  ``train_seconds``, ``wall_seconds``, ``epochs``,
   ``epochs_to_90pct``, ``seconds_to_90pct``, ``tgt_tokens_per_s``, ``diverged_step``) and the
   resolved config as dotted-key columns (``model.heads``, ...).
 - ``curves``: long table ``run_id, setting, seed, metric, step, epoch, value``: per-step
@@ -172,6 +173,7 @@ def _trial_row(run) -> dict:
         **_ids(run),
         "trial": tags.get("ablab.trial", run.info.run_name),
         "groups": tuple(g for g in tags.get("ablab.groups", "").split(",") if g),
+        "arm": tags.get("ablab.arm"),
         "status": status,
         "error": tags.get("ablab.error"),
         "start_time": run.info.start_time,

@@ -22,6 +22,7 @@ COLUMNS = (
     "setting",
     "n",
     "BLEU",
+    "95 % CI",
     "p (BLEU)",
     "chrF",
     "ECE",

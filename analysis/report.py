@@ -206,6 +206,7 @@ def _row(summary: pd.DataFrame, members: pd.DataFrame, setting: str, tests: dict
         "setting": setting + (" (reference)" if setting == BASELINE else ""),
         "n": f"{int(s.get('n', 0))}/{len(runs)}" + (f", {diverged} diverged" if diverged else ""),
         "BLEU": _pm(s, "bleu", 2),
+        "95 % CI": "-" if pd.isna(s.get("bleu_ci95", math.nan)) else f"± {s['bleu_ci95']:.2f}",
         "p (BLEU)": format_p(tests.get("p_bleu")),
         "chrF": _pm(s, "chrf", 1),
         "ECE": _pm(s, "ece", 3),

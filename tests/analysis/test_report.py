@@ -101,6 +101,7 @@ def test_label_smoothing_section_reports_ece_with_seeds_and_p_values(tmp_path):
     assert section.finding.startswith("no_label_smoothing raised ECE from 0.021 to 0.058 (3 seeds, p ")
     base, arm = section.rows
     assert base["setting"] == "baseline (reference)" and base["ECE"] == "0.021 ± 0.001" and base["n"] == "3/3"
+    assert base["BLEU"] == "20.00 ± 0.00" and base["95 % CI"] == "± 0.00"
     assert arm["p (BLEU)"] == "p < 0.001"  # 5 of 8 words against all 8: a large, certain drop
     assert arm["p (ECE)"].startswith("p < 0.001") or arm["p (ECE)"].startswith("p = 0.00")
     assert arm["runs"][0] == ("seed 1", "http://127.0.0.1:5000/#/experiments/7/runs/no_label_smoothing-1")
