@@ -4,7 +4,9 @@ run once per session on local Ray with a sqlite store."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +27,17 @@ def ablab(*args, cwd: Path, env: dict | None = None, timeout: int = 600) -> subp
         env={**os.environ, **(env or {})},
         timeout=timeout,
     )
+
+
+@pytest.fixture
+def ray_tmpdir(monkeypatch):
+    """A Ray temp folder of this test's own (short: Ray's socket paths are length-limited). Every
+    Ray process the test starts carries it in its environment, so the test can find and kill its
+    own Ray without touching any other Ray on the machine."""
+    folder = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    monkeypatch.setenv("RAY_TMPDIR", folder)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def sqlite_uri(folder: Path) -> str:

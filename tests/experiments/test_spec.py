@@ -10,6 +10,7 @@ from experiments.spec import SpecError, load_plan
 from tests.conftest import tiny_dict
 
 SPECS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "specs").glob("*.yaml"))
+CPU_SCALE = ("smoke.yaml", "suite_cpu.yaml")  # specs sized for this 2-core CPU
 
 
 def write_spec(tmp_path, body: dict, name="s.yaml") -> Path:
@@ -98,18 +99,26 @@ def test_every_shipped_spec_loads_validates_and_plans(path):
     assert len(records) == len(plan.trials) >= 2 or path.name == "baseline.yaml"
     assert all(r["params"] > 0 and r["flops"] > 0 for r in records)
     assert len({r["hash"] for r in records}) == len(records)
-    if path.name != "smoke.yaml":  # full size: the seed settings, on GPUs
+    if path.name != "smoke.yaml":  # the seed settings; full size on GPUs, suite_cpu on CPU cores
         base = plan.trials[0].config
         assert (base.model.layers, base.model.d_model, base.model.heads) == (3, 256, 4)
         assert base.loss.label_smoothing == 0.1 and base.optim.clip_norm == 1.0
-        assert all(t.resources.gpus > 0 for t in plan.trials)
+        on_gpus = path.name not in CPU_SCALE
+        assert all((t.resources.gpus > 0) == on_gpus for t in plan.trials)
 
 
 def test_suite_contains_every_ablation_with_one_baseline_per_seed():
     suite = load_plan(SPECS[[p.name for p in SPECS].index("suite.yaml")])
-    singles = [load_plan(p) for p in SPECS if p.name not in ("suite.yaml", "smoke.yaml", "baseline.yaml")]
+    singles = [load_plan(p) for p in SPECS if p.name not in ("suite.yaml", "baseline.yaml", *CPU_SCALE)]
     assert {t.hash for plan in singles for t in plan.trials} == {t.hash for t in suite.trials}
     assert sum(t.name.startswith("baseline,") for t in suite.trials) == len(suite.spec.seeds)
+
+
+def test_the_cpu_suite_has_the_suites_trials_for_its_seeds():
+    suite = load_plan(SPECS[[p.name for p in SPECS].index("suite.yaml")])
+    cpu = load_plan(SPECS[[p.name for p in SPECS].index("suite_cpu.yaml")])
+    assert {t.name for t in cpu.trials} == {t.name for t in suite.trials if t.seed in cpu.spec.seeds}
+    assert cpu.trials[0].config.model == suite.trials[0].config.model  # the seed model, kept
 
 
 from tests.experiments.malformed_specs import MALFORMED, spec_text  # noqa: E402

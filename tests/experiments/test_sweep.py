@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -52,13 +53,17 @@ def assert_unique_steps(uri: str, run_id: str) -> list[int]:
     return sorted(steps)
 
 
-def processes(fragment: str) -> list[int]:
-    """PIDs whose command line contains ``fragment`` (Ray names trial workers ray::ImplicitFunc...)."""
-    found = []
+def processes(fragment: str, ray_dir: str) -> list[int]:
+    """PIDs of this test's Ray whose command line contains ``fragment`` (Ray names trial workers
+    ray::ImplicitFunc...): those started with ``RAY_TMPDIR=ray_dir`` in their environment, so that
+    no other Ray on the machine (a user's sweep, another test) is looked at or killed."""
+    found, marker = [], f"RAY_TMPDIR={ray_dir}".encode()
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
-                if fragment in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                if fragment in (entry / "cmdline").read_bytes().decode(errors="replace") and marker in (
+                    entry / "environ"
+                ).read_bytes().split(b"\0"):
                     found.append(int(entry.name))
             except OSError:
                 continue
@@ -171,7 +176,7 @@ def test_a_rerun_runs_only_what_is_new_and_force_runs_everything(tmp_path):
     assert sorted(r.data.tags["ablab.status"] for r in forced) == ["finished", "finished"]
 
 
-def test_a_killed_trial_is_retried_from_its_checkpoint(tmp_path):
+def test_a_killed_trial_is_retried_from_its_checkpoint(tmp_path, ray_tmpdir):
     spec = write_spec(tmp_path, "killed", retries=2, budget={"epochs": 4})
     uri = sqlite_uri(tmp_path)
     driver = start_ablab(tmp_path, "run", spec, capture=True)
@@ -179,7 +184,7 @@ def test_a_killed_trial_is_retried_from_its_checkpoint(tmp_path):
         wait_for(
             lambda: list(tmp_path.glob("runs/sweeps/killed/tune/*/checkpoint_000000")), 180, "a checkpoint"
         )
-        workers = wait_for(lambda: processes("ray::ImplicitFunc"), 30, "the trial's worker")
+        workers = wait_for(lambda: processes("ray::ImplicitFunc", ray_tmpdir), 30, "the trial's worker")
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
         out, err = driver.communicate(timeout=300)
@@ -195,7 +200,7 @@ def test_a_killed_trial_is_retried_from_its_checkpoint(tmp_path):
     assert steps == list(range(2, steps[-1] + 1, 2))  # every logged step, once
 
 
-def test_driver_killed_mid_sweep_then_resume(tmp_path):
+def test_driver_killed_mid_sweep_then_resume(tmp_path, ray_tmpdir):
     spec = write_spec(
         tmp_path,
         "resumed",
@@ -235,7 +240,7 @@ def test_driver_killed_mid_sweep_then_resume(tmp_path):
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
     finished_first = {r.info.run_id: r.info.end_time for r in done}
-    wait_for(lambda: not processes("ray::"), 60, "Ray to go down with its driver")
+    wait_for(lambda: not processes("ray::", ray_tmpdir), 60, "Ray to go down with its driver")
 
     out = ablab("run", spec, "--resume", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -288,7 +293,7 @@ def test_divergence_is_a_result_and_a_failure_does_not_stop_the_others(tmp_path)
     assert parent.info.status == "FAILED"
 
 
-def test_cluster_path_with_ray_start_and_an_mlflow_server(tmp_path):
+def test_cluster_path_with_ray_start_and_an_mlflow_server(tmp_path, ray_tmpdir):
     ray_port, mlflow_port = free_port(), free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "token", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     head = subprocess.run(
@@ -346,9 +351,11 @@ def test_cluster_path_with_ray_start_and_an_mlflow_server(tmp_path):
             assert {"hypotheses", "config.yaml"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
         assert not (tmp_path / "mlruns").exists()  # nothing went to a local store
     finally:
-        subprocess.run([script("ray"), "stop", "--force"], capture_output=True, env=env, timeout=120)
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+        for pid in processes("", ray_tmpdir):  # not `ray stop`: it stops every Ray on the machine
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_local_store_is_refused_for_a_cluster_on_other_machines():
