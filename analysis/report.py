@@ -130,24 +130,32 @@ def run_link(runs: SweepRuns):
 
 
 def varied_keys(rows: pd.DataFrame) -> list[str]:
-    """Config keys (dotted columns) whose values differ among ``rows``."""
-    keys = []
-    for column in rows.columns:
-        if (
-            "." in column
-            and column not in IGNORED_KEYS
-            and rows[column].astype(str).nunique(dropna=False) > 1
-        ):
-            keys.append(column)
-    return keys
+    """Config keys (dotted columns) whose values differ among the rows that logged a config (a
+    run that never started has none)."""
+    if "model.arch" in rows.columns:
+        rows = rows[rows["model.arch"].notna()]
+    return [
+        column
+        for column in rows.columns
+        if "." in column and column not in IGNORED_KEYS and shown(rows[column]).nunique() > 1
+    ]
+
+
+def shown(column: pd.Series) -> pd.Series:
+    """Config values as the spec wrote them: a column of whole numbers with gaps (runs that never
+    started) holds 4 as 4.0, and is shown as 4 again."""
+    values = column.dropna()
+    if pd.api.types.is_float_dtype(column) and len(values) and values.map(float.is_integer).all():
+        return column.map(lambda v: str(int(v)) if pd.notna(v) else "nan")
+    return column.map(str)
 
 
 def _section(runs, group, out, references, exercise, link) -> Section:
     trials = runs.trials
     members = trials[[group in gs or BASELINE in gs for gs in trials["groups"]]]
-    keys = varied_keys(members[members["status"].isin(DONE)]) or varied_keys(members)
+    keys = varied_keys(members)
     question = next(
-        (QUESTIONS[k] for k in keys if k in QUESTIONS), f"What does changing {', '.join(keys)} do?"
+        (QUESTIONS[k] for k in keys if k in QUESTIONS), f"What does changing {', '.join(keys) or group} do?"
     )
     base = members[[BASELINE in gs for gs in members["groups"]]]
     changes = [_change(base, members[members["setting"] == s], keys) for s in _settings(members)]
@@ -167,13 +175,13 @@ def _settings(members: pd.DataFrame) -> list[str]:
 
 
 def _change(base: pd.DataFrame, rows: pd.DataFrame, keys: list[str]) -> str:
+    if "model.arch" in rows.columns:  # a run that never started logged no config
+        base, rows = base[base["model.arch"].notna()], rows[rows["model.arch"].notna()]
     if base.empty or rows.empty:
         return ""
-    parts = [
-        f"{k} {base[k].iloc[0]} → {rows[k].iloc[0]}"
-        for k in keys
-        if str(base[k].iloc[0]) != str(rows[k].iloc[0])
-    ]
+    both = pd.concat([base.iloc[:1], rows.iloc[:1]])
+    pairs = [(k, *shown(both[k]).tolist()) for k in keys]
+    parts = [f"{k} {before} → {after}" for k, before, after in pairs if before != after]
     return f"{rows['setting'].iloc[0]}: " + ", ".join(parts) if parts else ""
 
 
