@@ -47,7 +47,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainer.config import Config, apply_overrides, config_hash, from_dict, read_yaml, to_dict
-from trainer.errors import ConfigError, UserError
+from trainer.errors import ConfigError, UserError, join_problems
+
+MAX_TRIALS = 1000
+"""More trials than this in one spec is almost surely a mistake (a pasted list, a typo'd range)."""
 
 GROUP_KEYS = ("arms", "grid", "zip", "overrides", "resources")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -302,8 +305,11 @@ def _describe(errors: list[dict]) -> str:
         messages = by_location.setdefault(_location(err["loc"]), [])
         if msg not in messages:
             messages.append(msg)
-    return "; ".join(
-        f"{where}: {' or '.join(msgs)}" if where else " or ".join(msgs) for where, msgs in by_location.items()
+    return join_problems(
+        [
+            f"{where}: {' or '.join(msgs)}" if where else " or ".join(msgs)
+            for where, msgs in by_location.items()
+        ]
     )
 
 
@@ -400,6 +406,12 @@ def expand(spec: Spec, path: Path) -> Plan:
         for arm, overrides, axes, source in _points(group):
             resources = group.resources or spec.resources
             definitions.append((name, arm, overrides, axes, f"ablations.{name}.{source}", resources))
+    if len(definitions) * len(spec.seeds) > MAX_TRIALS:
+        raise SpecError(
+            f"{path}: the spec expands to {len(definitions) * len(spec.seeds):,} trials "
+            f"({len(definitions):,} points x {len(spec.seeds):,} seeds); a spec may have at most "
+            f"{MAX_TRIALS:,}: shorten its axes or seeds, or split it into several specs."
+        )
     by_hash: dict[str, Trial] = {}
     for seed in spec.seeds:
         for group_name, arm, overrides, axes, source, resources in definitions:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from trainer.errors import ConfigError
+from trainer.errors import ConfigError, join_problems, short_repr
 from trainer.schedules import NEEDS_TOTAL, SCHEDULES
 
 SPLITS = (
@@ -289,7 +289,7 @@ def _format_error(err: dict[str, Any]) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if not loc or isinstance(err["input"], dict):
         return msg
-    return f"{loc}: {msg} (got {err['input']!r})"
+    return f"{loc}: {msg} (got {short_repr(err['input'])})"
 
 
 def from_dict(raw: Any, *, source: str = "config") -> Config:
@@ -303,13 +303,13 @@ def from_dict(raw: Any, *, source: str = "config") -> Config:
         if section in SECTIONS and not isinstance(body, dict):
             raise ConfigError(
                 f"{source}: section {section!r} must be a mapping of keys, got "
-                f"{type(body).__name__} {body!r}; valid keys: "
+                f"{type(body).__name__} {short_repr(body)}; valid keys: "
                 f"{', '.join(SECTIONS[section].model_fields)}."
             )
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(_format_error(e) for e in exc.errors())
+        problems = join_problems([_format_error(e) for e in exc.errors()])
         raise ConfigError(f"{source}: invalid config: {problems}.") from None
 
 

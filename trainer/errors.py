@@ -19,3 +19,15 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """The Multi30k data cannot be found, downloaded or read."""
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a huge value in bad input stays readable."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 15]}... ({len(text):,} chars)"
+
+
+def join_problems(problems: list[str], limit: int = 8) -> str:
+    """The first ``limit`` problems joined by '; ', then how many more there are."""
+    shown = "; ".join(problems[:limit])
+    return shown if len(problems) <= limit else f"{shown}; and {len(problems) - limit:,} more"

@@ -146,3 +146,13 @@ def test_peak_lr_prefers_schedule_lr_max():
 def test_every_shipped_config_loads(path):
     cfg = C.load(path)
     assert cfg.data.dir is None, "shipped configs must find data through MULTI30K_DIR or the cache"
+
+
+def test_huge_bad_values_are_cut_in_the_message():
+    with pytest.raises(ConfigError) as err:
+        C.from_dict({"data": list(range(100_000))})
+    assert "section 'data' must be a mapping of keys, got list [0, 1, 2" in str(err.value)
+    assert "chars)" in str(err.value) and len(str(err.value)) < 400
+    with pytest.raises(ConfigError) as err:
+        C.from_dict({"model": {f"key{i}": i for i in range(50)}})
+    assert str(err.value).count("unknown key") == 8 and "and 42 more" in str(err.value)
