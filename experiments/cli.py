@@ -79,6 +79,7 @@ def train_command(
     """Train and evaluate one model; resumes from its work directory if interrupted."""
     from experiments.progress import TerminalReporter
     from trainer.config import config_hash, load, parse_override
+    from trainer.disk import check_store_writable, check_writable
     from trainer.run import train
     from trainer.tracking import MlflowTracker
 
@@ -87,6 +88,8 @@ def train_command(
     if fresh and workdir.exists():
         shutil.rmtree(workdir)
     uri = resolve_tracking_uri(tracking_uri)
+    check_store_writable(uri)
+    check_writable(workdir, "checkpoints")
     tracker = MlflowTracker(uri, experiment, run_name=config.stem)
     result = train(cfg, workdir=workdir, tracker=tracker, reporter=TerminalReporter(cfg))
     typer.echo(_summary(result.metrics, workdir, uri), err=json_output)

@@ -28,6 +28,7 @@ from experiments.spec import Plan, SpecError, Trial
 from experiments.trial import COMPLETE
 from trainer.config import to_dict
 from trainer.data import file_name, resolve_dir
+from trainer.disk import check_store_writable, check_writable
 from trainer.errors import UserError
 from trainer.tracking import absolute_uri
 
@@ -267,6 +268,8 @@ def run_sweep(
     sweep_dir = storage.resolve() / plan.spec.name  # this spec's Tune state, and nothing else
     state_path = sweep_dir / STATE_FILE
     _check_data(plan)
+    check_store_writable(uri)
+    check_writable(sweep_dir, "Tune's state and trial checkpoints")
     previous = json.loads(state_path.read_text()) if state_path.is_file() else None
     if resume and previous is None:
         raise UserError(

@@ -85,6 +85,17 @@ def test_missing_data_exits_2_and_creates_nothing(tiny_yaml, tmp_path):
     assert not (tmp_path / "store").exists() and not (tmp_path / "runs").exists()
 
 
+def test_an_unwritable_store_or_run_folder_exits_2_before_training(tiny_yaml, tmp_path):
+    (tmp_path / "mlruns").write_text("a file where the store's folder should be")
+    out = ablab("train", tiny_yaml, cwd=tmp_path)  # the default store, ./mlruns/mlflow.db
+    assert out.returncode == 2 and "mlruns is a file, not a folder" in out.stderr, out.stderr
+    (tmp_path / "mlruns").unlink()
+    (tmp_path / "runs").write_text("a file where checkpoints should go")
+    out = ablab("train", tiny_yaml, cwd=tmp_path)
+    assert out.returncode == 2 and "cannot hold checkpoints" in out.stderr, out.stderr
+    assert not (tmp_path / "mlruns").exists()  # refused before anything was written
+
+
 def test_missing_config_file_exits_2(tmp_path):
     out = ablab("train", tmp_path / "nope.yaml", cwd=tmp_path)
     assert out.returncode == 2 and "no such file" in out.stderr

@@ -401,6 +401,14 @@ def test_a_spec_needing_more_than_the_machine_fails_fast(tmp_path):
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "runs").exists()
 
 
+def test_an_unwritable_store_is_refused_before_ray_starts(tmp_path):
+    spec = write_spec(tmp_path, "nowhere")
+    (tmp_path / "mlruns").write_text("a file where the store's folder should be")
+    out = ablab("run", spec, cwd=tmp_path)
+    assert out.returncode == 2 and "mlruns is a file, not a folder" in out.stderr, out.stderr
+    assert "ray" not in out.stderr.lower() and not (tmp_path / "runs").exists()
+
+
 def test_resume_without_an_interrupted_sweep_is_a_clear_error(tmp_path):
     spec = write_spec(tmp_path, "fresh")
     out = ablab("run", spec, "--resume", cwd=tmp_path)
