@@ -460,12 +460,25 @@ def _resolve(
         raw = apply_overrides(base_raw, overrides)
         if raw.get("train", {}).get("threads") is None:
             raw.setdefault("train", {})["threads"] = max(1, int(resources.cpus))
-        return from_dict(raw, source=f"{path}: {source}")
+        config = from_dict(raw, source=f"{path}: {source}")
+        _refuse_escaping_paths(config)
+        return config
     except ConfigError as exc:
         message = str(exc)
         if not message.startswith(str(path)):
             message = f"{path}: {source}: {message}"
         raise SpecError(message) from None
+
+
+def _refuse_escaping_paths(config: Config) -> None:
+    """A spec may not point writes outside the folders ablab chooses: the caches it writes
+    (``data.cache_dir``) must be relative, without '..' (relative to the working directory)."""
+    for key, value in (("data.cache_dir", config.data.cache_dir),):
+        if value is not None and (Path(value).is_absolute() or ".." in Path(value).parts):
+            raise ConfigError(
+                f"{key} is {value!r}: a spec may only name a relative folder without '..' for what "
+                "ablab writes; leave it out to use the user cache ($XDG_CACHE_HOME/ablab or ~/.cache/ablab)."
+            )
 
 
 def _validate_search(search: Search, trial: Trial, path: Path) -> None:

@@ -11,6 +11,16 @@ TINY = (
 )
 
 MALFORMED = [
+    (
+        "cache-dir-escapes-upwards",
+        "baseline: {config: {tiny}, overrides: {data.cache_dir: ../../elsewhere}}\n",
+        "data.cache_dir is '../../elsewhere': a spec may only name a relative folder",
+    ),
+    (
+        "cache-dir-absolute",
+        "baseline: {config: {tiny}}\nablations: {x: {data.cache_dir: /etc/ablab}}\n",
+        "data.cache_dir is '/etc/ablab'",
+    ),
     ("yaml-syntax", "baseline: {config: [}", "invalid YAML at line 1"),
     ("top-level-list", "- baseline\n- x\n", "a spec must be a mapping"),
     ("empty-file", "", "a spec must be a mapping"),
