@@ -209,6 +209,9 @@ def run_command(
         typer.echo(f"parent run {summary.parent_run_id}; {len(summary.skipped)} trials skipped as done")
     phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in summary.seconds.items())
     typer.echo(f"took {sum(summary.seconds.values()):.1f} s: {phases}", err=True)
+    if summary.interrupted:
+        typer.echo(f"interrupted: continue with  ablab run {spec} --resume", err=True)
+        raise typer.Exit(130)
     if summary.failed:
         raise typer.Exit(1)
 

@@ -41,6 +41,7 @@ class Summary:
     parent_run_id: str | None
     skipped: list[str] = field(default_factory=list)
     trials: dict[str, dict] = field(default_factory=dict)  # name -> status, bleu, run_id, error
+    interrupted: bool = False  # stopped by Ctrl-C: --resume continues it
     seconds: dict[str, float] = field(default_factory=dict)  # phase of the sweep -> wall time
 
     @property
@@ -327,9 +328,15 @@ def run_sweep(
             tune_fn = _tune_search if plan.spec.search else _tune_grid
             results = tune_fn(plan, payloads, sweep_dir, resume, progress)
             phases.end("tune")
-            summary.trials = runs.outcome(uri, _settle_runs(uri, results))
-        runs.end_parent(uri, sweep.parent_run_id, "FAILED" if summary.failed else "FINISHED", summary.trials)
-        state_path.unlink(missing_ok=True)
+            stopped = progress.interrupted_run_ids()
+            summary.interrupted = bool(stopped)
+            summary.trials = runs.outcome(uri, _settle_runs(uri, results, stopped))
+        if summary.interrupted:  # keep Tune's state and the parent run open to --resume
+            runs.end_parent(uri, sweep.parent_run_id, "KILLED", summary.trials)
+        else:
+            status = "FAILED" if summary.failed else "FINISHED"
+            runs.end_parent(uri, sweep.parent_run_id, status, summary.trials)
+            state_path.unlink(missing_ok=True)
         phases.end("mlflow_settle")
     finally:
         ray.shutdown()
@@ -362,10 +369,11 @@ def _settled(client, run_id: str, timeout: float = 30.0):
     return run
 
 
-def _settle_runs(uri: str, results) -> list[str]:
+def _settle_runs(uri: str, results, stopped: set[str] = frozenset()) -> list[str]:
     """Give each run the outcome its process could not record itself; returns the run ids.
 
-    A process killed for good leaves its run RUNNING: it failed. A trial the scheduler (ASHA)
+    A trial the sweep's stop (Ctrl-C) interrupted was killed: ``--resume`` continues it. A
+    process killed for good leaves its run RUNNING: it failed. A trial the scheduler (ASHA)
     stopped ends without error and without its final report: it was stopped early.
     """
     from mlflow import MlflowClient
@@ -378,11 +386,15 @@ def _settle_runs(uri: str, results) -> list[str]:
             continue
         run_ids.append(run_id)
         run = _settled(client, run_id)
-        if result.error is not None and run.info.status not in ("FINISHED", "FAILED"):
+        if run_id in stopped:
+            if run.data.tags.get("ablab.status") not in runs.DONE:
+                client.set_tag(run_id, "ablab.status", "killed")
+                client.set_terminated(run_id, "KILLED")
+        elif result.error is not None and run.info.status not in ("FINISHED", "FAILED"):
             client.set_tag(run_id, "ablab.status", "failed")
             client.set_tag(run_id, "ablab.error", str(result.error)[:1000])
             client.set_terminated(run_id, "FAILED")
-        elif result.error is None and not metrics.get(COMPLETE):
-            client.set_tag(run_id, "ablab.status", "early_stopped")
+        elif result.error is None and not metrics.get(COMPLETE) and run.info.status != "SCHEDULED":
+            client.set_tag(run_id, "ablab.status", "early_stopped")  # (a SCHEDULED run never started)
             client.set_terminated(run_id, "KILLED")
     return run_ids

@@ -13,7 +13,7 @@ from ray import tune
 class SweepProgress(tune.Callback):
     def __init__(self, total: int, metric: str, mode: str, echo: Callable[[str], None]):
         self.total, self.metric, self.mode, self.echo = total, metric, mode, echo
-        self.running: set[str] = set()
+        self.running: dict[str, object] = {}  # trial id -> trial, while it runs
         self.done = self.failed = 0
         self.best = (-math.inf if mode == "max" else math.inf, None)
         self.started = time.monotonic()
@@ -21,8 +21,20 @@ class SweepProgress(tune.Callback):
     def setup(self, **info):
         """Start counting at the experiment's start (also after a restore, which unpickles
         this callback from the interrupted driver)."""
-        self.running, self.done, self.failed = set(), 0, 0
+        self.running, self.done, self.failed = {}, 0, 0
         self.started = time.monotonic()
+
+    def interrupted_run_ids(self) -> set[str]:
+        """MLflow runs of the trials still running when Tune returned: the sweep was stopped
+        (Ctrl-C), not those trials."""
+        return {
+            run_id
+            for trial in self.running.values()
+            if (
+                run_id := trial.config["trial"].get("run_id")
+                or (trial.last_result or {}).get("mlflow_run_id")
+            )
+        }
 
     def _name(self, trial) -> str:
         return str(trial)  # the trial_name_creator's name: "heads=8,seed=1" (search: ",<trial id>")
@@ -37,7 +49,7 @@ class SweepProgress(tune.Callback):
         )
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.running.add(trial.trial_id)
+        self.running[trial.trial_id] = trial
         self._line(f"started {self._name(trial)}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -51,7 +63,7 @@ class SweepProgress(tune.Callback):
         self._line(f"retrying {self._name(trial)} from its last checkpoint")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.running.discard(trial.trial_id)
+        self.running.pop(trial.trial_id, None)
         status = (trial.last_result or {}).get("status", "stopped")
         if status == "failed":  # an input error: the trial ended itself, without retries
             self.failed += 1
@@ -60,6 +72,6 @@ class SweepProgress(tune.Callback):
         self._line(f"{'FAILED' if status == 'failed' else status} {self._name(trial)}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.running.discard(trial.trial_id)
+        self.running.pop(trial.trial_id, None)
         self.failed += 1
         self._line(f"FAILED {self._name(trial)} (retries exhausted)")

@@ -259,6 +259,38 @@ def test_driver_killed_mid_sweep_then_resume(tmp_path, ray_tmpdir):
     assert int(interrupted.data.tags["ablab.resumed_from_step"]) > 0
 
 
+def test_ctrl_c_marks_running_trials_killed_and_resume_finishes_them(tmp_path, ray_tmpdir):
+    spec = write_spec(
+        tmp_path, "stopped", budget={"epochs": 12}, ablations={"heads": {"grid": {"model.heads": [1]}}}
+    )
+    uri = sqlite_uri(tmp_path)
+    driver = start_ablab(tmp_path, "run", spec, capture=True)
+    try:
+        wait_for(
+            lambda: list(tmp_path.glob("runs/sweeps/stopped/tune/*/checkpoint_000001")), 240, "checkpoints"
+        )
+        os.killpg(driver.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends to the foreground group
+        out, err = driver.communicate(timeout=180)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 130, err[-3000:]
+    assert "interrupted: continue with" in err and "--resume" in err
+    stopped = trial_runs(uri, "ablab/stopped")
+    assert len(stopped) == 2 and {r.data.tags["ablab.status"] for r in stopped} == {"killed"}
+    assert {r.info.status for r in stopped} == {"KILLED"}
+
+    resumed = ablab("run", spec, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    runs = trial_runs(uri, "ablab/stopped")
+    assert {r.info.run_id for r in runs} == {r.info.run_id for r in stopped}  # the same runs, continued
+    for run in runs:
+        assert (
+            run.data.tags["ablab.status"] == "finished" and int(run.data.tags["ablab.resumed_from_step"]) > 0
+        )
+        assert_unique_steps(uri, run.info.run_id)
+
+
 def test_divergence_is_a_result_and_a_failure_does_not_stop_the_others(tmp_path):
     bad_data = tmp_path / "bad_data"
     shutil.copytree(os.environ["MULTI30K_DIR"], bad_data)
