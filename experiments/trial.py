@@ -15,6 +15,8 @@ at once with status ``failed`` and the error on its run.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import math
 import os
 import shutil
@@ -132,6 +134,22 @@ def _record_input_error(tracker: MlflowTracker, config, exc: UserError) -> None:
 
 def run_trial(params: dict[str, Any]) -> None:
     """The Tune trainable: train the trial's config, report to Tune, log to MLflow."""
+    try:
+        _run_trial(params)
+    finally:  # the worker process runs the next trial: hand this one's memory back to the OS
+        gc.collect()
+        _malloc_trim()
+
+
+def _malloc_trim() -> None:
+    """``malloc_trim(0)`` where the C library has it (glibc); elsewhere nothing."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _run_trial(params: dict[str, Any]) -> None:
     from ray import tune
 
     payload = params["trial"]

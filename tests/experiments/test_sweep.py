@@ -182,7 +182,7 @@ def test_a_killed_trial_is_retried_from_its_checkpoint(tmp_path, ray_tmpdir):
     driver = start_ablab(tmp_path, "run", spec, capture=True)
     try:
         wait_for(
-            lambda: list(tmp_path.glob("runs/sweeps/killed/tune/*/checkpoint_000000")), 180, "a checkpoint"
+            lambda: list(tmp_path.glob("runs/sweeps/killed/tune/*/checkpoint_000000")), 600, "a checkpoint"
         )
         workers = wait_for(lambda: processes("ray::ImplicitFunc", ray_tmpdir), 30, "the trial's worker")
         for pid in workers:
@@ -227,11 +227,11 @@ def test_driver_killed_mid_sweep_then_resume(tmp_path, ray_tmpdir):
         return (done, training) if done and training else None
 
     try:
-        done, training = wait_for(one_done_one_training, 300, "one finished trial and one in training")
+        done, training = wait_for(one_done_one_training, 600, "one finished trial and one in training")
         name = training[0].data.tags["ablab.trial"].replace(",", "_")
         wait_for(
             lambda: list(tmp_path.glob(f"runs/sweeps/resumed/tune/{name}/checkpoint_000001")),
-            120,
+            600,
             "Tune to persist two checkpoints of the trial in training",
         )
         # with CheckpointConfig(num_to_keep=2) Tune snapshots its state at the second checkpoint
@@ -267,7 +267,7 @@ def test_ctrl_c_marks_running_trials_killed_and_resume_finishes_them(tmp_path, r
     driver = start_ablab(tmp_path, "run", spec, capture=True)
     try:
         wait_for(
-            lambda: list(tmp_path.glob("runs/sweeps/stopped/tune/*/checkpoint_000001")), 240, "checkpoints"
+            lambda: list(tmp_path.glob("runs/sweeps/stopped/tune/*/checkpoint_000001")), 600, "checkpoints"
         )
         os.killpg(driver.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends to the foreground group
         out, err = driver.communicate(timeout=180)
