@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -192,7 +193,26 @@ def _tune_grid(plan, payloads, sweep_dir: Path, resume, callback):
             ),
             run_config=_run_config(plan, sweep_dir, "tune", callback),
         )
-    return tuner.fit()
+    return _fit(tuner)
+
+
+def _fit(tuner) -> tuple[list, bool]:
+    """Run the Tuner; returns its results and whether it stopped on Ctrl-C.
+
+    On SIGINT, Tune's handler saves the experiment, ends the run normally and puts back the
+    handler it found, while a run that ends by itself leaves Tune's handler in place; so the
+    handler installed here is back exactly when Tune caught a Ctrl-C. (The trials' results do
+    not tell: Tune marks the trials it stopped as terminated.)"""
+
+    def sigint(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, sigint)
+    try:
+        results = list(tuner.fit())
+        return results, signal.getsignal(signal.SIGINT) is sigint
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _tune_search(plan, payloads, sweep_dir: Path, resume, callback):
@@ -244,8 +264,11 @@ def _tune_search(plan, payloads, sweep_dir: Path, resume, callback):
                 ),
                 run_config=_run_config(plan, sweep_dir, name, callback),
             )
-        results.extend(tuner.fit())
-    return results
+        found, interrupted = _fit(tuner)
+        results.extend(found)
+        if interrupted:
+            return results, True
+    return results, False
 
 
 def run_sweep(
@@ -329,11 +352,9 @@ def run_sweep(
                 echo,
             )
             tune_fn = _tune_search if plan.spec.search else _tune_grid
-            results = tune_fn(plan, payloads, sweep_dir, resume, progress)
+            results, summary.interrupted = tune_fn(plan, payloads, sweep_dir, resume, progress)
             phases.end("tune")
-            stopped = progress.interrupted_run_ids()
-            summary.interrupted = bool(stopped)
-            summary.trials = runs.outcome(uri, _settle_runs(uri, results, stopped))
+            summary.trials = runs.outcome(uri, _settle_runs(uri, results, summary.interrupted))
         if summary.interrupted:  # keep Tune's state and the parent run open to --resume
             runs.end_parent(uri, sweep.parent_run_id, "KILLED", summary.trials)
         else:
@@ -375,12 +396,12 @@ def _settled(client, run_id: str, deadline: float):
     return run
 
 
-def _settle_runs(uri: str, results, stopped: set[str] = frozenset()) -> list[str]:
+def _settle_runs(uri: str, results, interrupted: bool = False) -> list[str]:
     """Give each run the outcome its process could not record itself; returns the run ids.
 
-    A trial the sweep's stop (Ctrl-C) interrupted was killed: ``--resume`` continues it. A
-    process killed for good leaves its run RUNNING: it failed. A trial the scheduler (ASHA)
-    stopped ends without error and without its final report: it was stopped early.
+    A process killed for good leaves its run RUNNING: it failed. A trial that ended without
+    error and without its final report was killed by the sweep's stop (Ctrl-C; ``--resume``
+    continues it) if the sweep was interrupted, else stopped early by the scheduler (ASHA).
     """
     from mlflow import MlflowClient
 
@@ -393,15 +414,12 @@ def _settle_runs(uri: str, results, stopped: set[str] = frozenset()) -> list[str
             continue
         run_ids.append(run_id)
         run = _settled(client, run_id, deadline)
-        if run_id in stopped:
-            if run.data.tags.get("ablab.status") not in runs.DONE:
-                client.set_tag(run_id, "ablab.status", "killed")
-                client.set_terminated(run_id, "KILLED")
-        elif result.error is not None and run.info.status not in ("FINISHED", "FAILED"):
+        if result.error is not None and run.info.status not in ("FINISHED", "FAILED"):
             client.set_tag(run_id, "ablab.status", "failed")
             client.set_tag(run_id, "ablab.error", str(result.error)[:1000])
             client.set_terminated(run_id, "FAILED")
         elif result.error is None and not metrics.get(COMPLETE) and run.info.status != "SCHEDULED":
-            client.set_tag(run_id, "ablab.status", "early_stopped")  # (a SCHEDULED run never started)
-            client.set_terminated(run_id, "KILLED")
+            if run.data.tags.get("ablab.status") not in runs.DONE:  # (SCHEDULED: never started)
+                client.set_tag(run_id, "ablab.status", "killed" if interrupted else "early_stopped")
+                client.set_terminated(run_id, "KILLED")
     return run_ids

@@ -24,18 +24,6 @@ class SweepProgress(tune.Callback):
         self.running, self.done, self.failed = {}, 0, 0
         self.started = time.monotonic()
 
-    def interrupted_run_ids(self) -> set[str]:
-        """MLflow runs of the trials still running when Tune returned: the sweep was stopped
-        (Ctrl-C), not those trials."""
-        return {
-            run_id
-            for trial in self.running.values()
-            if (
-                run_id := trial.config["trial"].get("run_id")
-                or (trial.last_result or {}).get("mlflow_run_id")
-            )
-        }
-
     def _name(self, trial) -> str:
         return str(trial)  # the trial_name_creator's name: "heads=8,seed=1" (search: ",<trial id>")
 

@@ -259,26 +259,33 @@ def test_driver_killed_mid_sweep_then_resume(tmp_path, ray_tmpdir):
     assert int(interrupted.data.tags["ablab.resumed_from_step"]) > 0
 
 
-def test_ctrl_c_marks_running_trials_killed_and_resume_finishes_them(tmp_path, ray_tmpdir):
-    spec = write_spec(
-        tmp_path, "stopped", budget={"epochs": 12}, ablations={"heads": {"grid": {"model.heads": [1]}}}
-    )
-    uri = sqlite_uri(tmp_path)
-    driver = start_ablab(tmp_path, "run", spec, capture=True)
+def interrupt(tmp_path: Path, spec: Path, checkpoint: str, *args: str) -> str:
+    """Run ``ablab run SPEC ARGS``, Ctrl-C it once a trial has saved ``checkpoint``; its stderr."""
+    driver = start_ablab(tmp_path, "run", spec, *args, capture=True)
     try:
-        wait_for(
-            lambda: list(tmp_path.glob("runs/sweeps/stopped/tune/*/checkpoint_000001")), 600, "checkpoints"
-        )
+        wait_for(lambda: list(tmp_path.glob(f"runs/sweeps/*/tune/*/{checkpoint}")), 600, checkpoint)
         os.killpg(driver.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends to the foreground group
-        out, err = driver.communicate(timeout=180)
+        _, err = driver.communicate(timeout=180)
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
     assert driver.returncode == 130, err[-3000:]
     assert "interrupted: continue with" in err and "--resume" in err
+    return err
+
+
+def test_ctrl_c_marks_running_trials_killed_and_resume_finishes_them(tmp_path, ray_tmpdir):
+    spec = write_spec(
+        tmp_path, "stopped", budget={"epochs": 12}, ablations={"heads": {"grid": {"model.heads": [1]}}}
+    )
+    uri = sqlite_uri(tmp_path)
+    interrupt(tmp_path, spec, "checkpoint_000001")
     stopped = trial_runs(uri, "ablab/stopped")
     assert len(stopped) == 2 and {r.data.tags["ablab.status"] for r in stopped} == {"killed"}
     assert {r.info.status for r in stopped} == {"KILLED"}
+
+    interrupt(tmp_path, spec, "checkpoint_000004", "--resume")  # a resumed sweep stops alike
+    assert {r.data.tags["ablab.status"] for r in trial_runs(uri, "ablab/stopped")} == {"killed"}
 
     resumed = ablab("run", spec, "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
