@@ -318,9 +318,11 @@ def run_sweep(
             return Summary(None, skipped=[t.name for t in trials], seconds=phases.end("checks"))
     env = {k: v for k in ("MULTI30K_DIR", "XDG_CACHE_HOME", "ABLAB_MULTI30K_URL") if (v := os.environ.get(k))}
     env["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-    # Trial workers run trial after trial; with glibc's default arenas their freed memory stays
-    # fragmented (a baseline trial measured 2.0 GB RSS at step 100, 1.0 GB with 2 arenas).
+    # Trial workers run trial after trial; with glibc's defaults their freed memory stays
+    # fragmented: a baseline trial alone measured 2.0 GB RSS at step 100 with the defaults, 1.0 GB
+    # with 2 arenas and a zero trim threshold (2 arenas alone still grew to 2-3 GB in a sweep).
     env["MALLOC_ARENA_MAX"] = os.environ.get("MALLOC_ARENA_MAX", "2")
+    env["MALLOC_TRIM_THRESHOLD_"] = os.environ.get("MALLOC_TRIM_THRESHOLD_", "0")
     # Tune saves its experiment state at most every 10 s by default; a restore after the driver
     # died only knows that state. Save more often (trials also check MLflow before running).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
