@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from trainer.errors import UserError
+from trainer.errors import Unavailable, UserError
 
 app = typer.Typer(
     name="ablab",
@@ -46,13 +46,14 @@ def resolve_tracking_uri(value: str | None) -> str:
 
 
 def user_errors(command):
-    """Report :class:`UserError` as a clear message with exit code 2 instead of a traceback."""
+    """Report :class:`UserError` (exit code 2) and :class:`Unavailable` (exit code 1) as a clear
+    message instead of a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except UserError as exc:
+        except (UserError, Unavailable) as exc:
             raise fail(str(exc), exc.exit_code) from None
 
     return wrapper

@@ -13,6 +13,14 @@ class UserError(Exception):
     exit_code = 2
 
 
+class Unavailable(Exception):
+    """Not bad input, but something a run needs is not there: the MLflow tracking store does
+    not answer, the nodes run out of memory. Exit code 1; the message says what was kept and how
+    to continue."""
+
+    exit_code = 1
+
+
 class ConfigError(UserError):
     """A trainer config (file, key or value) is invalid."""
 

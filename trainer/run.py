@@ -4,7 +4,8 @@ Order of work, chosen so that bad input leaves nothing behind: build data, vocab
 model (any :class:`~trainer.errors.UserError` is raised here, before a run or a file exists),
 resume from the newest valid checkpoint in ``workdir`` if there is one, open the tracking
 run (reopening the same run on resume), train, evaluate the best checkpoint on the test
-sets, log the artifacts, and write ``result.json`` so that calling again returns at once.
+sets, log the artifacts, and write ``result.json`` so that calling again returns at once
+(delivering first what the tracking store did not get if it stopped answering).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from trainer.batching import token_batches
 from trainer.build import Corpus, build_corpus, build_model, count_parameters
 from trainer.config import Config, config_hash, flatten, to_dict
 from trainer.device import describe, peak_flops, pick_device
-from trainer.errors import UserError
+from trainer.errors import Unavailable, UserError
 from trainer.evaluate import attention_record, bleu_metrics, teacher_forced, translate
 from trainer.loop import NullReporter, Reporter, Trainer
 from trainer.optim import build_optimizer
@@ -32,6 +33,8 @@ from trainer.schedules import make_schedule
 from trainer.tracking import NullTracker, Tracker, git_commit
 
 SAMPLE_TRANSLATIONS = 20
+UNSENT = "unsent_tracking.json"
+"""In the work directory: the writes a tracking store that stopped answering did not get."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ def train(
     key = config_hash(config)
     done = _finished(workdir, key)
     if done is not None:
+        if (workdir / UNSENT).is_file():  # the store did not answer when this run ended
+            tracker.resend(workdir / UNSENT)
         return done
     started = time.monotonic()
     if config.train.threads:
@@ -106,18 +111,31 @@ def train(
         status = trainer.progress.status
         metrics = final_metrics(trainer, corpus, params, device, config, status, setup_seconds)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or Ray Tune stopping the trial early
-        tracker.end("killed")
+        tracker.end("killed", wait=False)
         raise
     except BaseException as exc:
         tracker.set_tags({"ablab.error": f"{type(exc).__name__}: {exc}"[:1000]})
-        tracker.end("failed")
+        tracker.end("failed", wait=False)
         raise
-    tracker.end(status)
     result = Result(status, {**metrics, "status": status, "run_id": run_id}, run_id, workdir)
-    checkpoint.atomic_write(
+    checkpoint.atomic_write(  # the result is kept here whatever the tracking store does
         workdir / "result.json", json.dumps({"config_hash": key, **result.metrics}, indent=1).encode()
     )
+    _close_run(tracker, status, workdir)
     return result
+
+
+def _close_run(tracker: Tracker, status: str, workdir: Path) -> None:
+    """End the run; if the tracking store never answers, keep what it did not get in
+    ``workdir`` (the next :func:`train` of this config there delivers it) and say so."""
+    try:
+        tracker.end(status)
+    except Unavailable as exc:
+        tracker.save_pending(workdir / UNSENT)
+        raise Unavailable(
+            f"{exc} The results are kept in {workdir} (result.json, checkpoints/) and the undelivered "
+            f"writes in {UNSENT}; run the same command again once the store answers to deliver them."
+        ) from None
 
 
 def build_trainer(

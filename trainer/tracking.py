@@ -13,12 +13,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from trainer.errors import Unavailable
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PATIENCE_ENV = "ABLAB_TRACKING_PATIENCE"
+DEFAULT_PATIENCE = 600.0
+"""Seconds a run waits at its end for a tracking store that does not answer."""
+MAX_BACKOFF = 30.0
+"""Longest pause, in seconds, between two tries of a store that does not answer."""
 RUN_STATUSES = {"finished": "FINISHED", "diverged": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
 """ablab status -> MLflow run status. A diverged run is a result, so MLflow shows it finished;
 the ``ablab.status`` tag tells the two apart."""
@@ -87,7 +96,11 @@ class Tracker(Protocol):
 
     def flush(self) -> None: ...
 
-    def end(self, status: str) -> None: ...
+    def end(self, status: str, wait: bool = True) -> None: ...
+
+    def save_pending(self, path: Path) -> None: ...
+
+    def resend(self, path: Path) -> None: ...
 
 
 class NullTracker:
@@ -117,7 +130,13 @@ class NullTracker:
     def flush(self):
         pass
 
-    def end(self, status):
+    def end(self, status, wait=True):
+        pass
+
+    def save_pending(self, path):
+        pass
+
+    def resend(self, path):
         pass
 
 
@@ -138,10 +157,20 @@ class MlflowTracker:
     Nothing touches the store before :meth:`start`: a run that fails on bad input first
     leaves no database, experiment or run behind. The run is created at start, or reopened:
     the one a resumed checkpoint names, else ``run_id`` (a run a sweep driver created).
-    Metrics are buffered and written at :meth:`flush`, which the training loop calls right
-    after each checkpoint. A reopened run remembers the last step logged per metric and drops
-    what it logs again at or before it: a run resumed from an older checkpoint than the newest
-    (a stale Tune state) replays those steps deterministically, so nothing is lost or doubled.
+    A reopened run remembers the last step logged per metric and drops what it logs again at
+    or before it: a run resumed from an older checkpoint than the newest (a stale Tune state)
+    replays those steps deterministically, so nothing is lost or doubled.
+
+    Writes queue in order and are delivered without holding up training: metrics at
+    :meth:`flush` (the training loop calls it after each checkpoint), the rest at once. While
+    the store does not answer (a tracking server restarting, a locked sqlite file) training goes
+    on and delivery is retried at the next write or flush after a backoff of 1 s doubling up
+    to 30 s. A failed request may have reached the store before the answer was lost, so before
+    the queue is retried the metric steps already in the run are asked for and dropped from it:
+    nothing is lost or doubled. At :meth:`end` the tracker waits up to ``patience`` seconds
+    (``ABLAB_TRACKING_PATIENCE``, default 600) for the store, then raises
+    :class:`~trainer.errors.Unavailable`; :meth:`save_pending` keeps what was not delivered
+    and :meth:`resend` delivers it later.
     """
 
     def __init__(
@@ -152,6 +181,7 @@ class MlflowTracker:
         parent_run_id: str | None = None,
         tags: dict[str, str] | None = None,
         run_id: str | None = None,
+        patience: float | None = None,
     ):
         self.tracking_uri = absolute_uri(tracking_uri)
         self.client = None
@@ -160,34 +190,79 @@ class MlflowTracker:
         self.parent_run_id = parent_run_id
         self.tags = dict(tags or {})
         self.run_id: str | None = run_id
-        self._buffer: list = []
+        self.patience = (
+            float(os.environ.get(PATIENCE_ENV, DEFAULT_PATIENCE)) if patience is None else patience
+        )
+        self._metrics: list = []  # logged since the last flush
         self._logged_up_to: dict[str, int] = {}  # metric -> last step already in the run
+        self._outbox = Outbox()
 
-    def start(self, params: dict[str, Any], tags: dict[str, str], run_id: str | None = None) -> str:
-        """Create or reopen the run; log params (once per run) and tags."""
+    def _connect(self) -> None:
         from mlflow import MlflowClient
 
-        self.client = TimedClient(MlflowClient(self.tracking_uri))
+        # this tracker retries itself without blocking training; MLflow's own retries of an
+        # HTTP request (7, backoff up to 2 minutes) would hold up the training loop instead
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        if self.client is None:
+            self.client = TimedClient(MlflowClient(self.tracking_uri))
+
+    def start(self, params: dict[str, Any], tags: dict[str, str], run_id: str | None = None) -> str:
+        """Create or reopen the run; log params (once per run) and tags. A store that does not
+        answer is waited for, up to ``patience``."""
+        self._connect()
         all_tags = {**tags, **self.tags}
         if self.parent_run_id:
             all_tags["mlflow.parentRunId"] = self.parent_run_id
         run_id = run_id or self.run_id
-        if run_id is not None:
-            self.run_id = run_id
-            self.client.update_run(run_id, status="RUNNING")
-            run = self.client.get_run(run_id)
-            if not run.data.params:
-                self._log_params(params)
-            self._logged_up_to = {
-                key: max(m.step for m in self.client.get_metric_history(run_id, key))
-                for key in run.data.metrics
-            }
-            self.set_tags(all_tags)
-            return run_id
-        experiment_id = ensure_experiment(self.tracking_uri, self.experiment)
-        self.run_id = self.client.create_run(experiment_id, tags=all_tags, run_name=self.run_name).info.run_id
-        self._log_params(params)
-        return self.run_id
+        if run_id is None:
+            experiment_id = self.patiently(lambda: ensure_experiment(self.tracking_uri, self.experiment))
+            run = self.patiently(
+                lambda: self.client.create_run(experiment_id, tags=all_tags, run_name=self.run_name)
+            )
+            self.run_id = run.info.run_id
+            self._log_params(params)
+            return self.run_id
+        self.run_id = run_id
+        self.patiently(lambda: self.client.update_run(run_id, status="RUNNING"))
+        if not self.patiently(lambda: self.client.get_run(run_id)).data.params:
+            self._log_params(params)
+        self._logged_up_to = self.patiently(lambda: self._last_steps(None))
+        self.set_tags(all_tags)
+        return run_id
+
+    def patiently(self, call):
+        """``call()``, retried with backoff while the store does not answer, up to ``patience``."""
+        waited, delay = 0.0, 1.0
+        while True:
+            try:
+                return call()
+            except Exception as exc:
+                if not unreachable(exc):
+                    raise
+                if waited >= self.patience:
+                    raise self._unavailable(exc, waited) from None
+                pause = min(delay, self.patience - waited)
+                _warn(f"{self.tracking_uri} does not answer ({first_line(exc)}); retrying in {pause:.0f} s")
+                time.sleep(pause)
+                waited, delay = waited + pause, min(2 * delay, MAX_BACKOFF)
+
+    def _unavailable(self, exc: Exception, waited: float) -> Unavailable:
+        return Unavailable(
+            f"the MLflow tracking store {self.tracking_uri} did not answer for {waited:.0f} s "
+            f"({first_line(exc)}); {len(self._outbox)} writes to run {self.run_id} were not delivered. "
+            f"Raise {PATIENCE_ENV} (seconds) to wait longer."
+        )
+
+    def _last_steps(self, keys) -> dict[str, int]:
+        """The last step in the run of each metric in ``keys`` (None: every metric of the run)."""
+        if keys is None:
+            keys = self.client.get_run(self.run_id).data.metrics
+        last = {}
+        for key in keys:
+            steps = [m.step for m in self.client.get_metric_history(self.run_id, key)]
+            if steps:
+                last[key] = max(steps)
+        return last
 
     @property
     def io_seconds(self) -> float:
@@ -199,41 +274,171 @@ class MlflowTracker:
 
         items = [Param(k, _param_value(v)) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow accepts 100 params per batch
-            self.client.log_batch(self.run_id, params=items[i : i + 100])
+            self.patiently(lambda i=i: self.client.log_batch(self.run_id, params=items[i : i + 100]))
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        from mlflow.entities import Metric
-
         now = int(time.time() * 1000)
-        self._buffer.extend(
-            Metric(k, float(v), now, step)
+        self._metrics.extend(
+            (k, float(v), now, step)
             for k, v in metrics.items()
             if v is not None and step > self._logged_up_to.get(k, -1)
         )
 
     def flush(self) -> None:
-        for i in range(0, len(self._buffer), 1000):  # MLflow accepts 1000 metrics per batch
-            self.client.log_batch(self.run_id, metrics=self._buffer[i : i + 1000])
-        self._buffer.clear()
+        """Queue the metrics logged since the last flush and deliver the queue if the store
+        answers (or is not due for a retry yet): never waits."""
+        for i in range(0, len(self._metrics), 1000):  # MLflow accepts 1000 metrics per batch
+            self._outbox.add("metrics", self._metrics[i : i + 1000])
+        self._metrics = []
+        self._deliver(wait=False)
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        from mlflow.entities import RunTag
-
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self._outbox.add("tags", {k: str(v) for k, v in tags.items()})
+        self._deliver(wait=False)
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
+        self._outbox.add("text", [text, artifact_file])
+        self._deliver(wait=False)
 
     def log_json(self, data: Any, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, json.dumps(data, indent=1), artifact_file)
+        self.log_text(json.dumps(data, indent=1), artifact_file)
 
     def log_file(self, path: Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        self._outbox.add("file", [str(path), artifact_path])
+        self._deliver(wait=False)
 
-    def end(self, status: str) -> None:
+    def end(self, status: str, wait: bool = True) -> None:
+        """Close the run as ``status``. With ``wait``, wait up to ``patience`` for the store and
+        raise :class:`~trainer.errors.Unavailable` if it never answers; without, try once
+        (a run ending on an error or a stop must not hang on the store)."""
         self.flush()
-        self.set_tags({"ablab.status": status})
-        self.client.set_terminated(self.run_id, status=RUN_STATUSES[status])
+        self._outbox.add("tags", {"ablab.status": status})
+        self._outbox.add("end", RUN_STATUSES[status])
+        self._deliver(wait=wait)
+
+    def save_pending(self, path: Path) -> None:
+        """Write the undelivered writes to ``path`` (JSON) for :meth:`resend`."""
+        from trainer.checkpoint import atomic_write
+
+        atomic_write(path, json.dumps({"run_id": self.run_id, "writes": self._outbox.items}).encode())
+
+    def resend(self, path: Path) -> None:
+        """Deliver the writes :meth:`save_pending` kept in ``path``, then delete it."""
+        saved = json.loads(path.read_text())
+        self._connect()
+        self.run_id = saved["run_id"]
+        self._outbox.items = [tuple(item) for item in saved["writes"]]
+        self._outbox.unsure = True
+        self._deliver(wait=True)
+        path.unlink()
+
+    def _deliver(self, wait: bool) -> None:
+        """Send the queued writes: with ``wait``, retried until sent or ``patience`` is over;
+        without, tried once if a retry is due, a failure scheduling the next try."""
+        box = self._outbox
+        if not box.items:
+            return
+        if wait:
+            self.patiently(self._send_queued)
+            return
+        if time.monotonic() < box.retry_at:
+            return
+        try:
+            self._send_queued()
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
+            box.retry_at = time.monotonic() + box.delay
+            _warn(
+                f"{self.tracking_uri} does not answer ({first_line(exc)}); training goes on, "
+                f"{len(box)} writes queued, next try in {box.delay:.0f} s"
+            )
+            box.delay = min(2 * box.delay, MAX_BACKOFF)
+
+    def _send_queued(self) -> None:
+        box = self._outbox
+        try:
+            if box.unsure:  # the last failed request may have been stored: drop what was
+                box.drop_logged(self._last_steps(box.metric_keys()))
+                box.unsure = False
+            while box.items:
+                self._send(*box.items[0])
+                box.items.pop(0)
+            box.delay = 1.0
+        except Exception:
+            box.unsure = True
+            raise
+
+    def _send(self, kind: str, body: Any) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        if kind == "metrics":
+            self.client.log_batch(self.run_id, metrics=[Metric(*m) for m in body])
+        elif kind == "tags":
+            self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in body.items()])
+        elif kind == "text":
+            self.client.log_text(self.run_id, *body)
+        elif kind == "file":
+            self.client.log_artifact(self.run_id, *body)
+        elif kind == "end":
+            self.client.set_terminated(self.run_id, status=body)
+
+
+class Outbox:
+    """Writes to a run not yet delivered, in order: ``(kind, body)`` pairs of plain JSON data
+    (metrics as ``(key, value, timestamp ms, step)``), and when to try the store next."""
+
+    def __init__(self):
+        self.items: list[tuple[str, Any]] = []
+        self.unsure = False  # a delivery failed: the store may hold part of what was sent
+        self.retry_at = 0.0
+        self.delay = 1.0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def add(self, kind: str, body: Any) -> None:
+        if body:
+            self.items.append((kind, body))
+
+    def metric_keys(self) -> set[str]:
+        return {m[0] for kind, body in self.items if kind == "metrics" for m in body}
+
+    def drop_logged(self, last_steps: dict[str, int]) -> None:
+        """Drop queued metrics at or before the last step the run already holds for their key."""
+        kept = []
+        for kind, body in self.items:
+            if kind == "metrics":
+                body = [m for m in body if m[3] > last_steps.get(m[0], -1)]
+            if body:
+                kept.append((kind, body))
+        self.items = kept
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store did not answer (connection refused or reset, a timeout, a
+    5xx or 429 from a server, a locked sqlite file) rather than refused the request."""
+    import requests
+    from sqlalchemy.exc import OperationalError
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (requests.RequestException, ConnectionError, TimeoutError, OperationalError)):
+            return True
+        if re.search(r"error code (429|50[0234])\b", str(exc)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _warn(message: str) -> None:
+    print(f"ablab: tracking: {message}", file=sys.stderr, flush=True)
 
 
 class TimedClient:
