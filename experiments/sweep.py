@@ -11,6 +11,7 @@ re-run skips every trial whose run finished and runs the rest from the start.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -26,15 +27,19 @@ import torch
 
 from experiments import runs
 from experiments.spec import Plan, SpecError, Trial
-from experiments.trial import COMPLETE
+from experiments.trial import COMPLETE, dir_name
 from trainer.config import to_dict
 from trainer.data import file_name, resolve_dir
 from trainer.disk import check_store_writable, check_writable
-from trainer.errors import UserError
-from trainer.tracking import absolute_uri
+from trainer.errors import Unavailable, UserError
+from trainer.tracking import PATIENCE_ENV, absolute_uri, first_line, unreachable
 
 STATE_FILE = "ablab_sweep.json"
+WORK_DIR = "work"
+"""Under a sweep's folder: each trial's trainer work directory (checkpoints, result), by trial."""
 LOOPBACK = ("127.", "localhost", "::1")
+OOM_RESTARTS = 3
+"""Times a sweep continues after Ray's memory monitor killed a trial worker."""
 
 
 @dataclass
@@ -136,8 +141,9 @@ def refuse_local_store(uri: str, address: str, node_ips: set[str], local_ips: se
         )
 
 
-def _payload(plan: Plan, trial: Trial, uri: str, sweep: runs.SweepRuns) -> dict[str, Any]:
+def _payload(plan: Plan, trial: Trial, uri: str, sweep: runs.SweepRuns, sweep_dir: Path) -> dict[str, Any]:
     return {
+        "work_root": str(sweep_dir / WORK_DIR),
         "name": trial.name,
         "hash": trial.hash,
         "config": to_dict(trial.config),
@@ -179,21 +185,34 @@ def _tune_grid(plan, payloads, sweep_dir: Path, resume, callback):
     from ray import tune
 
     path = sweep_dir / "tune"
-    if resume and tune.Tuner.can_restore(str(path)):
-        tuner = tune.Tuner.restore(str(path), _trainable(), resume_unfinished=True, resume_errored=True)
-    else:
+    tuner = _restored(path) if resume else None
+    if tuner is None:
         tuner = tune.Tuner(
             _trainable(),
             param_space={"trial": tune.grid_search(payloads)},
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=plan.spec.max_concurrent,
                 trial_name_creator=lambda t: t.config["trial"]["name"],
-                trial_dirname_creator=lambda t: t.config["trial"]["name"].replace(",", "_"),
+                trial_dirname_creator=lambda t: dir_name(t.config["trial"]["name"]),
                 reuse_actors=True,  # a worker process runs trial after trial: imports paid once
             ),
             run_config=_run_config(plan, sweep_dir, "tune", callback),
         )
     return _fit(tuner)
+
+
+def _restored(path: Path):
+    """The Tuner of the interrupted sweep saved at ``path``, continuing its unfinished and
+    errored trials; None if nothing was saved there."""
+    import logging
+
+    from ray import tune
+
+    if not tune.Tuner.can_restore(str(path)):
+        return None
+    # the restore warns once per trial that had not started yet (no results to read)
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    return tune.Tuner.restore(str(path), _trainable(), resume_unfinished=True, resume_errored=True)
 
 
 def _fit(tuner) -> tuple[list, bool]:
@@ -211,8 +230,19 @@ def _fit(tuner) -> tuple[list, bool]:
     try:
         results = list(tuner.fit())
         return results, signal.getsignal(signal.SIGINT) is sigint
+    except RuntimeError as exc:
+        from ray.exceptions import OutOfMemoryError
+
+        if isinstance(exc.__cause__, OutOfMemoryError):
+            raise WorkerOutOfMemory(first_line(exc.__cause__)) from exc
+        raise
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class WorkerOutOfMemory(Exception):
+    """Ray's memory monitor killed a trial worker. Tune's controller (Ray 2.60) does not expect
+    that error and stops the whole sweep with it; the driver restarts it from its saved state."""
 
 
 def _tune_search(plan, payloads, sweep_dir: Path, resume, callback):
@@ -233,9 +263,8 @@ def _tune_search(plan, payloads, sweep_dir: Path, resume, callback):
     for payload in payloads:
         name = "tune-" + payload["name"].replace(",", "_")
         path = sweep_dir / name
-        if resume and tune.Tuner.can_restore(str(path)):
-            tuner = tune.Tuner.restore(str(path), _trainable(), resume_unfinished=True, resume_errored=True)
-        else:
+        tuner = _restored(path) if resume else None
+        if tuner is None:
             space = {key: domains[d.kind](d) for key, d in search.space.items()}
             searcher = OptunaSearch(seed=search.seed)  # metric and mode come from TuneConfig
             if plan.spec.max_concurrent:
@@ -316,7 +345,8 @@ def run_sweep(
         if all(t.hash in finished for t in trials):
             echo(f"nothing to run: all {len(trials)} trials of {plan.spec.name} have finished runs")
             return Summary(None, skipped=[t.name for t in trials], seconds=phases.end("checks"))
-    env = {k: v for k in ("MULTI30K_DIR", "XDG_CACHE_HOME", "ABLAB_MULTI30K_URL") if (v := os.environ.get(k))}
+    forwarded = ("MULTI30K_DIR", "XDG_CACHE_HOME", "ABLAB_MULTI30K_URL", PATIENCE_ENV)
+    env = {k: v for k in forwarded if (v := os.environ.get(k))}
     env["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     # Trial workers run trial after trial; with glibc's defaults their freed memory stays
     # fragmented: a baseline trial alone measured 2.0 GB RSS at step 100 with the defaults, 1.0 GB
@@ -331,9 +361,10 @@ def run_sweep(
     _start_ray(plan, address, uri, env)
     phases.end("ray_start")
     try:
-        sweep = runs.prepare(
-            uri, plan, force=force, parent_run_id=previous["parent_run_id"] if resume else None
-        )
+        with _store_answers(uri, "nothing was started; start it (or fix --tracking-uri) and run again."):
+            sweep = runs.prepare(
+                uri, plan, force=force, parent_run_id=previous["parent_run_id"] if resume else None
+            )
         phases.end("mlflow_prepare")
         todo = [t for t in trials if t.hash in sweep.run_ids] if not plan.spec.search else trials
         summary = Summary(sweep.parent_run_id, skipped=[t.name for t in sweep.skipped])
@@ -346,7 +377,7 @@ def run_sweep(
                 f"{plan.spec.name}: {len(todo)} trials to run, {len(sweep.skipped)} already done; "
                 f"MLflow experiment {plan.experiment}, parent run {sweep.parent_run_id}"
             )
-            payloads = [_payload(plan, t, uri, sweep) for t in todo]
+            payloads = [_payload(plan, t, uri, sweep, sweep_dir) for t in todo]
             progress = SweepProgress(
                 len(todo) * (plan.spec.search.trials if plan.spec.search else 1),
                 plan.spec.metric,
@@ -354,20 +385,59 @@ def run_sweep(
                 echo,
             )
             tune_fn = _tune_search if plan.spec.search else _tune_grid
-            results, summary.interrupted = tune_fn(plan, payloads, sweep_dir, resume, progress)
+            for restart in range(OOM_RESTARTS + 1):
+                try:
+                    results, summary.interrupted = tune_fn(plan, payloads, sweep_dir, resume, progress)
+                    break
+                except WorkerOutOfMemory as exc:
+                    if restart == OOM_RESTARTS:
+                        raise Unavailable(
+                            f"Ray's memory monitor killed trial workers {restart + 1} times ({exc}): the "
+                            "trials need more memory than the nodes have. Lower max_concurrent in "
+                            f"{plan.path} (or raise resources.cpus, so that fewer trials share a node), "
+                            f"then continue with: ablab run {plan.path} --resume"
+                        ) from None
+                    echo(
+                        f"Ray's memory monitor killed a trial worker ({exc}); the sweep continues from its "
+                        f"saved state, the trial from its last checkpoint ({restart + 1}/{OOM_RESTARTS})"
+                    )
+                    ray.shutdown()  # every worker of the stopped controller goes with it
+                    _start_ray(plan, address, uri, env)
+                    resume = True
             phases.end("tune")
-            summary.trials = runs.outcome(uri, _settle_runs(uri, results, summary.interrupted))
-        if summary.interrupted:  # keep Tune's state and the parent run open to --resume
-            runs.end_parent(uri, sweep.parent_run_id, "KILLED", summary.trials)
-        else:
-            status = "FAILED" if summary.failed else "FINISHED"
-            runs.end_parent(uri, sweep.parent_run_id, status, summary.trials)
-            state_path.unlink(missing_ok=True)
+        then = (
+            f"the trials' results are kept under {sweep_dir}; once it answers, "
+            f"ablab run {plan.path} --resume records them."
+        )
+        with _store_answers(uri, then):
+            if todo:
+                made = [sweep.run_ids[t.hash] for t in todo if t.hash in sweep.run_ids]
+                settled = _settle_runs(uri, results, summary.interrupted, made)
+                summary.trials = runs.outcome(uri, settled)
+            if summary.interrupted:  # keep Tune's state and the parent run open to --resume
+                runs.end_parent(uri, sweep.parent_run_id, "KILLED", summary.trials)
+            else:
+                status = "FAILED" if summary.failed else "FINISHED"
+                runs.end_parent(uri, sweep.parent_run_id, status, summary.trials)
+                state_path.unlink(missing_ok=True)
         phases.end("mlflow_settle")
     finally:
         ray.shutdown()
     summary.seconds = phases.end("ray_shutdown")
     return summary
+
+
+@contextlib.contextmanager
+def _store_answers(uri: str, then: str):
+    """Turn "the tracking store does not answer" into a clear error that says ``then``."""
+    try:
+        yield
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+        raise Unavailable(
+            f"the MLflow tracking store {uri} does not answer ({first_line(exc)}); {then}"
+        ) from None
 
 
 class Phases:
@@ -398,30 +468,43 @@ def _settled(client, run_id: str, deadline: float):
     return run
 
 
-def _settle_runs(uri: str, results, interrupted: bool = False) -> list[str]:
+def _settle_runs(uri: str, results, interrupted: bool = False, expected: list[str] = ()) -> list[str]:
     """Give each run the outcome its process could not record itself; returns the run ids.
 
     A process killed for good leaves its run RUNNING: it failed. A trial that ended without
     error and without its final report was killed by the sweep's stop (Ctrl-C; ``--resume``
     continues it) if the sweep was interrupted, else stopped early by the scheduler (ASHA).
+    A run in ``expected`` (the driver made it) that no result names belongs to a trial whose
+    worker died before Tune could record anything (e.g. killed for memory while starting): it
+    failed, unless the sweep was interrupted.
     """
     from mlflow import MlflowClient
 
-    client, run_ids = MlflowClient(uri), []
-    deadline = time.monotonic() + SETTLE_SECONDS
+    found: dict[str, Any] = {}
     for result in results:
         metrics = result.metrics or {}
         run_id = metrics.get("mlflow_run_id") or ((result.config or {}).get("trial") or {}).get("run_id")
-        if not run_id:
-            continue
-        run_ids.append(run_id)
+        if run_id:
+            found[run_id] = result
+    for run_id in expected:
+        found.setdefault(run_id, None)
+    client, deadline = MlflowClient(uri), time.monotonic() + SETTLE_SECONDS
+    for run_id, result in found.items():
         run = _settled(client, run_id, deadline)
-        if result.error is not None and run.info.status not in ("FINISHED", "FAILED"):
+        if run.data.tags.get("ablab.status") in runs.DONE or run.info.status == "FAILED":
+            continue
+        if result is None and interrupted:
+            error = None
+        elif result is None:
+            error = "the trial's worker died before it reported a result (see Tune's log of the sweep)"
+        else:
+            error = result.error
+        if error is not None:
             client.set_tag(run_id, "ablab.status", "failed")
-            client.set_tag(run_id, "ablab.error", str(result.error)[:1000])
+            client.set_tag(run_id, "ablab.error", str(error)[:1000])
             client.set_terminated(run_id, "FAILED")
-        elif result.error is None and not metrics.get(COMPLETE) and run.info.status != "SCHEDULED":
-            if run.data.tags.get("ablab.status") not in runs.DONE:  # (SCHEDULED: never started)
-                client.set_tag(run_id, "ablab.status", "killed" if interrupted else "early_stopped")
-                client.set_terminated(run_id, "KILLED")
-    return run_ids
+        elif run.info.status != "SCHEDULED" and not (result and (result.metrics or {}).get(COMPLETE)):
+            # started (a SCHEDULED run never did) and stopped before its final report
+            client.set_tag(run_id, "ablab.status", "killed" if interrupted else "early_stopped")
+            client.set_terminated(run_id, "KILLED")
+    return list(found)

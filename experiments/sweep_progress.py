@@ -17,12 +17,29 @@ class SweepProgress(tune.Callback):
         self.done = self.failed = 0
         self.best = (-math.inf if mode == "max" else math.inf, None)
         self.started = time.monotonic()
+        self.counted_earlier = False
 
     def setup(self, **info):
         """Start counting at the experiment's start (also after a restore, which unpickles
-        this callback from the interrupted driver)."""
+        this callback from the interrupted driver: the trials that ended before it are counted
+        at the first event)."""
         self.running, self.done, self.failed = {}, 0, 0
         self.started = time.monotonic()
+        self.counted_earlier = False
+
+    def _count_earlier(self, trials) -> None:
+        if not self.counted_earlier:
+            self.counted_earlier = True
+            for trial in trials:
+                if trial.status == "ERROR" or self._ended_failed(trial):
+                    self.failed += 1
+                elif trial.status == "TERMINATED":
+                    self.done += 1
+
+    @staticmethod
+    def _ended_failed(trial) -> bool:
+        """Ended itself on an input error (reported status ``failed``, without retries)."""
+        return (trial.last_result or {}).get("status") == "failed"
 
     def _name(self, trial) -> str:
         return str(trial)  # the trial_name_creator's name: "heads=8,seed=1" (search: ",<trial id>")
@@ -37,6 +54,7 @@ class SweepProgress(tune.Callback):
         )
 
     def on_trial_start(self, iteration, trials, trial, **info):
+        self._count_earlier(trials)
         self.running[trial.trial_id] = trial
         self._line(f"started {self._name(trial)}")
 
@@ -52,11 +70,11 @@ class SweepProgress(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.running.pop(trial.trial_id, None)
-        status = (trial.last_result or {}).get("status", "stopped")
-        if status == "failed":  # an input error: the trial ended itself, without retries
+        if self._ended_failed(trial):
             self.failed += 1
         else:
             self.done += 1
+        status = (trial.last_result or {}).get("status", "stopped")
         self._line(f"{'FAILED' if status == 'failed' else status} {self._name(trial)}")
 
     def on_trial_error(self, iteration, trials, trial, **info):

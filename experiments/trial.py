@@ -7,7 +7,8 @@ by the driver; a search trial makes its own). Searched values arrive as the othe
 
 Each epoch the trial reports its validation metrics to Tune with the newest checkpoint; a
 retried or restored trial gets that checkpoint back from ``tune.get_checkpoint()``, copies it
-into its work directory, and the trainer resumes from it exactly, in the same MLflow run.
+into its work directory (``<sweep folder>/work/<trial>``) unless that holds it already, and the
+trainer resumes from the newest valid checkpoint there exactly, in the same MLflow run.
 A crash is left to Tune to retry; an input error (:class:`~trainer.errors.UserError`: data that
 cannot be read, a config the trainer refuses) would fail every retry alike, so the trial ends
 at once with status ``failed`` and the error on its run.
@@ -64,6 +65,11 @@ class TuneReporter:
             )
 
 
+def dir_name(trial_name: str) -> str:
+    """A trial's folder name: its name without commas (``heads=8_seed=1``)."""
+    return trial_name.replace(",", "_")
+
+
 def _newest_files(checkpoint_dir: Path) -> list[Path]:
     """The newest resumable checkpoint and the best model, each with its checksum file."""
     files = []
@@ -116,7 +122,7 @@ def _finished_run(tracker: MlflowTracker) -> dict[str, Any] | None:
         return None
     from mlflow import MlflowClient
 
-    run = MlflowClient(tracker.tracking_uri).get_run(tracker.run_id)
+    run = tracker.patiently(lambda: MlflowClient(tracker.tracking_uri).get_run(tracker.run_id))
     status = run.data.tags.get("ablab.status")
     if status not in DONE:
         return None
@@ -170,12 +176,16 @@ def _run_trial(params: dict[str, Any]) -> None:
         run_id=run_id,
     )
     if searched and run_id is None:
-        tracker.run_id = _search_run(tracker, tags[SEARCH_RUN_TAG], tags["ablab.trial_hash"])
+        tracker.run_id = tracker.patiently(
+            lambda: _search_run(tracker, tags[SEARCH_RUN_TAG], tags["ablab.trial_hash"])
+        )
     done = _finished_run(tracker)
     if done is not None:  # a restored Tune state can be older than MLflow's record
         tune.report({payload["metric"]: math.nan, **done, COMPLETE: True})
         return
-    workdir = Path(tune.get_context().get_trial_dir()) / "ablab"  # a reused worker moves on, its cwd not
+    # not Tune's trial folder: on the driver's node Tune copies that folder to the sweep's
+    # storage after every result without deleting, which would keep every checkpoint ever pruned
+    workdir = Path(payload["work_root"]) / (tags[SEARCH_RUN_TAG] if searched else dir_name(payload["name"]))
     _restore(workdir)
     reporter = TuneReporter(tracker)
     try:

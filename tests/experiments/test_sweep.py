@@ -9,101 +9,30 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow import MlflowClient
 
 from experiments.sweep import refuse_local_store
 from tests.conftest import script
 from tests.experiments.conftest import SMOKE, ablab, sqlite_uri
+from tests.experiments.helpers import (
+    assert_unique_steps,
+    free_port,
+    mlflow_server,
+    processes,
+    start_ablab,
+    stop,
+    trial_runs,
+    wait_for,
+    wait_healthy,
+    write_spec,
+)
 from tests.experiments.malformed_specs import MALFORMED, spec_text
 from trainer.errors import UserError
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-TINY = {
-    "data": {"train_subset": 1000, "max_tokens": 1024, "vocab_size": 400},
-    "model": {"layers": 1, "d_model": 16, "heads": 2, "ff_dim": 16},
-    "schedule": {"name": "constant", "warmup_steps": 5},
-    "optim": {"lr": 0.003},
-    "train": {"epochs": 3, "log_every": 2},
-    "eval": {"val_sentences": 20, "test_sentences": 20, "beam_size": 1},
-}
-
-
-def write_spec(folder: Path, name: str, **body) -> Path:
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"baseline": {"config": TINY}, **body}, sort_keys=False))
-    return path
-
-
-def trial_runs(uri: str, experiment: str) -> list:
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    return client.search_runs([exp.experiment_id], "tags.`ablab.kind` = 'trial'") if exp else []
-
-
-def assert_unique_steps(uri: str, run_id: str) -> list[int]:
-    steps = [m.step for m in MlflowClient(uri).get_metric_history(run_id, "train_loss")]
-    assert steps and len(steps) == len(set(steps)), f"duplicated steps in {run_id}: {sorted(steps)}"
-    return sorted(steps)
-
-
-def processes(fragment: str, ray_dir: str) -> list[int]:
-    """PIDs of this test's Ray whose command line contains ``fragment`` (Ray names trial workers
-    ray::ImplicitFunc...): those started with ``RAY_TMPDIR=ray_dir`` in their environment, so that
-    no other Ray on the machine (a user's sweep, another test) is looked at or killed."""
-    found, marker = [], f"RAY_TMPDIR={ray_dir}".encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if fragment in (entry / "cmdline").read_bytes().decode(errors="replace") and marker in (
-                    entry / "environ"
-                ).read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def wait_healthy(url: str, what: str) -> None:
-    """Wait until an MLflow server answers ``GET /health`` with 200."""
-
-    def healthy():
-        try:
-            return urllib.request.urlopen(f"{url}/health", timeout=2).status == 200
-        except OSError:
-            return False
-
-    wait_for(healthy, 90, what)
-
-
-def start_ablab(cwd: Path, *args: str, capture: bool = False) -> subprocess.Popen:
-    """``ablab ARGS`` in its own process group (so that a test can kill all of it)."""
-    out = subprocess.PIPE if capture else subprocess.DEVNULL
-    return subprocess.Popen(
-        [script("ablab"), *args], cwd=cwd, stdout=out, stderr=out, text=True, start_new_session=True
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_smoke_spec_runs_end_to_end(smoke):
@@ -174,30 +103,6 @@ def test_a_rerun_runs_only_what_is_new_and_force_runs_everything(tmp_path):
     assert out.returncode == 0 and "2 trials to run, 0 already done" in out.stderr, out.stderr[-3000:]
     forced = [r for r in trial_runs(uri, "ablab/grows") if r.info.run_id not in {x.info.run_id for x in runs}]
     assert sorted(r.data.tags["ablab.status"] for r in forced) == ["finished", "finished"]
-
-
-def test_a_killed_trial_is_retried_from_its_checkpoint(tmp_path, ray_tmpdir):
-    spec = write_spec(tmp_path, "killed", retries=2, budget={"epochs": 4})
-    uri = sqlite_uri(tmp_path)
-    driver = start_ablab(tmp_path, "run", spec, capture=True)
-    try:
-        wait_for(
-            lambda: list(tmp_path.glob("runs/sweeps/killed/tune/*/checkpoint_000000")), 600, "a checkpoint"
-        )
-        workers = wait_for(lambda: processes("ray::ImplicitFunc", ray_tmpdir), 30, "the trial's worker")
-        for pid in workers:
-            os.kill(pid, signal.SIGKILL)
-        out, err = driver.communicate(timeout=300)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-    assert driver.returncode == 0, err[-3000:]
-    assert "retrying baseline,seed=1 from its last checkpoint" in err
-    (run,) = trial_runs(uri, "ablab/killed")
-    assert run.data.tags["ablab.status"] == "finished" and run.info.status == "FINISHED"
-    assert int(run.data.tags["ablab.resumed_from_step"]) > 0  # not started over
-    steps = assert_unique_steps(uri, run.info.run_id)
-    assert steps == list(range(2, steps[-1] + 1, 2))  # every logged step, once
 
 
 def test_driver_killed_mid_sweep_then_resume(tmp_path, ray_tmpdir):
@@ -353,26 +258,7 @@ def test_cluster_path_with_ray_start_and_an_mlflow_server(tmp_path, ray_tmpdir):
         timeout=120,
     )
     assert head.returncode == 0, head.stderr
-    server = subprocess.Popen(
-        [
-            script("mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(mlflow_port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path}/server.db",
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    server = mlflow_server(tmp_path, mlflow_port, env)
     server_uri = f"http://127.0.0.1:{mlflow_port}"
     try:
         wait_healthy(server_uri, "the MLflow server")
@@ -390,8 +276,7 @@ def test_cluster_path_with_ray_start_and_an_mlflow_server(tmp_path, ray_tmpdir):
             assert {"hypotheses", "config.yaml"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
         assert not (tmp_path / "mlruns").exists()  # nothing went to a local store
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop(server)
         for pid in processes("", ray_tmpdir):  # not `ray stop`: it stops every Ray on the machine
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,140 @@
+"""Shared by the tests that run sweeps for real: tiny specs, the ablab CLI and an MLflow server
+as subprocesses, and finding this test's own Ray processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+from mlflow import MlflowClient
+
+from tests.conftest import script
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {
+    "data": {"train_subset": 1000, "max_tokens": 1024, "vocab_size": 400},
+    "model": {"layers": 1, "d_model": 16, "heads": 2, "ff_dim": 16},
+    "schedule": {"name": "constant", "warmup_steps": 5},
+    "optim": {"lr": 0.003},
+    "train": {"epochs": 3, "log_every": 2},
+    "eval": {"val_sentences": 20, "test_sentences": 20, "beam_size": 1},
+}
+
+
+def write_spec(folder: Path, name: str, **body) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"baseline": {"config": TINY}, **body}, sort_keys=False))
+    return path
+
+
+def trial_runs(uri: str, experiment: str) -> list:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], "tags.`ablab.kind` = 'trial'") if exp else []
+
+
+def assert_unique_steps(uri: str, run_id: str) -> list[int]:
+    steps = [m.step for m in MlflowClient(uri).get_metric_history(run_id, "train_loss")]
+    assert steps and len(steps) == len(set(steps)), f"duplicated steps in {run_id}: {sorted(steps)}"
+    return sorted(steps)
+
+
+def processes(fragment: str, ray_dir: str) -> list[int]:
+    """PIDs of this test's Ray whose command line contains ``fragment`` (Ray names trial workers
+    ray::ImplicitFunc...): those started with ``RAY_TMPDIR=ray_dir`` in their environment, so that
+    no other Ray on the machine (a user's sweep, another test) is looked at or killed."""
+    found, marker = [], f"RAY_TMPDIR={ray_dir}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if fragment in (entry / "cmdline").read_bytes().decode(errors="replace") and marker in (
+                    entry / "environ"
+                ).read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def wait_healthy(url: str, what: str) -> None:
+    """Wait until an MLflow server answers ``GET /health`` with 200."""
+
+    def healthy():
+        try:
+            return urllib.request.urlopen(f"{url}/health", timeout=2).status == 200
+        except OSError:
+            return False
+
+    wait_for(healthy, 90, what)
+
+
+def start_ablab(cwd: Path, *args: str, capture: bool = False, env: dict | None = None) -> subprocess.Popen:
+    """``ablab ARGS`` in its own process group (so that a test can kill all of it)."""
+    out = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(
+        [script("ablab"), *args],
+        cwd=cwd,
+        stdout=out,
+        stderr=out,
+        text=True,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mlflow_server(folder: Path, port: int, env: dict | None = None) -> subprocess.Popen:
+    """``mlflow server`` on 127.0.0.1:``port`` over a sqlite store and artifacts in ``folder``,
+    in its own process group (see :func:`stop`)."""
+    return subprocess.Popen(
+        [
+            script("mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{folder}/server.db",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+        ],
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a process started in its own group, and everything it started."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

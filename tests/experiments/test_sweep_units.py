@@ -1,0 +1,48 @@
+"""Pieces of the sweep driver that need no running Ray: the progress line, and how a stop of
+Tune's controller by Ray's memory monitor is told from other errors."""
+
+import signal
+from types import SimpleNamespace
+
+import pytest
+from ray.exceptions import OutOfMemoryError
+
+from experiments.sweep import WorkerOutOfMemory, _fit
+from experiments.sweep_progress import SweepProgress
+
+
+def trial(name, status, result_status=None):
+    result = {"status": result_status} if result_status else {}
+    return SimpleNamespace(trial_id=name, status=status, last_result=result, __str__=lambda self: name)
+
+
+def test_a_restored_sweep_counts_the_trials_that_ended_before_it():
+    lines = []
+    progress = SweepProgress(5, "val_bleu", "max", lines.append)
+    progress.setup()
+    ended = [trial("a", "TERMINATED", "finished"), trial("b", "TERMINATED", "failed"), trial("c", "ERROR")]
+    resumed = trial("d", "RUNNING")
+    progress.on_trial_start(0, [*ended, resumed, trial("e", "PENDING")], resumed)
+    assert "done 1/5  running 1  failed 2" in lines[-1]
+    resumed.status, resumed.last_result = "TERMINATED", {"status": "finished"}
+    progress.on_trial_result(1, [], resumed, {"val_bleu": 12.5})
+    progress.on_trial_complete(1, [], resumed)
+    assert "done 2/5  running 0  failed 2  best val_bleu 12.50" in lines[-1]
+
+
+class StoppedTuner:
+    """A Tuner whose fit fails the way Tune's actor manager fails on ``cause``."""
+
+    def __init__(self, cause):
+        self.cause = cause
+
+    def fit(self):
+        raise RuntimeError(f"Caught unexpected exception: {self.cause}") from self.cause
+
+
+def test_a_worker_killed_by_the_memory_monitor_is_told_apart_from_other_errors():
+    with pytest.raises(WorkerOutOfMemory, match="node running low on memory"):
+        _fit(StoppedTuner(OutOfMemoryError("Task was killed due to the node running low on memory.")))
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        _fit(StoppedTuner(ValueError("disk on fire")))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is the user's again
