@@ -34,6 +34,7 @@ def plot_schedules(table: pd.DataFrame, title: str = "Learning-rate schedules") 
             fontsize=8,
         )
     ax.set(xlabel="update step", ylabel="learning rate", title=title)
+    ax.set_ylim(top=table["lr"].max() * 1.2)  # room for the highest peak's label under the title
     ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     fig.tight_layout()
     return fig

@@ -93,7 +93,9 @@ def build(
         + (
             " With a single seed there is no spread across seeds: p covers sentences only."
             if len(seeds) == 1
-            else ""
+            else " The bootstrap resamples test sentences, not training runs: a small p says the "
+            "outputs differ on this test set, while a difference within the seeds' spread (the 95 % "
+            "CI column, Student-t across seeds) may still be training noise."
         ),
     ]
     not_finished = [
