@@ -214,10 +214,13 @@ class MlflowTracker:
         if self.parent_run_id:
             all_tags["mlflow.parentRunId"] = self.parent_run_id
         run_id = run_id or self.run_id
-        if run_id is None:
-            experiment_id = self.patiently(lambda: ensure_experiment(self.tracking_uri, self.experiment))
+        if run_id is None:  # a new run: a store that does not answer now is more likely a wrong URI
+            experiment_id = self.patiently(
+                lambda: ensure_experiment(self.tracking_uri, self.experiment), patience=0
+            )
             run = self.patiently(
-                lambda: self.client.create_run(experiment_id, tags=all_tags, run_name=self.run_name)
+                lambda: self.client.create_run(experiment_id, tags=all_tags, run_name=self.run_name),
+                patience=0,
             )
             self.run_id = run.info.run_id
             self._log_params(params)
@@ -230,8 +233,10 @@ class MlflowTracker:
         self.set_tags(all_tags)
         return run_id
 
-    def patiently(self, call):
-        """``call()``, retried with backoff while the store does not answer, up to ``patience``."""
+    def patiently(self, call, patience: float | None = None):
+        """``call()``, retried with backoff while the store does not answer, for up to
+        ``patience`` seconds (default: the tracker's)."""
+        patience = self.patience if patience is None else patience
         waited, delay = 0.0, 1.0
         while True:
             try:
@@ -239,14 +244,20 @@ class MlflowTracker:
             except Exception as exc:
                 if not unreachable(exc):
                     raise
-                if waited >= self.patience:
+                if waited >= patience:
                     raise self._unavailable(exc, waited) from None
-                pause = min(delay, self.patience - waited)
+                pause = min(delay, patience - waited)
                 _warn(f"{self.tracking_uri} does not answer ({first_line(exc)}); retrying in {pause:.0f} s")
                 time.sleep(pause)
                 waited, delay = waited + pause, min(2 * delay, MAX_BACKOFF)
 
     def _unavailable(self, exc: Exception, waited: float) -> Unavailable:
+        if self.run_id is None:
+            return Unavailable(
+                f"the MLflow tracking store {self.tracking_uri} does not answer ({first_line(exc)}); "
+                "nothing was written. Check the tracking URI (--tracking-uri, MLFLOW_TRACKING_URI) "
+                "and that the server runs."
+            )
         return Unavailable(
             f"the MLflow tracking store {self.tracking_uri} did not answer for {waited:.0f} s "
             f"({first_line(exc)}); {len(self._outbox)} writes to run {self.run_id} were not delivered. "

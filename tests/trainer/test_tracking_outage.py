@@ -5,6 +5,7 @@ store whose ``log_batch`` raises the connection error requests raises for a refu
 connection (the real server case is in tests/experiments/test_faults.py)."""
 
 import socket
+import time
 
 import pytest
 import requests
@@ -153,3 +154,14 @@ def test_train_keeps_its_results_when_the_store_is_gone_and_delivers_them_next_t
     logged = steps(uri, flaky.run_id, "train_loss")
     assert logged == list(range(1, logged[-1] + 1)) and run.data.metrics["bleu"] == result.metrics["bleu"]
     assert not (tmp_path / "work" / UNSENT).exists()
+
+
+def test_a_new_run_on_a_store_that_does_not_answer_fails_at_once(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tracker = MlflowTracker(f"http://127.0.0.1:{port}", "nowhere", patience=600)
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match=r"does not answer .*nothing was written. Check the tracking URI"):
+        tracker.start({}, {})
+    assert time.monotonic() - started < 30  # not the patience a reopened run gets
