@@ -136,7 +136,8 @@ def test_the_tracking_server_stopped_for_a_minute_then_gone_for_good(tmp_path, r
         logged_at = [m.timestamp / 1000 for m in client.get_metric_history(run_id, "train_loss")]
         assert sum(down + 5 < t < up - 5 for t in logged_at) > 10  # it trained on while the server was down
         epochs = [m.step for m in client.get_metric_history(run_id, "val_bleu")]
-        assert epochs == list(range(1, int(run.data.metrics["epochs"]) + 1))
+        # every validation once (the time limit can end a partial epoch, validated too)
+        assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= run.data.metrics["epochs"] > 10
 
         # gone for good: the trial ends with a clear error, its results kept, and --resume
         # delivers them once a server answers again
