@@ -4,6 +4,18 @@ BLEU follows GUIDE.md: sacreBLEU on detokenized, cased hypotheses against the ra
 references with its default ``13a`` tokenizer (signature logged), plus lowercased BLEU (the
 convention of the multimodal-MT papers) and chrF. Calibration is computed on the same
 teacher-forced pass that gives the loss (see :mod:`trainer.calibration`).
+
+Per test sentence, :func:`sentence_statistics` keeps the sufficient statistics of every corpus
+metric, so that a corpus score can be recomputed for any resample of the sentences (the
+artifact ``statistics/<test set>.npz`` the report's bootstrap reads). Arrays, one row per
+sentence in test-set order:
+
+- ``bleu``, ``bleu_lc`` ``(n, 10)``: sacreBLEU's own sentence statistics, hypothesis length,
+  reference length, matches of 1..4-grams, totals of 1..4-grams (cased; lowercased);
+- ``chrf`` ``(n, 18)``: sacreBLEU chrF's hypothesis, reference and matching character n-gram
+  counts for orders 1..6;
+- ``nll`` ``(n, 2)``: summed teacher-forced negative log-likelihood (nats) and target tokens;
+- ``calibration`` ``(n, 3, bins)``: tokens, summed confidence and summed correctness per bin.
 """
 
 from __future__ import annotations
@@ -16,7 +28,7 @@ import torch
 from torch import nn
 
 from trainer.batching import EncodedSplit, sorted_batches
-from trainer.calibration import ReliabilityBins, reliability_bins
+from trainer.calibration import ReliabilityBins, bins_from_sums, sentence_bin_sums
 from trainer.config import EvalConfig
 from trainer.decode import beam_search, greedy, max_lengths
 from trainer.device import compute_context
@@ -43,6 +55,9 @@ class TeacherForced:
     nll_per_token: float
     tokens: int
     bins: ReliabilityBins
+    sentence_nll: np.ndarray  # (n,) summed NLL of each sentence's target tokens
+    sentence_tokens: np.ndarray  # (n,)
+    sentence_bins: np.ndarray  # (n, 3, bins), see trainer.calibration.sentence_bin_sums
 
 
 @torch.no_grad()
@@ -91,23 +106,56 @@ def teacher_forced(
     device: torch.device,
     precision: str,
 ) -> TeacherForced:
-    """NLL per target token and token-level reliability bins under teacher forcing."""
+    """NLL per target token and token-level reliability bins under teacher forcing, in all and
+    per sentence."""
     model.eval()
-    nll, tokens, confidences, corrects = 0.0, 0, [], []
+    n = len(data.sources)
+    sentences, nlls, confidences, corrects = [], [], [], []
     with compute_context(device, precision):
         for index in sorted_batches(data.encoded.src_lens, cfg.batch_sentences):
             batch = data.encoded.collate(index).to(device)
             hidden = model(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_lens)
-            real = batch.tgt_out != PAD
+            real = batch.tgt_out != PAD  # (B, T)
             gold = batch.tgt_out[real]
             lprobs = model.logits(hidden[real]).float().log_softmax(-1)  # (N, V)
-            nll -= float(lprobs.gather(-1, gold[:, None]).sum())
-            tokens += int(gold.numel())
+            nlls.append(-lprobs.gather(-1, gold[:, None])[:, 0].double().cpu().numpy())
             top_lprob, top = lprobs.max(-1)
             confidences.append(top_lprob.exp().cpu().numpy())
             corrects.append((top == gold).cpu().numpy())
-    bins = reliability_bins(np.concatenate(confidences), np.concatenate(corrects), cfg.calibration_bins)
-    return TeacherForced(nll / max(tokens, 1), tokens, bins)
+            rows = torch.as_tensor(index, device=real.device)[:, None].expand_as(real)
+            sentences.append(rows[real].cpu().numpy())
+    sentence = np.concatenate(sentences)
+    nll = np.bincount(sentence, weights=np.concatenate(nlls), minlength=n)
+    tokens = np.bincount(sentence, minlength=n)
+    per_sentence = sentence_bin_sums(
+        np.concatenate(confidences), np.concatenate(corrects), sentence, n, cfg.calibration_bins
+    )
+    total = int(tokens.sum())
+    return TeacherForced(
+        float(nll.sum()) / max(total, 1),
+        total,
+        bins_from_sums(per_sentence.sum(0)),
+        nll,
+        tokens,
+        per_sentence,
+    )
+
+
+def sentence_statistics(
+    hypotheses: list[str], references: list[str], tf: TeacherForced
+) -> dict[str, np.ndarray]:
+    """Per test sentence, the sufficient statistics of BLEU, lowercased BLEU, chrF, test NLL and
+    ECE (layout in the module docstring). Their column sums give the corpus scores exactly."""
+    refs = [references]
+    return {
+        "bleu": np.array(sacrebleu.BLEU()._extract_corpus_statistics(hypotheses, refs), dtype=np.float64),
+        "bleu_lc": np.array(
+            sacrebleu.BLEU(lowercase=True)._extract_corpus_statistics(hypotheses, refs), dtype=np.float64
+        ),
+        "chrf": np.array(sacrebleu.CHRF()._extract_corpus_statistics(hypotheses, refs), dtype=np.float64),
+        "nll": np.stack([tf.sentence_nll, tf.sentence_tokens.astype(np.float64)], axis=1),
+        "calibration": tf.sentence_bins,
+    }
 
 
 @torch.no_grad()

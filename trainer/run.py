@@ -10,6 +10,7 @@ sets, log the artifacts, and write ``result.json`` so that calling again returns
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
@@ -26,7 +28,13 @@ from trainer.build import Corpus, build_corpus, build_model, count_parameters
 from trainer.config import Config, config_hash, flatten, to_dict
 from trainer.device import describe, peak_flops, pick_device
 from trainer.errors import Unavailable, UserError
-from trainer.evaluate import attention_record, bleu_metrics, teacher_forced, translate
+from trainer.evaluate import (
+    attention_record,
+    bleu_metrics,
+    sentence_statistics,
+    teacher_forced,
+    translate,
+)
 from trainer.loop import NullReporter, Reporter, Trainer
 from trainer.optim import build_optimizer
 from trainer.schedules import make_schedule
@@ -269,6 +277,10 @@ def final_metrics(
             tf = teacher_forced(trainer.model, data, config.eval, device, precision)
             metrics.update({"ece": tf.bins.ece, "test_nll": tf.nll_per_token, "test_tokens": tf.tokens})
             tracker.log_json(tf.bins.to_records(), "calibration/reliability_bins.json")
+            statistics = _save_statistics(
+                trainer.workdir / "statistics" / f"{name}.npz", sentence_statistics(hyps, data.references, tf)
+            )
+            tracker.log_file(statistics, "statistics")
             tracker.log_json(
                 attention_record(trainer.model, data, config.eval.attention_sentence, corpus.vocabs, device),
                 "attention/attention.json",
@@ -278,6 +290,14 @@ def final_metrics(
     metrics["mlflow_io_seconds"] = tracker.io_seconds
     tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=p.step)
     return metrics
+
+
+def _save_statistics(path: Path, arrays: dict) -> Path:
+    """The per-sentence statistics as one ``.npz`` (kept in the work folder until delivered)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    checkpoint.atomic_write(path, buffer.getvalue())
+    return path
 
 
 def convergence(history: list[dict[str, float]]) -> dict[str, float | None]:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from trainer.calibration import reliability_bins
+from trainer.calibration import bins_from_sums, reliability_bins, sentence_bin_sums
 
 
 def naive_ece(confidence, correct, n_bins):
@@ -46,3 +46,24 @@ def test_records_are_complete():
     assert len(records) == 15
     assert set(records[0]) == {"bin", "lower", "upper", "count", "confidence", "accuracy"}
     assert records[14]["upper"] == 1.0
+
+
+def test_per_sentence_sums_add_up_to_the_corpus_bins():
+    rng = np.random.default_rng(1)
+    confidence = rng.uniform(0, 1, 3000)
+    correct = rng.uniform(0, 1, 3000) < confidence
+    sentence = np.sort(rng.integers(0, 200, 3000))
+    sums = sentence_bin_sums(confidence, correct, sentence, 200, 15)
+    assert sums.shape == (200, 3, 15)
+    assert np.array_equal(sums[:, 0].sum(1), np.bincount(sentence, minlength=200))
+    whole = reliability_bins(confidence, correct, 15)
+    from_sums = bins_from_sums(sums.sum(0))
+    assert (
+        from_sums.ece
+        == pytest.approx(whole.ece, abs=1e-12)
+        == pytest.approx(naive_ece(confidence, correct, 15))
+    )
+    assert np.array_equal(from_sums.count, whole.count)
+    # the sum form of ECE: sum_b |correct_b - confidence_b| / N
+    count, conf, acc = sums.sum(0)
+    assert np.abs(acc - conf).sum() / count.sum() == pytest.approx(whole.ece, abs=1e-12)

@@ -3,12 +3,20 @@ import sys
 
 import numpy as np
 import pytest
+import sacrebleu
 import torch
 
 from trainer.batching import EncodedSplit
 from trainer.config import EvalConfig, ModelConfig
 from trainer.data import read_split
-from trainer.evaluate import EvalSet, attention_record, bleu_metrics, teacher_forced, translate
+from trainer.evaluate import (
+    EvalSet,
+    attention_record,
+    bleu_metrics,
+    sentence_statistics,
+    teacher_forced,
+    translate,
+)
 from trainer.model import Transformer
 from trainer.tokenizer import build_vocabularies
 
@@ -93,3 +101,29 @@ def test_attention_record_is_labelled(small_eval):
     assert record["source"] == data.sources[3] and len(record["source_tokens"]) == n_src
     assert record["target_tokens"][-1] == "</s>" and len(record["target_tokens"]) == n_tgt
     assert np.array(record["maps"]["cross"]).shape == (1, 2, n_tgt, n_src)
+
+
+def test_sentence_statistics_sum_to_the_corpus_scores(small_eval):
+    model, data, vocabs = small_eval
+    cfg = EvalConfig(batch_sentences=8, max_len_a=0.0, max_len_b=8)
+    hyps = translate(model, data, vocabs, cfg, torch.device("cpu"), "fp32", beam=1)
+    tf = teacher_forced(model, data, cfg, torch.device("cpu"), "fp32")
+    stats = sentence_statistics(hyps, data.references, tf)
+    n = len(data.sources)
+    assert {k: v.shape for k, v in stats.items()} == {
+        "bleu": (n, 10),
+        "bleu_lc": (n, 10),
+        "chrf": (n, 18),
+        "nll": (n, 2),
+        "calibration": (n, 3, 15),
+    }
+    scores = bleu_metrics(hyps, data.references)
+    bleu, bleu_lc, chrf = sacrebleu.BLEU(), sacrebleu.BLEU(lowercase=True), sacrebleu.CHRF()
+    assert bleu._compute_score_from_stats(list(stats["bleu"].sum(0))).score == pytest.approx(scores["bleu"])
+    assert bleu_lc._compute_score_from_stats(list(stats["bleu_lc"].sum(0))).score == pytest.approx(
+        scores["bleu_lc"]
+    )
+    assert chrf._compute_score_from_stats(list(stats["chrf"].sum(0))).score == pytest.approx(scores["chrf"])
+    assert stats["nll"][:, 0].sum() / stats["nll"][:, 1].sum() == pytest.approx(tf.nll_per_token)
+    assert np.array_equal(stats["nll"][:, 1], data.encoded.tgt_lens)  # every sentence's own tokens
+    assert np.array_equal(stats["calibration"][:, 0].sum(1), data.encoded.tgt_lens)

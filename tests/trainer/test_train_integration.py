@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 
@@ -75,6 +76,9 @@ def test_a_small_model_learns_and_everything_is_logged(tmp_path):
     assert len(hyps) == 200 and sum(bool(h) for h in hyps) > 190
     bins = json.loads((artifacts / "calibration" / "reliability_bins.json").read_text())
     assert len(bins) == 15 and sum(b["count"] for b in bins) == m["test_tokens"]
+    with np.load(artifacts / "statistics" / "test_2016_flickr.npz") as stats:
+        assert stats["bleu"].shape == (200, 10) and stats["nll"][:, 1].sum() == m["test_tokens"]
+        assert stats["calibration"][:, 0].sum() == m["test_tokens"]
     attention = json.loads((artifacts / "attention" / "attention.json").read_text())
     assert set(attention["maps"]) == {"encoder_self", "cross"}
     assert "model:" in (artifacts / "config.yaml").read_text()
