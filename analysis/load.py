@@ -11,7 +11,10 @@
   training metrics, and per-epoch validation metrics placed at the update step they were
   measured after.
 - ``bins``: the reliability bins, ``run_id, setting, seed, bin, count, confidence, accuracy``.
-- ``hypotheses`` and ``attention``: per run id, the test translations and the attention maps.
+- ``statistics``: per run id, the per-sentence sufficient statistics of every test metric on
+  the headline test set (``statistics/<test set>.npz``, layout in :mod:`trainer.evaluate`;
+  calibration flattened to ``(sentences, 3·bins)``), which the comparisons resample.
+- ``attention``: per run id, the attention maps of the fixed sentence.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 DONE = ("finished", "diverged", "early_stopped")
@@ -54,7 +58,7 @@ class SweepRuns:
     trials: pd.DataFrame
     curves: pd.DataFrame
     bins: pd.DataFrame
-    hypotheses: dict[str, list[str]] = field(default_factory=dict)  # run id -> test translations
+    statistics: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # run id -> arrays
     test_sets: dict[str, str] = field(default_factory=dict)  # run id -> headline test set
     attention: dict[str, dict] = field(default_factory=dict)  # run id -> attention record
 
@@ -97,16 +101,18 @@ def load(tracking_uri: str, experiment: str) -> SweepRuns:
             if run.data.tags.get("ablab.status") != "finished":
                 continue
             run_id, test_set = run.info.run_id, run.data.tags.get("ablab.test_set", "")
-            hyps = _artifact(client, run_id, f"hypotheses/{test_set}.txt", tmp)
-            if hyps is not None:
-                out.hypotheses[run_id] = hyps.splitlines()
+            if test_set:
                 out.test_sets[run_id] = test_set
+            statistics = _artifact(client, run_id, f"statistics/{test_set}.npz", tmp)
+            if statistics is not None:
+                with np.load(statistics) as arrays:
+                    out.statistics[run_id] = {k: v.reshape(len(v), -1) for k, v in arrays.items()}
             calibration = _artifact(client, run_id, "calibration/reliability_bins.json", tmp)
             if calibration is not None:
-                bins.extend({**row, **b} for b in json.loads(calibration))
+                bins.extend({**row, **b} for b in json.loads(calibration.read_text()))
             attention = _artifact(client, run_id, "attention/attention.json", tmp)
             if attention is not None:
-                out.attention[run_id] = json.loads(attention)
+                out.attention[run_id] = json.loads(attention.read_text())
     out.curves = pd.DataFrame(
         curves, columns=["run_id", "setting", "seed", "metric", "step", "epoch", "value"]
     )
@@ -114,15 +120,15 @@ def load(tracking_uri: str, experiment: str) -> SweepRuns:
     return out
 
 
-def _artifact(client, run_id: str, path: str, tmp: str) -> str | None:
-    """The text of one artifact of the run (not the whole folder: checkpoints are large)."""
+def _artifact(client, run_id: str, path: str, tmp: str) -> Path | None:
+    """One artifact of the run, downloaded (not the whole folder: checkpoints are large); None
+    if the run has none (runs logged before ablab wrote it, or a store that lost it)."""
     from mlflow.exceptions import MlflowException
 
     try:
-        local = client.download_artifacts(run_id, path, f"{tmp}/{run_id}")
+        return Path(client.download_artifacts(run_id, path, f"{tmp}/{run_id}"))
     except (MlflowException, OSError):
         return None
-    return Path(local).read_text()
 
 
 def _search(client, experiment_id: str, query: str) -> list:

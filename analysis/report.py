@@ -1,6 +1,11 @@
 """The comparison report of a sweep: a section per ablation group, each with its question, a
-table across seeds with significance against the baseline, its figures and a finding computed
-from the numbers; then every trial that did not finish, with its reason.
+table of the settings with each arm's effect on BLEU and its verdict, every comparison against
+the baseline in detail, its figures and a finding computed from the verdicts; then every trial
+that did not finish, with its reason.
+
+The statistics are :mod:`analysis.bootstrap` (effect, interval, p across seeds and sentences)
+and :mod:`analysis.verdicts` (Holm over the whole report, verdicts, seeds it would take); the
+words are :mod:`analysis.findings`; what budget each result had, :mod:`analysis.budget`.
 
 Writes ``report.md`` with the figures (PNG and SVG) beside it in ``figures/``, and a
 self-contained ``report.html`` (figures embedded as data URIs, opens offline).
@@ -13,14 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
-from analysis import figures
+from analysis import budget, figures, findings
+from analysis.bootstrap import RESAMPLES, SEEDS_ONLY
 from analysis.load import DONE, SweepRuns
-from analysis.stats import aggregate, format_p, paired_bootstrap, welch_p
+from analysis.metrics import METRICS
+from analysis.stats import aggregate
+from analysis.verdicts import BASELINE, INCONCLUSIVE, judge
 
-BASELINE = "baseline"
-METRICS = ("bleu", "bleu_lc", "chrf", "ece", "params", "train_seconds", "epochs_to_90pct")
+DESCRIPTIVE = ("bleu", "chrf", "ece", "ppl", "params", "train_seconds", "epochs_to_90pct")
 IGNORED_KEYS = {"train.seed", "train.threads", "data.dir", "data.cache_dir"}
 QUESTIONS = {
     "loss.label_smoothing": "Does label smoothing change translation quality and calibration?",
@@ -38,9 +46,11 @@ class Section:
     group: str
     question: str
     changes: list[str]
-    rows: list[dict]  # formatted table rows
+    rows: list[dict]  # the settings table, formatted
+    comparisons: list[dict] = field(default_factory=list)  # every comparison, formatted
     figures: list[str] = field(default_factory=list)
     finding: str = ""
+    to_resolve: list[str] = field(default_factory=list)  # how many seeds each inconclusive one needs
 
 
 @dataclass
@@ -58,13 +68,13 @@ class NothingToReport(LookupError):
 def build(
     runs: SweepRuns,
     out: Path,
-    references: dict[str, list[str]] | None = None,
     groups: list[str] | None = None,
     exercise: pd.DataFrame | None = None,
     description: str = "",
+    n_resamples: int = RESAMPLES,
 ) -> Report:
     """Compute every section, write the figures into ``out/figures``; returns the report."""
-    trials = runs.trials
+    trials = runs.trials.assign(ppl=np.exp(runs.trials["test_nll"].astype(float)))
     done = trials[trials["status"].isin(DONE)]
     if done.empty:
         raise NothingToReport(
@@ -74,37 +84,33 @@ def build(
     (out / "figures").mkdir(parents=True, exist_ok=True)
     found = list(dict.fromkeys(g for gs in trials["groups"] for g in gs if g != BASELINE))
     order = [g for g in (groups or []) if g in found] + [g for g in found if g not in (groups or [])]
+    verdicts = judge(runs, trials, n_resamples)
+    flagged = budget.flags(trials, runs.curves)
     link = run_link(runs)
     sections = [
-        _section(runs, group, out, references or {}, exercise, link)
+        _section(runs, trials, group, out, exercise, link, verdicts, flagged)
         for group in order
         if _has_rows(trials, group)
     ]
     seeds = sorted(set(done["seed"]))
+    family = len(verdicts)
     intro = [
         description,
         f"{len(trials)} trials in MLflow experiment `{runs.experiment}`; {len(done)} done "
         f"({_count(trials, 'finished')} finished, {_count(trials, 'diverged')} diverged), "
         f"{len(trials) - len(done)} not. Seeds: {', '.join(map(str, seeds))}.",
-        "BLEU: sacreBLEU, cased, detokenized, on "
+        f"Budget: {budget.budget_text(trials)} per trial; {len(flagged)} of "
+        f"{_count(trials, 'finished')} finished trials were {budget.STILL_IMPROVING} (best validation "
+        "BLEU in the last validation, or validation loss still falling).",
+        "Test metrics: sacreBLEU, cased and detokenized (tok 13a), on "
         + ", ".join(sorted(set(runs.test_sets.values())) or ["the test set"])
-        + "; p (BLEU): paired bootstrap over test sentences (1,000 resamples, seeds paired) against the "
-        "baseline; p (ECE): Welch's t-test over seeds. Values are mean ± sd over seeds."
-        + (
-            " With a single seed there is no spread across seeds: p covers sentences only."
-            if len(seeds) == 1
-            else " The bootstrap resamples test sentences, not training runs: a small p says the "
-            "outputs differ on this test set, while a difference within the seeds' spread (the 95 % "
-            "CI column, Student-t across seeds) may still be training noise."
+        + "; values are mean ± sd over seeds; PPL is exp(test NLL per target token).",
+        findings.method_text(
+            family, n_resamples, seeds, any(v.comparison.scope == SEEDS_ONLY for v in verdicts.values())
         ),
     ]
     not_finished = [
-        {
-            "trial": row.trial,
-            "status": row.status,
-            "reason": _reason(row),
-            "run": link(row.run_id),
-        }
+        {"trial": row.trial, "status": row.status, "reason": _reason(row), "run": link(row.run_id)}
         for row in trials[trials["status"] != "finished"].itertuples()
     ]
     return Report(f"ablab report: {runs.experiment}", [t for t in intro if t], sections, not_finished)
@@ -152,22 +158,37 @@ def shown(column: pd.Series) -> pd.Series:
     return column.map(str)
 
 
-def _section(runs, group, out, references, exercise, link) -> Section:
-    trials = runs.trials
+def _section(runs, trials, group, out, exercise, link, verdicts, flagged) -> Section:
     members = trials[[group in gs or BASELINE in gs for gs in trials["groups"]]]
     keys = varied_keys(members)
     question = next(
         (QUESTIONS[k] for k in keys if k in QUESTIONS), f"What does changing {', '.join(keys) or group} do?"
     )
     base = members[[BASELINE in gs for gs in members["groups"]]]
-    changes = [_change(base, members[members["setting"] == s], keys) for s in _settings(members)]
-    primary = "ece" if "loss.label_smoothing" in keys else "bleu"
-    summary = aggregate(members[members["status"] == "finished"], "setting", METRICS)
-    tests = {s: _tests(runs, base, members[members["setting"] == s], references) for s in _settings(members)}
-    rows = [_row(summary, members, s, tests.get(s, {}), link) for s in [BASELINE, *_settings(members)]]
-    section = Section(group, question, [c for c in changes if c], [r for r in rows if r])
+    settings = _settings(members)
+    changes = {s: _change(base, members[members["setting"] == s], keys) for s in settings}
+    summary = aggregate(members[members["status"] == "finished"], "setting", DESCRIPTIVE)
+    rows = [
+        _row(summary, members, s, changes.get(s, ""), verdicts.get((s, "bleu")), flagged, link)
+        for s in [BASELINE, *settings]
+    ]
+    mine = [verdicts[(s, m)] for s in settings for m in METRICS if (s, m) in verdicts]
+    section = Section(group, question, [f"{s}: {c}" for s, c in changes.items() if c], [r for r in rows if r])
+    section.comparisons = [findings.comparison_row(v) for v in mine]
+    section.to_resolve = [
+        f"{v.setting} on {METRICS[v.comparison.metric].label}: {findings.seeds_to_resolve(v)}"
+        for v in mine
+        if v.word == INCONCLUSIVE
+    ]
     section.figures = _figures(runs, group, members, summary, keys, out, exercise)
-    section.finding = finding(summary, members, tests, primary, keys)
+    primary = ["ece", "bleu"] if "loss.label_smoothing" in keys else ["bleu"]
+    section.finding = findings.group_finding(
+        [verdicts[(s, m)] for s in settings for m in primary if (s, m) in verdicts],
+        members,
+        summary,
+        keys,
+        flagged,
+    )
     return section
 
 
@@ -177,53 +198,36 @@ def _settings(members: pd.DataFrame) -> list[str]:
 
 
 def _change(base: pd.DataFrame, rows: pd.DataFrame, keys: list[str]) -> str:
+    """``model.heads 4 → 1``: how a setting's config differs from the baseline's."""
     if "model.arch" in rows.columns:  # a run that never started logged no config
         base, rows = base[base["model.arch"].notna()], rows[rows["model.arch"].notna()]
     if base.empty or rows.empty:
         return ""
     both = pd.concat([base.iloc[:1], rows.iloc[:1]])
     pairs = [(k, *shown(both[k]).tolist()) for k in keys]
-    parts = [f"{k} {before} → {after}" for k, before, after in pairs if before != after]
-    return f"{rows['setting'].iloc[0]}: " + ", ".join(parts) if parts else ""
+    return ", ".join(f"{k} {before} → {after}" for k, before, after in pairs if before != after)
 
 
-def _tests(runs: SweepRuns, base: pd.DataFrame, rows: pd.DataFrame, references) -> dict:
-    """p-values against the baseline: BLEU by paired bootstrap over sentences (seeds paired and
-    concatenated), ECE by Welch's t-test over seeds."""
-    out = {"p_ece": welch_p(rows["ece"].dropna(), base["ece"].dropna())}
-    base_hyps, sys_hyps, refs = [], [], []
-    for seed in sorted(set(base["seed"]) & set(rows["seed"])):
-        b = base[base["seed"] == seed]["run_id"].iloc[0]
-        s = rows[rows["seed"] == seed]["run_id"].iloc[0]
-        if b in runs.hypotheses and s in runs.hypotheses and runs.test_sets[b] in references:
-            n = len(runs.hypotheses[b])
-            if len(runs.hypotheses[s]) == n:
-                base_hyps += runs.hypotheses[b]
-                sys_hyps += runs.hypotheses[s]
-                refs += references[runs.test_sets[b]][:n]
-    out["p_bleu"] = paired_bootstrap(base_hyps, sys_hyps, refs)["p_value"] if refs else math.nan
-    return out
-
-
-def _row(summary: pd.DataFrame, members: pd.DataFrame, setting: str, tests: dict, link) -> dict | None:
+def _row(summary, members, setting, change, verdict, flagged, link) -> dict | None:
     runs = members[members["setting"] == setting]
     if runs.empty:
         return None
     found = summary[summary["setting"] == setting]
     s = found.iloc[0] if len(found) else pd.Series(dtype=float)
     diverged = (runs["status"] == "diverged").sum()
+    finished = runs[runs["status"] == "finished"]
     return {
-        "setting": setting + (" (reference)" if setting == BASELINE else ""),
-        "n": f"{int(s.get('n', 0))}/{len(runs)}" + (f", {diverged} diverged" if diverged else ""),
+        "setting": setting,
+        "changed": "(reference)" if setting == BASELINE else change or "-",
+        "seeds": f"{int(s.get('n', 0))}/{len(runs)}" + (f", {diverged} diverged" if diverged else ""),
         "BLEU": _pm(s, "bleu", 2),
-        "95 % CI": "-" if pd.isna(s.get("bleu_ci95", math.nan)) else f"± {s['bleu_ci95']:.2f}",
-        "p (BLEU)": format_p(tests.get("p_bleu")),
-        "chrF": _pm(s, "chrf", 1),
+        "Δ BLEU [adjusted interval]": findings.delta_cell(verdict) if verdict else "-",
+        "verdict": findings.verdict_cell(verdict) if verdict else "-",
         "ECE": _pm(s, "ece", 3),
-        "p (ECE)": format_p(tests.get("p_ece")),
-        "params": f"{s.get('params_mean'):,.0f}" if not pd.isna(s.get("params_mean", math.nan)) else "-",
+        "PPL": _pm(s, "ppl", 2),
+        "params": "-" if pd.isna(s.get("params_mean", math.nan)) else f"{s['params_mean'] / 1e6:.2f} M",
         "train min": _pm(s, "train_seconds", 1, scale=1 / 60),
-        "epochs to 90 %": _pm(s, "epochs_to_90pct", 1),
+        "still improving": f"{sum(r in flagged for r in finished['run_id'])}/{len(finished)}",
         "runs": [(f"seed {r.seed}", link(r.run_id)) for r in runs.itertuples()],
     }
 
@@ -235,57 +239,6 @@ def _pm(s: pd.Series, metric: str, digits: int, scale: float = 1.0) -> str:
         return "-"
     text = f"{mean * scale:.{digits}f}"
     return text if sd is None or pd.isna(sd) else f"{text} ± {sd * scale:.{digits}f}"
-
-
-def finding(summary: pd.DataFrame, members: pd.DataFrame, tests: dict, metric: str, keys: list[str]) -> str:
-    """One sentence from the numbers: how the group's settings moved ``metric`` from the
-    baseline's value, with the number of seeds and the p-value, plus divergences and, for an
-    architecture comparison, convergence and training time."""
-    name = "ECE" if metric == "ece" else "BLEU"
-    digits = 3 if metric == "ece" else 2
-    values = summary.set_index("setting")[f"{metric}_mean"].dropna()
-    parts = []
-    if BASELINE in values and len(values) > 1:
-        base = values[BASELINE]
-        others = values.drop(BASELINE)
-        best = others.idxmin() if metric == "ece" else others.idxmax()
-        worst = others.idxmax() if metric == "ece" else others.idxmin()
-        for setting in dict.fromkeys([best, worst]):
-            n = int(summary.set_index("setting").loc[setting, "n"])
-            p = tests.get(setting, {}).get("p_ece" if metric == "ece" else "p_bleu", math.nan)
-            seeds = f"{n} seed{'s' if n != 1 else ''}, {format_p(p)}"
-            if round(values[setting], digits) == round(base, digits):
-                parts.append(f"{setting} matched the baseline's {name} of {base:.{digits}f} ({seeds})")
-                continue
-            verb = "raised" if values[setting] > base else "lowered"
-            parts.append(
-                f"{setting} {verb} {name} from {base:.{digits}f} to {values[setting]:.{digits}f} ({seeds})"
-            )
-        if metric == "ece":  # calibration moves with quality: say what BLEU did too
-            bleu = summary.set_index("setting")["bleu_mean"]
-            p = tests.get(worst, {}).get("p_bleu", math.nan)
-            parts.append(f"BLEU {bleu[BASELINE]:.2f} → {bleu[worst]:.2f} ({format_p(p)})")
-    elif len(values) == 1:
-        parts.append(f"only {values.index[0]} has finished runs: {name} {values.iloc[0]:.{digits}f}")
-    diverged = members[members["status"] == "diverged"]
-    for setting, group in diverged.groupby("setting", sort=False):
-        steps = ", ".join(str(int(s)) for s in group["diverged_step"].dropna())
-        total = (members["setting"] == setting).sum()
-        parts.append(
-            f"{len(group)} of {total} {setting} runs diverged" + (f" (at update {steps})" if steps else "")
-        )
-    if "model.arch" in keys and {"epochs_to_90pct_mean", "train_seconds_mean"} <= set(summary.columns):
-        speed = summary.set_index("setting")
-        parts.append(
-            "; ".join(
-                f"{s} reached 90 % of its best validation BLEU after {r.epochs_to_90pct_mean:.1f} epochs "
-                f"and trained {r.train_seconds_mean / 60:.1f} min"
-                for s, r in speed.iterrows()
-                if not pd.isna(r.epochs_to_90pct_mean)
-            )
-        )
-    text = "; ".join(p for p in parts if p)
-    return f"{text}." if text else "No finished runs to compare."
 
 
 def _figures(runs, group, members, summary, keys, out: Path, exercise) -> list[str]:

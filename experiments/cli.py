@@ -135,10 +135,24 @@ def plan_command(
 
     plan = load_plan(spec)
     records = plan_records(plan, estimate(plan, tflops * 1e12 if tflops else None, mfu))
+    warning = seed_warning(len(plan.spec.seeds))
+    if warning:
+        typer.echo(f"ablab: warning: {warning}", err=True)
     if json_output:
         typer.echo(json.dumps(records))
         return
     _print_plan(plan, records)
+
+
+def seed_warning(seeds: int) -> str | None:
+    """Why a spec with fewer than 3 seeds cannot support conclusions across training runs."""
+    if seeds >= 3:
+        return None
+    what = "one seed: its report compares outputs on the test set only" if seeds == 1 else f"{seeds} seeds"
+    return (
+        f"the spec has {what}; differences smaller than the seed spread cannot be told from noise. "
+        "Use 3 seeds or more (seeds: [1, 2, 3]) for verdicts across training runs."
+    )
 
 
 def _print_plan(plan, records: list[dict]) -> None:
@@ -233,6 +247,11 @@ def report_command(
     typer.echo(
         f"report of {len(made.report.sections)} sections ({sections}): {made.html} and {made.markdown}"
     )
+    for section in made.report.sections:  # what the inconclusive comparisons would need
+        if section.to_resolve:
+            typer.echo(f"{section.group}: seeds to resolve each inconclusive comparison (80 % power):")
+            for line in section.to_resolve:
+                typer.echo(f"  {line}")
     if made.parent_run_id:
         typer.echo(f"logged to the sweep's parent run {made.parent_run_id} under report/")
 

@@ -1,7 +1,6 @@
 """``ablab report``: a spec's (or an experiment's) runs made into the comparison report.
 
-The analysis package reads MLflow only; what it needs from the trainer side is gathered here:
-the test references (for the paired bootstrap) through the trainer's data loader, the seed
+The analysis package reads MLflow only; what it needs from elsewhere is gathered here: the seed
 schedule exercise, and the spec's group order and description. The report is written to
 ``out`` and logged to the sweep's parent run under ``report/``.
 """
@@ -13,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis import render, report
-from analysis.load import NoRuns, SweepRuns, load
+from analysis.bootstrap import RESAMPLES
+from analysis.load import NoRuns, load
 from experiments.schedule_table import seed_schedules_table
-from trainer.data import load_splits
 from trainer.errors import UserError
 
 
@@ -39,27 +38,7 @@ def target_experiment(target: str) -> tuple[str, list[str], str]:
     return name, [], ""
 
 
-def references(runs: SweepRuns) -> dict[str, list[str]]:
-    """The target side of every headline test set the runs were evaluated on."""
-    sets = sorted(set(runs.test_sets.values()))
-    if not sets:
-        return {}
-    first = runs.trials.iloc[0]
-    splits = load_splits(
-        sets,
-        str(first.get("data.src_lang", "en")),
-        str(first.get("data.tgt_lang", "de")),
-        explicit_dir=_text(first.get("data.dir")),
-        cache_dir=_text(first.get("data.cache_dir")),
-    )
-    return {name: split.tgt for name, split in splits.items()}
-
-
-def _text(value) -> str | None:
-    return None if value is None or value != value or value == "None" else str(value)
-
-
-def make_report(target: str, tracking_uri: str, out: Path | None) -> Made:
+def make_report(target: str, tracking_uri: str, out: Path | None, n_resamples: int = RESAMPLES) -> Made:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     experiment, groups, description = target_experiment(target)
     try:
@@ -71,10 +50,10 @@ def make_report(target: str, tracking_uri: str, out: Path | None) -> Made:
         made = report.build(
             runs,
             out,
-            references=references(runs),
             groups=groups,
             exercise=seed_schedules_table(100_000),
             description=description,
+            n_resamples=n_resamples,
         )
     except report.NothingToReport as exc:
         raise UserError(str(exc)) from None

@@ -1,7 +1,10 @@
 """The report from hand-built sweep tables with known answers."""
 
+import numpy as np
 import pandas as pd
 import pytest
+import sacrebleu
+from scipy import stats as scipy_stats
 
 from analysis import render, report
 from analysis.load import SweepRuns, setting_of
@@ -9,9 +12,19 @@ from analysis.load import SweepRuns, setting_of
 REFS = [f"ein hund läuft über die wiese nummer {i} ." for i in range(40)]
 
 
-def hyps(quality: int) -> list[str]:
-    """Hypotheses that keep the first ``quality`` of 8 words of each reference."""
-    return [" ".join(r.split()[:quality]) for r in REFS]
+def hyps(quality: int, seed: int = 0) -> list[str]:
+    """Hypotheses that keep the first ``quality`` of 9 words of each reference, and a random few
+    of them one word fewer (the seed's own noise)."""
+    rng = np.random.default_rng(seed)
+    return [" ".join(r.split()[: quality - (rng.uniform() < 0.3)]) for r in REFS]
+
+
+def statistics(quality: int, seed: int) -> dict:
+    out = hyps(quality, seed)
+    return {
+        "bleu": np.array(sacrebleu.BLEU()._extract_corpus_statistics(out, [REFS]), dtype=float),
+        "chrf": np.array(sacrebleu.CHRF()._extract_corpus_statistics(out, [REFS]), dtype=float),
+    }
 
 
 def trial(setting, seed, status="finished", bleu=20.0, ece=0.02, ls=0.1, layers=3, params=6e6, **extra):
@@ -25,12 +38,15 @@ def trial(setting, seed, status="finished", bleu=20.0, ece=0.02, ls=0.1, layers=
         "status": status,
         "error": extra.pop("error", None),
         "bleu": bleu if status == "finished" else None,
-        "bleu_lc": bleu,
+        "bleu_lc": bleu if status == "finished" else None,
         "chrf": 50.0,
         "ece": ece if status == "finished" else None,
+        "test_nll": extra.pop("test_nll", 2.0),
         "params": params,
         "train_seconds": 120.0,
         "epochs_to_90pct": 2.0,
+        "steps": 348,
+        "epochs": 4.0,
         "diverged_step": extra.pop("diverged_step", None),
         "loss.label_smoothing": ls,
         "model.layers": layers,
@@ -39,16 +55,16 @@ def trial(setting, seed, status="finished", bleu=20.0, ece=0.02, ls=0.1, layers=
     }
 
 
-def sweep(rows, hypotheses=None) -> SweepRuns:
-    trials = pd.DataFrame(rows)
-    hypotheses = hypotheses or {}
+def sweep(rows, stats=None, curves=None) -> SweepRuns:
     return SweepRuns(
         experiment="ablab/test",
         experiment_id="7",
         tracking_uri="sqlite:////x/mlflow.db",
         parent_run_id="parent",
-        trials=trials,
-        curves=pd.DataFrame(columns=["run_id", "setting", "seed", "metric", "step", "epoch", "value"]),
+        trials=pd.DataFrame(rows),
+        curves=curves
+        if curves is not None
+        else pd.DataFrame(columns=["run_id", "setting", "seed", "metric", "step", "epoch", "value"]),
         bins=pd.DataFrame(
             [
                 {
@@ -67,59 +83,104 @@ def sweep(rows, hypotheses=None) -> SweepRuns:
                 if r["status"] == "finished"
             ]
         ),
-        hypotheses=hypotheses,
-        test_sets={k: "test_2016_flickr" for k in hypotheses},
+        statistics=stats or {},
+        test_sets={k: "test_2016_flickr" for k in stats or {}},
     )
+
+
+def smoothing_sweep(arm_quality=6, arm_ece=(0.058, 0.060, 0.056)):
+    rows = [trial("baseline", s, ece=e) for s, e in zip((1, 2, 3), (0.020, 0.022, 0.021), strict=True)]
+    rows += [trial("no_label_smoothing", s, ece=e, ls=0.0) for s, e in zip((1, 2, 3), arm_ece, strict=True)]
+    stats = {f"baseline-{s}": statistics(9, s) for s in (1, 2, 3)}
+    stats |= {f"no_label_smoothing-{s}": statistics(arm_quality, 10 + s) for s in (1, 2, 3)}
+    return sweep(rows, stats)
 
 
 def test_setting_drops_the_seed():
     assert setting_of("heads=8,seed=1") == "heads=8" and setting_of("baseline,seed=12") == "baseline"
 
 
-def test_label_smoothing_section_reports_ece_with_seeds_and_p_values(tmp_path):
-    rows = [
-        trial("baseline", 1, ece=0.020),
-        trial("baseline", 2, ece=0.022),
-        trial("baseline", 3, ece=0.021),
-        trial("no_label_smoothing", 1, ece=0.058, ls=0.0),
-        trial("no_label_smoothing", 2, ece=0.060, ls=0.0),
-        trial("no_label_smoothing", 3, ece=0.056, ls=0.0),
-    ]
-    runs = sweep(
-        rows,
-        {
-            f"{s}-{i}": hyps(8 if s == "baseline" else 5)
-            for s in ("baseline", "no_label_smoothing")
-            for i in (1, 2, 3)
-        },
-    )
-    made = report.build(runs, tmp_path, references={"test_2016_flickr": REFS})
+def test_a_large_consistent_effect_differs_and_the_table_says_so(tmp_path):
+    made = report.build(smoothing_sweep(), tmp_path, n_resamples=1000)
     (section,) = made.sections
     assert section.group == "no_label_smoothing"
     assert section.question == report.QUESTIONS["loss.label_smoothing"]
     assert section.changes == ["no_label_smoothing: loss.label_smoothing 0.1 → 0.0"]
-    assert section.finding.startswith("no_label_smoothing raised ECE from 0.021 to 0.058 (3 seeds, p ")
     base, arm = section.rows
-    assert base["setting"] == "baseline (reference)" and base["ECE"] == "0.021 ± 0.001" and base["n"] == "3/3"
-    assert base["BLEU"] == "20.00 ± 0.00" and base["95 % CI"] == "± 0.00"
-    assert arm["p (BLEU)"] == "p < 0.001"  # 5 of 8 words against all 8: a large, certain drop
-    assert arm["p (ECE)"].startswith("p < 0.001") or arm["p (ECE)"].startswith("p = 0.00")
+    assert base["setting"] == "baseline" and base["changed"] == "(reference)" and base["seeds"] == "3/3"
+    assert base["ECE"] == "0.021 ± 0.001" and base["Δ BLEU [adjusted interval]"] == "-"
+    assert arm["changed"] == "loss.label_smoothing 0.1 → 0.0" and arm["verdict"] == "differs (lower)"
     assert arm["runs"][0] == ("seed 1", "http://127.0.0.1:5000/#/experiments/7/runs/no_label_smoothing-1")
+    by_metric = {row["metric"]: row for row in section.comparisons}
+    assert set(by_metric) == {"BLEU", "BLEU (lowercased)", "chrF", "ECE", "test NLL"}
+    # seed level only (no per-sentence statistics): t with 2 df, yet +0.037 against a seed sd of 0.002
+    paired_t = scipy_stats.ttest_rel([0.058, 0.060, 0.056], [0.020, 0.022, 0.021]).pvalue
+    assert by_metric["ECE"]["verdict"] == "differs (higher)"
+    assert by_metric["ECE"]["p"] == f"p = {paired_t:.1e}"
+    assert by_metric["test NLL"]["verdict"] == "inconclusive"  # identical logged NLL
+    assert by_metric["test NLL"]["baseline → arm"] == "2.000 → 2.000"
+    assert by_metric["BLEU"]["same test set, per seed"].count("; ") == 2
+    assert by_metric["ECE"]["same test set, per seed"] == "-"  # no per-sentence statistics for ECE
+    # the finding puts ECE first for a label-smoothing group, then BLEU, all from verdicts
+    assert section.finding.startswith("no_label_smoothing raised ECE: 0.0210 → 0.0580 (adjusted interval [+")
+    assert "no_label_smoothing lowered BLEU:" in section.finding and "Holm p" in section.finding
+    assert section.to_resolve == [  # logged and identical in every run: nothing to detect
+        "no_label_smoothing on BLEU (lowercased): no effect to detect",
+        "no_label_smoothing on test NLL: no effect to detect",
+    ]
+    assert "Holm–Bonferroni adjusts all 5 comparisons" in " ".join(made.intro)
     assert section.figures == ["no_label_smoothing_reliability"]
     assert (tmp_path / "figures" / "no_label_smoothing_reliability.png").stat().st_size > 1000
-    assert (tmp_path / "figures" / "no_label_smoothing_reliability.svg").stat().st_size > 1000
+
+
+def test_an_arm_like_the_baseline_is_inconclusive_on_every_metric(tmp_path):
+    runs = smoothing_sweep(arm_quality=9, arm_ece=(0.021, 0.020, 0.022))
+    made = report.build(runs, tmp_path, n_resamples=500)
+    verdicts = {row["metric"]: row["verdict"] for row in made.sections[0].comparisons}
+    assert set(verdicts.values()) == {"inconclusive"}, verdicts
+
+
+def test_one_seed_gives_no_verdict_across_training_runs(tmp_path):
+    rows = [trial("baseline", 1), trial("no_label_smoothing", 1, ls=0.0)]
+    stats = {"baseline-1": statistics(9, 1), "no_label_smoothing-1": statistics(5, 2)}
+    made = report.build(sweep(rows, stats), tmp_path, n_resamples=1000)
+    verdict = made.sections[0].rows[1]["verdict"]
+    assert verdict.startswith("test set only: p ≤ 1/1,001")
+    assert "covers test-set variation only" in made.sections[0].finding
+    assert any("one seed" in line for line in made.intro)
+
+
+def test_runs_still_improving_are_counted_and_a_mostly_flagged_group_says_it(tmp_path):
+    rows = [trial("baseline", 1), trial("layers=1", 1, layers=1, group="depth")]
+    curves = [  # the baseline still rising, layers=1 past its best with a rising loss
+        {
+            "run_id": run,
+            "setting": run[:-2],
+            "seed": 1,
+            "metric": metric,
+            "step": 87 * e,
+            "epoch": e,
+            "value": v,
+        }
+        for run, bleu, loss in (
+            ("baseline-1", [5, 9, 12, 14], [5, 4, 3.5, 3.2]),
+            ("layers=1-1", [5, 9, 8, 7], [4, 4.1, 4.2, 4.3]),
+        )
+        for e in range(1, 5)
+        for metric, v in (("val_bleu", bleu[e - 1]), ("val_loss", loss[e - 1]))
+    ]
+    made = report.build(sweep(rows, curves=pd.DataFrame(curves)), tmp_path, groups=["depth"])
+    assert made.intro[1].startswith("Budget: 348 updates (4.0 epochs) per trial; 1 of 2 finished trials were")
+    base, arm = made.sections[0].rows
+    assert base["still improving"] == "1/1" and arm["still improving"] == "0/1"
+    assert "budget" not in made.sections[0].finding  # half, not most
 
 
 def test_diverged_and_failed_trials_are_listed_with_their_reason(tmp_path):
     rows = [
         trial("baseline", 1),
         trial(
-            "no_warmup",
-            1,
-            status="diverged",
-            diverged_step=37,
-            group="no_warmup",
-            **{"schedule.warmup_steps": 0},
+            "no_warmup", 1, "diverged", diverged_step=37, group="no_warmup", **{"schedule.warmup_steps": 0}
         ),
         trial("broken", 1, status="failed", error="DataError: train.de.gz: cannot read it", group="broken"),
     ]
@@ -136,7 +197,6 @@ def test_diverged_and_failed_trials_are_listed_with_their_reason(tmp_path):
         made.intro[0]
         == "3 trials in MLflow experiment `ablab/test`; 2 done (1 finished, 1 diverged), 1 not. Seeds: 1."
     )
-    assert any("single seed" in line for line in made.intro)
     markdown = render.to_markdown(made)
     assert "| no_warmup,seed=1 | diverged | diverged at update 37 |" in markdown
     assert "## no_warmup" in markdown and "## Trials that did not finish" in markdown
@@ -150,8 +210,9 @@ def test_depth_section_plots_bleu_against_parameters(tmp_path):
     made = report.build(sweep(rows), tmp_path, groups=["depth"])
     (section,) = made.sections
     assert section.figures == ["depth_bleu_vs_params", "depth_bleu_by_value"]
-    assert "layers=1 lowered BLEU from 21.00 to 16.00 (1 seed, -)" in section.finding
-    assert "layers=6 matched the baseline's BLEU of 21.00 (1 seed, -)" in section.finding
+    assert [r["params"] for r in section.rows] == ["6.00 M", "2.00 M", "12.00 M"]
+    # one seed and no per-sentence statistics: nothing can be resampled, so no comparison at all
+    assert section.comparisons == [] and "no setting has a finished run to compare" in section.finding
     page = render.to_html(made, tmp_path)
     assert page.count("data:image/png;base64,") == 2
 

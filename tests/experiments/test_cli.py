@@ -120,3 +120,15 @@ def test_schedules_exercise(tmp_path):
     )
     assert (tmp_path / "sched" / "schedules.png").stat().st_size > 10_000
     assert "peak lr" in out.stdout
+
+
+def test_plan_warns_when_a_spec_has_fewer_than_three_seeds(tmp_path):
+    for seeds, warned in (([1, 2], True), ([1, 2, 3], False)):
+        spec = tmp_path / f"seeds{len(seeds)}.yaml"
+        body = {"baseline": {"config": tiny_dict()}, "ablations": {"no_ls": {"loss.label_smoothing": 0.0}}}
+        spec.write_text(yaml.safe_dump({**body, "seeds": seeds}))
+        out = ablab("plan", spec, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert f"{2 * len(seeds)} trials" in out.stdout
+        said = "differences smaller than the seed spread cannot be told from noise" in out.stderr
+        assert said == warned, out.stderr

@@ -1,16 +1,20 @@
-"""ablab report end to end on the smoke sweep, the HTML checked in headless Chromium."""
+"""ablab report end to end: the smoke sweep with the HTML checked in headless Chromium, and a real
+A/A sweep (an arm that cannot matter) whose verdicts must all be inconclusive."""
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 import subprocess
 
 import matplotlib.image
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 from tests.experiments.conftest import SMOKE, ablab
+from tests.experiments.helpers import TINY
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +96,35 @@ def test_the_html_renders_in_headless_chromium_with_its_figures(smoke_report, tm
     pixels = matplotlib.image.imread(shot)[..., :3]
     assert pixels.std() > 0.05  # not blank: text, tables and figures
     assert (pixels.mean(axis=2) < 0.9).mean() > 0.02  # a real share of the page is drawn on
+
+
+def test_an_arm_that_cannot_matter_comes_out_inconclusive(tmp_path):
+    """A/A: the batch budget one token smaller changes which sentences share a batch, so every
+    trial trains differently, but nothing in expectation. With 3 seeds, every metric must come
+    out inconclusive, whatever the seeds did."""
+    config = copy.deepcopy(TINY)
+    config["eval"]["test_sentences"] = 100
+    spec = tmp_path / "aa.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "baseline": {"config": config},
+                "ablations": {"one_token_less": {"data.max_tokens": TINY["data"]["max_tokens"] - 1}},
+                "seeds": [1, 2, 3],
+                "resources": {"cpus": 1},
+            }
+        )
+    )
+    ran = ablab("run", spec, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    made = ablab("report", spec, "--out", tmp_path / "report", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr[-3000:]
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    rows = [line.split(" | ") for line in markdown.splitlines() if line.startswith("| one_token_less | ")]
+    verdicts = {row[1]: row[8] for row in rows if len(row) > 8 and row[1] in METRIC_LABELS}  # metric: verdict
+    assert set(verdicts) == METRIC_LABELS and set(verdicts.values()) == {"inconclusive"}, verdicts
+    assert "Holm–Bonferroni adjusts all 5 comparisons" in markdown
+    assert "one_token_less: seeds to resolve each inconclusive comparison" in made.stdout
+
+
+METRIC_LABELS = {"BLEU", "BLEU (lowercased)", "chrF", "ECE", "test NLL"}

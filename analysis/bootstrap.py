@@ -1,0 +1,278 @@
+"""Arm against baseline across training runs and test sentences: the effect, its interval, p.
+
+A conclusion generalises over two things a repetition of the experiment would change: the
+training runs (seeds) and the test sentences. For one metric, with ``n`` seeds that both the
+arm and the baseline finished (paired by seed value; a seed only one side has is left out),
+
+    Δ = mean over seeds of the arm's corpus score − mean over seeds of the baseline's,
+
+and its variance has the components of a crossed seeds × sentences design:
+
+    Var(Δ) = V_seed + V_sent,   V_seed = s²_d / n,   V_sent = (n·V_all − V_each) / (n − 1).
+
+- Seed level (resampled in closed form): ``d_s`` is seed s's difference on the whole test set
+  and ``s²_d`` its sample variance. Resampling n seeds with replacement gives the mean a
+  variance of ``(n − 1)/n · s²_d/n``; ``s²_d/n`` is its unbiased version. It holds the seeds'
+  own variation and each seed's sentence-level noise.
+- Sentence level (resampled): ``B`` resamples of the test sentences' indices, the same indices
+  for every run of a report in a replicate; each run's corpus scores are recomputed from its
+  per-sentence sufficient statistics under the resample (never single tokens).
+  ``V_all`` is the resamples' variance of Δ, ``V_each`` the mean over seeds of the variance of
+  one seed's difference. ``V_all`` counts the seed × sentence noise a second time (``V_seed``
+  already holds it) and ``V_each`` counts it n times, so the combination above keeps only
+  what the sentences share across seeds: how the two systems differ on this sample of
+  sentences, the part a new test set would change (clipped at 0).
+
+Interval and p-value: Student's t with Satterthwaite's degrees of freedom,
+``df = Var² / (V_seed²/(n − 1) + V_sent²/(m − 1))`` for ``m`` sentences, so that with few
+seeds the t tails of ``n − 1`` degrees of freedom apply (``benchmarks/stats_calibration.py``
+shows the false-positive rate on null effects). With one sentence per seed (or no
+per-sentence statistics) this is the paired t-test over seeds. With one seed there is no
+seed level: the comparison covers test-set variation only, with the percentile interval of
+the resampled differences and sacreBLEU's paired-bootstrap p-value (Koehn 2004), whose floor
+is ``1/(B + 1)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from analysis.metrics import METRICS, Metric
+
+RESAMPLES = 10_000
+SEED = 12345  # sacreBLEU's default, so one seed's comparison equals its --paired-bs
+CHUNK = 1000  # resamples scored at once (memory: CHUNK x sentences x columns)
+
+SEEDS_AND_SENTENCES = "seeds and test sentences"
+TEST_SET_ONLY = "test set only (one seed)"
+SEEDS_ONLY = "seeds only (no per-sentence statistics)"
+
+
+def sentence_resamples(n_sentences: int, n_resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
+    """``(B, n)`` sentence indices drawn with replacement, as sacreBLEU's paired bootstrap draws
+    them (``numpy.random.default_rng(seed).choice``)."""
+    return np.random.default_rng(seed).choice(n_sentences, size=(n_resamples, n_sentences), replace=True)
+
+
+@dataclass
+class Resampled:
+    """Every run's scores on the whole test set and on the same ``B`` sentence resamples."""
+
+    full: dict[tuple[str, str], float]  # (run id, metric) -> score on the test set
+    replicates: dict[tuple[str, str], np.ndarray]  # (run id, metric) -> (B,) scores
+    n_sentences: int
+    n_resamples: int
+
+
+def resample_runs(
+    statistics: dict[str, dict[str, np.ndarray]],
+    metrics: tuple[Metric, ...] = tuple(METRICS.values()),
+    n_resamples: int = RESAMPLES,
+    seed: int = SEED,
+) -> Resampled:
+    """Score every run (run id -> per-sentence statistics, all on one test set) on the whole test
+    set and on ``n_resamples`` shared resamples of its sentences."""
+    sizes = {len(next(iter(s.values()))) for s in statistics.values()}
+    if len(sizes) > 1:
+        raise ValueError(f"runs were tested on different numbers of sentences: {sorted(sizes)}")
+    n = sizes.pop() if sizes else 0
+    out = Resampled({}, {}, n, n_resamples)
+    blocks = []  # (metric, runs, columns per run): one matrix of every run's statistics side by side
+    for metric in metrics:
+        have = [r for r in statistics if metric.statistics in statistics[r]]
+        if have:
+            blocks.append((metric, have, statistics[have[0]][metric.statistics].reshape(n, -1).shape[1]))
+    if not blocks:
+        return out
+    table = np.concatenate(
+        [statistics[r][metric.statistics].reshape(n, -1) for metric, have, _ in blocks for r in have], axis=1
+    )
+    indices = sentence_resamples(n, n_resamples, seed)
+    scores: dict[tuple[str, str], list[np.ndarray]] = {}
+    for start in [None, *range(0, n_resamples, CHUNK)]:  # None: the test set itself, not resampled
+        if start is None:
+            sums = table.sum(0, keepdims=True)
+        else:
+            rows = indices[start : start + CHUNK]
+            flat = (rows + n * np.arange(len(rows))[:, None]).ravel()
+            sums = np.bincount(flat, minlength=len(rows) * n).reshape(len(rows), n).astype(np.float64) @ table
+        offset = 0
+        for metric, have, columns in blocks:
+            block = sums[:, offset : offset + len(have) * columns].reshape(len(sums), len(have), columns)
+            offset += len(have) * columns
+            for run, column in zip(have, metric.score(block).T, strict=True):
+                scores.setdefault((run, metric.name), []).append(column)
+    for key, parts in scores.items():
+        out.full[key] = float(parts[0][0])
+        out.replicates[key] = np.concatenate(parts[1:])
+    return out
+
+
+def sacrebleu_p(differences: np.ndarray, observed: float) -> float:
+    """sacreBLEU's paired-bootstrap p-value: the share of resamples whose centred absolute
+    difference ``|Δ*| − mean|Δ*|`` exceeds ``|Δ|``, as ``(count + 1) / (B + 1)``."""
+    spread = np.abs(differences)
+    exceed = np.sum(spread - spread.mean() > abs(observed))
+    return float((exceed + 1) / (len(differences) + 1))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One arm against the baseline on one metric."""
+
+    metric: str
+    seeds: tuple[int, ...]  # the paired seeds compared
+    baseline: float  # mean over those seeds
+    arm: float
+    delta: float  # arm - baseline
+    se: float
+    df: float  # math.inf for a test-set-only comparison
+    p: float
+    scope: str
+    p_better: float  # P(arm better than baseline) over all pairs of their runs
+    seed_var: float
+    sentence_var: float
+    sentence_df: float
+    n_resamples: int
+    differences: np.ndarray | None = None  # (B,) resampled Δ, one seed only
+    same_test_set: tuple[float, ...] = ()  # per seed: sacreBLEU's paired-bootstrap p
+
+    @property
+    def p_floor(self) -> float | None:
+        """The smallest p the resampling can give (test-set-only comparisons)."""
+        return 1 / (self.n_resamples + 1) if self.scope == TEST_SET_ONLY else None
+
+    def interval(self, level: float = 0.95) -> tuple[float, float]:
+        """The two-sided ``level`` interval of Δ."""
+        tail = (1 - level) / 2
+        if self.scope == TEST_SET_ONLY:
+            low, high = np.quantile(self.differences, [tail, 1 - tail])
+            return float(low), float(high)
+        if self.se == 0:
+            return self.delta, self.delta
+        half = scipy_stats.t.ppf(1 - tail, self.df) * self.se
+        return self.delta - half, self.delta + half
+
+
+def compare(
+    metric: Metric,
+    arm: dict[int, str],
+    baseline: dict[int, str],
+    resampled: Resampled,
+    logged: dict[tuple[str, str], float] | None = None,
+) -> Comparison | None:
+    """Compare ``arm`` with ``baseline`` (seed -> run id each) on ``metric``. Scores come from the
+    resampled statistics; a run without them falls back to its ``logged`` score and the whole
+    comparison to the seed level. None where no seed has a score on both sides."""
+    logged = logged or {}
+
+    def score(run: str) -> float | None:
+        value = resampled.full.get((run, metric.name), logged.get((run, metric.name)))
+        return None if value is None or math.isnan(value) else value
+
+    seeds = tuple(
+        s for s in sorted(set(arm) & set(baseline)) if None not in (score(arm[s]), score(baseline[s]))
+    )
+    if not seeds:
+        return None
+    a = np.array([score(arm[s]) for s in seeds])
+    b = np.array([score(baseline[s]) for s in seeds])
+    d, n = a - b, len(seeds)
+    sign = 1.0 if metric.higher_is_better else -1.0
+    better = np.sign(sign * (a[:, None] - b[None, :]))
+    common = dict(
+        metric=metric.name,
+        seeds=seeds,
+        baseline=float(b.mean()),
+        arm=float(a.mean()),
+        delta=float(d.mean()),
+        p_better=float((better.mean() + 1) / 2),
+        n_resamples=resampled.n_resamples,
+    )
+    runs = [arm[s] for s in seeds] + [baseline[s] for s in seeds]
+    if not all((r, metric.name) in resampled.replicates for r in runs):
+        if n == 1:
+            return None  # one seed and no sentences: nothing to resample
+        return _t_comparison(common, d, (0.0, 0.0), SEEDS_ONLY)
+    each = np.stack(
+        [
+            resampled.replicates[(arm[s], metric.name)] - resampled.replicates[(baseline[s], metric.name)]
+            for s in seeds
+        ]
+    )  # (n, B)
+    same_test_set = tuple(sacrebleu_p(row, float(x)) for row, x in zip(each, d, strict=True))
+    m = resampled.n_sentences
+    if n == 1:
+        return Comparison(
+            **common,
+            se=float(each[0].std(ddof=1)),
+            df=math.inf,
+            p=same_test_set[0],
+            scope=TEST_SET_ONLY,
+            seed_var=math.nan,
+            sentence_var=float(each[0].var(ddof=1)),
+            sentence_df=m - 1,
+            differences=each[0],
+            same_test_set=same_test_set,
+        )
+    v_all = float(each.mean(axis=0).var(ddof=1))
+    v_each = float(each.var(axis=1, ddof=1).mean())
+    return _t_comparison(
+        common, d, sentence_component(v_all, v_each, n, m), SEEDS_AND_SENTENCES, same_test_set
+    )
+
+
+def sentence_component(v_all: float, v_each: float, n: int, m: int) -> tuple[float, float]:
+    """The test sentences' share of Var(Δ) and its degrees of freedom.
+
+    In a seeds × sentences layout, ``V_all`` estimates ``(σ²_sent + σ²_noise/n)/m`` and
+    ``R = (V_each − V_all)/(n − 1)`` estimates ``σ²_noise/(n·m)``, so ``V_sent = V_all − R`` (the
+    module's formula), clipped at 0. As a difference of two mean squares its degrees of freedom
+    are Satterthwaite's, ``(V_all − R)² / (V_all²/(m − 1) + R²/((m − 1)(n − 1)))``: large where
+    the sentences' share is real, small where it is noise around 0."""
+    if m < 2:  # one sentence: nothing to resample
+        return 0.0, 0.0
+    r = max(0.0, (v_each - v_all) / (n - 1))
+    v_sent = v_all - r
+    if v_sent <= 0:
+        return 0.0, 0.0
+    return v_sent, v_sent**2 / (v_all**2 / (m - 1) + r**2 / ((m - 1) * (n - 1)))
+
+
+def _t_comparison(
+    common: dict, d: np.ndarray, sentences: tuple[float, float], scope: str, same_test_set=()
+) -> Comparison:
+    n = len(d)
+    v_seed = float(d.var(ddof=1)) / n
+    v_sent, df_sent = sentences
+    df = satterthwaite(v_seed, n - 1, v_sent, df_sent)
+    se = math.sqrt(v_seed + v_sent)
+    delta = common["delta"]
+    if se == 0:
+        p = 1.0 if delta == 0 else 0.0
+    else:
+        p = float(2 * scipy_stats.t.sf(abs(delta) / se, df))
+    return Comparison(
+        **common,
+        se=se,
+        df=df,
+        p=p,
+        scope=scope,
+        seed_var=v_seed,
+        sentence_var=v_sent,
+        sentence_df=df_sent,
+        same_test_set=same_test_set,
+    )
+
+
+def satterthwaite(v_seed: float, df_seed: float, v_sent: float, df_sent: float) -> float:
+    """Welch–Satterthwaite degrees of freedom of ``v_seed + v_sent``."""
+    if v_sent <= 0 or df_sent <= 0:
+        return float(df_seed)
+    if v_seed <= 0:
+        return float(df_sent)
+    return (v_seed + v_sent) ** 2 / (v_seed**2 / df_seed + v_sent**2 / df_sent)

@@ -1,0 +1,66 @@
+"""What budget a result was obtained at, and which runs were still improving when it ended.
+
+A trial is flagged *still improving when the budget ended* when its best validation BLEU came
+in its last validation, or when its validation loss was still falling: its lowest validation
+loss came in its last validation. Validation BLEU on a few hundred sentences is noisy, so a
+curve that still rises can show its best one validation early; the loss, averaged over every
+target token of those sentences, moves smoothly, and a lowest-at-the-end loss is a curve still
+going down. Only finished runs are judged (a trial a search scheduler stopped early did not
+end at its budget); a run with fewer than two validations cannot be judged.
+
+A group where more than half the trials are flagged compares what the budget allows each
+setting to reach, not the settings at convergence; the report says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+STILL_IMPROVING = "still improving when the budget ended"
+
+
+def still_improving(val_bleu: Sequence[float], val_loss: Sequence[float]) -> str | None:
+    """Why a run with these validation curves (in order) was still improving at its end, or None."""
+    reasons = []
+    if len(val_bleu) >= 2 and val_bleu[-1] >= max(val_bleu[:-1]):
+        reasons.append("best validation BLEU in its last validation")
+    if len(val_loss) >= 2 and val_loss[-1] < min(val_loss[:-1]):
+        reasons.append("validation loss still falling")
+    return "; ".join(reasons) or None
+
+
+def flags(trials: pd.DataFrame, curves: pd.DataFrame) -> dict[str, str]:
+    """Run id -> why it was still improving, for the finished runs that were."""
+    out = {}
+    finished = trials[trials["status"] == "finished"]
+    for run_id in finished["run_id"]:
+        rows = curves[curves["run_id"] == run_id]
+        series = {
+            metric: rows[rows["metric"] == metric].sort_values("epoch")["value"].tolist()
+            for metric in ("val_bleu", "val_loss")
+        }
+        reason = still_improving(series["val_bleu"], series["val_loss"])
+        if reason:
+            out[run_id] = reason
+    return out
+
+
+def most_flagged(run_ids: Sequence[str], flagged: dict[str, str]) -> bool:
+    """More than half of these runs were still improving."""
+    return len(run_ids) > 0 and sum(r in flagged for r in run_ids) * 2 > len(run_ids)
+
+
+def budget_text(trials: pd.DataFrame) -> str:
+    """The updates and epochs the finished runs trained for: one figure, or their range."""
+    done = trials[trials["status"] == "finished"].dropna(subset=["steps"])
+    if done.empty:
+        return "no finished run"
+    steps, epochs = done["steps"].astype(int), done["epochs"].astype(float)
+
+    def span(values, fmt) -> str:
+        low, high = values.min(), values.max()
+        return format(low, fmt) if low == high else f"{format(low, fmt)}–{format(high, fmt)}"
+
+    return f"{span(steps, ',d')} updates ({span(epochs, '.1f')} epochs)"

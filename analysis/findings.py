@@ -1,0 +1,182 @@
+"""Verdicts in plain words: the sentences and table cells of the report, computed, never written
+by hand. Every number comes from a :class:`~analysis.verdicts.Verdict`."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from analysis import budget
+from analysis.bootstrap import SEEDS_ONLY
+from analysis.metrics import METRICS
+from analysis.stats import format_p
+from analysis.verdicts import DIFFERS, INCONCLUSIVE, MAX_SEEDS, ONE_SEED, Verdict
+
+
+def number(value: float, digits: int, signed: bool = False) -> str:
+    """A value at the metric's precision, ``+``/``−`` signed when asked (a real minus sign)."""
+    text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    return text.replace("-", "−")
+
+
+def interval(bounds: tuple[float, float], digits: int) -> str:
+    low, high = bounds
+    return f"[{number(low, digits, True)}, {number(high, digits, True)}]"
+
+
+def delta_cell(v: Verdict) -> str:
+    """``+0.85 [−3.10, +4.80]``: Δ with its Holm-adjusted interval."""
+    digits = METRICS[v.comparison.metric].digits
+    return f"{number(v.comparison.delta, digits, True)} {interval(v.adjusted, digits)}"
+
+
+def verdict_cell(v: Verdict) -> str:
+    """``differs (lower)``, ``inconclusive`` or ``test set only: p = …``."""
+    c = v.comparison
+    if v.word == DIFFERS:
+        return f"differs ({'higher' if c.delta > 0 else 'lower'})"
+    if v.word == ONE_SEED:
+        return f"{ONE_SEED}: {format_p(c.p, c.p_floor)}"
+    return INCONCLUSIVE
+
+
+def seeds_to_resolve(v: Verdict) -> str:
+    """What it would take to resolve an inconclusive comparison."""
+    if v.word != INCONCLUSIVE:
+        return "-"
+    if v.comparison.delta == 0:
+        return "no effect to detect"
+    if v.seeds_needed is not None:
+        return f"{v.seeds_needed} seeds"
+    if v.test_set_limited:
+        return "a larger test set (the sentences' own variation hides it at any number of seeds)"
+    return f"more than {MAX_SEEDS} seeds"
+
+
+def detectable_cell(v: Verdict) -> str:
+    if v.detectable is None:
+        return "-"
+    return f"≥ {number(v.detectable, METRICS[v.comparison.metric].digits)}"
+
+
+def sentence(v: Verdict) -> str:
+    """One comparison as a sentence of the group's finding."""
+    c, m = v.comparison, METRICS[v.comparison.metric]
+    seeds = f"{len(c.seeds)} seed{'s' if len(c.seeds) != 1 else ''}"
+    change = f"{number(c.baseline, m.digits)} → {number(c.arm, m.digits)}"
+    if v.word == ONE_SEED:
+        return (
+            f"{v.setting}: {m.label} {change} ({number(c.delta, m.digits, True)}); with one seed this "
+            f"covers test-set variation only ({format_p(c.p, c.p_floor)}, sentence bootstrap), no verdict "
+            "across training runs"
+        )
+    adjusted = f"adjusted interval {interval(v.adjusted, m.digits)}"
+    if v.word == DIFFERS:
+        verb = "raised" if c.delta > 0 else "lowered"
+        holm = format_p(v.p_adjusted, name="Holm p")
+        return f"{v.setting} {verb} {m.label}: {change} ({adjusted}, {holm}, {seeds})"
+    text = (
+        f"{v.setting}: inconclusive on {m.label}, {change} ({number(c.delta, m.digits, True)}, {adjusted} "
+        f"includes 0, {seeds}"
+    )
+    if v.detectable is not None:
+        text += f"; these seeds detect |Δ| ≥ {number(v.detectable, m.digits)} with 80 % power"
+    resolve = seeds_to_resolve(v)
+    if resolve.endswith("seeds") and resolve[0].isdigit():
+        text += f"; about {resolve} would detect {number(c.delta, m.digits, True)}"
+    elif resolve != "-":
+        text += f"; resolving it needs {resolve}"
+    return text + ")"
+
+
+def method_text(family: int, n_resamples: int, seeds: list[int], any_seed_level_only: bool) -> str:
+    """How the comparisons were made, for the report's preamble."""
+    text = (
+        "Each arm is compared with the baseline on BLEU, lowercased BLEU, chrF, ECE and test NLL: "
+        "Δ = mean over seeds of the arm − mean over seeds of the baseline, seeds paired by value. "
+        "Its interval and p-value account for both things a repetition would change: the training "
+        f"runs (seeds) and the test sentences (a two-level bootstrap: {n_resamples:,} resamples of the "
+        "sentence indices, the same for every run, each run's corpus score recomputed from its "
+        "per-sentence statistics; the seed level in closed form; Student-t with Satterthwaite's "
+        f"degrees of freedom). Holm–Bonferroni adjusts all {family} comparisons of this report "
+        "together: a verdict is *differs* when the adjusted interval excludes 0 and *inconclusive* "
+        "otherwise; P(better) is the share of (arm seed, baseline seed) pairs in which the arm is "
+        "better. The 'same test set' p-values (sacreBLEU's paired bootstrap, one per seed) only say "
+        "whether two outputs differ on these sentences."
+    )
+    if len(seeds) == 1:
+        text += (
+            " This sweep has one seed: its comparisons cover test-set variation only and give no "
+            "verdict across training runs."
+        )
+    elif len(seeds) < 3:
+        text += (
+            " With fewer than 3 seeds, differences smaller than the seed spread cannot be told from noise."
+        )
+    if any_seed_level_only:
+        text += (
+            " Runs logged without per-sentence statistics are compared at the seed level only "
+            f"({SEEDS_ONLY})."
+        )
+    return text
+
+
+def p_cell(v: Verdict) -> str:
+    c = v.comparison
+    if math.isnan(c.p):
+        return "-"
+    return format_p(c.p, c.p_floor)
+
+
+def comparison_row(v: Verdict) -> dict:
+    """One comparison as a row of the group's table of comparisons."""
+    c, m = v.comparison, METRICS[v.comparison.metric]
+    return {
+        "setting": v.setting,
+        "metric": m.label,
+        "baseline → arm": f"{number(c.baseline, m.digits)} → {number(c.arm, m.digits)}",
+        "Δ [95 % CI]": f"{number(c.delta, m.digits, True)} {interval(v.interval, m.digits)}",
+        "adjusted interval": interval(v.adjusted, m.digits),
+        "p": p_cell(v),
+        "Holm p": format_p(v.p_adjusted, name=""),
+        "P(better)": f"{c.p_better:.2f}",
+        "verdict": verdict_cell(v),
+        "these seeds detect": detectable_cell(v),
+        "same test set, per seed": "; ".join(
+            format_p(p, 1 / (c.n_resamples + 1), "") for p in c.same_test_set
+        )
+        or "-",
+        "to resolve": seeds_to_resolve(v),
+    }
+
+
+def group_finding(verdicts: list[Verdict], members, summary, keys: list[str], flagged: dict[str, str]) -> str:
+    """The group's finding from its verdicts on the primary metrics, plus divergences, the
+    budget's share in the result and, for an architecture comparison, convergence and time."""
+    parts = [sentence(v) for v in verdicts]
+    if not verdicts:
+        parts.append("no setting has a finished run to compare with a finished baseline run")
+    diverged = members[members["status"] == "diverged"]
+    for setting, group in diverged.groupby("setting", sort=False):
+        steps = ", ".join(str(int(s)) for s in group["diverged_step"].dropna())
+        total = (members["setting"] == setting).sum()
+        parts.append(
+            f"{len(group)} of {total} {setting} runs diverged" + (f" (at update {steps})" if steps else "")
+        )
+    finished = members[members["status"] == "finished"]["run_id"].tolist()
+    if budget.most_flagged(finished, flagged):
+        parts.append(
+            f"{sum(r in flagged for r in finished)} of {len(finished)} runs were {budget.STILL_IMPROVING}: "
+            "this compares what the budget lets each setting reach, not the settings at convergence"
+        )
+    if "model.arch" in keys and {"epochs_to_90pct_mean", "train_seconds_mean"} <= set(summary.columns):
+        parts.append(
+            "; ".join(
+                f"{s} reached 90 % of its best validation BLEU after {r.epochs_to_90pct_mean:.1f} epochs "
+                f"and trained {r.train_seconds_mean / 60:.1f} min"
+                for s, r in summary.set_index("setting").iterrows()
+                if not pd.isna(r.epochs_to_90pct_mean)
+            )
+        )
+    return "; ".join(p for p in parts if p) + "."

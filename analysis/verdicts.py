@@ -1,0 +1,177 @@
+"""Verdicts from comparisons: Holm's adjustment over a report, plain words, and what it would take.
+
+- **Holm–Bonferroni** over every comparison of a report (each arm against the baseline on each
+  metric): with the k p-values sorted, ``p_adj(i) = max_{j ≤ i} min(1, (k − j + 1)·p(j))``.
+- **Verdict**: *differs* where ``p_adj ≤ α`` (α = 0.05), else *inconclusive*. The *adjusted
+  interval* is Δ's interval at confidence ``1 − α·p/p_adj``, the level Holm's step tested this
+  comparison at, so it excludes 0 exactly when the verdict is *differs*. A comparison with one
+  seed gets no verdict across training runs (*test set only*).
+- **Detectable effect**: the smallest |Δ| the current seeds detect with 80 % power, from the
+  baseline's seed spread: a difference of two independent runs has variance ``2·sd²``, so
+  ``SE = sd·√(2/n)`` with ``n − 1`` degrees of freedom; power from the noncentral t at the
+  report's Bonferroni level ``α/k`` (the level a lone effect must pass under Holm).
+- :func:`judge` makes every comparison of a report (each setting against the setting named
+  ``baseline``, on every metric of :data:`analysis.metrics.METRICS`) and decides them together.
+- **Seeds needed**: the smallest n whose power reaches 80 % for the observed Δ at ``α/k``,
+  with the comparison's own components, ``SE² = s²_d/n + V_sent`` (the test set's part does not
+  shrink with seeds; where it alone prevents detection no number of seeds will do).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+from scipy import stats as scipy_stats
+
+from analysis.bootstrap import RESAMPLES, TEST_SET_ONLY, Comparison, compare, resample_runs, satterthwaite
+from analysis.load import SweepRuns
+from analysis.metrics import METRICS
+
+BASELINE = "baseline"
+ALPHA = 0.05
+POWER = 0.8
+MAX_SEEDS = 100
+
+DIFFERS = "differs"
+INCONCLUSIVE = "inconclusive"
+ONE_SEED = "test set only"
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values, in the input order (NaN stays NaN, not counted)."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full_like(p, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    order = valid[np.argsort(p[valid], kind="stable")]
+    k = len(order)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (k - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def power(effect: float, se: float, df: float, alpha: float) -> float:
+    """Power of the two-sided t-test at level ``alpha`` to detect ``effect`` (noncentral t)."""
+    if se <= 0:
+        return 1.0 if effect else 0.0
+    crit = scipy_stats.t.ppf(1 - alpha / 2, df)
+    shift = abs(effect) / se
+    upper = scipy_stats.nct.sf(crit, df, shift)
+    lower = scipy_stats.nct.cdf(-crit, df, shift)  # the wrong side: negligible, NaN far out in scipy
+    return float(np.nan_to_num(upper, nan=1.0) + np.nan_to_num(lower, nan=0.0))
+
+
+def detectable_effect(se: float, df: float, alpha: float, target: float = POWER) -> float:
+    """The smallest |effect| detected with probability ``target``."""
+    if se <= 0:
+        return 0.0
+    high = se
+    while power(high, se, df, alpha) < target:
+        high *= 2
+    return float(optimize.brentq(lambda e: power(e, se, df, alpha) - target, 0.0, high, xtol=se * 1e-6))
+
+
+def seeds_needed(c: Comparison, alpha: float, target: float = POWER) -> int | None:
+    """The fewest seeds that detect the observed Δ of ``c`` with probability ``target``; None if
+    even ``MAX_SEEDS`` do not."""
+    per_seed = c.seed_var * len(c.seeds)  # s²_d
+    for n in range(2, MAX_SEEDS + 1):
+        se = math.sqrt(per_seed / n + c.sentence_var)
+        df = satterthwaite(per_seed / n, n - 1, c.sentence_var, c.sentence_df)
+        if power(c.delta, se, df, alpha) >= target:
+            return n
+    return None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    setting: str
+    comparison: Comparison
+    p_adjusted: float
+    family: int  # comparisons in the report's Holm family
+    word: str
+    adjusted_level: float
+    detectable: float | None  # smallest |Δ| these seeds detect, from the baseline's spread
+    seeds_needed: int | None  # inconclusive only: seeds that would detect the observed Δ
+    test_set_limited: bool  # the test set's part of the variance alone hides the observed Δ
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return self.comparison.interval(0.95)
+
+    @property
+    def adjusted(self) -> tuple[float, float]:
+        return self.comparison.interval(self.adjusted_level)
+
+
+def decide(
+    comparisons: list[tuple[str, Comparison]],
+    baseline_sd: dict[str, float],
+    alpha: float = ALPHA,
+) -> list[Verdict]:
+    """Verdicts for every ``(setting, comparison)`` of a report, adjusted together (Holm).
+    ``baseline_sd`` is the baseline's seed sd of each metric."""
+    adjusted = holm([c.p for _, c in comparisons])
+    k = len(comparisons)
+    out = []
+    for (setting, c), p_adj in zip(comparisons, adjusted, strict=True):
+        ratio = c.p / p_adj if p_adj > 0 else 1 / k
+        word = ONE_SEED if c.scope == TEST_SET_ONLY else DIFFERS if p_adj <= alpha else INCONCLUSIVE
+        n, sd = len(c.seeds), baseline_sd.get(c.metric, math.nan)
+        detectable = None
+        if c.scope != TEST_SET_ONLY and not math.isnan(sd):
+            detectable = detectable_effect(sd * math.sqrt(2 / n), n - 1, alpha / k)
+        needed = seeds_needed(c, alpha / k) if word == INCONCLUSIVE else None
+        limited = (
+            c.sentence_var > 0 and power(c.delta, math.sqrt(c.sentence_var), c.sentence_df, alpha / k) < POWER
+        )
+        out.append(Verdict(setting, c, float(p_adj), k, word, 1 - alpha * ratio, detectable, needed, limited))
+    return out
+
+
+def seed_runs(trials: pd.DataFrame, setting: str) -> dict[int, str]:
+    """Seed -> run id of the setting's finished runs."""
+    rows = trials[(trials["setting"] == setting) & (trials["status"] == "finished")]
+    return dict(zip(rows["seed"].astype(int), rows["run_id"], strict=True))
+
+
+def judge(
+    runs: SweepRuns, trials: pd.DataFrame, n_resamples: int = RESAMPLES
+) -> dict[tuple[str, str], Verdict]:
+    """Every setting against the baseline on every metric, adjusted together: (setting, metric) ->
+    verdict. Per-sentence statistics are resampled where the runs share one test set (the most
+    common size); other runs are compared at the seed level on their logged scores."""
+    finished = trials[trials["status"] == "finished"]
+    sizes = Counter(len(next(iter(s.values()))) for s in runs.statistics.values() if s)
+    size = sizes.most_common(1)[0][0] if sizes else None
+    statistics = {r: s for r, s in runs.statistics.items() if s and len(next(iter(s.values()))) == size}
+    resampled = resample_runs(statistics, tuple(METRICS.values()), n_resamples)
+    logged = {
+        (row["run_id"], m): float(row[m])
+        for row in finished.to_dict("records")
+        for m in METRICS
+        if row.get(m) is not None and not pd.isna(row.get(m))
+    }
+    base = seed_runs(trials, BASELINE)
+    comparisons = []
+    for setting in dict.fromkeys(finished["setting"]):
+        if setting == BASELINE:
+            continue
+        arm = seed_runs(trials, setting)
+        for metric in METRICS.values():
+            c = compare(metric, arm, base, resampled, logged)
+            if c is not None:
+                comparisons.append((setting, c))
+    baseline_sd = {}
+    for m in METRICS:
+        values = [resampled.full.get((r, m), logged.get((r, m), math.nan)) for r in base.values()]
+        values = [v for v in values if not math.isnan(v)]
+        baseline_sd[m] = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+    return {(v.setting, v.comparison.metric): v for v in decide(comparisons, baseline_sd)}
