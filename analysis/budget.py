@@ -38,10 +38,10 @@ def flags(trials: pd.DataFrame, curves: pd.DataFrame) -> dict[str, str]:
     for run_id in finished["run_id"]:
         rows = curves[curves["run_id"] == run_id]
         series = {
-            metric: rows[rows["metric"] == metric].sort_values("epoch")["value"].tolist()
-            for metric in ("val_bleu", "val_loss")
+            metric: rows[rows["metric"] == metric].sort_values("step")["value"].tolist()
+            for metric in ("val/bleu", "val/loss")
         }
-        reason = still_improving(series["val_bleu"], series["val_loss"])
+        reason = still_improving(series["val/bleu"], series["val/loss"])
         if reason:
             out[run_id] = reason
     return out

@@ -3,8 +3,6 @@ by hand. Every number comes from a :class:`~analysis.verdicts.Verdict`."""
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 from analysis import budget
@@ -12,6 +10,23 @@ from analysis.bootstrap import SEEDS_ONLY
 from analysis.metrics import METRICS
 from analysis.stats import format_p
 from analysis.verdicts import DIFFERS, INCONCLUSIVE, MAX_SEEDS, ONE_SEED, Verdict
+
+QUESTIONS = {
+    "loss.label_smoothing": "Does label smoothing change translation quality and calibration?",
+    "schedule.warmup_steps": "Does the Transformer need learning-rate warmup?",
+    "model.heads": "How does the number of attention heads at a fixed d_model affect BLEU?",
+    "model.layers": "How does depth trade parameters for BLEU?",
+    "schedule.name": "Which learning-rate schedule trains best in the same budget?",
+    "model.arch": "Transformer or GRU seq2seq with attention: quality, convergence and training time?",
+}
+
+
+def question(keys: list[str], group: str) -> str:
+    """The question a group asks, from the config keys it varies: a known one's question, else
+    one naming every key it varies."""
+    return next(
+        (QUESTIONS[k] for k in keys if k in QUESTIONS), f"What does changing {', '.join(keys) or group} do?"
+    )
 
 
 def number(value: float, digits: int, signed: bool = False) -> str:
@@ -100,10 +115,11 @@ def method_text(family: int, n_resamples: int, seeds: list[int], any_seed_level_
         "sentence indices, the same for every run, each run's corpus score recomputed from its "
         "per-sentence statistics; the seed level in closed form; Student-t with Satterthwaite's "
         f"degrees of freedom). Holm–Bonferroni adjusts all {family} comparisons of this report "
-        "together: a verdict is *differs* when the adjusted interval excludes 0 and *inconclusive* "
-        "otherwise; P(better) is the share of (arm seed, baseline seed) pairs in which the arm is "
-        "better. The 'same test set' p-values (sacreBLEU's paired bootstrap, one per seed) only say "
-        "whether two outputs differ on these sentences."
+        "together: a verdict is 'differs' when the adjusted interval excludes 0 and 'inconclusive' "
+        "otherwise; 'detects' is the smallest difference these seeds would find with 80 % power; "
+        "P(better) is the share of (arm seed, baseline seed) pairs in which the arm is better. The "
+        "'same test set' p-values (sacreBLEU's paired bootstrap, one per seed) only say whether two "
+        "outputs differ on these sentences."
     )
     if len(seeds) == 1:
         text += (
@@ -123,10 +139,8 @@ def method_text(family: int, n_resamples: int, seeds: list[int], any_seed_level_
 
 
 def p_cell(v: Verdict) -> str:
-    c = v.comparison
-    if math.isnan(c.p):
-        return "-"
-    return format_p(c.p, c.p_floor)
+    """The comparison's p-value alone (``0.03``, ``≤ 1/10,001``)."""
+    return format_p(v.comparison.p, v.comparison.p_floor, name="")
 
 
 def comparison_row(v: Verdict) -> dict:
@@ -137,16 +151,12 @@ def comparison_row(v: Verdict) -> dict:
         "metric": m.label,
         "baseline → arm": f"{number(c.baseline, m.digits)} → {number(c.arm, m.digits)}",
         "Δ [95 % CI]": f"{number(c.delta, m.digits, True)} {interval(v.interval, m.digits)}",
-        "adjusted interval": interval(v.adjusted, m.digits),
-        "p": p_cell(v),
-        "Holm p": format_p(v.p_adjusted, name=""),
+        "adjusted": interval(v.adjusted, m.digits),
+        "p (Holm)": f"{p_cell(v)} ({format_p(v.p_adjusted, name='')})",
         "P(better)": f"{c.p_better:.2f}",
         "verdict": verdict_cell(v),
-        "these seeds detect": detectable_cell(v),
-        "same test set, per seed": "; ".join(
-            format_p(p, 1 / (c.n_resamples + 1), "") for p in c.same_test_set
-        )
-        or "-",
+        "detects": detectable_cell(v),
+        "same test set": "; ".join(format_p(p, 1 / (c.n_resamples + 1), "") for p in c.same_test_set) or "-",
         "to resolve": seeds_to_resolve(v),
     }
 

@@ -7,9 +7,9 @@
   ``train_seconds``, ``wall_seconds``, ``epochs``,
   ``epochs_to_90pct``, ``seconds_to_90pct``, ``tgt_tokens_per_s``, ``diverged_step``) and the
   resolved config as dotted-key columns (``model.heads``, ...).
-- ``curves``: long table ``run_id, setting, seed, metric, step, epoch, value``: per-step
-  training metrics, and per-epoch validation metrics placed at the update step they were
-  measured after.
+- ``curves``: long table ``run_id, setting, seed, metric, step, epoch, value``: the training
+  curves (``train/loss``, ``train/nll``, ``train/lr``, ``train/grad_norm``) and the validation
+  curves (``val/loss``, ``val/bleu``), each at its global update step with the epoch beside.
 - ``bins``: the reliability bins, ``run_id, setting, seed, bin, count, confidence, accuracy``.
 - ``statistics``: per run id, the per-sentence sufficient statistics of every test metric on
   the headline test set (``statistics/<test set>.npz``, layout in :mod:`trainer.evaluate`;
@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-DONE = ("finished", "diverged", "early_stopped")
+from trainer import record
+
 HEADLINE = (
     "bleu",
     "bleu_lc",
@@ -45,8 +46,7 @@ HEADLINE = (
     "best_val_bleu",
     "diverged_step",
 )
-STEP_CURVES = ("train_loss", "lr", "grad_norm")
-EPOCH_CURVES = ("val_loss", "val_bleu")
+CURVES = (*record.TRAIN.values(), *record.VALIDATION.values())
 
 
 @dataclass
@@ -62,10 +62,6 @@ class SweepRuns:
     test_sets: dict[str, str] = field(default_factory=dict)  # run id -> headline test set
     attention: dict[str, dict] = field(default_factory=dict)  # run id -> attention record
 
-    @property
-    def finished(self) -> pd.DataFrame:
-        return self.trials[self.trials["status"] == "finished"]
-
 
 class NoRuns(LookupError):
     """The experiment is missing or holds no trial runs."""
@@ -79,28 +75,41 @@ def load(tracking_uri: str, experiment: str) -> SweepRuns:
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise NoRuns(f"there is no MLflow experiment {experiment!r} in {tracking_uri}")
-    runs = _newest_per_trial(_search(client, found.experiment_id, "tags.`ablab.kind` = 'trial'"))
+    runs = _newest_per_trial(record.search(client, found.experiment_id, record.TRIAL_KIND))
     if not runs:
         raise NoRuns(f"experiment {experiment!r} in {tracking_uri} has no trial runs")
-    parents = _search(client, found.experiment_id, "tags.`ablab.kind` = 'sweep'")
+    parents = record.search(client, found.experiment_id, record.SWEEP_KIND)
     parent = max(parents, key=lambda r: r.info.start_time).info.run_id if parents else None
-    out = SweepRuns(
-        experiment,
-        found.experiment_id,
-        tracking_uri,
-        parent,
-        trials=pd.DataFrame([_trial_row(r) for r in runs]),
-        curves=pd.DataFrame(),
-        bins=pd.DataFrame(),
+    return read(client, SweepRuns(experiment, found.experiment_id, tracking_uri, parent, *_empty()), runs)
+
+
+def load_run(tracking_uri: str, run_id: str) -> SweepRuns:
+    """One run (a trial or an ``ablab train`` run) as a sweep of one."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(run_id)
+    experiment = client.get_experiment(run.info.experiment_id)
+    return read(
+        client, SweepRuns(experiment.name, experiment.experiment_id, tracking_uri, None, *_empty()), [run]
     )
+
+
+def _empty() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+
+
+def read(client, out: SweepRuns, runs: list) -> SweepRuns:
+    """Fill ``out`` with the table, curves and artifacts of ``runs``."""
+    out.trials = pd.DataFrame([_trial_row(r) for r in runs])
     curves, bins = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
             row = _ids(run)
             curves.extend(_curves(client, run, row))
-            if run.data.tags.get("ablab.status") != "finished":
+            if record.status(run) != record.FINISHED:
                 continue
-            run_id, test_set = run.info.run_id, run.data.tags.get("ablab.test_set", "")
+            run_id, test_set = run.info.run_id, run.data.tags.get(record.TEST_SET, "")
             if test_set:
                 out.test_sets[run_id] = test_set
             statistics = _artifact(client, run_id, f"statistics/{test_set}.npz", tmp)
@@ -131,30 +140,20 @@ def _artifact(client, run_id: str, path: str, tmp: str) -> Path | None:
         return None
 
 
-def _search(client, experiment_id: str, query: str) -> list:
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], query, max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
 def _newest_per_trial(runs: list) -> list:
     """One run per trial hash: the newest done run, else the newest (``--force`` re-runs and
     failed attempts leave several)."""
     best: dict[str, object] = {}
     for run in runs:
-        key = run.data.tags.get("ablab.trial_hash", run.info.run_id)
-        rank = (run.data.tags.get("ablab.status") in DONE, run.info.start_time or 0)
+        key = run.data.tags.get(record.TRIAL_HASH, run.info.run_id)
         current = best.get(key)
-        if current is None or rank > (
-            current.data.tags.get("ablab.status") in DONE,
-            current.info.start_time or 0,
-        ):
+        if current is None or _rank(run) > _rank(current):
             best[key] = run
-    return sorted(best.values(), key=lambda r: r.data.tags.get("ablab.trial", ""))
+    return sorted(best.values(), key=lambda r: r.data.tags.get(record.TRIAL, ""))
+
+
+def _rank(run) -> tuple[bool, int]:
+    return record.is_done(run), run.info.start_time or 0
 
 
 def setting_of(trial: str) -> str:
@@ -164,27 +163,27 @@ def setting_of(trial: str) -> str:
 
 
 def _ids(run) -> dict:
-    trial = run.data.tags.get("ablab.trial", run.info.run_name or run.info.run_id)
+    trial = run.data.tags.get(record.TRIAL, run.info.run_name or run.info.run_id)
     return {
         "run_id": run.info.run_id,
         "setting": setting_of(trial),
-        "seed": int(run.data.tags.get("ablab.seed", 0)),
+        "seed": int(run.data.tags.get(record.SEED, 0)),
     }
 
 
 def _trial_row(run) -> dict:
-    tags, metrics = run.data.tags, run.data.metrics
-    status = tags.get("ablab.status") or run.info.status.lower()
+    tags = run.data.tags
     row = {
         **_ids(run),
-        "trial": tags.get("ablab.trial", run.info.run_name),
-        "groups": tuple(g for g in tags.get("ablab.groups", "").split(",") if g),
-        "arm": tags.get("ablab.arm"),
-        "status": status,
-        "error": tags.get("ablab.error"),
+        "trial": tags.get(record.TRIAL, run.info.run_name),
+        "groups": tuple(g for g in tags.get(record.GROUPS, "").split(",") if g),
+        "arm": tags.get(record.ARM),
+        "status": record.status(run),
+        "error": tags.get(record.ERROR),
         "start_time": run.info.start_time,
     }
-    row.update({k: metrics.get(k) for k in HEADLINE})
+    final = record.summary(run.data.metrics, tags.get(record.TEST_SET))
+    row.update({k: final.get(k) for k in HEADLINE})
     if row["params"] is None and "derived.params" in run.data.params:
         row["params"] = float(run.data.params["derived.params"])
     row.update({k: _value(v) for k, v in run.data.params.items() if not k.startswith("derived.")})
@@ -204,21 +203,27 @@ def _value(text: str):
 
 
 def _curves(client, run, row: dict) -> list[dict]:
-    keys = set(run.data.metrics)
-    out = []
-    for metric in STEP_CURVES:
-        if metric in keys:
-            out.extend(
-                {**row, "metric": metric, "step": m.step, "epoch": None, "value": m.value}
-                for m in client.get_metric_history(run.info.run_id, metric)
-            )
-    at_step = {}
-    if "epoch_step" in keys:
-        at_step = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "epoch_step")}
-    for metric in EPOCH_CURVES:
-        if metric in keys:
-            out.extend(
-                {**row, "metric": metric, "step": at_step.get(m.step), "epoch": m.step, "value": m.value}
-                for m in client.get_metric_history(run.info.run_id, metric)
-            )
-    return out
+    """The run's curves at their update steps, each point with its epoch. An older store's are
+    renamed, its validation points moved from the validation count (their step there) to the
+    update step it logged in ``epoch_step``; its ``epoch`` was also at the validation count."""
+    run_id, keys = run.info.run_id, set(run.data.metrics)
+
+    def history(key: str) -> list:
+        return client.get_metric_history(run_id, key) if key in keys else []
+
+    curves = {key: history(key) for key in CURVES if key in keys}
+    epoch_at = {m.step: m.value for m in history(record.EPOCH)}
+    legacy = [key for key in record.LEGACY if key in keys]
+    if legacy:
+        step_of = {m.step: int(m.value) for m in history(record.LEGACY_EPOCH_STEP)}
+        epoch_at = {step_of[count]: epoch for count, epoch in epoch_at.items() if count in step_of}
+        for key in legacy:
+            points = history(key)
+            if key in record.VALIDATION:
+                points = [type(m)(m.key, m.value, m.timestamp, step_of.get(m.step)) for m in points]
+            curves[record.LEGACY[key]] = points
+    return [
+        {**row, "metric": name, "step": m.step, "epoch": epoch_at.get(m.step), "value": m.value}
+        for name, points in curves.items()
+        for m in points
+    ]

@@ -8,18 +8,38 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 from analysis.report import Report, Section
 
 STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}"
-    "table{border-collapse:collapse;font-size:0.85em;margin:1em 0}"
-    "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
-    "td:first-child,th:first-child{text-align:left}img{max-width:100%}figure{margin:1em 0}"
+    "body{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222;"
+    "line-height:1.4}"
+    "table{border-collapse:collapse;font-size:0.8em;margin:1em 0}"
+    "th,td{border:1px solid #ccc;padding:3px 6px;text-align:right;vertical-align:top}"
+    "th{background:#f3f3f3}.t{text-align:left}"
+    ".n{white-space:nowrap}"  # a number, an interval, a value ± sd: never broken across lines
+    "img{max-width:100%}figure{margin:1em 0 2em}figcaption{font-size:0.85em;color:#444;max-width:60em}"
     ".finding{background:#f6f8fa;padding:0.6em;border-left:4px solid #4a7}"
-    "details{margin:0.5em 0 1.5em}"
+    "details{margin:0.5em 0 1.5em}summary{cursor:pointer;font-weight:600}code{font-size:0.95em}"
+    "details table{font-size:0.74em}details td,details th{padding:2px 4px}"
 )
+NUMBER = re.compile(  # an interval; or a number, with its sd, its unit or a bound: 27.94 ± 0.33, ≤ 1/10,001
+    r"\[[^\]]+\]|(?:p [=≤] |[≤<] )?[−+-]?\d[\d,./]*(?:e[−+-]?\d+)?(?: ± [−+-]?\d[\d,.]*)?(?: M\b| %)?"
+)
+TEXT_COLUMNS = {
+    "setting",
+    "changed",
+    "verdict",
+    "metric",
+    "to resolve",
+    "trial",
+    "status",
+    "reason",
+    "MLflow",
+}
+"""Columns of words, left-aligned; the others hold numbers, right-aligned."""
 COMPARISONS_TITLE = "Every comparison against the baseline (Holm-adjusted over the whole report)"
 
 
@@ -36,9 +56,19 @@ def _markdown_table(rows: list[dict], links: bool) -> list[str]:
     for r in rows:
         cells = [str(r[c]) for c in columns]
         if links:
-            cells.append(" ".join(f"[{label}]({url})" for label, url in r["runs"]))
+            cells.append(" ".join(_markdown_link(*run) for run in r["runs"]))
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
+
+
+def _markdown_link(label: str, run_id: str, url: str | None) -> str:
+    """A run's link, or its id as text where the report has no links."""
+    return f"[{label}]({url})" if url else f"{label} `{run_id[:8]}`"
+
+
+def _html_link(label: str, run_id: str, url: str | None) -> str:
+    e = html.escape
+    return f'<a href="{e(url)}">{e(label)}</a>' if url else f"{e(label)} <code>{e(run_id[:8])}</code>"
 
 
 def to_markdown(report: Report) -> str:
@@ -49,17 +79,28 @@ def to_markdown(report: Report) -> str:
         lines += [f"**Finding.** {s.finding}", ""]
         if s.comparisons:
             lines += [f"**{COMPARISONS_TITLE}.**", "", *_markdown_table(s.comparisons, links=False)]
-        lines += [f"![{name}](figures/{name}.png)\n" for name in s.figures]
+        for figure in s.figures:
+            lines += [f"![{figure.name}](figures/{figure.name}.png)", "", f"*{figure.caption}*", ""]
     lines += ["## Trials that did not finish", ""]
     if report.not_finished:
-        lines += ["| trial | status | reason | MLflow |", "|---|---|---|---|"]
-        lines += [
-            f"| {r['trial']} | {r['status']} | {r['reason']} | [run]({r['run']}) |"
-            for r in report.not_finished
-        ]
+        lines += _markdown_table(report.not_finished, links=True)
     else:
         lines.append("None: every trial finished.")
     return "\n".join(lines) + "\n"
+
+
+def cell(text: str) -> str:
+    """A table cell's HTML: escaped, each number kept on one line (``<span class="n">``), and a
+    long name free to break after its underscores and commas (``no_label_<wbr>smoothing``)."""
+
+    def words(part: str) -> str:
+        return re.sub(r"([_,])", r"\1<wbr>", html.escape(part))
+
+    out, last = [], 0
+    for match in NUMBER.finditer(text):
+        out += [words(text[last : match.start()]), f'<span class="n">{html.escape(match.group())}</span>']
+        last = match.end()
+    return "".join(out) + words(text[last:])
 
 
 def _html_table(rows: list[dict], links: bool) -> str:
@@ -67,13 +108,14 @@ def _html_table(rows: list[dict], links: bool) -> str:
     columns = _columns(rows)
     if not columns:
         return ""
-    head = "".join(f"<th>{e(c)}</th>" for c in columns) + ("<th>MLflow</th>" if links else "")
+    names = columns + (["MLflow"] if links else [])
+    align = {c: ' class="t"' if c in TEXT_COLUMNS else "" for c in names}
+    head = "".join(f"<th{align[c]}>{e(c)}</th>" for c in names)
     body = []
     for r in rows:
-        cells = "".join(f"<td>{e(str(r[c]))}</td>" for c in columns)
+        cells = "".join(f"<td{align[c]}>{cell(str(r[c]))}</td>" for c in columns)
         if links:
-            anchors = " ".join(f'<a href="{e(url)}">{e(label)}</a>' for label, url in r["runs"])
-            cells += f"<td>{anchors}</td>"
+            cells += f'<td class="t">{" ".join(_html_link(*run) for run in r["runs"])}</td>'
         body.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -85,10 +127,10 @@ def _html_section(s: Section, out: Path) -> list[str]:
     if s.comparisons:
         body.append(f"<details open><summary>{e(COMPARISONS_TITLE)}</summary>")
         body += [_html_table(s.comparisons, links=False), "</details>"]
-    for name in s.figures:
-        data = base64.b64encode((out / "figures" / f"{name}.png").read_bytes()).decode()
-        image = f'<img alt="{e(name)}" src="data:image/png;base64,{data}">'
-        body.append(f"<figure>{image}<figcaption>{e(name)}</figcaption></figure>")
+    for figure in s.figures:
+        data = base64.b64encode((out / "figures" / f"{figure.name}.png").read_bytes()).decode()
+        image = f'<img alt="{e(figure.caption)}" src="data:image/png;base64,{data}">'
+        body.append(f"<figure>{image}<figcaption>{e(figure.caption)}</figcaption></figure>")
     return body
 
 
@@ -100,11 +142,7 @@ def to_html(report: Report, out: Path) -> str:
         body += _html_section(s, out)
     body.append("<h2>Trials that did not finish</h2>")
     if report.not_finished:
-        rows = [
-            {**{k: r[k] for k in ("trial", "status", "reason")}, "runs": [("run", r["run"])]}
-            for r in report.not_finished
-        ]
-        body.append(_html_table(rows, links=True))
+        body.append(_html_table(report.not_finished, links=True))
     else:
         body.append("<p>None: every trial finished.</p>")
     return (

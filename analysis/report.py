@@ -17,28 +17,21 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from analysis import budget, figures, findings
+from analysis import budget, findings
 from analysis.bootstrap import RESAMPLES, SEEDS_ONLY
-from analysis.load import DONE, SweepRuns
+from analysis.figures import palette
+from analysis.load import SweepRuns
 from analysis.metrics import METRICS
+from analysis.report_figures import ReportFigure, group_figures
 from analysis.stats import aggregate
 from analysis.verdicts import BASELINE, INCONCLUSIVE, judge
+from trainer import record
 
 DESCRIPTIVE = ("bleu", "chrf", "ece", "ppl", "params", "train_seconds", "epochs_to_90pct")
 IGNORED_KEYS = {"train.seed", "train.threads", "data.dir", "data.cache_dir"}
-QUESTIONS = {
-    "loss.label_smoothing": "Does label smoothing change translation quality and calibration?",
-    "schedule.warmup_steps": "Does the Transformer need learning-rate warmup?",
-    "model.heads": "How does the number of attention heads at a fixed d_model affect BLEU?",
-    "model.layers": "How does depth trade parameters for BLEU?",
-    "schedule.name": "Which learning-rate schedule trains best in the same budget?",
-    "model.arch": "Transformer or GRU seq2seq with attention: quality, convergence and training time?",
-}
-SIZE_KEYS = {"model.layers", "model.d_model", "model.ff_dim", "model.arch", "data.vocab_size"}
 
 
 @dataclass
@@ -48,7 +41,7 @@ class Section:
     changes: list[str]
     rows: list[dict]  # the settings table, formatted
     comparisons: list[dict] = field(default_factory=list)  # every comparison, formatted
-    figures: list[str] = field(default_factory=list)
+    figures: list[ReportFigure] = field(default_factory=list)
     finding: str = ""
     to_resolve: list[str] = field(default_factory=list)  # how many seeds each inconclusive one needs
 
@@ -72,10 +65,11 @@ def build(
     exercise: pd.DataFrame | None = None,
     description: str = "",
     n_resamples: int = RESAMPLES,
+    links: bool = True,
 ) -> Report:
     """Compute every section, write the figures into ``out/figures``; returns the report."""
     trials = runs.trials.assign(ppl=np.exp(runs.trials["test_nll"].astype(float)))
-    done = trials[trials["status"].isin(DONE)]
+    done = trials[trials["status"].isin(record.DONE)]
     if done.empty:
         raise NothingToReport(
             f"no trial of {runs.experiment} has finished yet ({len(trials)} runs: "
@@ -86,12 +80,14 @@ def build(
     order = [g for g in (groups or []) if g in found] + [g for g in found if g not in (groups or [])]
     verdicts = judge(runs, trials, n_resamples)
     flagged = budget.flags(trials, runs.curves)
-    link = run_link(runs)
-    sections = [
-        _section(runs, trials, group, out, exercise, link, verdicts, flagged)
-        for group in order
-        if _has_rows(trials, group)
-    ]
+    link = run_link(runs, links)
+    colors = palette([BASELINE, *trials["setting"]])
+    sections = []
+    for group in order:
+        if _has_rows(trials, group):
+            sections.append(_section(runs, trials, group, out, exercise, link, verdicts, flagged, colors))
+            if any(f.name.endswith("_schedules_100k") for f in sections[-1].figures):
+                exercise = None  # the seed schedules are shown once
     seeds = sorted(set(done["seed"]))
     family = len(verdicts)
     intro = [
@@ -110,7 +106,12 @@ def build(
         ),
     ]
     not_finished = [
-        {"trial": row.trial, "status": row.status, "reason": _reason(row), "run": link(row.run_id)}
+        {
+            "trial": row.trial,
+            "status": row.status,
+            "reason": _reason(row),
+            "runs": [("run", row.run_id, link(row.run_id))],
+        }
         for row in trials[trials["status"] != "finished"].itertuples()
     ]
     return Report(f"ablab report: {runs.experiment}", [t for t in intro if t], sections, not_finished)
@@ -131,10 +132,12 @@ def _reason(row) -> str:
     return str(row.error or f"run is {row.status}")
 
 
-def run_link(runs: SweepRuns):
-    """A function from run id to the run's page in the MLflow UI (``ablab ui`` for a local store)."""
-    base = runs.tracking_uri if runs.tracking_uri.startswith("http") else "http://127.0.0.1:5000"
-    return lambda run_id: f"{base.rstrip('/')}/#/experiments/{runs.experiment_id}/runs/{run_id}"
+def run_link(runs: SweepRuns, links: bool = True):
+    """A function from run id to the run's page in the MLflow UI (``ablab ui`` for a local store),
+    or, without ``links`` (a report committed where the store is not), to None."""
+    if not links:
+        return lambda run_id: None
+    return lambda run_id: record.ui_link(runs.tracking_uri, runs.experiment_id, run_id)
 
 
 def varied_keys(rows: pd.DataFrame) -> list[str]:
@@ -158,18 +161,17 @@ def shown(column: pd.Series) -> pd.Series:
     return column.map(str)
 
 
-def _section(runs, trials, group, out, exercise, link, verdicts, flagged) -> Section:
+def _section(runs, trials, group, out, exercise, link, verdicts, flagged, colors) -> Section:
     members = trials[[group in gs or BASELINE in gs for gs in trials["groups"]]]
     keys = varied_keys(members)
-    question = next(
-        (QUESTIONS[k] for k in keys if k in QUESTIONS), f"What does changing {', '.join(keys) or group} do?"
-    )
+    question = findings.question(keys, group)
     base = members[[BASELINE in gs for gs in members["groups"]]]
     settings = _settings(members)
     changes = {s: _change(base, members[members["setting"] == s], keys) for s in settings}
     summary = aggregate(members[members["status"] == "finished"], "setting", DESCRIPTIVE)
+    calibration = "loss.label_smoothing" in keys
     rows = [
-        _row(summary, members, s, changes.get(s, ""), verdicts.get((s, "bleu")), flagged, link)
+        _row(summary, members, s, changes.get(s, ""), verdicts.get((s, "bleu")), flagged, link, calibration)
         for s in [BASELINE, *settings]
     ]
     mine = [verdicts[(s, m)] for s in settings for m in METRICS if (s, m) in verdicts]
@@ -180,7 +182,8 @@ def _section(runs, trials, group, out, exercise, link, verdicts, flagged) -> Sec
         for v in mine
         if v.word == INCONCLUSIVE
     ]
-    section.figures = _figures(runs, group, members, summary, keys, out, exercise)
+    exercise = exercise if "schedule.name" in keys else None
+    section.figures = group_figures(runs, group, members, summary, keys, out, colors, exercise)
     primary = ["ece", "bleu"] if "loss.label_smoothing" in keys else ["bleu"]
     section.finding = findings.group_finding(
         [verdicts[(s, m)] for s in settings for m in primary if (s, m) in verdicts],
@@ -208,7 +211,10 @@ def _change(base: pd.DataFrame, rows: pd.DataFrame, keys: list[str]) -> str:
     return ", ".join(f"{k} {before} → {after}" for k, before, after in pairs if before != after)
 
 
-def _row(summary, members, setting, change, verdict, flagged, link) -> dict | None:
+def _row(summary, members, setting, change, verdict, flagged, link, calibration: bool) -> dict | None:
+    """A setting as a row of the group's table, in the layout of Vaswani et al. 2017's Table 3:
+    what changed, BLEU and its difference from the baseline with the verdict, PPL, size, time;
+    ECE where the group is about calibration."""
     runs = members[members["setting"] == setting]
     if runs.empty:
         return None
@@ -216,20 +222,24 @@ def _row(summary, members, setting, change, verdict, flagged, link) -> dict | No
     s = found.iloc[0] if len(found) else pd.Series(dtype=float)
     diverged = (runs["status"] == "diverged").sum()
     finished = runs[runs["status"] == "finished"]
-    return {
+    row = {
         "setting": setting,
         "changed": "(reference)" if setting == BASELINE else change or "-",
         "seeds": f"{int(s.get('n', 0))}/{len(runs)}" + (f", {diverged} diverged" if diverged else ""),
         "BLEU": _pm(s, "bleu", 2),
         "Δ BLEU [adjusted interval]": findings.delta_cell(verdict) if verdict else "-",
         "verdict": findings.verdict_cell(verdict) if verdict else "-",
-        "ECE": _pm(s, "ece", 3),
+    }
+    if calibration:
+        row["ECE"] = _pm(s, "ece", 3)
+    row |= {
         "PPL": _pm(s, "ppl", 2),
         "params": "-" if pd.isna(s.get("params_mean", math.nan)) else f"{s['params_mean'] / 1e6:.2f} M",
         "train min": _pm(s, "train_seconds", 1, scale=1 / 60),
         "still improving": f"{sum(r in flagged for r in finished['run_id'])}/{len(finished)}",
-        "runs": [(f"seed {r.seed}", link(r.run_id)) for r in runs.itertuples()],
+        "runs": [(f"seed {r.seed}", r.run_id, link(r.run_id)) for r in runs.itertuples()],
     }
+    return row
 
 
 def _pm(s: pd.Series, metric: str, digits: int, scale: float = 1.0) -> str:
@@ -239,76 +249,3 @@ def _pm(s: pd.Series, metric: str, digits: int, scale: float = 1.0) -> str:
         return "-"
     text = f"{mean * scale:.{digits}f}"
     return text if sd is None or pd.isna(sd) else f"{text} ± {sd * scale:.{digits}f}"
-
-
-def _figures(runs, group, members, summary, keys, out: Path, exercise) -> list[str]:
-    made: list[tuple[str, plt.Figure]] = []
-    curves = runs.curves[runs.curves["run_id"].isin(members["run_id"])]
-    if SIZE_KEYS & set(keys) and summary["params_mean"].nunique() > 1:
-        made.append(
-            (
-                "bleu_vs_params",
-                figures.plot_metric_vs_params(summary, title=f"{group}: BLEU against parameters"),
-            )
-        )
-    numeric = [k for k in keys if pd.api.types.is_numeric_dtype(members[k])]
-    axis = len(keys) == 1 and numeric and (members[keys[0]].nunique() >= 3 or keys[0].startswith("model."))
-    if axis:  # a model axis such as heads, or any key with three values or more
-        with_key = summary.merge(members[["setting", keys[0]]].drop_duplicates("setting"), on="setting")
-        made.append(
-            (
-                "bleu_by_value",
-                figures.plot_metric_by_value(with_key, keys[0], title=f"{group}: BLEU by {keys[0]}"),
-            )
-        )
-    if "loss.label_smoothing" in keys and not runs.bins.empty:
-        bins = runs.bins[runs.bins["run_id"].isin(members["run_id"])]
-        ece = summary.set_index("setting")["ece_mean"].to_dict()
-        made.append(("reliability", figures.plot_reliability(bins, ece, title=f"{group}: reliability")))
-    if any(k.startswith("schedule.") for k in keys):
-        if exercise is not None:
-            made.append(
-                ("schedules_100k", figures.plot_schedules(exercise, "Seed schedules over 100,000 steps"))
-            )
-        first_seed = members.groupby("setting")["run_id"].first()
-        lr = curves[(curves["metric"] == "lr") & curves["run_id"].isin(first_seed)]
-        if not lr.empty:
-            trained = lr.rename(columns={"setting": "schedule", "value": "lr"})[["step", "schedule", "lr"]]
-            made.append(
-                ("schedules_trained", figures.plot_schedules(trained, f"{group}: schedules as trained"))
-            )
-        if (curves["metric"] == "train_loss").any():
-            made.append(
-                ("loss_curves", figures.plot_loss_curves(curves, _diverged(members), f"{group}: loss"))
-            )
-    if "model.arch" in keys or any(k.startswith("schedule.") for k in keys):
-        if (curves["metric"] == "val_bleu").any():
-            made.append(("val_bleu", figures.plot_val_bleu(curves, f"{group}: validation BLEU per epoch")))
-    if "model.arch" in keys:
-        records = _attention(runs, members)
-        if len(records) > 1:
-            made.append(("attention", figures.plot_attention(records, f"{group}: attention")))
-    names = []
-    for kind, fig in made:
-        name = f"{group}_{kind}"
-        fig.savefig(out / "figures" / f"{name}.png", dpi=110, bbox_inches="tight")
-        fig.savefig(out / "figures" / f"{name}.svg", bbox_inches="tight")
-        plt.close(fig)
-        names.append(name)
-    return names
-
-
-def _diverged(members: pd.DataFrame) -> dict[str, int]:
-    rows = members[members["status"] == "diverged"].dropna(subset=["diverged_step"])
-    return dict(zip(rows["run_id"], rows["diverged_step"].astype(int), strict=True))
-
-
-def _attention(runs: SweepRuns, members: pd.DataFrame) -> dict[str, dict]:
-    """The same sentence's attention for each setting (the lowest seed with a record)."""
-    records = {}
-    for setting in dict.fromkeys(members.sort_values("seed")["setting"]):
-        for run_id in members[members["setting"] == setting].sort_values("seed")["run_id"]:
-            if run_id in runs.attention:
-                records[setting] = runs.attention[run_id]
-                break
-    return records

@@ -28,6 +28,7 @@ from analysis.load import load
 from analysis.metrics import METRICS
 from analysis.verdicts import judge
 from experiments.reporting import make_report
+from trainer import record
 from trainer.tracking import ensure_experiment
 
 SETTINGS = {  # setting -> (groups, config overrides)
@@ -79,6 +80,7 @@ def write_store(uri: str, rng: np.random.Generator) -> str:
     for i, (setting, (group, overrides)) in enumerate(SETTINGS.items()):
         for seed in (1, 2, 3):
             config = {**BASE_CONFIG, **overrides, "train.seed": seed}
+            shift = 0.15 * (config["model.layers"] - 3) if setting.startswith("layers") else 0.1 * (i % 4)
             trial = f"{setting},seed={seed}"
             run = client.create_run(
                 experiment_id,
@@ -97,29 +99,32 @@ def write_store(uri: str, rng: np.random.Generator) -> str:
             for key, value in config.items():
                 client.log_param(run, key, value)
             now = int(time.time() * 1000)
-            stats = statistics(model, 0.1 * (i % 4) + rng.normal(0, model.seed_sd), rng)
+            stats = statistics(model, shift + rng.normal(0, model.seed_sd), rng)
             scores = {
                 m.name: float(m.score(stats[m.statistics].reshape(SENTENCES, -1).sum(0)))
                 for m in METRICS.values()
             }
+            epoch = {s: s / 250 for s in range(10, 1001, 10)}
             curve = [
-                Metric("train_loss", 6 * np.exp(-s / 300) + 2 + rng.normal(0, 0.1), now, s)
-                for s in range(10, 1001, 10)
+                Metric("train/nll", 6 * np.exp(-s / 300) + 2 + rng.normal(0, 0.1), now, s) for s in epoch
             ]
-            curve += [Metric("lr", 7e-4 * min(1, s / 200), now, s) for s in range(10, 1001, 10)]
-            curve += [Metric("val_bleu", 30 * (1 - np.exp(-e)), now, e) for e in range(1, 5)]
-            curve += [Metric("val_loss", 3 + np.exp(-e), now, e) for e in range(1, 5)]
-            curve += [Metric("epoch_step", 250 * e, now, e) for e in range(1, 5)]
+            curve += [Metric("train/lr", 7e-4 * min(1, s / 200), now, s) for s in epoch]
+            curve += [Metric("epoch", e, now, s) for s, e in epoch.items()]
+            curve += [Metric("val/bleu", 30 * (1 - np.exp(-s / 250)), now, s) for s in (250, 500, 750, 1000)]
+            curve += [Metric("val/loss", 3 + np.exp(-s / 250), now, s) for s in (250, 500, 750, 1000)]
+            layers = config["model.layers"] if config["model.arch"] == "transformer" else 2.4
             final = {
                 **scores,
-                "params": 6e6,
+                "params": 2.05e6 + 1.32e6 * layers,
                 "train_seconds": 900.0,
                 "epochs": 4.0,
                 "steps": 1000,
                 "epochs_to_90pct": 3.0,
                 "best_val_bleu": 30.0,
             }
-            curve += [Metric(k, v, now, 1000) for k, v in final.items()]
+            curve += [
+                Metric(k, v, now, 1000) for k, v in record.final_record(final, "test_2016_flickr").items()
+            ]
             client.log_batch(run, metrics=curve)
             buffer = io.BytesIO()
             np.savez_compressed(buffer, **stats)

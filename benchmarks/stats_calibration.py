@@ -98,10 +98,11 @@ def main() -> None:
 
     middle_sd = sorted(models)[len(models) // 2]
     middle = models[middle_sd]
-    crossed = replace(middle, interaction_sd=middle.noise_sd)
+    low_sd = min(models)
+    crossed = replace(models[low_sd], interaction_sd=model.sentence_sd)
     print(
-        f"\nnull with sentence-specific differences (interaction sd {crossed.interaction_sd:.2f} logits, "
-        f"seed sd {middle_sd:.1f} BLEU)"
+        f"\nnull with sentence-specific differences (interaction sd {crossed.interaction_sd:.2f} logits, as "
+        f"large as the sentences' own spread; seed sd {low_sd:.1f} BLEU)"
     )
     print(f"{'seeds':>6}   {'two-level (ablab)':>26}   {'paired t over seeds only':>26}")
     for seeds in args.seeds:

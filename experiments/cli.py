@@ -79,6 +79,7 @@ def train_command(
 ) -> None:
     """Train and evaluate one model; resumes from its work directory if interrupted."""
     from experiments.progress import TerminalReporter
+    from experiments.run_figures import log_run_figures
     from trainer.config import config_hash, load, parse_override
     from trainer.disk import check_store_writable, check_writable
     from trainer.run import train
@@ -93,9 +94,23 @@ def train_command(
     check_writable(workdir, "checkpoints")
     tracker = MlflowTracker(uri, experiment, run_name=config.stem)
     result = train(cfg, workdir=workdir, tracker=tracker, reporter=TerminalReporter(cfg))
+    log_run_figures(uri, result.run_id)
     typer.echo(_summary(result.metrics, workdir, uri), err=json_output)
+    if result.run_id:
+        typer.echo(f"MLflow run page: {_page(uri, experiment, result.run_id)}", err=json_output)
     if json_output:
         typer.echo(json.dumps(result.metrics))
+
+
+def _page(uri: str, experiment: str, run_id: str | None = None) -> str:
+    """The experiment's runs, or one run, in the MLflow UI (``ablab ui`` serves a local store)."""
+    from mlflow import MlflowClient
+
+    from trainer.record import ui_link
+
+    found = MlflowClient(uri).get_experiment_by_name(experiment)
+    page = ui_link(uri, found.experiment_id, run_id) if found else ""
+    return page + ("  (ablab ui serves it)" if page and not uri.startswith("http") else "")
 
 
 def _summary(metrics: dict, workdir: Path, uri: str) -> str:
@@ -222,6 +237,7 @@ def run_command(
         typer.echo(f"{trial['status']:>13}  BLEU {bleu:>6}  {name}  run {trial['run_id']}{error}")
     if summary.parent_run_id:
         typer.echo(f"parent run {summary.parent_run_id}; {len(summary.skipped)} trials skipped as done")
+        typer.echo(f"MLflow runs: {_page(uri, plan.experiment)}")
     phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in summary.seconds.items())
     typer.echo(f"took {sum(summary.seconds.values()):.1f} s: {phases}", err=True)
     if summary.interrupted:
@@ -237,16 +253,26 @@ def report_command(
     target: Annotated[str, typer.Argument(help="A spec YAML, or an MLflow experiment name (ablab/NAME).")],
     tracking_uri: TrackingUri = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default reports/<spec name>).")] = None,
+    links: Annotated[
+        bool,
+        typer.Option(
+            help="Link each run's MLflow page; --no-links writes run ids as text (a report to commit)."
+        ),
+    ] = True,
 ) -> None:
     """Write the comparison report (report.html, report.md, figures/) and log it to the sweep's run."""
     from experiments.reporting import make_report
 
     uri = resolve_tracking_uri(tracking_uri)
-    made = make_report(target, uri, out)
+    made = make_report(target, uri, out, links=links)
     sections = ", ".join(s.group for s in made.report.sections)
     typer.echo(
         f"report of {len(made.report.sections)} sections ({sections}): {made.html} and {made.markdown}"
     )
+    for section in made.report.sections:
+        for figure in section.figures:
+            for problem in figure.collisions:
+                typer.echo(f"ablab: warning: text in figure {figure.name}: {problem}", err=True)
     for section in made.report.sections:  # what the inconclusive comparisons would need
         if section.to_resolve:
             typer.echo(f"{section.group}: seeds to resolve each inconclusive comparison (80 % power):")
@@ -265,8 +291,10 @@ def ui_command(
     ] = "127.0.0.1",
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Serve the MLflow UI over the project's store, on 127.0.0.1 unless --host says otherwise."""
+    """Serve the MLflow UI over the project's store, on 127.0.0.1 unless --host says otherwise.
+    Ctrl-C or SIGTERM stops the server with it."""
     import os
+    import signal
     import subprocess
 
     uri = resolve_tracking_uri(tracking_uri)
@@ -277,14 +305,38 @@ def ui_command(
             err=True,
         )
     typer.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C stops it)", err=True)
+    for line in _experiment_pages(uri, f"http://{host}:{port}"):  # before the server opens the store
+        typer.echo(line, err=True)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
     command += ["--host", host, "--port", str(port), "--workers", "1"]
+    server = subprocess.Popen(command, env=env, start_new_session=True)  # its own group, stopped below
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
-        code = subprocess.call(command, env=env)
+        code = server.wait()
     except KeyboardInterrupt:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
         code = 0
     raise typer.Exit(code)
+
+
+def _experiment_pages(uri: str, base: str) -> list[str]:
+    """Each ablab experiment of the store and its runs page, newest first."""
+    from mlflow import MlflowClient
+
+    from trainer.record import ui_link
+
+    experiments = [e for e in MlflowClient(uri).search_experiments() if e.name.startswith("ablab")]
+    return [f"  {e.name}: {ui_link(base, e.experiment_id)}" for e in experiments]
 
 
 @app.command("schedules")

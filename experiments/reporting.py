@@ -8,6 +8,7 @@ schedule exercise, and the spec's group order and description. The report is wri
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from analysis import render, report
 from analysis.bootstrap import RESAMPLES
 from analysis.load import NoRuns, load
 from experiments.schedule_table import seed_schedules_table
+from trainer import record
 from trainer.errors import UserError
 
 
@@ -38,7 +40,9 @@ def target_experiment(target: str) -> tuple[str, list[str], str]:
     return name, [], ""
 
 
-def make_report(target: str, tracking_uri: str, out: Path | None, n_resamples: int = RESAMPLES) -> Made:
+def make_report(
+    target: str, tracking_uri: str, out: Path | None, n_resamples: int = RESAMPLES, links: bool = True
+) -> Made:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     experiment, groups, description = target_experiment(target)
     try:
@@ -54,6 +58,7 @@ def make_report(target: str, tracking_uri: str, out: Path | None, n_resamples: i
             exercise=seed_schedules_table(100_000),
             description=description,
             n_resamples=n_resamples,
+            links=links,
         )
     except report.NothingToReport as exc:
         raise UserError(str(exc)) from None
@@ -61,5 +66,25 @@ def make_report(target: str, tracking_uri: str, out: Path | None, n_resamples: i
     if runs.parent_run_id:
         from mlflow import MlflowClient
 
-        MlflowClient(tracking_uri).log_artifacts(runs.parent_run_id, str(out), "report")
+        client = MlflowClient(tracking_uri)
+        client.log_artifacts(runs.parent_run_id, str(out), "report")
+        link = record.ui_link(tracking_uri, runs.experiment_id, runs.parent_run_id, "report/report.html")
+        _link_report(client, runs.experiment_id, runs.parent_run_id, link)
     return Made(markdown, page, made, runs.parent_run_id)
+
+
+REPORT_LINE = "The comparison report:"
+
+
+def _link_report(client, experiment_id: str, parent_run_id: str, link: str) -> None:
+    """Point the experiment's and the sweep run's descriptions at the report just logged."""
+    line = f"{REPORT_LINE} [report/report.html]({link}), made {time.strftime('%Y-%m-%d %H:%M')}."
+
+    def relinked(note: str | None) -> str:
+        kept = [text for text in (note or "").splitlines() if not text.startswith(REPORT_LINE)]
+        return "\n".join([*kept, line]).strip()
+
+    experiment = client.get_experiment(experiment_id)
+    client.set_experiment_tag(experiment_id, record.NOTE, relinked(experiment.tags.get(record.NOTE)))
+    parent = client.get_run(parent_run_id)
+    client.set_tag(parent_run_id, record.NOTE, relinked(parent.data.tags.get(record.NOTE)))

@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from analysis.findings import question
 from experiments.spec import Plan, Trial
+from trainer import record
 from trainer.tracking import ensure_experiment, git_commit
 
-DONE = ("finished", "diverged", "early_stopped")
+BASELINE = "baseline"
 
 
 def _client(uri: str):
@@ -27,15 +29,7 @@ def _client(uri: str):
 
 def trial_runs(uri: str, experiment_id: str) -> list:
     """Every child (trial) run of the experiment, all pages."""
-    client, runs, token = _client(uri), [], None
-    while True:
-        page = client.search_runs(
-            [experiment_id], "tags.`ablab.kind` = 'trial'", max_results=1000, page_token=token
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
+    return record.search(_client(uri), experiment_id, record.TRIAL_KIND)
 
 
 def done(uri: str, plan: Plan) -> set[str]:
@@ -46,9 +40,9 @@ def done(uri: str, plan: Plan) -> set[str]:
     if experiment is None:
         return set()
     return {
-        run.data.tags.get("ablab.trial_hash")
+        run.data.tags.get(record.TRIAL_HASH)
         for run in trial_runs(uri, experiment.experiment_id)
-        if run.data.tags.get("ablab.status") in DONE
+        if record.is_done(run)
     }
 
 
@@ -69,40 +63,40 @@ def prepare(uri: str, plan: Plan, force: bool = False, parent_run_id: str | None
     """
     experiment_id = ensure_experiment(uri, plan.experiment)
     client = _client(uri)
+    client.set_experiment_tag(experiment_id, record.NOTE, describe(plan))
     resume = parent_run_id is not None
     if not resume:
         parent_run_id = client.create_run(
             experiment_id,
             run_name=f"sweep {plan.spec.name}",
             tags={
-                "ablab.kind": "sweep",
-                "ablab.spec": plan.spec.name,
-                "ablab.spec_hash": plan.hash,
-                "ablab.git_commit": git_commit(),
+                record.KIND: record.SWEEP_KIND,
+                record.SPEC: plan.spec.name,
+                record.SPEC_HASH: plan.hash,
+                record.GIT_COMMIT: git_commit(),
+                record.NOTE: describe(plan),
             },
         ).info.run_id
         client.log_text(parent_run_id, plan.path.read_text(), f"spec/{plan.path.name}")
         client.log_dict(parent_run_id, {t.name: t.hash for t in plan.trials}, "spec/trials.json")
     existing: dict[str, list] = {}
     for run in trial_runs(uri, experiment_id):
-        existing.setdefault(run.data.tags.get("ablab.trial_hash"), []).append(run)
+        existing.setdefault(run.data.tags.get(record.TRIAL_HASH), []).append(run)
     skipped, run_ids = [], {}
     if plan.spec.search:  # search trials make their own runs: their configs are sampled
         return SweepRuns(experiment_id, parent_run_id, run_ids, skipped)
     for trial in plan.trials:
         previous = existing.get(trial.hash, [])
-        if not force and any(r.data.tags.get("ablab.status") in DONE for r in previous):
+        if not force and any(record.is_done(r) for r in previous):
             skipped.append(trial)
             continue
-        tags = {**trial_tags(plan, trial), "mlflow.parentRunId": parent_run_id}
-        reopen = (
-            [r for r in previous if r.data.tags.get("mlflow.parentRunId") == parent_run_id] if resume else []
-        )
+        tags = {**trial_tags(plan, trial), record.PARENT: parent_run_id}
+        reopen = [r for r in previous if r.data.tags.get(record.PARENT) == parent_run_id] if resume else []
         if reopen:
             run_ids[trial.hash] = reopen[0].info.run_id
             continue
         for run in previous:
-            if run.data.tags.get("ablab.status") not in DONE:
+            if not record.is_done(run):
                 client.delete_run(run.info.run_id)
         created = client.create_run(experiment_id, run_name=trial.name, tags=tags)
         client.update_run(created.info.run_id, status="SCHEDULED")
@@ -110,12 +104,42 @@ def prepare(uri: str, plan: Plan, force: bool = False, parent_run_id: str | None
     return SweepRuns(experiment_id, parent_run_id, run_ids, skipped)
 
 
+def group_keys(plan: Plan) -> dict[str, list[str]]:
+    """Each ablation group and the config keys its arms change against the baseline."""
+    keys: dict[str, set[str]] = {group: set() for group in plan.spec.ablations}
+    for trial in plan.trials:
+        for group in trial.groups:
+            if group != BASELINE:
+                keys[group].update(k for k in trial.overrides if k != "train.seed")
+    return {group: sorted(found) for group, found in keys.items()}
+
+
+def describe(plan: Plan) -> str:
+    """What MLflow shows as the experiment's and the sweep's description (Markdown): the spec's
+    description, each group's question, and how the report is made (``ablab report`` points it
+    at the report once there is one)."""
+    seeds = ", ".join(map(str, plan.spec.seeds))
+    lines = [plan.spec.description or f"The ablations of spec {plan.spec.name}.", ""]
+    lines += [f"- **{group}**: {question(keys, group)}" for group, keys in group_keys(plan).items()]
+    lines += [
+        "",
+        f"{len(plan.trials)} trials (seeds {seeds}) against one baseline.",
+        f"The comparison report: `ablab report {plan.path}` writes it and logs it to the sweep run.",
+    ]
+    return "\n".join(lines)
+
+
 def trial_tags(plan: Plan, trial: Trial) -> dict[str, str]:
+    changes = ", ".join(f"`{k}` = {v}" for k, v in trial.overrides.items() if k != "train.seed")
+    note = f"Trial `{trial.name}` of spec {plan.spec.name}: " + (
+        f"{changes} against the baseline." if changes else f"the baseline, seed {trial.seed}."
+    )
     return {
-        "ablab.kind": "trial",
-        "ablab.spec": plan.spec.name,
-        "ablab.spec_hash": plan.hash,
-        "ablab.git_commit": git_commit(),
+        record.KIND: record.TRIAL_KIND,
+        record.SPEC: plan.spec.name,
+        record.SPEC_HASH: plan.hash,
+        record.GIT_COMMIT: git_commit(),
+        record.NOTE: note,
         **trial.tags(),
     }
 
@@ -125,11 +149,12 @@ def outcome(uri: str, run_ids: list[str]) -> dict[str, dict]:
     client, out = _client(uri), {}
     for run_id in run_ids:
         run = client.get_run(run_id)
-        out[run.data.tags.get("ablab.trial", run.info.run_name)] = {
+        final = record.summary(run.data.metrics, run.data.tags.get(record.TEST_SET))
+        out[run.data.tags.get(record.TRIAL, run.info.run_name)] = {
             "run_id": run_id,
-            "status": run.data.tags.get("ablab.status", run.info.status.lower()),
-            "bleu": run.data.metrics.get("bleu"),
-            "error": run.data.tags.get("ablab.error"),
+            "status": record.status(run),
+            "bleu": final.get("bleu"),
+            "error": run.data.tags.get(record.ERROR),
         }
     return out
 

@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trainer import record
 from trainer.config import Config, apply_overrides, config_hash, from_dict, read_yaml, to_dict
 from trainer.errors import ConfigError, UserError, join_problems
 
@@ -246,14 +247,14 @@ class Trial:
 
     def tags(self) -> dict[str, str]:
         tags = {
-            "ablab.trial": self.name,
-            "ablab.trial_hash": self.hash,
-            "ablab.groups": ",".join(self.groups),
-            "ablab.seed": str(self.seed),
+            record.TRIAL: self.name,
+            record.TRIAL_HASH: self.hash,
+            record.GROUPS: ",".join(self.groups),
+            record.SEED: str(self.seed),
         }
         if self.arm:
-            tags["ablab.arm"] = self.arm
-        tags.update({f"ablab.axis.{k}": json.dumps(v) for k, v in self.axes.items()})
+            tags[record.ARM] = self.arm
+        tags.update({f"{record.AXIS}{k}": json.dumps(v) for k, v in self.axes.items()})
         return tags
 
 

@@ -28,6 +28,7 @@ import torch
 from experiments import runs
 from experiments.spec import Plan, SpecError, Trial
 from experiments.trial import COMPLETE, dir_name
+from trainer import record
 from trainer.config import to_dict
 from trainer.data import file_name, resolve_dir
 from trainer.disk import check_store_writable, check_writable
@@ -52,7 +53,7 @@ class Summary:
 
     @property
     def failed(self) -> list[str]:
-        return [name for name, t in self.trials.items() if t["status"] not in runs.DONE]
+        return [name for name, t in self.trials.items() if t["status"] not in record.DONE]
 
 
 def _check_data(plan: Plan) -> None:
@@ -491,7 +492,7 @@ def _settle_runs(uri: str, results, interrupted: bool = False, expected: list[st
     client, deadline = MlflowClient(uri), time.monotonic() + SETTLE_SECONDS
     for run_id, result in found.items():
         run = _settled(client, run_id, deadline)
-        if run.data.tags.get("ablab.status") in runs.DONE or run.info.status == "FAILED":
+        if record.is_done(run) or run.info.status == "FAILED":
             continue
         if result is None and interrupted:
             error = None
@@ -500,11 +501,8 @@ def _settle_runs(uri: str, results, interrupted: bool = False, expected: list[st
         else:
             error = result.error
         if error is not None:
-            client.set_tag(run_id, "ablab.status", "failed")
-            client.set_tag(run_id, "ablab.error", str(error)[:1000])
-            client.set_terminated(run_id, "FAILED")
+            record.mark(client, run_id, record.FAILED, error)
         elif run.info.status != "SCHEDULED" and not (result and (result.metrics or {}).get(COMPLETE)):
             # started (a SCHEDULED run never did) and stopped before its final report
-            client.set_tag(run_id, "ablab.status", "killed" if interrupted else "early_stopped")
-            client.set_terminated(run_id, "KILLED")
+            record.mark(client, run_id, record.KILLED if interrupted else record.EARLY_STOPPED)
     return list(found)

@@ -25,14 +25,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from experiments.runs import DONE
+from experiments.run_figures import log_run_figures
 from trainer import checkpoint as ckpt
+from trainer import record
 from trainer.config import apply_overrides, config_hash, flatten, from_dict
 from trainer.errors import UserError
 from trainer.run import train
 from trainer.tracking import MlflowTracker
 
-SEARCH_RUN_TAG = "ablab.tune_trial_id"
 COMPLETE = "trial_complete"
 """Result key of a trial's final report (Tune's own ``done`` is also set on early stops)."""
 
@@ -106,12 +106,14 @@ def _search_run(tracker: MlflowTracker, trial_id: str, trial_hash: str) -> str |
     experiment = client.get_experiment_by_name(tracker.experiment)
     if experiment is None:
         return None
-    same_config = client.search_runs([experiment.experiment_id], f"tags.`ablab.trial_hash` = '{trial_hash}'")
-    done = [r for r in same_config if r.data.tags.get("ablab.status") in DONE]
+    same_config = record.search(
+        client, experiment.experiment_id, where=f"tags.`{record.TRIAL_HASH}` = '{trial_hash}'"
+    )
+    done = [r for r in same_config if record.is_done(r)]
     if done:
         return done[0].info.run_id
     earlier = client.search_runs(
-        [experiment.experiment_id], f"tags.`{SEARCH_RUN_TAG}` = '{trial_id}'", max_results=1
+        [experiment.experiment_id], f"tags.`{record.TUNE_TRIAL_ID}` = '{trial_id}'", max_results=1
     )
     return earlier[0].info.run_id if earlier else None
 
@@ -123,10 +125,10 @@ def _finished_run(tracker: MlflowTracker) -> dict[str, Any] | None:
     from mlflow import MlflowClient
 
     run = tracker.patiently(lambda: MlflowClient(tracker.tracking_uri).get_run(tracker.run_id))
-    status = run.data.tags.get("ablab.status")
-    if status not in DONE:
+    if not record.is_done(run):
         return None
-    return {**run.data.metrics, "status": status, "mlflow_run_id": tracker.run_id}
+    final = record.summary(run.data.metrics, run.data.tags.get(record.TEST_SET))
+    return {**final, "status": record.status(run), "mlflow_run_id": tracker.run_id}
 
 
 def _record_input_error(tracker: MlflowTracker, config, exc: UserError) -> None:
@@ -134,8 +136,8 @@ def _record_input_error(tracker: MlflowTracker, config, exc: UserError) -> None:
     the run (an error raised before that, e.g. unreadable data, leaves it to us)."""
     if tracker.client is None:
         tracker.start(params=flatten(config), tags={})
-        tracker.set_tags({"ablab.error": f"{type(exc).__name__}: {exc}"[:1000]})
-        tracker.end("failed")
+        tracker.set_tags({record.ERROR: f"{type(exc).__name__}: {exc}"[:1000]})
+        tracker.end(record.FAILED)
 
 
 def run_trial(params: dict[str, Any]) -> None:
@@ -161,23 +163,23 @@ def _run_trial(params: dict[str, Any]) -> None:
     payload = params["trial"]
     searched = {k: v for k, v in params.items() if k != "trial"}
     config = from_dict(apply_overrides(payload["config"], searched))
-    tags = {**payload["tags"], "ablab.trial_hash": config_hash(config)}
+    tags = {**payload["tags"], record.TRIAL_HASH: config_hash(config)}
     run_id = payload.get("run_id")
     if searched:
         trial_id = tune.get_context().get_trial_id()
-        tags.update({SEARCH_RUN_TAG: trial_id, "ablab.trial": f"{payload['name']},{trial_id}"})
-        tags.update({f"ablab.search.{k}": str(v) for k, v in searched.items()})
+        tags.update({record.TUNE_TRIAL_ID: trial_id, record.TRIAL: f"{payload['name']},{trial_id}"})
+        tags.update({f"{record.SEARCHED}{k}": str(v) for k, v in searched.items()})
     tracker = MlflowTracker(
         payload["tracking_uri"],
         payload["experiment"],
-        run_name=tags["ablab.trial"],
+        run_name=tags[record.TRIAL],
         parent_run_id=payload["parent_run_id"],
         tags=tags,
         run_id=run_id,
     )
     if searched and run_id is None:
         tracker.run_id = tracker.patiently(
-            lambda: _search_run(tracker, tags[SEARCH_RUN_TAG], tags["ablab.trial_hash"])
+            lambda: _search_run(tracker, tags[record.TUNE_TRIAL_ID], tags[record.TRIAL_HASH])
         )
     done = _finished_run(tracker)
     if done is not None:  # a restored Tune state can be older than MLflow's record
@@ -185,7 +187,9 @@ def _run_trial(params: dict[str, Any]) -> None:
         return
     # not Tune's trial folder: on the driver's node Tune copies that folder to the sweep's
     # storage after every result without deleting, which would keep every checkpoint ever pruned
-    workdir = Path(payload["work_root"]) / (tags[SEARCH_RUN_TAG] if searched else dir_name(payload["name"]))
+    workdir = Path(payload["work_root"]) / (
+        tags[record.TUNE_TRIAL_ID] if searched else dir_name(payload["name"])
+    )
     _restore(workdir)
     reporter = TuneReporter(tracker)
     try:
@@ -196,6 +200,7 @@ def _run_trial(params: dict[str, Any]) -> None:
             {payload["metric"]: math.nan, "status": "failed", "mlflow_run_id": tracker.run_id, COMPLETE: True}
         )
         return
+    log_run_figures(payload["tracking_uri"], result.run_id)
     final = {
         k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
     }

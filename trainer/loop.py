@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer import checkpoint
+from trainer import checkpoint, record
 from trainer.batching import EncodedSplit, token_batches
 from trainer.config import Config, config_hash
 from trainer.device import compute_context
@@ -122,9 +122,9 @@ class Trainer:
                 p.elapsed_seconds = time.monotonic() - self._clock_start
                 if self._diverging(metrics):
                     self._diverged(metrics)
-                    return "diverged"
+                    return record.DIVERGED
                 if p.step % cfg.log_every == 0:
-                    self.tracker.log_metrics(metrics, step=p.step)
+                    self.tracker.log_metrics(record.train_record(metrics, p.epochs), step=p.step)
                     self.reporter.on_step(p, metrics)
                 p.done = self._limit_reached()
                 if cfg.checkpoint_every and p.step % cfg.checkpoint_every == 0 and p.batch < len(batches):
@@ -132,7 +132,7 @@ class Trainer:
             if p.batch >= len(batches):
                 p.epoch, p.batch = p.epoch + 1, 0
             self._end_of_epoch()
-        return "finished"
+        return record.FINISHED
 
     def update(self, group: list[np.ndarray]) -> dict[str, float]:
         """One optimizer update over the batches of ``group``; loss normalized by their tokens."""
@@ -220,16 +220,17 @@ class Trainer:
         stale = sum(1 for h in p.history if h["epoch"] > p.best_epoch)
         early_stop = cfg.early_stopping is not None and stale >= cfg.early_stopping
         p.done = p.done or self._limit_reached() or early_stop
-        logged = {**metrics, "epoch": p.epochs, "epoch_step": p.step}
-        self.tracker.log_metrics(logged, step=len(p.history))
+        self.tracker.log_metrics(record.validation_record(metrics, p.epochs), step=p.step)
         self._save()
-        self.reporter.on_epoch(p, logged, self.checkpoint_dir)
+        self.reporter.on_epoch(p, metrics, self.checkpoint_dir)
 
     def _diverged(self, metrics: dict[str, float]) -> None:
         p = self.progress
-        p.done, p.status = True, "diverged"
-        self.tracker.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)}, step=p.step)
-        self.tracker.log_metrics({"diverged_step": p.step}, step=p.step)
+        p.done, p.status = True, record.DIVERGED
+        finite = {k: v for k, v in metrics.items() if math.isfinite(v)}
+        self.tracker.log_metrics(
+            {**record.train_record(finite, p.epochs), "run/diverged_step": p.step}, p.step
+        )
         self._save()
 
     def state_dict(self) -> dict[str, Any]:

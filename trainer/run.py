@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import yaml
 
-from trainer import checkpoint
+from trainer import checkpoint, record
 from trainer.batching import token_batches
 from trainer.build import Corpus, build_corpus, build_model, count_parameters
 from trainer.config import Config, config_hash, flatten, to_dict
@@ -99,31 +99,31 @@ def train(
             "derived.tgt_vocab": corpus.vocabs.tgt_size,
         },
         tags={
-            "ablab.config_hash": key,
-            "ablab.git_commit": git_commit(),
-            "ablab.device": describe(device),
-            "ablab.torch_version": torch.__version__,
-            "ablab.arch": config.model.arch,
+            record.CONFIG_HASH: key,
+            record.GIT_COMMIT: git_commit(),
+            record.DEVICE: describe(device),
+            record.TORCH_VERSION: torch.__version__,
+            record.ARCH: config.model.arch,
         },
         run_id=trainer.progress.run_id,
     )
     trainer.progress.run_id = run_id
     if trainer.progress.step:
-        tracker.set_tags({"ablab.resumed_from_step": str(trainer.progress.step)})
+        tracker.set_tags({record.RESUMED_FROM: str(trainer.progress.step)})
     if skipped:
         tracker.log_text("\n".join(skipped), f"events/skipped_checkpoints_step{trainer.progress.step}.txt")
     setup_seconds = time.monotonic() - started
     try:
-        if trainer.progress.status != "diverged":
+        if trainer.progress.status != record.DIVERGED:
             trainer.progress.status = trainer.run()
         status = trainer.progress.status
         metrics = final_metrics(trainer, corpus, params, device, config, status, setup_seconds)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or Ray Tune stopping the trial early
-        tracker.end("killed", wait=False)
+        tracker.end(record.KILLED, wait=False)
         raise
     except BaseException as exc:
-        tracker.set_tags({"ablab.error": f"{type(exc).__name__}: {exc}"[:1000]})
-        tracker.end("failed", wait=False)
+        tracker.set_tags({record.ERROR: f"{type(exc).__name__}: {exc}"[:1000]})
+        tracker.end(record.FAILED, wait=False)
         raise
     result = Result(status, {**metrics, "status": status, "run_id": run_id}, run_id, workdir)
     checkpoint.atomic_write(  # the result is kept here whatever the tracking store does
@@ -248,8 +248,8 @@ def final_metrics(
     }
     tracker = trainer.tracker
     tracker.log_text(yaml.safe_dump(to_dict(config), sort_keys=False), "config.yaml")
-    if status == "diverged":
-        tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=p.step)
+    if status == record.DIVERGED:
+        tracker.log_metrics(record.final_record(metrics, None), step=p.step)
         return {**metrics, "bleu": None, "bleu_lc": None, "chrf": None, "ece": None}
     best = trainer.checkpoint_dir / "best.pt"
     if best.is_file():
@@ -269,9 +269,9 @@ def final_metrics(
             metrics.update({k: scores[k] for k in ("bleu", "bleu_lc", "chrf")})
             tracker.set_tags(
                 {
-                    "ablab.bleu_signature": scores["bleu_signature"],
-                    "ablab.chrf_signature": scores["chrf_signature"],
-                    "ablab.test_set": name,
+                    record.BLEU_SIGNATURE: scores["bleu_signature"],
+                    record.CHRF_SIGNATURE: scores["chrf_signature"],
+                    record.TEST_SET: name,
                 }
             )
             tf = teacher_forced(trainer.model, data, config.eval, device, precision)
@@ -288,7 +288,7 @@ def final_metrics(
             tracker.log_text(_samples(data, hyps), "samples.txt")
     metrics["eval_seconds"] = time.monotonic() - started
     metrics["mlflow_io_seconds"] = tracker.io_seconds
-    tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=p.step)
+    tracker.log_metrics(record.final_record(metrics, next(iter(corpus.tests), None)), step=p.step)
     return metrics
 
 

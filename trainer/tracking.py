@@ -12,6 +12,7 @@ explicit URI selects another store or a tracking server.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from trainer import record
 from trainer.errors import Unavailable
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -28,9 +30,6 @@ DEFAULT_PATIENCE = 600.0
 """Seconds a run waits at its end for a tracking store that does not answer."""
 MAX_BACKOFF = 30.0
 """Longest pause, in seconds, between two tries of a store that does not answer."""
-RUN_STATUSES = {"finished": "FINISHED", "diverged": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
-"""ablab status -> MLflow run status. A diverged run is a result, so MLflow shows it finished;
-the ``ablab.status`` tag tells the two apart."""
 
 
 def default_tracking_uri(root: Path | None = None) -> str:
@@ -141,14 +140,22 @@ class NullTracker:
 
 
 def ensure_experiment(tracking_uri: str, name: str) -> str:
-    """The id of experiment ``name``, created (with a local artifact root) if missing."""
+    """The id of experiment ``name``, created (with a local artifact root) if missing, and marked
+    a model-training experiment so that MLflow's UI opens it on its runs."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_root(tracking_uri))
+    if experiment is None:
+        experiment_id = client.create_experiment(
+            name,
+            artifact_location=artifact_root(tracking_uri),
+            tags={record.EXPERIMENT_KIND: record.MODEL_TRAINING},
+        )
+        return experiment_id
+    if experiment.tags.get(record.EXPERIMENT_KIND) != record.MODEL_TRAINING:
+        client.set_experiment_tag(experiment.experiment_id, record.EXPERIMENT_KIND, record.MODEL_TRAINING)
+    return experiment.experiment_id
 
 
 class MlflowTracker:
@@ -157,9 +164,10 @@ class MlflowTracker:
     Nothing touches the store before :meth:`start`: a run that fails on bad input first
     leaves no database, experiment or run behind. The run is created at start, or reopened:
     the one a resumed checkpoint names, else ``run_id`` (a run a sweep driver created).
-    A reopened run remembers the last step logged per metric and drops what it logs again at
-    or before it: a run resumed from an older checkpoint than the newest (a stale Tune state)
-    replays those steps deterministically, so nothing is lost or doubled.
+    The tracker remembers the last step logged per metric (a reopened run: the last in the
+    store) and drops what is logged again at or before it: a run resumed from an older
+    checkpoint than the newest (a stale Tune state) replays those steps deterministically, so
+    nothing is lost or doubled.
 
     Writes queue in order and are delivered without holding up training: metrics at
     :meth:`flush` (the training loop calls it after each checkpoint), the rest at once. While
@@ -212,7 +220,7 @@ class MlflowTracker:
         self._connect()
         all_tags = {**tags, **self.tags}
         if self.parent_run_id:
-            all_tags["mlflow.parentRunId"] = self.parent_run_id
+            all_tags[record.PARENT] = self.parent_run_id
         run_id = run_id or self.run_id
         if run_id is None:  # a new run: a store that does not answer now is more likely a wrong URI
             experiment_id = self.patiently(
@@ -288,12 +296,13 @@ class MlflowTracker:
             self.patiently(lambda i=i: self.client.log_batch(self.run_id, params=items[i : i + 100]))
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Queue metrics at ``step``; a metric already logged at this step or a later one (the
+        epoch beside both an update's and a validation's metrics, a replayed step) is dropped."""
         now = int(time.time() * 1000)
-        self._metrics.extend(
-            (k, float(v), now, step)
-            for k, v in metrics.items()
-            if v is not None and step > self._logged_up_to.get(k, -1)
-        )
+        for key, value in metrics.items():
+            if value is not None and step > self._logged_up_to.get(key, -1):
+                self._metrics.append((key, float(value), now, step))
+                self._logged_up_to[key] = step
 
     def flush(self) -> None:
         """Queue the metrics logged since the last flush and deliver the queue if the store
@@ -312,7 +321,9 @@ class MlflowTracker:
         self._deliver(wait=False)
 
     def log_json(self, data: Any, artifact_file: str) -> None:
-        self.log_text(json.dumps(data, indent=1), artifact_file)
+        """``data`` as valid JSON: a NaN or infinite number (an empty reliability bin's mean)
+        is written ``null``, which JSON has, not ``NaN``, which it has not."""
+        self.log_text(json.dumps(json_safe(data), indent=1, allow_nan=False), artifact_file)
 
     def log_file(self, path: Path, artifact_path: str | None = None) -> None:
         self._outbox.add("file", [str(path), artifact_path])
@@ -323,8 +334,8 @@ class MlflowTracker:
         raise :class:`~trainer.errors.Unavailable` if it never answers; without, try once
         (a run ending on an error or a stop must not hang on the store)."""
         self.flush()
-        self._outbox.add("tags", {"ablab.status": status})
-        self._outbox.add("end", RUN_STATUSES[status])
+        self._outbox.add("tags", {record.STATUS: status})
+        self._outbox.add("end", record.MLFLOW_STATUS[status])
         self._deliver(wait=wait)
 
     def save_pending(self, path: Path) -> None:
@@ -472,6 +483,17 @@ class TimedClient:
                 self.seconds += time.perf_counter() - started
 
         return timed
+
+
+def json_safe(data: Any) -> Any:
+    """``data`` with every NaN or infinite float replaced by None."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: json_safe(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_safe(v) for v in data]
+    return data
 
 
 def _param_value(value: Any) -> str:

@@ -1,72 +1,93 @@
+"""Figures hold what they claim, and no text in them collides (checked on the saved drawing)."""
+
+import numpy as np
 import pandas as pd
 import pytest
 
 from analysis.figures import (
     attention_matrix,
+    palette,
     plot_attention,
-    plot_loss_curves,
     plot_metric_by_value,
     plot_metric_vs_params,
     plot_reliability,
     plot_schedules,
-    plot_val_bleu,
+    plot_training_curves,
 )
+from analysis.placement import collisions, place_labels
+
+SETTINGS = ["baseline", "layers=1", "layers=2", "layers=4", "layers=6"]
+COLORS = palette(SETTINGS)
 
 
-def test_schedule_plot_has_one_line_per_schedule_and_marked_peaks():
-    table = pd.DataFrame(
-        {
-            "step": [1, 2, 3] * 3,
-            "schedule": ["a"] * 3 + ["b"] * 3 + ["c"] * 3,
-            "lr": [1, 3, 2, 2, 1, 0, 1, 3, 2],
-        }
+def test_the_baseline_is_black_and_every_setting_keeps_its_colour():
+    assert COLORS["baseline"] == (0.1, 0.1, 0.1)
+    assert len(set(COLORS.values())) == len(SETTINGS)
+    assert palette(["baseline", "layers=1", "x"])["layers=1"] == COLORS["layers=1"]
+
+
+def test_schedule_plot_labels_every_peak_without_collisions():
+    step = np.arange(1, 2001)
+    table = pd.concat(
+        [
+            pd.DataFrame({"step": step, "schedule": "a", "lr": np.minimum(step / 400, 1) * 1e-3}),
+            pd.DataFrame(
+                {"step": step, "schedule": "b", "lr": np.minimum(step / 420, 1) * 1e-3}
+            ),  # a near twin
+            pd.DataFrame({"step": step, "schedule": "c", "lr": np.minimum(step / 100, 1) * 3e-4}),
+        ]
     )
     fig = plot_schedules(table)
     ax = fig.axes[0]
     assert ax.get_xlabel() == "update step" and ax.get_ylabel() == "learning rate"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c"]
-    labels = sorted(t.get_text() for t in ax.texts)
-    assert labels == ["a, c: peak 3.00e+00\nat step 2", "b: peak 2.00e+00\nat step 1"]
+    assert sorted(t.get_text() for t in ax.texts) == [
+        "a: 1.00e-03 at 400",
+        "b: 1.00e-03 at 420",
+        "c: 3.00e-04 at 100",
+    ]
+    assert collisions(fig) == []
 
 
 SUMMARY = pd.DataFrame(
     {
-        "setting": ["layers=1", "baseline", "layers=6"],
-        "model.layers": [1, 3, 6],
-        "n": [2, 2, 2],
-        "params_mean": [3.4e6, 6.0e6, 9.9e6],
-        "bleu_mean": [18.0, 21.0, 22.5],
-        "bleu_sd": [0.5, 0.4, float("nan")],
+        "setting": ["layers=1", "layers=2", "baseline", "layers=4", "layers=6"],
+        "model.layers": [1, 2, 3, 4, 6],
+        "n": [3] * 5,
+        "params_mean": [3.37e6, 4.69e6, 6.00e6, 7.32e6, 9.95e6],
+        "bleu_mean": [24.1, 26.9, 27.9, 27.6, 27.7],  # close together: labels must dodge
+        "bleu_sd": [0.5, 0.4, 0.3, float("nan"), 0.6],
     }
 )
 
 
-def test_bleu_against_params_has_a_labelled_point_with_error_bars_per_setting():
-    fig = plot_metric_vs_params(SUMMARY, title="depth")
+def test_bleu_against_params_is_in_millions_with_a_clear_label_per_point():
+    fig = plot_metric_vs_params(SUMMARY, COLORS, title="depth")
     ax = fig.axes[0]
-    assert ax.get_xscale() == "log" and ax.get_xlabel() == "parameters" and ax.get_title() == "depth"
-    assert [t.get_text() for t in ax.texts] == ["layers=1", "baseline", "layers=6"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["layers=1", "baseline", "layers=6"]
-    points = [line.get_xydata()[0].tolist() for line in ax.get_lines() if len(line.get_xydata()) == 1]
-    assert [3.4e6, 18.0] in points and [9.9e6, 22.5] in points
-    assert len(ax.containers) == 3  # one errorbar container per setting
+    assert ax.get_xlabel() == "parameters" and ax.get_title() == "depth" and ax.get_legend() is None
+    assert sorted(t.get_text() for t in ax.texts) == sorted(SUMMARY["setting"])
+    assert all(t.get_text().endswith(" M") for t in ax.get_xticklabels() if t.get_text())
+    assert len(ax.containers) == 5  # one errorbar per setting
+    assert collisions(fig) == []
 
 
 def test_metric_by_value_orders_the_axis():
-    fig = plot_metric_by_value(SUMMARY.iloc[::-1], "model.layers")
+    fig = plot_metric_by_value(SUMMARY.iloc[::-1], "model.layers", COLORS)
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "3", "6"]
-    assert ax.get_lines()[0].get_ydata().tolist() == [18.0, 21.0, 22.5]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3", "4", "6"]
+    assert ax.get_lines()[0].get_ydata().tolist() == [24.1, 26.9, 27.9, 27.6, 27.7]
+    assert collisions(fig) == []
 
 
-def bins_for(setting, accuracy):
+def bins_for(setting, seed, accuracy, count):
     return [
         {
             "setting": setting,
+            "seed": seed,
             "bin": b,
             "lower": b / 2,
             "upper": (b + 1) / 2,
-            "count": 10,
+            "count": count,
             "confidence": 0.25 + b / 2,
             "accuracy": accuracy[b],
         }
@@ -74,64 +95,59 @@ def bins_for(setting, accuracy):
     ]
 
 
-def test_reliability_pools_seeds_and_shows_diagonal_counts_and_ece():
+def test_reliability_pools_seeds_shares_the_count_scale_and_names_the_seeds():
     bins = pd.DataFrame(
-        bins_for("baseline", [0.2, 0.8]) + bins_for("baseline", [0.4, 0.6]) + bins_for("no_ls", [0.1, 0.9])
+        bins_for("baseline", 1, [0.2, 0.8], 10)
+        + bins_for("baseline", 2, [0.4, 0.6], 10)
+        + bins_for("no_ls", 1, [0.1, 0.9], 500)
     )
-    fig = plot_reliability(bins, {"baseline": 0.05, "no_ls": 0.15})
-    top_left, top_right, bottom_left, _ = fig.axes
-    assert top_left.get_title() == "baseline" and top_right.get_title() == "no_ls"
+    fig = plot_reliability(bins, {"baseline": 0.05, "no_ls": 0.15}, palette(["baseline", "no_ls"]))
+    top_left, top_right, bottom_left, bottom_right = fig.axes
+    assert (
+        top_left.get_title() == "baseline (seeds 1, 2, pooled)" and top_right.get_title() == "no_ls (seed 1)"
+    )
     diagonal, curve = top_left.get_lines()
     assert diagonal.get_xydata().tolist() == [[0, 0], [1, 1]]
     assert curve.get_ydata().tolist() == pytest.approx([0.3, 0.7])  # seeds pooled by count
     assert "ECE 0.050" in top_left.get_legend().get_texts()[1].get_text()
     assert [p.get_height() for p in bottom_left.patches] == [20, 20]
-    assert bottom_left.get_xlabel() == "confidence"
+    assert bottom_left.get_ylim() == bottom_right.get_ylim()  # one scale for both panels
+    assert collisions(fig) == []
 
 
-def curve_rows(run_id, setting, losses, val):
-    rows = [
+def curves(rows_per_run: dict[tuple[str, str], tuple[list[float], list[float]]]) -> pd.DataFrame:
+    rows = []
+    for (run_id, setting), (nll, bleu) in rows_per_run.items():
+        rows += [
+            {"run_id": run_id, "setting": setting, "metric": "train/nll", "step": 10 * (i + 1), "value": v}
+            for i, v in enumerate(nll)
+        ]
+        rows += [
+            {"run_id": run_id, "setting": setting, "metric": "val/bleu", "step": 50 * (e + 1), "value": v}
+            for e, v in enumerate(bleu)
+        ]
+    return pd.DataFrame(rows).assign(seed=1, epoch=None)
+
+
+def test_training_curves_are_a_mean_with_the_seeds_range_and_mark_divergence():
+    table = curves(
         {
-            "run_id": run_id,
-            "setting": setting,
-            "metric": "train_loss",
-            "step": i + 1,
-            "epoch": None,
-            "value": v,
+            ("a1", "baseline"): ([6, 5, 4, 3, 2] * 2, [5.0, 18.5, 20.0]),
+            ("a2", "baseline"): ([6, 5, 4, 3, 2] * 2, [7.0, 20.5, 22.0]),
+            ("b1", "no_warmup"): ([6, 9], []),
         }
-        for i, v in enumerate(losses)
-    ]
-    rows += [
-        {"run_id": run_id, "setting": setting, "metric": m, "step": 2 * (e + 1), "epoch": e + 1, "value": v}
-        for e, (m, v) in enumerate(val)
-    ]
-    return rows
-
-
-def test_loss_curves_mark_divergence():
-    curves = pd.DataFrame(
-        curve_rows("a", "baseline", [5, 4, 3, 2], [("val_loss", 4.0), ("val_loss", 3.0)])
-        + curve_rows("b", "no_warmup", [5, 9], [])
     )
-    fig = plot_loss_curves(curves, {"b": 2})
+    fig = plot_training_curves(table, palette(["baseline", "no_warmup"]), {"b1": 20})
     left, right = fig.axes
-    assert [t.get_text() for t in left.get_legend().get_texts()] == ["baseline", "no_warmup"]
-    assert [t.get_text() for t in left.texts] == ["diverged at 2"]
-    marker = [line for line in left.get_lines() if line.get_marker() == "x"]
-    assert marker and marker[0].get_xydata().tolist() == [[2, 9]]
-    assert right.get_lines()[0].get_ydata().tolist() == [4.0, 3.0]
-
-
-def test_val_bleu_marks_the_first_epoch_at_90_percent_of_best():
-    rows = [
-        {"run_id": "a", "setting": "baseline", "metric": "val_bleu", "step": e, "epoch": e, "value": v}
-        for e, v in zip([1, 2, 3, 4], [5.0, 18.5, 20.0, 19.0], strict=True)
-    ]
-    fig = plot_val_bleu(pd.DataFrame(rows))
-    ax = fig.axes[0]
-    stars = [line for line in ax.get_lines() if line.get_marker() == "*" and len(line.get_xydata())]
-    assert stars[0].get_xydata().tolist() == [[2, 18.5]]  # 18.5 >= 0.9 * 20
-    assert ax.get_xlabel() == "epoch"
+    assert [t.get_text() for t in left.get_legend().get_texts()] == ["baseline", "no_warmup", "diverged"]
+    mean = [line for line in right.get_lines() if line.get_label() == "baseline"][0]
+    assert mean.get_ydata().tolist() == [6.0, 19.5, 21.0]  # the mean of the seeds
+    stars = [line for line in right.get_lines() if line.get_marker() == "*" and len(line.get_xydata())]
+    assert stars[0].get_xydata().tolist() == [[100, 19.5]]  # 19.5 >= 0.9 * 21
+    crosses = [line for line in left.get_lines() if line.get_marker() == "x" and len(line.get_xydata())]
+    assert crosses[0].get_xydata().tolist() == [[20, 9]]
+    assert left.collections and right.collections  # the seeds' range, shaded
+    assert collisions(fig) == []
 
 
 def test_attention_heatmaps_put_tokens_on_the_axes():
@@ -149,3 +165,20 @@ def test_attention_heatmaps_put_tokens_on_the_axes():
     assert [t.get_text() for t in left.get_xticklabels()] == ["a", "</s>"]
     assert [t.get_text() for t in right.get_yticklabels()] == ["x", "</s>"]
     assert left.get_title().startswith("Transformer") and right.get_title().startswith("seq2seq")
+    assert collisions(fig) == []
+
+
+def test_collisions_finds_overlapping_and_escaping_text():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.text(0.5, 0.5, "first label")
+    ax.text(0.52, 0.5, "second label")
+    ax.annotate("far out", (1.0, 0.5), xytext=(30, 0), textcoords="offset points")
+    found = collisions(fig)
+    assert "'first label' overlaps 'second label'" in found
+    assert "label 'far out' crosses the edge of its axes" in found
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [0, 1])
+    drawn = place_labels(ax, [(0.5, 0.5), (0.5, 0.5), (0.5, 0.5)], ["one", "two", "three"])
+    assert len(drawn) == 3 and collisions(fig) == []  # three labels on one point dodge each other

@@ -6,7 +6,7 @@ import pytest
 import sacrebleu
 from scipy import stats as scipy_stats
 
-from analysis import render, report
+from analysis import findings, render, report
 from analysis.load import SweepRuns, setting_of
 
 REFS = [f"ein hund läuft über die wiese nummer {i} ." for i in range(40)]
@@ -104,23 +104,24 @@ def test_a_large_consistent_effect_differs_and_the_table_says_so(tmp_path):
     made = report.build(smoothing_sweep(), tmp_path, n_resamples=1000)
     (section,) = made.sections
     assert section.group == "no_label_smoothing"
-    assert section.question == report.QUESTIONS["loss.label_smoothing"]
+    assert section.question == findings.QUESTIONS["loss.label_smoothing"]
     assert section.changes == ["no_label_smoothing: loss.label_smoothing 0.1 → 0.0"]
     base, arm = section.rows
     assert base["setting"] == "baseline" and base["changed"] == "(reference)" and base["seeds"] == "3/3"
     assert base["ECE"] == "0.021 ± 0.001" and base["Δ BLEU [adjusted interval]"] == "-"
     assert arm["changed"] == "loss.label_smoothing 0.1 → 0.0" and arm["verdict"] == "differs (lower)"
-    assert arm["runs"][0] == ("seed 1", "http://127.0.0.1:5000/#/experiments/7/runs/no_label_smoothing-1")
+    page = "http://127.0.0.1:5000/#/experiments/7/runs/no_label_smoothing-1?workflowType=machine_learning"
+    assert arm["runs"][0] == ("seed 1", "no_label_smoothing-1", page)
     by_metric = {row["metric"]: row for row in section.comparisons}
     assert set(by_metric) == {"BLEU", "BLEU (lowercased)", "chrF", "ECE", "test NLL"}
     # seed level only (no per-sentence statistics): t with 2 df, yet +0.037 against a seed sd of 0.002
     paired_t = scipy_stats.ttest_rel([0.058, 0.060, 0.056], [0.020, 0.022, 0.021]).pvalue
     assert by_metric["ECE"]["verdict"] == "differs (higher)"
-    assert by_metric["ECE"]["p"] == f"p = {paired_t:.1e}"
+    assert by_metric["ECE"]["p (Holm)"].startswith(f"{paired_t:.1e} (")
     assert by_metric["test NLL"]["verdict"] == "inconclusive"  # identical logged NLL
     assert by_metric["test NLL"]["baseline → arm"] == "2.000 → 2.000"
-    assert by_metric["BLEU"]["same test set, per seed"].count("; ") == 2
-    assert by_metric["ECE"]["same test set, per seed"] == "-"  # no per-sentence statistics for ECE
+    assert by_metric["BLEU"]["same test set"].count("; ") == 2
+    assert by_metric["ECE"]["same test set"] == "-"  # no per-sentence statistics for ECE
     # the finding puts ECE first for a label-smoothing group, then BLEU, all from verdicts
     assert section.finding.startswith("no_label_smoothing raised ECE: 0.0210 → 0.0580 (adjusted interval [+")
     assert "no_label_smoothing lowered BLEU:" in section.finding and "Holm p" in section.finding
@@ -129,7 +130,7 @@ def test_a_large_consistent_effect_differs_and_the_table_says_so(tmp_path):
         "no_label_smoothing on test NLL: no effect to detect",
     ]
     assert "Holm–Bonferroni adjusts all 5 comparisons" in " ".join(made.intro)
-    assert section.figures == ["no_label_smoothing_reliability"]
+    assert [f.name for f in section.figures] == ["no_label_smoothing_reliability"]
     assert (tmp_path / "figures" / "no_label_smoothing_reliability.png").stat().st_size > 1000
 
 
@@ -167,7 +168,7 @@ def test_runs_still_improving_are_counted_and_a_mostly_flagged_group_says_it(tmp
             ("layers=1-1", [5, 9, 8, 7], [4, 4.1, 4.2, 4.3]),
         )
         for e in range(1, 5)
-        for metric, v in (("val_bleu", bleu[e - 1]), ("val_loss", loss[e - 1]))
+        for metric, v in (("val/bleu", bleu[e - 1]), ("val/loss", loss[e - 1]))
     ]
     made = report.build(sweep(rows, curves=pd.DataFrame(curves)), tmp_path, groups=["depth"])
     assert made.intro[1].startswith("Budget: 348 updates (4.0 epochs) per trial; 1 of 2 finished trials were")
@@ -201,7 +202,7 @@ def test_diverged_and_failed_trials_are_listed_with_their_reason(tmp_path):
     assert "| no_warmup,seed=1 | diverged | diverged at update 37 |" in markdown
     assert "## no_warmup" in markdown and "## Trials that did not finish" in markdown
     page = render.to_html(made, tmp_path)
-    assert page.startswith("<!DOCTYPE html>") and "diverged at update 37" in page
+    assert page.startswith("<!DOCTYPE html>") and 'diverged at update <span class="n">37</span>' in page
 
 
 def test_depth_section_plots_bleu_against_parameters(tmp_path):
@@ -209,7 +210,7 @@ def test_depth_section_plots_bleu_against_parameters(tmp_path):
     rows += [trial(f"layers={n}", 1, bleu=15.0 + n, layers=n, params=2e6 * n, group="depth") for n in (1, 6)]
     made = report.build(sweep(rows), tmp_path, groups=["depth"])
     (section,) = made.sections
-    assert section.figures == ["depth_bleu_vs_params", "depth_bleu_by_value"]
+    assert [f.name for f in section.figures] == ["depth_bleu_vs_params", "depth_bleu_by_value"]
     assert [r["params"] for r in section.rows] == ["6.00 M", "2.00 M", "12.00 M"]
     # one seed and no per-sentence statistics: nothing can be resampled, so no comparison at all
     assert section.comparisons == [] and "no setting has a finished run to compare" in section.finding

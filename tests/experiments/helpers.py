@@ -40,7 +40,7 @@ def trial_runs(uri: str, experiment: str) -> list:
 
 
 def assert_unique_steps(uri: str, run_id: str) -> list[int]:
-    steps = [m.step for m in MlflowClient(uri).get_metric_history(run_id, "train_loss")]
+    steps = [m.step for m in MlflowClient(uri).get_metric_history(run_id, "train/loss")]
     assert steps and len(steps) == len(set(steps)), f"duplicated steps in {run_id}: {sorted(steps)}"
     return sorted(steps)
 

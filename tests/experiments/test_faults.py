@@ -25,6 +25,7 @@ from tests.experiments.helpers import (
     wait_healthy,
     write_spec,
 )
+from trainer import record
 
 pytestmark = pytest.mark.integration
 
@@ -89,9 +90,10 @@ def test_workers_killed_again_and_again_and_a_corrupted_checkpoint_change_nothin
         steps = assert_unique_steps(uri, run.info.run_id)
         assert steps == list(range(2, steps[-1] + 1, 2))  # every logged step, once
         reference_run = expected[name]
+        final, reference = summary(run), summary(reference_run)
         for key in COMPARED:
-            assert run.data.metrics[key] == reference_run.data.metrics[key], (name, key)
-        for key in ("train_loss", "val_loss", "val_bleu"):
+            assert final[key] == reference[key], (name, key)
+        for key in ("train/loss", "val/loss", "val/bleu"):
             assert history(uri, run.info.run_id, key) == history(
                 sqlite_uri(calm), reference_run.info.run_id, key
             ), (name, key)
@@ -118,7 +120,7 @@ def test_the_tracking_server_stopped_for_a_minute_then_gone_for_good(tmp_path, r
 
         def logging():
             runs = trial_runs(uri, "ablab/outage")
-            return runs and client.get_metric_history(runs[0].info.run_id, "train_loss") and runs[0]
+            return runs and client.get_metric_history(runs[0].info.run_id, "train/loss") and runs[0]
 
         run_id = wait_for(logging, 600, "the trial to log").info.run_id
         stop(server)
@@ -133,11 +135,11 @@ def test_the_tracking_server_stopped_for_a_minute_then_gone_for_good(tmp_path, r
         assert run.info.status == "FINISHED" and run.data.tags["ablab.status"] == "finished"
         steps = assert_unique_steps(uri, run_id)
         assert steps == list(range(2, steps[-1] + 1, 2))  # nothing lost, nothing doubled
-        logged_at = [m.timestamp / 1000 for m in client.get_metric_history(run_id, "train_loss")]
+        logged_at = [m.timestamp / 1000 for m in client.get_metric_history(run_id, "train/loss")]
         assert sum(down + 5 < t < up - 5 for t in logged_at) > 10  # it trained on while the server was down
-        epochs = [m.step for m in client.get_metric_history(run_id, "val_bleu")]
+        validated = [m.step for m in client.get_metric_history(run_id, "val/bleu")]
         # every validation once (the time limit can end a partial epoch, validated too)
-        assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= run.data.metrics["epochs"] > 10
+        assert validated == sorted(set(validated)) and len(validated) >= summary(run)["epochs"] > 10
 
         # gone for good: the trial ends with a clear error, its results kept, and --resume
         # delivers them once a server answers again
@@ -146,7 +148,7 @@ def test_the_tracking_server_stopped_for_a_minute_then_gone_for_good(tmp_path, r
         driver = start_ablab(tmp_path, "run", spec, "--tracking-uri", uri, capture=True, env=patience)
         drivers.append(driver)
         run_id = wait_for(lambda: trial_runs(uri, "ablab/gone"), 600, "the trial's run")[0].info.run_id
-        wait_for(lambda: client.get_metric_history(run_id, "train_loss"), 600, "the trial to log")
+        wait_for(lambda: client.get_metric_history(run_id, "train/loss"), 600, "the trial to log")
         stop(server)
         _, err = driver.communicate(timeout=600)
         assert driver.returncode == 1, err[-3000:]
@@ -162,7 +164,7 @@ def test_the_tracking_server_stopped_for_a_minute_then_gone_for_good(tmp_path, r
         out = ablab("run", spec, "--resume", "--tracking-uri", uri, cwd=tmp_path)
         assert out.returncode == 0, out.stderr[-3000:]
         run = client.get_run(run_id)
-        assert run.info.status == "FINISHED" and "bleu" in run.data.metrics
+        assert run.info.status == "FINISHED" and summary(run)["bleu"] is not None
         steps = assert_unique_steps(uri, run_id)
         assert steps == list(range(2, steps[-1] + 1, 2))
     finally:
@@ -189,9 +191,14 @@ def test_eight_trials_at_once_on_one_sqlite_store(tmp_path):
     spans = []
     for run in runs:
         assert run.info.status == "FINISHED" and run.data.tags["ablab.status"] == "finished"
-        assert {"bleu", "ece", "val_bleu"} <= set(run.data.metrics)
+        assert summary(run)["bleu"] is not None and "val/bleu" in run.data.metrics
         assert_unique_steps(uri, run.info.run_id)
-        stamps = [m.timestamp for m in MlflowClient(uri).get_metric_history(run.info.run_id, "train_loss")]
+        stamps = [m.timestamp for m in MlflowClient(uri).get_metric_history(run.info.run_id, "train/loss")]
         spans.append((min(stamps), max(stamps)))
     overlap = max(sum(a <= t <= b for a, b in spans) for t, _ in spans)
     assert overlap == 8, spans  # all eight trained at the same time
+
+
+def summary(run) -> dict:
+    """The run's final metrics by the trainer's names (``bleu``, ``epochs``, ...)."""
+    return record.summary(run.data.metrics, run.data.tags.get(record.TEST_SET))

@@ -5,37 +5,18 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
-import subprocess
 
 import matplotlib.image
 import pytest
 import yaml
 from mlflow import MlflowClient
 
+from tests.browser import LAYOUT, browser
 from tests.experiments.conftest import SMOKE, ablab
-from tests.experiments.helpers import TINY
+from tests.experiments.helpers import TINY, free_port, start_ablab, stop, wait_healthy
+from trainer import record
 
 pytestmark = pytest.mark.integration
-
-CHECK_IMAGES = """<script>
-window.addEventListener("load", () => {
-  const images = [...document.images];
-  document.body.dataset.images = images.length;
-  document.body.dataset.broken = images.filter(i => !(i.complete && i.naturalWidth > 0)).length;
-});
-</script></body>"""
-
-
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert found, "headless Chromium is needed: make test installs Debian's chromium package"
-    return found
-
-
-def headless(*args: str) -> subprocess.CompletedProcess:
-    command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=180)
 
 
 @pytest.fixture(scope="module")
@@ -71,31 +52,73 @@ def test_the_report_lists_every_trial_and_writes_every_figure(smoke_report):
         png = out / figure
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
         assert png.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
+    assert "text in figure" not in made.stderr  # no label of any figure overlaps another or escapes
     parent = client.search_runs([experiment.experiment_id], "tags.`ablab.kind` = 'sweep'")[0]
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.html", "report/report.md", "report/figures"} <= logged
+    # MLflow, one home for the record: descriptions, the model-training view, figures on each run
+    assert experiment.tags[record.EXPERIMENT_KIND] == record.MODEL_TRAINING
+    note = experiment.tags[record.NOTE]
+    assert (
+        note.startswith("Tiny smoke sweep") and "- **heads**: How does the number of attention heads" in note
+    )
+    report_page = f"/runs/{parent.info.run_id}/artifacts/report/report.html?workflowType=machine_learning"
+    assert report_page in note and report_page in client.get_run(parent.info.run_id).data.tags[record.NOTE]
+    for run in trials:
+        drawn = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+        assert {"figures/training_curves.png", "figures/reliability.png", "figures/attention.png"} <= drawn
 
 
-def test_the_html_renders_in_headless_chromium_with_its_figures(smoke_report, tmp_path):
+@pytest.mark.parametrize("width", [1024, 1440])
+def test_the_html_reads_in_a_browser_at_laptop_widths(smoke_report, width, tmp_path):
     out, _, made = smoke_report
     assert made.returncode == 0, made.stderr[-3000:]
-    page = (out / "report.html").read_text()
-    assert 'src="figures/' not in page  # self-contained: every image is embedded
-    checked = tmp_path / "checked.html"
-    checked.write_text(page.replace("</body>", CHECK_IMAGES))
-    dom = headless("--virtual-time-budget=10000", "--dump-dom", checked.as_uri())
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    images = re.search(r'data-images="(\d+)"', dom.stdout)
-    broken = re.search(r'data-broken="(\d+)"', dom.stdout)
-    assert images and broken, dom.stdout[:2000]
-    assert int(images.group(1)) == page.count("<img ") >= 4 and broken.group(1) == "0"
+    page_text = (out / "report.html").read_text()
+    assert 'src="figures/' not in page_text  # self-contained: every image is embedded
+    with browser() as chromium:
+        page = chromium.new_page(viewport={"width": width, "height": 900})
+        page.goto((out / "report.html").as_uri())
+        page.wait_for_load_state("load")
+        seen = page.evaluate(LAYOUT)
+        page.screenshot(path=str(tmp_path / "shot.png"))
+    assert seen["images"] == page_text.count("<img ") >= 8 and seen["broken"] == [], seen
+    assert seen["page"] <= seen["width"] and max(seen["tables"]) <= seen["width"], seen  # nothing overflows
+    assert seen["wrapped"] == [], seen  # no number broken across lines
+    pixels = matplotlib.image.imread(tmp_path / "shot.png")[..., :3]
+    assert pixels.std() > 0.05 and (pixels.mean(axis=2) < 0.9).mean() > 0.02  # drawn on, not blank
 
-    shot = tmp_path / "shot.png"
-    result = headless("--window-size=1200,2400", f"--screenshot={shot}", (out / "report.html").as_uri())
-    assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
-    pixels = matplotlib.image.imread(shot)[..., :3]
-    assert pixels.std() > 0.05  # not blank: text, tables and figures
-    assert (pixels.mean(axis=2) < 0.9).mean() > 0.02  # a real share of the page is drawn on
+
+def test_a_run_link_of_the_report_opens_the_run_in_the_mlflow_ui(smoke, smoke_report):
+    """ablab ui (a real MLflow server on 127.0.0.1) and the page a report link opens, in Chromium:
+    the run's name, its BLEU, and a figure among its artifacts."""
+    folder, uri, _, _ = smoke
+    out, _, made = smoke_report
+    assert made.returncode == 0, made.stderr[-3000:]
+    link = re.search(
+        r"\[seed 1\]\((http://127\.0\.0\.1:5000/[^)]+)\)", (out / "report.md").read_text()
+    ).group(1)
+    assert link.endswith("?workflowType=machine_learning")  # opens the model-training view
+    run = MlflowClient(uri).get_run(re.search(r"/runs/([0-9a-f]+)", link).group(1))
+    bleu = run.data.metrics[f"test/{run.data.tags[record.TEST_SET]}/bleu"]
+    port = free_port()
+    ui = start_ablab(folder, "ui", "--port", str(port))
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", "ablab ui")
+        with browser() as chromium:
+            page = chromium.new_page(viewport={"width": 1440, "height": 1000})
+            page.goto(link.replace(":5000/", f":{port}/"))
+            page.get_by_text("test/test_2016_flickr/bleu").first.wait_for(timeout=60_000)
+            body = page.inner_text("body")
+            assert run.info.run_name in body and repr(bleu)[:8] in body and "Model training" in body
+            page.get_by_text("Artifacts", exact=True).first.click()
+            page.get_by_text("figures", exact=True).first.click()
+            page.get_by_text("training_curves.png", exact=True).first.click()
+            page.wait_for_function(
+                "[...document.images].some(i => i.src.startsWith('blob:') && i.naturalWidth > 400)",
+                timeout=30_000,
+            )
+    finally:
+        stop(ui)
 
 
 def test_an_arm_that_cannot_matter_comes_out_inconclusive(tmp_path):
@@ -120,11 +143,24 @@ def test_an_arm_that_cannot_matter_comes_out_inconclusive(tmp_path):
     made = ablab("report", spec, "--out", tmp_path / "report", cwd=tmp_path)
     assert made.returncode == 0, made.stderr[-3000:]
     markdown = (tmp_path / "report" / "report.md").read_text()
-    rows = [line.split(" | ") for line in markdown.splitlines() if line.startswith("| one_token_less | ")]
-    verdicts = {row[1]: row[8] for row in rows if len(row) > 8 and row[1] in METRIC_LABELS}  # metric: verdict
+    verdicts = {row["metric"]: row["verdict"] for row in comparison_rows(markdown)}
     assert set(verdicts) == METRIC_LABELS and set(verdicts.values()) == {"inconclusive"}, verdicts
     assert "Holm–Bonferroni adjusts all 5 comparisons" in markdown
     assert "one_token_less: seeds to resolve each inconclusive comparison" in made.stdout
 
 
 METRIC_LABELS = {"BLEU", "BLEU (lowercased)", "chrF", "ECE", "test NLL"}
+
+
+def comparison_rows(markdown: str) -> list[dict[str, str]]:
+    """The rows of every comparisons table of a report, as column -> cell."""
+    rows, header = [], None
+    for line in markdown.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else None
+        if cells and cells[:2] == ["setting", "metric"]:
+            header = cells
+        elif cells and header and not set(line) <= set("|-"):
+            rows.append(dict(zip(header, cells, strict=False)))
+        elif not cells:
+            header = None
+    return rows

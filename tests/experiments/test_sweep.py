@@ -62,7 +62,15 @@ def test_smoke_spec_runs_end_to_end(smoke):
         )
         assert tags["ablab.trial_hash"] == tags["ablab.config_hash"] and tags["ablab.git_commit"]
         assert tags["ablab.seed"] == "1" and tags["ablab.groups"]
-        for metric in ("bleu", "bleu_lc", "chrf", "ece", "val_bleu", "params", "tgt_tokens_per_s"):
+        test = f"test/{tags['ablab.test_set']}"
+        for metric in (
+            f"{test}/bleu",
+            f"{test}/chrf",
+            f"{test}/ece",
+            "val/bleu",
+            "run/params",
+            "run/tgt_tokens_per_s",
+        ):
             assert metric in run.data.metrics, (run.info.run_name, metric)
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"hypotheses", "calibration", "attention", "config.yaml", "samples.txt"} <= artifacts
@@ -127,7 +135,7 @@ def test_driver_killed_mid_sweep_then_resume(tmp_path, ray_tmpdir):
             r
             for r in runs
             if r.info.status == "RUNNING"
-            and MlflowClient(uri).get_metric_history(r.info.run_id, "train_loss")
+            and MlflowClient(uri).get_metric_history(r.info.run_id, "train/loss")
         ]
         return (done, training) if done and training else None
 
@@ -226,7 +234,7 @@ def test_divergence_is_a_result_and_a_failure_does_not_stop_the_others(tmp_path)
     assert runs["baseline,seed=1"].data.tags["ablab.status"] == "finished"
     diverged = runs["diverges,seed=1"]
     assert diverged.data.tags["ablab.status"] == "diverged" and diverged.info.status == "FINISHED"
-    assert "diverged_step" in diverged.data.metrics
+    assert "run/diverged_step" in diverged.data.metrics
     failed = runs["unreadable,seed=1"]
     assert failed.data.tags["ablab.status"] == "failed" and failed.info.status == "FAILED"
     assert "train.de.gz" in failed.data.tags["ablab.error"]
@@ -339,7 +347,7 @@ def test_resume_without_an_interrupted_sweep_is_a_clear_error(tmp_path):
     assert out.returncode == 2 and "no interrupted sweep of fresh" in out.stderr
 
 
-def test_ui_serves_the_store_on_loopback_only(tmp_path):
+def test_ui_serves_the_store_on_loopback_only_and_stops_with_its_server(tmp_path):
     port = free_port()
     ui = start_ablab(tmp_path, "ui", "--port", str(port))
     try:
@@ -348,9 +356,20 @@ def test_ui_serves_the_store_on_loopback_only(tmp_path):
         if not external.startswith("127."):
             with pytest.raises(OSError):
                 socket.create_connection((external, port), timeout=2)
+        ui.send_signal(signal.SIGTERM)  # to ablab alone, as a service manager would (Ctrl-C: the same path)
+        assert ui.wait(timeout=30) == 0
+
+        def closed():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return False
+            except OSError:
+                return True
+
+        wait_for(closed, 20, "the MLflow server ablab ui started to stop")
     finally:
-        os.killpg(ui.pid, signal.SIGTERM)
-        ui.wait(timeout=30)
+        if ui.poll() is None:
+            os.killpg(ui.pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("text, fragment", [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])

@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from tests.conftest import tiny_config
+from trainer import record
 from trainer.errors import Unavailable
 from trainer.loop import NullReporter
 from trainer.run import UNSENT, train
@@ -151,8 +152,9 @@ def test_train_keeps_its_results_when_the_store_is_gone_and_delivers_them_next_t
     result = train(cfg, workdir=tmp_path / "work", tracker=MlflowTracker(uri, "gone"))
     run = client.get_run(flaky.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["ablab.status"] == result.status == "finished"
-    logged = steps(uri, flaky.run_id, "train_loss")
-    assert logged == list(range(1, logged[-1] + 1)) and run.data.metrics["bleu"] == result.metrics["bleu"]
+    logged = steps(uri, flaky.run_id, "train/loss")
+    headline = record.summary(run.data.metrics, run.data.tags[record.TEST_SET])
+    assert logged == list(range(1, logged[-1] + 1)) and headline["bleu"] == result.metrics["bleu"]
     assert not (tmp_path / "work" / UNSENT).exists()
 
 

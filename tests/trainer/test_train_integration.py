@@ -42,24 +42,35 @@ def test_a_small_model_learns_and_everything_is_logged(tmp_path):
     assert run.info.status == "FINISHED" and run.data.tags["ablab.status"] == "finished"
     losses = [
         h.value
-        for h in sorted(client.get_metric_history(run.info.run_id, "train_loss"), key=lambda h: h.step)
+        for h in sorted(client.get_metric_history(run.info.run_id, "train/loss"), key=lambda h: h.step)
     ]
     assert len(losses) >= 20 and sum(losses[-5:]) / 5 < 0.75 * sum(losses[:5]) / 5
-    val_bleu = client.get_metric_history(run.info.run_id, "val_bleu")
-    assert sorted(h.step for h in val_bleu) == [1, 2, 3, 4]
-    assert max(h.value for h in val_bleu) > 0
+    # validation at the global update step of each epoch's end, the epoch beside it
+    val_bleu = sorted(client.get_metric_history(run.info.run_id, "val/bleu"), key=lambda h: h.step)
+    assert len(val_bleu) == 4 and val_bleu[-1].step == m["steps"] and max(h.value for h in val_bleu) > 0
+    epochs = {h.step: h.value for h in client.get_metric_history(run.info.run_id, "epoch")}
+    assert [epochs[h.step] for h in val_bleu] == [1.0, 2.0, 3.0, 4.0]
+    test = "test/test_2016_flickr"
     for key in (
-        "lr",
-        "grad_norm",
-        "tgt_tokens_per_s",
-        "val_loss",
-        "bleu",
-        "bleu_lc",
-        "chrf",
-        "ece",
-        "params",
+        "train/nll",
+        "train/lr",
+        "train/grad_norm",
+        "train/tokens_per_s",
+        "val/loss",
+        f"{test}/bleu",
+        f"{test}/bleu_lc",
+        f"{test}/chrf",
+        f"{test}/ece",
+        f"{test}/nll",
+        "run/params",
+        "run/mfu",
     ):
         assert key in run.data.metrics, key
+    assert {k.split("/")[0] for k in run.data.metrics} == {"train", "val", "test", "run", "epoch"}
+    assert run.data.metrics[f"{test}/bleu"] == pytest.approx(m["bleu"])  # once, under its test set
+    for key in run.data.metrics:  # no metric logged twice at one step
+        steps = [h.step for h in client.get_metric_history(run.info.run_id, key)]
+        assert len(steps) == len(set(steps)), key
     assert run.data.params["model.d_model"] == "128" and run.data.params["derived.params"] == str(m["params"])
     for tag in (
         "ablab.git_commit",
@@ -74,7 +85,9 @@ def test_a_small_model_learns_and_everything_is_logged(tmp_path):
     artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
     hyps = (artifacts / "hypotheses" / "test_2016_flickr.txt").read_text().splitlines()
     assert len(hyps) == 200 and sum(bool(h) for h in hyps) > 190
-    bins = json.loads((artifacts / "calibration" / "reliability_bins.json").read_text())
+    bins = json.loads(  # valid JSON: an empty bin's mean is null, not NaN
+        (artifacts / "calibration" / "reliability_bins.json").read_text(), parse_constant=pytest.fail
+    )
     assert len(bins) == 15 and sum(b["count"] for b in bins) == m["test_tokens"]
     with np.load(artifacts / "statistics" / "test_2016_flickr.npz") as stats:
         assert stats["bleu"].shape == (200, 10) and stats["nll"][:, 1].sum() == m["test_tokens"]
@@ -103,8 +116,8 @@ def test_divergence_is_a_result_not_a_crash(tmp_path, lr, factor):
     client = MlflowClient(uri)
     run = client.get_run(result.run_id)
     assert run.data.tags["ablab.status"] == "diverged" and run.info.status == "FINISHED"
-    diverged_at = run.data.metrics["diverged_step"]
-    curve = client.get_metric_history(result.run_id, "train_loss")
+    diverged_at = run.data.metrics["run/diverged_step"]
+    curve = client.get_metric_history(result.run_id, "train/loss")
     assert curve and max(h.step for h in curve) <= diverged_at
     assert result.metrics["steps"] == diverged_at
 

@@ -1,0 +1,140 @@
+"""Which figures a group of the report gets, and their captions: what is plotted, from which
+seeds, and what to look for. Figures are saved as PNG and SVG under ``<out>/figures``."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from analysis import figures
+from analysis.load import SweepRuns
+from analysis.placement import collisions
+
+SIZE_KEYS = {"model.layers", "model.d_model", "model.ff_dim", "model.arch", "data.vocab_size"}
+CAPTIONS = {
+    "training": (
+        "Training of each setting ({seeds}). Left: training NLL per target token (without the "
+        "label-smoothing term, so every arm is on one scale), the mean over seeds of each seed's moving "
+        "average over {smoothing} logged updates, the seeds' range shaded and the unsmoothed mean faint. "
+        "Right: validation BLEU (greedy) after each epoch, mean and range over seeds; a star marks where "
+        "a setting first reached 90 % of its best. Look for curves still falling or rising at the right "
+        "edge: there the budget, not the setting, decides the comparison."
+    ),
+    "bleu_vs_params": (
+        "Test BLEU (mean ± sd over {seeds}) against parameter count. Look for whether the extra "
+        "parameters buy BLEU at this budget."
+    ),
+    "bleu_by_value": (
+        "Test BLEU (mean ± sd over {seeds}) at each value of {key}; the verdicts in the table say which "
+        "differences from the baseline are beyond the seeds' spread."
+    ),
+    "reliability": (
+        "Reliability diagrams (token level, teacher forced, 15 confidence bins, the seeds' tokens "
+        "pooled): accuracy against mean confidence per bin, the diagonal being perfect calibration; "
+        "beneath, the tokens in each bin on one scale for both panels. Points below the diagonal are "
+        "over-confident."
+    ),
+    "schedules_100k": (
+        "The schedules of the seed exercise over 100,000 updates: Noam (warmup 4,000, d_model 512), "
+        "and warmup + cosine and warmup + linear decay (warmup 2,000, peak 3e-4); each peak labelled."
+    ),
+    "schedules_trained": (
+        "The learning rate each setting trained with (its lowest seed), against the update step; each "
+        "peak labelled."
+    ),
+    "attention": (
+        "Where each model looks when producing each target token of one test sentence ({sentence}), "
+        "teacher forced on its reference, the lowest seed of each setting: rows are target tokens, "
+        "columns source tokens, brighter is more weight."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    name: str  # file stem under figures/
+    caption: str
+    collisions: tuple[str, ...] = ()  # text that overlaps or escapes (analysis.placement): none, we hope
+
+
+def seeds_text(members: pd.DataFrame) -> str:
+    seeds = sorted(set(members.loc[members["status"] == "finished", "seed"]))
+    return (
+        f"seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}" if seeds else "no finished seed"
+    )
+
+
+def group_figures(
+    runs: SweepRuns,
+    group: str,
+    members: pd.DataFrame,
+    summary: pd.DataFrame,
+    keys: list[str],
+    out: Path,
+    colors: dict,
+    exercise: pd.DataFrame | None = None,
+) -> list[ReportFigure]:
+    """Make and save the figures of one group; ``exercise`` (the seed schedules over 100,000
+    steps) is drawn here if given: the caller gives it to one group only."""
+    made: list[tuple[str, plt.Figure, str]] = []
+    seeds = seeds_text(members)
+    curves = runs.curves[runs.curves["run_id"].isin(members["run_id"])]
+    if not curves.empty:
+        diverged = members[members["status"] == "diverged"].dropna(subset=["diverged_step"])
+        at = dict(zip(diverged["run_id"], diverged["diverged_step"].astype(int), strict=True))
+        figure = figures.plot_training_curves(curves, colors, at, f"{group}: training")
+        made.append(
+            ("training", figure, CAPTIONS["training"].format(seeds=seeds, smoothing=figures.SMOOTHING))
+        )
+    if SIZE_KEYS & set(keys) and summary["params_mean"].nunique() > 1:
+        figure = figures.plot_metric_vs_params(summary, colors, title=f"{group}: BLEU against parameters")
+        made.append(("bleu_vs_params", figure, CAPTIONS["bleu_vs_params"].format(seeds=seeds)))
+    numeric = [k for k in keys if pd.api.types.is_numeric_dtype(members[k])]
+    if len(keys) == 1 and numeric and (members[keys[0]].nunique() >= 3 or keys[0].startswith("model.")):
+        with_key = summary.merge(members[["setting", keys[0]]].drop_duplicates("setting"), on="setting")
+        figure = figures.plot_metric_by_value(with_key, keys[0], colors, title=f"{group}: BLEU by {keys[0]}")
+        made.append(("bleu_by_value", figure, CAPTIONS["bleu_by_value"].format(seeds=seeds, key=keys[0])))
+    if "loss.label_smoothing" in keys and not runs.bins.empty:
+        bins = runs.bins[runs.bins["run_id"].isin(members["run_id"])]
+        ece = summary.set_index("setting")["ece_mean"].to_dict()
+        figure = figures.plot_reliability(bins, ece, colors, title=f"{group}: reliability on the test set")
+        made.append(("reliability", figure, CAPTIONS["reliability"]))
+    if exercise is not None:
+        figure = figures.plot_schedules(exercise, "The seed schedules over 100,000 updates")
+        made.append(("schedules_100k", figure, CAPTIONS["schedules_100k"]))
+    if any(k.startswith("schedule.") for k in keys):
+        first_seed = members.sort_values("seed").groupby("setting")["run_id"].first()
+        lr = curves[(curves["metric"] == "train/lr") & curves["run_id"].isin(first_seed)]
+        if not lr.empty:
+            trained = lr.rename(columns={"setting": "schedule", "value": "lr"})[["step", "schedule", "lr"]]
+            figure = figures.plot_schedules(trained, f"{group}: schedules as trained", colors)
+            made.append(("schedules_trained", figure, CAPTIONS["schedules_trained"]))
+    if "model.arch" in keys:
+        records = _attention(runs, members)
+        if len(records) > 1:
+            sentence = textwrap.shorten(next(iter(records.values()))["source"], 80)
+            figure = figures.plot_attention(records, f"{group}: attention")
+            made.append(("attention", figure, CAPTIONS["attention"].format(sentence=sentence)))
+    saved = []
+    for kind, fig, caption in made:
+        name = f"{group}_{kind}"
+        fig.savefig(out / "figures" / f"{name}.png", dpi=110)
+        fig.savefig(out / "figures" / f"{name}.svg")
+        saved.append(ReportFigure(name, caption, tuple(collisions(fig))))
+        plt.close(fig)
+    return saved
+
+
+def _attention(runs: SweepRuns, members: pd.DataFrame) -> dict[str, dict]:
+    """The same sentence's attention for each setting (the lowest seed with a record)."""
+    records = {}
+    for setting in dict.fromkeys(members.sort_values("seed")["setting"]):
+        for run_id in members[members["setting"] == setting].sort_values("seed")["run_id"]:
+            if run_id in runs.attention:
+                records[setting] = runs.attention[run_id]
+                break
+    return records

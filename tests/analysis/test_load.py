@@ -1,0 +1,61 @@
+"""Reading a sweep back from a real sqlite MLflow store: today's names and an older store's."""
+
+import time
+
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+
+from analysis.load import load
+from trainer import record
+from trainer.tracking import ensure_experiment
+
+pytestmark = pytest.mark.integration
+
+
+def trial_run(client, experiment_id, name, metrics):
+    run = client.create_run(
+        experiment_id,
+        run_name=name,
+        tags={
+            record.KIND: record.TRIAL_KIND,
+            record.TRIAL: name,
+            record.TRIAL_HASH: name,
+            record.SEED: "1",
+            record.GROUPS: "baseline",
+            record.STATUS: record.FINISHED,
+            record.TEST_SET: "test_2016_flickr",
+        },
+    ).info.run_id
+    now = int(time.time() * 1000)
+    client.log_batch(run, metrics=[Metric(k, v, now, step) for k, v, step in metrics])
+    client.set_terminated(run)
+    return run
+
+
+def test_todays_names_and_an_older_stores_read_alike(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    experiment_id = ensure_experiment(uri, "ablab/both")
+    client = MlflowClient(uri)
+    new = trial_run(
+        client,
+        experiment_id,
+        "baseline,seed=1",
+        [("train/nll", 4.0, 10), ("epoch", 0.5, 10), ("train/nll", 3.0, 20), ("epoch", 1.0, 20)]
+        + [("val/bleu", 12.0, 20), ("test/test_2016_flickr/bleu", 20.0, 20), ("run/params", 6e6, 20)],
+    )
+    old = trial_run(  # before the record's names: validation at its count, its update step beside
+        client,
+        experiment_id,
+        "old,seed=1",
+        [("train_loss", 4.5, 10), ("train_loss", 3.5, 20), ("val_bleu", 11.0, 1), ("epoch_step", 20, 1)]
+        + [("epoch", 1.0, 1), ("bleu", 19.0, 20), ("params", 6e6, 20)],
+    )
+    runs = load(uri, "ablab/both")
+    rows = runs.trials.set_index("run_id")
+    assert rows.loc[new, "bleu"] == 20.0 and rows.loc[old, "bleu"] == 19.0
+    assert rows.loc[new, "params"] == rows.loc[old, "params"] == 6e6
+    curves = runs.curves.set_index(["run_id", "metric", "step"])["epoch"]
+    assert curves[(new, "val/bleu", 20)] == 1.0 and curves[(new, "train/nll", 10)] == 0.5
+    assert curves[(old, "val/bleu", 20)] == 1.0  # moved to its update step, the epoch beside it
+    assert (old, "train/loss", 10) in curves.index
