@@ -455,20 +455,6 @@ class Phases:
         return self.seconds
 
 
-SETTLE_SECONDS = 30.0
-
-
-def _settled(client, run_id: str, deadline: float):
-    """The run once its trial stopped writing to it: a stopped trial may still be closing its
-    run (as killed) when Tune returns; a hard-killed one never does, hence the deadline (one
-    for all runs of the sweep: a stopped sweep has many such runs)."""
-    run = client.get_run(run_id)
-    while run.info.status == "RUNNING" and time.monotonic() < deadline:
-        time.sleep(0.5)
-        run = client.get_run(run_id)
-    return run
-
-
 def _settle_runs(uri: str, results, interrupted: bool = False, expected: list[str] = ()) -> list[str]:
     """Give each run the outcome its process could not record itself; returns the run ids.
 
@@ -489,9 +475,9 @@ def _settle_runs(uri: str, results, interrupted: bool = False, expected: list[st
             found[run_id] = result
     for run_id in expected:
         found.setdefault(run_id, None)
-    client, deadline = MlflowClient(uri), time.monotonic() + SETTLE_SECONDS
+    client, deadline = MlflowClient(uri), time.monotonic() + record.SETTLE_SECONDS
     for run_id, result in found.items():
-        run = _settled(client, run_id, deadline)
+        run = record.settled(client, run_id, deadline)
         if record.is_done(run) or run.info.status == "FAILED":
             continue
         if result is None and interrupted:

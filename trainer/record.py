@@ -30,6 +30,7 @@ Stores written before these names (``train_loss``, ``val_bleu`` at the validatio
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 # tags
@@ -124,6 +125,21 @@ def search(client, experiment_id: str, kind: str | None = None, where: str | Non
         token = page.token
         if not token:
             return runs
+
+
+SETTLE_SECONDS = 30.0
+"""How long, after a sweep, its runs get to close themselves before the driver closes them."""
+
+
+def settled(client, run_id: str, deadline: float):
+    """The run once its process stopped writing to it: a stopped trial may still be closing its
+    run (as killed) when Tune returns; a hard-killed one never does, hence the deadline (one
+    for all runs of a sweep: a stopped sweep has many such runs)."""
+    run = client.get_run(run_id)
+    while run.info.status == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        run = client.get_run(run_id)
+    return run
 
 
 def mark(client, run_id: str, outcome: str, error: str | None = None) -> None:
