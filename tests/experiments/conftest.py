@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import script
 
@@ -44,10 +45,24 @@ def sqlite_uri(folder: Path) -> str:
     return f"sqlite:///{folder}/mlruns/mlflow.db"
 
 
+def smoke_at_test_scale(folder: Path) -> Path:
+    """The shipped smoke spec at test scale, written to ``folder/smoke.yaml`` (its experiment is
+    still ``ablab/smoke``): one seed and one epoch instead of three and two, and a grid group
+    (heads 1 and 4, the baseline's 4 merged) beside its arms, so a grid axis is run too."""
+    spec = yaml.safe_load(SMOKE.read_text())
+    spec.update(seeds=[1], budget={"epochs": 1})
+    spec["ablations"]["heads"] = {"grid": {"model.heads": [1, 4]}}
+    path = folder / "smoke.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory):
-    """The shipped smoke spec, run once for the session on local Ray with a sqlite store."""
+    """The smoke spec at test scale, run once for the session on local Ray with a sqlite store:
+    (folder, tracking URI, the completed ``ablab run``, seconds, the spec's path)."""
     folder = tmp_path_factory.mktemp("smoke")
+    spec = smoke_at_test_scale(folder)
     started = time.monotonic()
-    out = ablab("run", SMOKE, cwd=folder)
-    return folder, sqlite_uri(folder), out, time.monotonic() - started
+    out = ablab("run", spec, cwd=folder)
+    return folder, sqlite_uri(folder), out, time.monotonic() - started, spec

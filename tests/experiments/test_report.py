@@ -12,7 +12,7 @@ import yaml
 from mlflow import MlflowClient
 
 from tests.browser import LAYOUT, browser
-from tests.experiments.conftest import SMOKE, ablab
+from tests.experiments.conftest import ablab
 from tests.experiments.helpers import TINY, free_port, start_ablab, stop, wait_healthy
 from trainer import record
 
@@ -21,9 +21,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def smoke_report(smoke):
-    folder, uri, out, _ = smoke
+    folder, uri, out, _, spec = smoke
     assert out.returncode == 0, out.stderr[-3000:]
-    made = ablab("report", SMOKE, "--out", folder / "report", cwd=folder)
+    made = ablab("report", spec, "--out", folder / "report", cwd=folder)
     return folder / "report", uri, made
 
 
@@ -34,12 +34,12 @@ def test_the_report_lists_every_trial_and_writes_every_figure(smoke_report):
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("ablab/smoke")
     trials = client.search_runs([experiment.experiment_id], "tags.`ablab.kind` = 'trial'")
-    assert len(trials) == 5
+    assert len(trials) == 4
     for run in trials:  # every trial is a row with a link to its run
         assert f"/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}" in markdown
-    for group in ("no_warmup", "no_label_smoothing", "heads", "seq2seq"):
+    for group in ("no_label_smoothing", "seq2seq", "heads"):
         assert f"## {group}" in markdown
-    assert markdown.count("**Finding.**") == 4
+    assert markdown.count("**Finding.**") == 3
     figures = re.findall(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)", markdown)
     expected = {
         "no_label_smoothing_reliability",
@@ -60,7 +60,7 @@ def test_the_report_lists_every_trial_and_writes_every_figure(smoke_report):
     assert experiment.tags[record.EXPERIMENT_KIND] == record.MODEL_TRAINING
     note = experiment.tags[record.NOTE]
     assert (
-        note.startswith("Tiny smoke sweep") and "- **heads**: How does the number of attention heads" in note
+        note.startswith("Small smoke sweep") and "- **heads**: How does the number of attention heads" in note
     )
     report_page = f"/runs/{parent.info.run_id}/artifacts/report/report.html?workflowType=machine_learning"
     assert report_page in note and report_page in client.get_run(parent.info.run_id).data.tags[record.NOTE]
@@ -81,7 +81,7 @@ def test_the_html_reads_in_a_browser_at_laptop_widths(smoke_report, width, tmp_p
         page.wait_for_load_state("load")
         seen = page.evaluate(LAYOUT)
         page.screenshot(path=str(tmp_path / "shot.png"))
-    assert seen["images"] == page_text.count("<img ") >= 8 and seen["broken"] == [], seen
+    assert seen["images"] == page_text.count("<img ") >= 7 and seen["broken"] == [], seen
     assert seen["page"] <= seen["width"] and max(seen["tables"]) <= seen["width"], seen  # nothing overflows
     assert seen["wrapped"] == [], seen  # no number broken across lines
     pixels = matplotlib.image.imread(tmp_path / "shot.png")[..., :3]
@@ -91,7 +91,7 @@ def test_the_html_reads_in_a_browser_at_laptop_widths(smoke_report, width, tmp_p
 def test_a_run_link_of_the_report_opens_the_run_in_the_mlflow_ui(smoke, smoke_report):
     """ablab ui (a real MLflow server on 127.0.0.1) and the page a report link opens, in Chromium:
     the run's name, its BLEU, and a figure among its artifacts."""
-    folder, uri, _, _ = smoke
+    folder, uri, _, _, _ = smoke
     out, _, made = smoke_report
     assert made.returncode == 0, made.stderr[-3000:]
     link = re.search(
