@@ -1,4 +1,6 @@
 """Arm against baseline across training runs and test sentences: the effect, its interval, p.
+(The same for any linear contrast of systems, e.g. a factorial design's main effects and
+interactions: :func:`contrast`.)
 
 A conclusion generalises over two things a repetition of the experiment would change: the
 training runs (seeds) and the test sentences. For one metric, with ``n`` seeds that both the
@@ -135,11 +137,12 @@ class Comparison:
     df: float  # math.inf for a test-set-only comparison
     p: float
     scope: str
-    p_better: float  # P(arm better than baseline) over all pairs of their runs
+    p_better: float  # P(a_i better than b_j) over all pairs of seeds i, j (arm vs baseline runs)
     seed_var: float
     sentence_var: float
     sentence_df: float
     n_resamples: int
+    weight_norm: float = 2.0  # Σ w² of the contrast's weights: 2 for arm − baseline
     differences: np.ndarray | None = None  # (B,) resampled Δ, one seed only
     same_test_set: tuple[float, ...] = ()  # per seed: sacreBLEU's paired-bootstrap p
 
@@ -160,6 +163,10 @@ class Comparison:
         return self.delta - half, self.delta + half
 
 
+Term = tuple[float, dict[int, str]]
+"""A weighted system in a contrast: (weight, seed -> run id)."""
+
+
 def compare(
     metric: Metric,
     arm: dict[int, str],
@@ -167,22 +174,44 @@ def compare(
     resampled: Resampled,
     logged: dict[tuple[str, str], float] | None = None,
 ) -> Comparison | None:
-    """Compare ``arm`` with ``baseline`` (seed -> run id each) on ``metric``. Scores come from the
-    resampled statistics; a run without them falls back to its ``logged`` score and the whole
-    comparison to the seed level. None where no seed has a score on both sides."""
+    """Compare ``arm`` with ``baseline`` (seed -> run id each) on ``metric``: the contrast
+    ``arm − baseline``."""
+    return contrast(metric, [(1.0, arm)], [(1.0, baseline)], resampled, logged)
+
+
+def contrast(
+    metric: Metric,
+    plus: list[Term],
+    minus: list[Term],
+    resampled: Resampled,
+    logged: dict[tuple[str, str], float] | None = None,
+) -> Comparison | None:
+    """A linear contrast of systems on ``metric``: per seed ``s`` (paired by value; only seeds
+    every system has), ``a_s = Σ w·score(plus system at s)``, ``b_s`` the same over ``minus``,
+    ``d_s = a_s − b_s``; Δ is the mean of ``d_s`` and its variance has the two components of the
+    module docstring, each replicate recomputing every system's score on the same sentences.
+    An arm against the baseline is ``plus = [(1, arm)]``, ``minus = [(1, baseline)]``; a 2 × 2
+    interaction is ``(ab − a) − (b − base)``; one system alone (``minus = []``) gives its own
+    mean and interval. ``baseline``/``arm`` of the result hold the means of ``b_s``/``a_s``.
+
+    Scores come from the resampled statistics; a run without them falls back to its ``logged``
+    score and the whole comparison to the seed level. None where no seed has every score."""
     logged = logged or {}
 
     def score(run: str) -> float | None:
         value = resampled.full.get((run, metric.name), logged.get((run, metric.name)))
         return None if value is None or math.isnan(value) else value
 
-    seeds = tuple(
-        s for s in sorted(set(arm) & set(baseline)) if None not in (score(arm[s]), score(baseline[s]))
-    )
+    terms = [(w, runs) for w, runs in plus] + [(-w, runs) for w, runs in minus]
+    common_seeds = set.intersection(*(set(runs) for _, runs in terms))
+    seeds = tuple(s for s in sorted(common_seeds) if all(score(runs[s]) is not None for _, runs in terms))
     if not seeds:
         return None
-    a = np.array([score(arm[s]) for s in seeds])
-    b = np.array([score(baseline[s]) for s in seeds])
+
+    def combine(part: list[Term]) -> np.ndarray:
+        return np.array([sum(w * score(runs[s]) for w, runs in part) for s in seeds], dtype=float)
+
+    a, b = combine(plus), combine(minus)
     d, n = a - b, len(seeds)
     sign = 1.0 if metric.higher_is_better else -1.0
     better = np.sign(sign * (a[:, None] - b[None, :]))
@@ -194,17 +223,14 @@ def compare(
         delta=float(d.mean()),
         p_better=float((better.mean() + 1) / 2),
         n_resamples=resampled.n_resamples,
+        weight_norm=float(sum(w * w for w, _ in terms)),
     )
-    runs = [arm[s] for s in seeds] + [baseline[s] for s in seeds]
-    if not all((r, metric.name) in resampled.replicates for r in runs):
+    if not all((runs[s], metric.name) in resampled.replicates for _, runs in terms for s in seeds):
         if n == 1:
             return None  # one seed and no sentences: nothing to resample
         return _t_comparison(common, d, (0.0, 0.0), SEEDS_ONLY)
     each = np.stack(
-        [
-            resampled.replicates[(arm[s], metric.name)] - resampled.replicates[(baseline[s], metric.name)]
-            for s in seeds
-        ]
+        [sum(w * resampled.replicates[(runs[s], metric.name)] for w, runs in terms) for s in seeds]
     )  # (n, B)
     same_test_set = tuple(sacrebleu_p(row, float(x)) for row, x in zip(each, d, strict=True))
     m = resampled.n_sentences

@@ -9,6 +9,8 @@ range), so that one setting is one line.
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -130,6 +132,44 @@ def plot_metric_by_value(
         )
     ax.set_xticks(positions, [f"{v:g}" if isinstance(v, float) else str(v) for v in data[key]])
     ax.set(xlabel=key, ylabel=f"{metric.upper()} (mean ± sd over seeds)", title=title or f"{metric} by {key}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_interaction(
+    cells: pd.DataFrame, x: str, line: str, panel: str | None, ylabel: str, title: str
+) -> Figure:
+    """A factorial design's interaction plot: the metric's cell ``mean`` with its interval
+    (``low``, ``high``) against the levels of factor ``x``, one line per level of factor
+    ``line``, a panel per level combination of the others (``panel``); parallel lines mean no
+    interaction. The baseline's cell is ringed. Panels share their y-scale."""
+    sns.set_theme(style="whitegrid")
+    panels = list(dict.fromkeys(cells[panel])) if panel else [None]
+    width = max(7.5, 1 + 4.5 * len(panels))
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, 4.5), sharey=True, squeeze=False)
+    levels = list(dict.fromkeys(cells[x]))
+    colours = dict(zip(dict.fromkeys(cells[line]), sns.color_palette("colorblind", 10) * 10, strict=False))
+    for ax, name in zip(axes[0], panels, strict=True):
+        shown = cells if name is None else cells[cells[panel] == name]
+        for level, rows in shown.groupby(line, sort=False):
+            rows = rows.set_index(x).reindex(levels).reset_index()
+            positions = np.arange(len(levels)) + (list(colours).index(level) - (len(colours) - 1) / 2) * 0.06
+            ax.plot(positions, rows["mean"], "-o", color=colours[level], label=f"{line} = {level}")
+            ax.errorbar(
+                positions,
+                rows["mean"],
+                yerr=[rows["mean"] - rows["low"], rows["high"] - rows["mean"]],
+                fmt="none",
+                ecolor=colours[level],
+                capsize=4,
+            )
+            ringed = rows["baseline"].fillna(False).astype(bool).to_numpy()
+            ax.plot(positions[ringed], rows["mean"][ringed], "o", markersize=13, mfc="none", color="black")
+        ax.set_xticks(range(len(levels)), levels)
+        ax.set(xlabel=x, title=name or "")
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(fontsize=9, loc="best")
+    fig.suptitle(textwrap.fill(title, int(width * 9)))
     fig.tight_layout()
     return fig
 

@@ -7,6 +7,7 @@ import pandas as pd
 
 from analysis import budget
 from analysis.bootstrap import SEEDS_ONLY
+from analysis.factorial import INTERACTION, MAIN, Contrast
 from analysis.metrics import METRICS
 from analysis.stats import format_p
 from analysis.verdicts import DIFFERS, INCONCLUSIVE, MAX_SEEDS, ONE_SEED, Verdict
@@ -18,15 +19,36 @@ QUESTIONS = {
     "model.layers": "How does depth trade parameters for BLEU?",
     "schedule.name": "Which learning-rate schedule trains best in the same budget?",
     "model.arch": "Transformer or GRU seq2seq with attention: quality, convergence and training time?",
+    "model.norm": "Does layer-norm placement (pre-LN or post-LN) change BLEU?",
+}
+"""The question of a group that varies one factor led by a known key."""
+TOPICS = {
+    "loss.label_smoothing": "label smoothing",
+    "schedule.warmup_steps": "learning-rate warmup",
+    "model.heads": "the number of attention heads",
+    "model.layers": "depth",
+    "schedule.name": "the learning-rate schedule",
+    "model.arch": "the architecture",
+    "model.norm": "layer-norm placement",
 }
 
 
-def question(keys: list[str], group: str) -> str:
-    """The question a group asks, from the config keys it varies: a known one's question, else
-    one naming every key it varies."""
-    return next(
-        (QUESTIONS[k] for k in keys if k in QUESTIONS), f"What does changing {', '.join(keys) or group} do?"
-    )
+def question(factors: list[list[str]], group: str) -> str:
+    """The question a group asks, from every config key it varies, ``factors`` being the keys
+    that move together (a zip's keys are one factor). One factor led by a known key: its known
+    question, naming the keys that move with it; several factors: how they act alone and
+    together; otherwise a question naming every key."""
+    if not factors:
+        return f"What does {group} change?"
+    if len(factors) == 1:
+        lead, *rest = factors[0]
+        moving = f" ({', '.join(rest)} moving with {lead})" if rest else ""
+        if lead in QUESTIONS:
+            return QUESTIONS[lead] + moving
+        return f"What does changing {lead} do?" if not rest else f"What does changing {lead}{moving} do?"
+    topics = [TOPICS.get(f[0], " + ".join(f)) for f in factors]
+    listed = ", ".join(topics[:-1]) + f" and {topics[-1]}"
+    return f"How do {listed} affect the results, each alone and together?"
 
 
 def number(value: float, digits: int, signed: bool = False) -> str:
@@ -35,9 +57,10 @@ def number(value: float, digits: int, signed: bool = False) -> str:
     return text.replace("-", "−")
 
 
-def interval(bounds: tuple[float, float], digits: int) -> str:
+def interval(bounds: tuple[float, float], digits: int, signed: bool = True) -> str:
+    """``[−1.20, +0.85]`` (a difference's) or ``[24.61, 25.35]`` (a score's, unsigned)."""
     low, high = bounds
-    return f"[{number(low, digits, True)}, {number(high, digits, True)}]"
+    return f"[{number(low, digits, signed)}, {number(high, digits, signed)}]"
 
 
 def delta_cell(v: Verdict) -> str:
@@ -78,7 +101,6 @@ def detectable_cell(v: Verdict) -> str:
 def sentence(v: Verdict) -> str:
     """One comparison as a sentence of the group's finding."""
     c, m = v.comparison, METRICS[v.comparison.metric]
-    seeds = f"{len(c.seeds)} seed{'s' if len(c.seeds) != 1 else ''}"
     change = f"{number(c.baseline, m.digits)} → {number(c.arm, m.digits)}"
     if v.word == ONE_SEED:
         return (
@@ -86,15 +108,44 @@ def sentence(v: Verdict) -> str:
             f"covers test-set variation only ({format_p(c.p, c.p_floor)}, sentence bootstrap), no verdict "
             "across training runs"
         )
-    adjusted = f"adjusted interval {interval(v.adjusted, m.digits)}"
     if v.word == DIFFERS:
         verb = "raised" if c.delta > 0 else "lowered"
-        holm = format_p(v.p_adjusted, name="Holm p")
-        return f"{v.setting} {verb} {m.label}: {change} ({adjusted}, {holm}, {seeds})"
-    text = (
-        f"{v.setting}: inconclusive on {m.label}, {change} ({number(c.delta, m.digits, True)}, {adjusted} "
-        f"includes 0, {seeds}"
-    )
+        return f"{v.setting} {verb} {m.label}: {change} ({_evidence(v)})"
+    delta = number(c.delta, m.digits, True)
+    return f"{v.setting}: inconclusive on {m.label}, {change} ({delta}, {_evidence(v)})"
+
+
+def effect_sentence(v: Verdict, effect: Contrast) -> str:
+    """A factorial contrast as a sentence: a main effect like an arm's, averaged over the other
+    factors; an interaction as its inner effect at two levels of the first factor."""
+    c, m = v.comparison, METRICS[v.comparison.metric]
+    if effect.kind == MAIN:
+        subject = f"{effect.label} (main effect, averaged over the other factors)"
+        if v.word == DIFFERS:
+            verb = "raised" if c.delta > 0 else "lowered"
+            change = f"{number(c.baseline, m.digits)} → {number(c.arm, m.digits)}"
+            return f"{subject} {verb} {m.label}: {change} ({_evidence(v)})"
+    else:
+        subject = (
+            f"the interaction: the effect of {effect.inner} on {m.label} is "
+            f"{number(c.baseline, m.digits, True)} with {effect.before} and "
+            f"{number(c.arm, m.digits, True)} with {effect.after}"
+        )
+        if v.word == DIFFERS:
+            return f"{subject}, a difference of {number(c.delta, m.digits, True)} ({_evidence(v)})"
+    if v.word == ONE_SEED:
+        return f"{subject}: {number(c.delta, m.digits, True)}, test set only ({format_p(c.p, c.p_floor)})"
+    return f"{subject}: inconclusive, {number(c.delta, m.digits, True)} ({_evidence(v)})"
+
+
+def _evidence(v: Verdict) -> str:
+    """The interval, p or power and seeds behind a verdict, for the parentheses of a sentence."""
+    c, m = v.comparison, METRICS[v.comparison.metric]
+    seeds = f"{len(c.seeds)} seed{'s' if len(c.seeds) != 1 else ''}"
+    adjusted = f"adjusted interval {interval(v.adjusted, m.digits)}"
+    if v.word == DIFFERS:
+        return f"{adjusted}, {format_p(v.p_adjusted, name='Holm p')}, {seeds}"
+    text = f"{adjusted} includes 0, {seeds}"
     if v.detectable is not None:
         text += f"; these seeds detect |Δ| ≥ {number(v.detectable, m.digits)} with 80 % power"
     resolve = seeds_to_resolve(v)
@@ -102,10 +153,12 @@ def sentence(v: Verdict) -> str:
         text += f"; about {resolve} would detect {number(c.delta, m.digits, True)}"
     elif resolve != "-":
         text += f"; resolving it needs {resolve}"
-    return text + ")"
+    return text
 
 
-def method_text(family: int, n_resamples: int, seeds: list[int], any_seed_level_only: bool) -> str:
+def method_text(
+    family: int, n_resamples: int, seeds: list[int], any_seed_level_only: bool, crossed: bool = False
+) -> str:
     """How the comparisons were made, for the report's preamble."""
     text = (
         "Each arm is compared with the baseline on BLEU, lowercased BLEU, chrF, ECE and test NLL: "
@@ -121,6 +174,12 @@ def method_text(family: int, n_resamples: int, seeds: list[int], any_seed_level_
         "'same test set' p-values (sacreBLEU's paired bootstrap, one per seed) only say whether two "
         "outputs differ on these sentences."
     )
+    if crossed:
+        text += (
+            " The cells of a crossed group are not compared one by one with the baseline: its main "
+            "effects and interactions are (contrasts of cell means, seeds paired, resampled alike), "
+            "in the same Holm family."
+        )
     if len(seeds) == 1:
         text += (
             " This sweep has one seed: its comparisons cover test-set variation only and give no "
@@ -143,13 +202,16 @@ def p_cell(v: Verdict) -> str:
     return format_p(v.comparison.p, v.comparison.p_floor, name="")
 
 
-def comparison_row(v: Verdict) -> dict:
-    """One comparison as a row of the group's table of comparisons."""
+def comparison_row(v: Verdict, effect: Contrast | None = None) -> dict:
+    """One comparison as a row of the group's table of comparisons (of a factorial group's
+    effects, with ``effect``: its kind, and its two parts)."""
     c, m = v.comparison, METRICS[v.comparison.metric]
-    return {
-        "setting": v.setting,
+    head = {"setting": v.setting} if effect is None else {"effect": v.setting, "kind": effect.kind}
+    parts = "baseline → arm" if effect is None else "reference → level"
+    signed = effect is not None and effect.kind == INTERACTION
+    return head | {
         "metric": m.label,
-        "baseline → arm": f"{number(c.baseline, m.digits)} → {number(c.arm, m.digits)}",
+        parts: f"{number(c.baseline, m.digits, signed)} → {number(c.arm, m.digits, signed)}",
         "Δ [95 % CI]": f"{number(c.delta, m.digits, True)} {interval(v.interval, m.digits)}",
         "adjusted": interval(v.adjusted, m.digits),
         "p (Holm)": f"{p_cell(v)} ({format_p(v.p_adjusted, name='')})",
@@ -161,11 +223,12 @@ def comparison_row(v: Verdict) -> dict:
     }
 
 
-def group_finding(verdicts: list[Verdict], members, summary, keys: list[str], flagged: dict[str, str]) -> str:
-    """The group's finding from its verdicts on the primary metrics, plus divergences, the
-    budget's share in the result and, for an architecture comparison, convergence and time."""
-    parts = [sentence(v) for v in verdicts]
-    if not verdicts:
+def group_finding(sentences: list[str], members, summary, keys: list[str], flagged: dict[str, str]) -> str:
+    """The group's finding from the sentences of its verdicts on the primary metrics, plus
+    divergences, the budget's share in the result and, for an architecture comparison,
+    convergence and time."""
+    parts = list(sentences)
+    if not sentences:
         parts.append("no setting has a finished run to compare with a finished baseline run")
     diverged = members[members["status"] == "diverged"]
     for setting, group in diverged.groupby("setting", sort=False):

@@ -2,7 +2,8 @@
 (figures embedded as base64 PNG, so it opens offline and travels as one file).
 
 Each group shows its settings table (one row per setting, the arm's BLEU effect and verdict),
-its finding, every comparison against the baseline, and its figures."""
+its finding, every comparison against the baseline, and its figures; a crossed group shows its
+factorial tables first and its main effects and interactions instead of per-setting verdicts."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ STYLE = (
     "th{background:#f3f3f3}.t{text-align:left}"
     ".n{white-space:nowrap}"  # a number, an interval, a value ± sd: never broken across lines
     "img{max-width:100%}figure{margin:1em 0 2em}figcaption{font-size:0.85em;color:#444;max-width:60em}"
+    ".caption{font-size:0.85em;color:#444;margin-bottom:0}"
     ".finding{background:#f6f8fa;padding:0.6em;border-left:4px solid #4a7}"
     "details{margin:0.5em 0 1.5em}summary{cursor:pointer;font-weight:600}code{font-size:0.95em}"
     "details table{font-size:0.74em}details td,details th{padding:2px 4px}"
@@ -38,9 +40,16 @@ TEXT_COLUMNS = {
     "status",
     "reason",
     "MLflow",
+    "effect",
+    "kind",
 }
 """Columns of words, left-aligned; the others hold numbers, right-aligned."""
 COMPARISONS_TITLE = "Every comparison against the baseline (Holm-adjusted over the whole report)"
+EFFECTS_TITLE = "The design's main effects and interactions (Holm-adjusted over the whole report)"
+
+
+def _comparisons_title(s: Section) -> str:
+    return EFFECTS_TITLE if s.cell_tables else COMPARISONS_TITLE
 
 
 def _columns(rows: list[dict]) -> list[str]:
@@ -75,10 +84,16 @@ def to_markdown(report: Report) -> str:
     lines = [f"# {report.title}", "", *[f"{t}\n" for t in report.intro]]
     for s in report.sections:
         lines += [f"## {s.group}", "", f"**{s.question}**", ""]
+        if s.design:
+            lines += [s.design, ""]
+        for caption, rows in s.cell_tables:
+            lines += [f"*{caption}.*", "", *_markdown_table(rows, links=False)]
         lines += _markdown_table(s.rows, links=True)
         lines += [f"**Finding.** {s.finding}", ""]
+        if s.expect:
+            lines += [f"**Expected** (the spec's words). {s.expect}", ""]
         if s.comparisons:
-            lines += [f"**{COMPARISONS_TITLE}.**", "", *_markdown_table(s.comparisons, links=False)]
+            lines += [f"**{_comparisons_title(s)}.**", "", *_markdown_table(s.comparisons, links=False)]
         for figure in s.figures:
             lines += [f"![{figure.name}](figures/{figure.name}.png)", "", f"*{figure.caption}*", ""]
     lines += ["## Trials that did not finish", ""]
@@ -123,9 +138,15 @@ def _html_table(rows: list[dict], links: bool) -> str:
 def _html_section(s: Section, out: Path) -> list[str]:
     e = html.escape
     body = [f'<h2 id="{e(s.group)}">{e(s.group)}</h2>', f"<p><b>{e(s.question)}</b></p>"]
+    if s.design:
+        body.append(f"<p>{e(s.design)}</p>")
+    for caption, rows in s.cell_tables:
+        body.append(f'<p class="caption">{e(caption)}.</p>{_html_table(rows, links=False)}')
     body += [_html_table(s.rows, links=True), f'<p class="finding"><b>Finding.</b> {e(s.finding)}</p>']
+    if s.expect:
+        body.append(f"<p><b>Expected</b> (the spec's words). {e(s.expect)}</p>")
     if s.comparisons:
-        body.append(f"<details open><summary>{e(COMPARISONS_TITLE)}</summary>")
+        body.append(f"<details open><summary>{e(_comparisons_title(s))}</summary>")
         body += [_html_table(s.comparisons, links=False), "</details>"]
     for figure in s.figures:
         data = base64.b64encode((out / "figures" / f"{figure.name}.png").read_bytes()).decode()

@@ -22,12 +22,13 @@ import pandas as pd
 
 from analysis import budget, findings
 from analysis.bootstrap import RESAMPLES, SEEDS_ONLY
+from analysis.factorial import Design, cell_estimates, design, display_levels, factors_of, shown
 from analysis.figures import palette
 from analysis.load import SweepRuns
 from analysis.metrics import METRICS
 from analysis.report_figures import ReportFigure, group_figures
 from analysis.stats import aggregate
-from analysis.verdicts import BASELINE, INCONCLUSIVE, judge
+from analysis.verdicts import BASELINE, INCONCLUSIVE, Evidence, Verdict, gather, judge
 from trainer import record
 
 DESCRIPTIVE = ("bleu", "chrf", "ece", "ppl", "params", "train_seconds", "epochs_to_90pct")
@@ -40,10 +41,34 @@ class Section:
     question: str
     changes: list[str]
     rows: list[dict]  # the settings table, formatted
-    comparisons: list[dict] = field(default_factory=list)  # every comparison, formatted
+    comparisons: list[dict] = field(default_factory=list)  # every comparison (or effect), formatted
     figures: list[ReportFigure] = field(default_factory=list)
     finding: str = ""
     to_resolve: list[str] = field(default_factory=list)  # how many seeds each inconclusive one needs
+    expect: str = ""  # the spec's expectation, shown beside the verdicts
+    design: str = ""  # a crossed group: its factors and levels, in words
+    cell_tables: list[tuple[str, list[dict]]] = field(default_factory=list)  # (caption, rows)
+
+
+@dataclass(frozen=True)
+class GroupText:
+    """What the spec says of a group: its question and what to expect (either may be empty)."""
+
+    question: str = ""
+    expect: str = ""
+
+
+@dataclass
+class _Context:
+    runs: SweepRuns
+    trials: pd.DataFrame
+    out: Path
+    link: object
+    evidence: Evidence
+    verdicts: dict
+    designs: dict[str, Design]
+    flagged: dict[str, str]
+    colors: dict
 
 
 @dataclass
@@ -66,8 +91,10 @@ def build(
     description: str = "",
     n_resamples: int = RESAMPLES,
     links: bool = True,
+    texts: dict[str, GroupText] | None = None,
 ) -> Report:
-    """Compute every section, write the figures into ``out/figures``; returns the report."""
+    """Compute every section, write the figures into ``out/figures``; returns the report.
+    ``texts``: the spec's question and expectation of each group."""
     trials = runs.trials.assign(ppl=np.exp(runs.trials["test_nll"].astype(float)))
     done = trials[trials["status"].isin(record.DONE)]
     if done.empty:
@@ -78,14 +105,18 @@ def build(
     (out / "figures").mkdir(parents=True, exist_ok=True)
     found = list(dict.fromkeys(g for gs in trials["groups"] for g in gs if g != BASELINE))
     order = [g for g in (groups or []) if g in found] + [g for g in found if g not in (groups or [])]
-    verdicts = judge(runs, trials, n_resamples)
+    evidence = gather(runs, trials, n_resamples)
+    designs = {g: d for g in order if (d := design(g, _members(trials, g), varied_keys(_members(trials, g))))}
+    verdicts = judge(evidence, list(designs.values()))
     flagged = budget.flags(trials, runs.curves)
-    link = run_link(runs, links)
-    colors = palette([BASELINE, *trials["setting"]])
+    context = _Context(
+        runs, trials, out, run_link(runs, links), evidence, verdicts, designs, flagged,
+        palette([BASELINE, *trials["setting"]]),
+    )  # fmt: skip
     sections = []
     for group in order:
         if _has_rows(trials, group):
-            sections.append(_section(runs, trials, group, out, exercise, link, verdicts, flagged, colors))
+            sections.append(_section(context, group, (texts or {}).get(group, GroupText()), exercise))
             if any(f.name.endswith("_schedules_100k") for f in sections[-1].figures):
                 exercise = None  # the seed schedules are shown once
     seeds = sorted(set(done["seed"]))
@@ -102,7 +133,11 @@ def build(
         + ", ".join(sorted(set(runs.test_sets.values())) or ["the test set"])
         + "; values are mean ± sd over seeds; PPL is exp(test NLL per target token).",
         findings.method_text(
-            family, n_resamples, seeds, any(v.comparison.scope == SEEDS_ONLY for v in verdicts.values())
+            family,
+            n_resamples,
+            seeds,
+            any(v.comparison.scope == SEEDS_ONLY for v in verdicts.values()),
+            crossed=bool(designs),
         ),
     ]
     not_finished = [
@@ -110,7 +145,7 @@ def build(
             "trial": row.trial,
             "status": row.status,
             "reason": _reason(row),
-            "runs": [("run", row.run_id, link(row.run_id))],
+            "runs": [("run", row.run_id, context.link(row.run_id))],
         }
         for row in trials[trials["status"] != "finished"].itertuples()
     ]
@@ -152,47 +187,140 @@ def varied_keys(rows: pd.DataFrame) -> list[str]:
     ]
 
 
-def shown(column: pd.Series) -> pd.Series:
-    """Config values as the spec wrote them: a column of whole numbers with gaps (runs that never
-    started) holds 4 as 4.0, and is shown as 4 again."""
-    values = column.dropna()
-    if pd.api.types.is_float_dtype(column) and len(values) and values.map(float.is_integer).all():
-        return column.map(lambda v: str(int(v)) if pd.notna(v) else "nan")
-    return column.map(str)
+def _members(trials: pd.DataFrame, group: str) -> pd.DataFrame:
+    """The group's runs and the baseline's."""
+    return trials[[group in gs or BASELINE in gs for gs in trials["groups"]]]
 
 
-def _section(runs, trials, group, out, exercise, link, verdicts, flagged, colors) -> Section:
-    members = trials[[group in gs or BASELINE in gs for gs in trials["groups"]]]
+def _section(ctx: _Context, group: str, text: GroupText, exercise) -> Section:
+    members = _members(ctx.trials, group)
     keys = varied_keys(members)
-    question = findings.question(keys, group)
+    crossed = ctx.designs.get(group)
+    factors = [list(f.keys) for f in crossed.factors] if crossed else factors_of(members, keys)
     base = members[[BASELINE in gs for gs in members["groups"]]]
     settings = _settings(members)
     changes = {s: _change(base, members[members["setting"] == s], keys) for s in settings}
     summary = aggregate(members[members["status"] == "finished"], "setting", DESCRIPTIVE)
     calibration = "loss.label_smoothing" in keys
     rows = [
-        _row(summary, members, s, changes.get(s, ""), verdicts.get((s, "bleu")), flagged, link, calibration)
+        _row(summary, members, s, changes.get(s, ""), ctx.verdicts.get((s, "bleu")), ctx, calibration)
         for s in [BASELINE, *settings]
     ]
-    mine = [verdicts[(s, m)] for s in settings for m in METRICS if (s, m) in verdicts]
-    section = Section(group, question, [f"{s}: {c}" for s, c in changes.items() if c], [r for r in rows if r])
-    section.comparisons = [findings.comparison_row(v) for v in mine]
+    section = Section(
+        group,
+        text.question or findings.question(factors, group),
+        [f"{s}: {c}" for s, c in changes.items() if c],
+        [r for r in rows if r],
+        expect=text.expect,
+    )
+    primary = ["ece", "bleu"] if calibration else ["bleu"]
+    if crossed:
+        mine = _design_section(ctx, crossed, section, primary, summary)
+    else:
+        mine = [ctx.verdicts[(s, m)] for s in settings for m in METRICS if (s, m) in ctx.verdicts]
+        section.comparisons = [findings.comparison_row(v) for v in mine]
+        sentences = [
+            findings.sentence(ctx.verdicts[(s, m)])
+            for s in settings
+            for m in primary
+            if (s, m) in ctx.verdicts
+        ]
+        section.finding = findings.group_finding(sentences, members, summary, keys, ctx.flagged)
     section.to_resolve = [
         f"{v.setting} on {METRICS[v.comparison.metric].label}: {findings.seeds_to_resolve(v)}"
         for v in mine
         if v.word == INCONCLUSIVE
     ]
     exercise = exercise if "schedule.name" in keys else None
-    section.figures = group_figures(runs, group, members, summary, keys, out, colors, exercise)
-    primary = ["ece", "bleu"] if "loss.label_smoothing" in keys else ["bleu"]
-    section.finding = findings.group_finding(
-        [verdicts[(s, m)] for s in settings for m in primary if (s, m) in verdicts],
+    section.figures = group_figures(
+        ctx.runs,
+        group,
         members,
         summary,
         keys,
-        flagged,
+        ctx.out,
+        ctx.colors,
+        exercise,
+        (crossed, _cells(ctx, crossed, "bleu")) if crossed else None,
     )
     return section
+
+
+def _design_section(
+    ctx: _Context, crossed: Design, section: Section, primary: list[str], summary: pd.DataFrame
+) -> list[Verdict]:
+    """A crossed group's factorial tables, its effects' rows and finding; the settings table
+    loses the per-setting verdict columns (cells are not compared one by one)."""
+    members = _members(ctx.trials, crossed.group)
+    levels = " × ".join(
+        f"{f.name} ({', '.join(f.label(v) for v in display_levels(f))})" for f in crossed.factors
+    )
+    section.design = (
+        f"A {crossed.shape} factorial design: {levels}; {len(crossed.cells)} cells"
+        + (
+            ", the baseline's cell marked ◆."
+            if crossed.baseline_cell
+            else "; the baseline is not one of them."
+        )
+        + " Each effect is a contrast of cell means (seeds paired), its reference the "
+        + ("baseline's level." if crossed.baseline_cell else "first level.")
+    )
+    for metric in primary:
+        section.cell_tables += _cell_tables(_cells(ctx, crossed, metric), crossed, metric)
+    for row in section.rows:
+        row.pop("Δ BLEU [adjusted interval]", None)
+        row.pop("verdict", None)
+    effects = crossed.contrasts()
+    mine, sentences = [], []
+    for effect in effects:
+        for metric in METRICS:
+            v = ctx.verdicts.get((f"{crossed.group}/{effect.label}", metric))
+            if v is not None:
+                mine.append(v)
+                section.comparisons.append(findings.comparison_row(v, effect))
+                if metric in primary:
+                    sentences.append(findings.effect_sentence(v, effect))
+    section.finding = findings.group_finding(sentences, members, summary, varied_keys(members), ctx.flagged)
+    return mine
+
+
+def _cells(ctx: _Context, crossed: Design, metric: str) -> pd.DataFrame:
+    """Each cell's mean over seeds and its 95 % interval (seeds and sentences, as the effects)."""
+
+    def estimate(setting: str) -> dict | None:
+        c = ctx.evidence.contrast(metric, {setting: 1.0}, {})
+        if c is None:
+            return None
+        low, high = c.interval(0.95)
+        return {"mean": c.delta, "low": low, "high": high, "seeds": len(c.seeds)}
+
+    return cell_estimates(crossed, estimate)
+
+
+def _cell_tables(cells: pd.DataFrame, crossed: Design, metric: str) -> list[tuple[str, list[dict]]]:
+    """The factorial table of one metric: the first factor's levels as rows, the second's as
+    columns, a table per level combination of the others; a cell is ``mean [95 % interval]``."""
+    m = METRICS[metric]
+    rows_f, cols_f, *rest = crossed.factors
+    out = []
+    for panel, part in cells.groupby([f.name for f in rest], sort=False) if rest else [((), cells)]:
+        where = "; ".join(f"{f.name} = {v}" for f, v in zip(rest, panel, strict=True))
+        caption = f"{m.label}: mean over seeds [95 % interval], rows {rows_f.name}, columns {cols_f.name}" + (
+            f"; {where}" if where else ""
+        )
+        table = []
+        for row_level, line in part.groupby(rows_f.name, sort=False):
+            row: dict = {rows_f.name: row_level}
+            for r in line.to_dict("records"):
+                mean = r.get("mean", math.nan)
+                text = "-"
+                if not pd.isna(mean):
+                    bounds = findings.interval((r["low"], r["high"]), m.digits, signed=False)
+                    text = f"{findings.number(mean, m.digits)} {bounds}"
+                row[f"{cols_f.name} = {r[cols_f.name]}"] = text + (" ◆" if r["baseline"] else "")
+            table.append(row | {"runs": []})
+        out.append((caption, table))
+    return out
 
 
 def _settings(members: pd.DataFrame) -> list[str]:
@@ -211,7 +339,7 @@ def _change(base: pd.DataFrame, rows: pd.DataFrame, keys: list[str]) -> str:
     return ", ".join(f"{k} {before} → {after}" for k, before, after in pairs if before != after)
 
 
-def _row(summary, members, setting, change, verdict, flagged, link, calibration: bool) -> dict | None:
+def _row(summary, members, setting, change, verdict, ctx: _Context, calibration: bool) -> dict | None:
     """A setting as a row of the group's table, in the layout of Vaswani et al. 2017's Table 3:
     what changed, BLEU and its difference from the baseline with the verdict, PPL, size, time;
     ECE where the group is about calibration."""
@@ -236,8 +364,8 @@ def _row(summary, members, setting, change, verdict, flagged, link, calibration:
         "PPL": _pm(s, "ppl", 2),
         "params": "-" if pd.isna(s.get("params_mean", math.nan)) else f"{s['params_mean'] / 1e6:.2f} M",
         "train min": _pm(s, "train_seconds", 1, scale=1 / 60),
-        "still improving": f"{sum(r in flagged for r in finished['run_id'])}/{len(finished)}",
-        "runs": [(f"seed {r.seed}", r.run_id, link(r.run_id)) for r in runs.itertuples()],
+        "still improving": f"{sum(r in ctx.flagged for r in finished['run_id'])}/{len(finished)}",
+        "runs": [(f"seed {r.seed}", r.run_id, ctx.link(r.run_id)) for r in runs.itertuples()],
     }
     return row
 

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from analysis import figures
+from analysis.factorial import Design
 from analysis.load import SweepRuns
 from analysis.placement import collisions
 
@@ -27,6 +28,12 @@ CAPTIONS = {
     "bleu_vs_params": (
         "Test BLEU (mean ± sd over {seeds}) against parameter count. Look for whether the extra "
         "parameters buy BLEU at this budget."
+    ),
+    "interaction": (
+        "Test BLEU of each cell of the design (mean over {seeds}, 95 % interval over seeds and test "
+        "sentences) against {x}, one line per level of {line}; the baseline's cell ringed. Parallel "
+        "lines mean the factors act independently; lines that converge, diverge or cross are an "
+        "interaction, whose verdict is in the table of effects."
     ),
     "bleu_by_value": (
         "Test BLEU (mean ± sd over {seeds}) at each value of {key}; the verdicts in the table say which "
@@ -77,9 +84,11 @@ def group_figures(
     out: Path,
     colors: dict,
     exercise: pd.DataFrame | None = None,
+    crossed: tuple[Design, pd.DataFrame] | None = None,
 ) -> list[ReportFigure]:
     """Make and save the figures of one group; ``exercise`` (the seed schedules over 100,000
-    steps) is drawn here if given: the caller gives it to one group only."""
+    steps) is drawn here if given: the caller gives it to one group only. ``crossed``: a
+    factorial group's design and its cells' BLEU (mean, low, high), for the interaction plot."""
     made: list[tuple[str, plt.Figure, str]] = []
     seeds = seeds_text(members)
     curves = runs.curves[runs.curves["run_id"].isin(members["run_id"])]
@@ -90,6 +99,8 @@ def group_figures(
         made.append(
             ("training", figure, CAPTIONS["training"].format(seeds=seeds, smoothing=figures.SMOOTHING))
         )
+    if crossed is not None:
+        made.append(_interaction(*crossed, group, seeds))
     if SIZE_KEYS & set(keys) and summary["params_mean"].nunique() > 1:
         figure = figures.plot_metric_vs_params(summary, colors, title=f"{group}: BLEU against parameters")
         made.append(("bleu_vs_params", figure, CAPTIONS["bleu_vs_params"].format(seeds=seeds)))
@@ -127,6 +138,26 @@ def group_figures(
         saved.append(ReportFigure(name, caption, tuple(collisions(fig))))
         plt.close(fig)
     return saved
+
+
+def _interaction(crossed: Design, cells: pd.DataFrame, group: str, seeds: str) -> tuple[str, plt.Figure, str]:
+    """BLEU against the second factor, a line per level of the first, a panel per level
+    combination of the others."""
+    rows_f, cols_f, *rest = crossed.factors
+    panel = None
+    if rest:
+        panel = "panel"
+        cells = cells.assign(panel="")
+        cells["panel"] = [
+            "; ".join(f"{f.name} = {v}" for f, v in zip(rest, values, strict=True))
+            for values in cells[[f.name for f in rest]].itertuples(index=False)
+        ]
+    title = f"{group}: BLEU by {cols_f.name} and {rows_f.name}"
+    ylabel = "BLEU (mean over seeds, 95 % interval)"
+    figure = figures.plot_interaction(
+        cells.dropna(subset=["mean"]), cols_f.name, rows_f.name, panel, ylabel, title
+    )
+    return "interaction", figure, CAPTIONS["interaction"].format(seeds=seeds, x=cols_f.name, line=rows_f.name)
 
 
 def _attention(runs: SweepRuns, members: pd.DataFrame) -> dict[str, dict]:

@@ -7,11 +7,13 @@
   comparison at, so it excludes 0 exactly when the verdict is *differs*. A comparison with one
   seed gets no verdict across training runs (*test set only*).
 - **Detectable effect**: the smallest |Δ| the current seeds detect with 80 % power, from the
-  baseline's seed spread: a difference of two independent runs has variance ``2·sd²``, so
-  ``SE = sd·√(2/n)`` with ``n − 1`` degrees of freedom; power from the noncentral t at the
-  report's Bonferroni level ``α/k`` (the level a lone effect must pass under Holm).
+  baseline's seed spread: a difference of two independent runs has variance ``2·sd²`` (a
+  contrast with weights w, ``Σw²·sd²``), so ``SE = sd·√(Σw²/n)`` with ``n − 1`` degrees of
+  freedom; power from the noncentral t at the report's Bonferroni level ``α/k`` (the level a
+  lone effect must pass under Holm).
 - :func:`judge` makes every comparison of a report (each setting against the setting named
-  ``baseline``, on every metric of :data:`analysis.metrics.METRICS`) and decides them together.
+  ``baseline``, and each main effect and interaction of a crossed design, on every metric of
+  :data:`analysis.metrics.METRICS`) and decides them together.
 - **Seeds needed**: the smallest n whose power reaches 80 % for the observed Δ at ``α/k``,
   with the comparison's own components, ``SE² = s²_d/n + V_sent`` (the test set's part does not
   shrink with seeds; where it alone prevents detection no number of seeds will do).
@@ -29,7 +31,16 @@ import pandas as pd
 from scipy import optimize
 from scipy import stats as scipy_stats
 
-from analysis.bootstrap import RESAMPLES, TEST_SET_ONLY, Comparison, compare, resample_runs, satterthwaite
+from analysis.bootstrap import (
+    RESAMPLES,
+    TEST_SET_ONLY,
+    Comparison,
+    Resampled,
+    contrast,
+    resample_runs,
+    satterthwaite,
+)
+from analysis.factorial import Design
 from analysis.load import SweepRuns
 from analysis.metrics import METRICS
 
@@ -127,7 +138,7 @@ def decide(
         n, sd = len(c.seeds), baseline_sd.get(c.metric, math.nan)
         detectable = None
         if c.scope != TEST_SET_ONLY and not math.isnan(sd):
-            detectable = detectable_effect(sd * math.sqrt(2 / n), n - 1, alpha / k)
+            detectable = detectable_effect(sd * math.sqrt(c.weight_norm / n), n - 1, alpha / k)
         needed = seeds_needed(c, alpha / k) if word == INCONCLUSIVE else None
         limited = (
             c.sentence_var > 0 and power(c.delta, math.sqrt(c.sentence_var), c.sentence_df, alpha / k) < POWER
@@ -142,36 +153,74 @@ def seed_runs(trials: pd.DataFrame, setting: str) -> dict[int, str]:
     return dict(zip(rows["seed"].astype(int), rows["run_id"], strict=True))
 
 
-def judge(
-    runs: SweepRuns, trials: pd.DataFrame, n_resamples: int = RESAMPLES
-) -> dict[tuple[str, str], Verdict]:
-    """Every setting against the baseline on every metric, adjusted together: (setting, metric) ->
-    verdict. Per-sentence statistics are resampled where the runs share one test set (the most
+@dataclass
+class Evidence:
+    """What every comparison of a report is computed from: each run's scores on the test set and
+    on the shared sentence resamples, the logged scores of runs without per-sentence
+    statistics, and each setting's finished runs by seed."""
+
+    resampled: Resampled
+    logged: dict[tuple[str, str], float]
+    trials: pd.DataFrame
+
+    def contrast(self, metric: str, plus: dict[str, float], minus: dict[str, float]) -> Comparison | None:
+        """``Σ w·setting`` over ``plus`` minus the same over ``minus`` (setting -> weight)."""
+
+        def terms(part: dict[str, float]) -> list:
+            return [(w, seed_runs(self.trials, setting)) for setting, w in part.items()]
+
+        return contrast(METRICS[metric], terms(plus), terms(minus), self.resampled, self.logged)
+
+    def seed_sd(self, setting: str, metric: str) -> float:
+        """The seeds' sd of a setting's score on the test set (NaN with fewer than 2 seeds)."""
+        scores = [
+            self.resampled.full.get((r, metric), self.logged.get((r, metric), math.nan))
+            for r in seed_runs(self.trials, setting).values()
+        ]
+        scores = [v for v in scores if not math.isnan(v)]
+        return float(np.std(scores, ddof=1)) if len(scores) > 1 else math.nan
+
+
+def gather(runs: SweepRuns, trials: pd.DataFrame, n_resamples: int = RESAMPLES) -> Evidence:
+    """Resample every run's per-sentence statistics where the runs share one test set (the most
     common size); other runs are compared at the seed level on their logged scores."""
     finished = trials[trials["status"] == "finished"]
     sizes = Counter(len(next(iter(s.values()))) for s in runs.statistics.values() if s)
     size = sizes.most_common(1)[0][0] if sizes else None
     statistics = {r: s for r, s in runs.statistics.items() if s and len(next(iter(s.values()))) == size}
-    resampled = resample_runs(statistics, tuple(METRICS.values()), n_resamples)
     logged = {
         (row["run_id"], m): float(row[m])
         for row in finished.to_dict("records")
         for m in METRICS
         if row.get(m) is not None and not pd.isna(row.get(m))
     }
-    base = seed_runs(trials, BASELINE)
-    comparisons = []
-    for setting in dict.fromkeys(finished["setting"]):
-        if setting == BASELINE:
+    return Evidence(resample_runs(statistics, tuple(METRICS.values()), n_resamples), logged, trials)
+
+
+def judge(evidence: Evidence, designs: Sequence[Design] = ()) -> dict[tuple[str, str], Verdict]:
+    """Every comparison of a report on every metric, adjusted together: each setting against the
+    baseline, except the cells of a crossed design, whose main effects and interactions are
+    compared instead. Keys: (setting, metric), and (``group/contrast label``, metric)."""
+    trials = evidence.trials
+    in_design = {s for d in designs for s in d.cells.values()}
+    comparisons, names = [], []
+    for setting in dict.fromkeys(trials.loc[trials["status"] == "finished", "setting"]):
+        if setting == BASELINE or setting in in_design:
             continue
-        arm = seed_runs(trials, setting)
-        for metric in METRICS.values():
-            c = compare(metric, arm, base, resampled, logged)
+        for metric in METRICS:
+            c = evidence.contrast(metric, {setting: 1.0}, {BASELINE: 1.0})
             if c is not None:
                 comparisons.append((setting, c))
-    baseline_sd = {}
-    for m in METRICS:
-        values = [resampled.full.get((r, m), logged.get((r, m), math.nan)) for r in base.values()]
-        values = [v for v in values if not math.isnan(v)]
-        baseline_sd[m] = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
-    return {(v.setting, v.comparison.metric): v for v in decide(comparisons, baseline_sd)}
+                names.append(setting)
+    for d in designs:
+        for effect in d.contrasts():
+            plus = {d.cells[cell]: w for cell, w in effect.plus.items()}
+            minus = {d.cells[cell]: w for cell, w in effect.minus.items()}
+            for metric in METRICS:
+                c = evidence.contrast(metric, plus, minus)
+                if c is not None:
+                    comparisons.append((effect.label, c))
+                    names.append(f"{d.group}/{effect.label}")
+    baseline_sd = {m: evidence.seed_sd(BASELINE, m) for m in METRICS}
+    verdicts = decide(comparisons, baseline_sd)
+    return {(name, v.comparison.metric): v for name, v in zip(names, verdicts, strict=True)}

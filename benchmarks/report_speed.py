@@ -26,7 +26,7 @@ from mlflow.entities import Metric
 from analysis import simulation
 from analysis.load import load
 from analysis.metrics import METRICS
-from analysis.verdicts import judge
+from analysis.verdicts import gather, judge
 from experiments.reporting import make_report
 from trainer import record
 from trainer.tracking import ensure_experiment
@@ -168,7 +168,7 @@ def main() -> None:
         runs = load(uri, name)
         loaded = time.monotonic() - started
         started = time.monotonic()
-        verdicts = judge(runs, runs.trials, args.resamples)
+        verdicts = judge(gather(runs, runs.trials, args.resamples))
         judged = time.monotonic() - started
     print(f"{len(runs.trials)} trials, {len(verdicts)} comparisons, {args.resamples:,} resamples each")
     print(f"ablab report, end to end: {total:.1f} s (goal: under 30 s on 2 cores), of which")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -170,6 +171,25 @@ def seed_warning(seeds: int) -> str | None:
     )
 
 
+def crossed_groups(plan) -> list[str]:
+    """A line per crossed group: its grid of factor levels, cells and trials."""
+    lines = []
+    for name, group in plan.spec.ablations.items():
+        factors = group.levels()
+        if len(factors) < 2:
+            continue
+        trials = [t for t in plan.trials if name in t.groups]
+        merged = any("baseline" in t.groups for t in trials)
+        lines.append(
+            f"{name}: a {' × '.join(str(len(levels)) for _, levels in factors)} factorial design, "
+            + " × ".join(f"{key} [{', '.join(levels)}]" for key, levels in factors)
+            + f" = {math.prod(len(levels) for _, levels in factors)} cells"
+            + (" (the baseline's among them)" if merged else "")
+            + f", {len(trials)} trials; the report gives its main effects and interactions"
+        )
+    return lines
+
+
 def _print_plan(plan, records: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -192,6 +212,8 @@ def _print_plan(plan, records: list[dict]) -> None:
             f"{r['resources']['cpus']:g}/{r['resources']['gpus']:g}",
         )
     Console(width=shutil.get_terminal_size((160, 24)).columns).print(table)
+    for line in crossed_groups(plan):
+        typer.echo(line)
     total = sum(r["est_seconds"] or 0 for r in records) / 60
     when = f"{total / 60:.1f} h" if total >= 60 else f"{total:.1f} min"
     typer.echo(f"total estimated trial time {when} (one after another, at this machine's estimated rate)")

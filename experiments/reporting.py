@@ -28,23 +28,39 @@ class Made:
     parent_run_id: str | None
 
 
-def target_experiment(target: str) -> tuple[str, list[str], str]:
-    """The MLflow experiment, group order and description a SPEC path or EXPERIMENT name names."""
+@dataclass(frozen=True)
+class Target:
+    """What the report needs from a spec besides the runs: the experiment, the group order, the
+    description and each group's question and expectation (an experiment name gives none)."""
+
+    experiment: str
+    groups: list[str]
+    description: str = ""
+    texts: dict[str, report.GroupText] | None = None
+
+
+def target_experiment(target: str) -> Target:
+    """The report's :class:`Target` from a SPEC path or an EXPERIMENT name."""
     path = Path(target)
     if path.suffix in (".yaml", ".yml") or path.is_file():
+        from experiments.runs import group_question
         from experiments.spec import load_plan
 
         plan = load_plan(path)
-        return plan.experiment, list(plan.spec.ablations), plan.spec.description or ""
-    name = target if target.startswith("ablab/") else f"ablab/{target}"
-    return name, [], ""
+        texts = {
+            name: report.GroupText(group_question(plan, name), group.expect or "")
+            for name, group in plan.spec.ablations.items()
+        }
+        return Target(plan.experiment, list(plan.spec.ablations), plan.spec.description or "", texts)
+    return Target(target if target.startswith("ablab/") else f"ablab/{target}", [])
 
 
 def make_report(
     target: str, tracking_uri: str, out: Path | None, n_resamples: int = RESAMPLES, links: bool = True
 ) -> Made:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    experiment, groups, description = target_experiment(target)
+    found = target_experiment(target)
+    experiment = found.experiment
     try:
         runs = load(tracking_uri, experiment)
     except NoRuns as exc:
@@ -54,11 +70,12 @@ def make_report(
         made = report.build(
             runs,
             out,
-            groups=groups,
+            groups=found.groups,
             exercise=seed_schedules_table(100_000),
-            description=description,
+            description=found.description,
             n_resamples=n_resamples,
             links=links,
+            texts=found.texts,
         )
     except report.NothingToReport as exc:
         raise UserError(str(exc)) from None

@@ -104,14 +104,10 @@ def prepare(uri: str, plan: Plan, force: bool = False, parent_run_id: str | None
     return SweepRuns(experiment_id, parent_run_id, run_ids, skipped)
 
 
-def group_keys(plan: Plan) -> dict[str, list[str]]:
-    """Each ablation group and the config keys its arms change against the baseline."""
-    keys: dict[str, set[str]] = {group: set() for group in plan.spec.ablations}
-    for trial in plan.trials:
-        for group in trial.groups:
-            if group != BASELINE:
-                keys[group].update(k for k in trial.overrides if k != "train.seed")
-    return {group: sorted(found) for group, found in keys.items()}
+def group_question(plan: Plan, group: str) -> str:
+    """The group's question: the spec's own, else derived from every key the group varies."""
+    ablation = plan.spec.ablations[group]
+    return ablation.question or question(ablation.factors(), group)
 
 
 def describe(plan: Plan) -> str:
@@ -120,7 +116,7 @@ def describe(plan: Plan) -> str:
     at the report once there is one)."""
     seeds = ", ".join(map(str, plan.spec.seeds))
     lines = [plan.spec.description or f"The ablations of spec {plan.spec.name}.", ""]
-    lines += [f"- **{group}**: {question(keys, group)}" for group, keys in group_keys(plan).items()]
+    lines += [f"- **{group}**: {group_question(plan, group)}" for group in plan.spec.ablations]
     lines += [
         "",
         f"{len(plan.trials)} trials (seeds {seeds}) against one baseline.",

@@ -16,6 +16,8 @@ runs once per seed::
       schedules:
         arms: {noam: {schedule.name: noam}, cosine: {schedule.name: warmup_cosine}}
         overrides: {schedule.warmup_steps: 2000}   # applied to every point of the group
+        question: Which schedule trains best?      # optional; default: from the keys varied
+        expect: Noam and cosine close (Vaswani et al. 2017)   # optional, shown by the verdicts
     seeds: [1, 2, 3]
     resources: {cpus: 1, gpus: 0.5}
     max_concurrent: 4
@@ -28,10 +30,11 @@ runs once per seed::
       mode: max
       scheduler: {asha: {grace_period: 1, reduction_factor: 2}}
 
-Within a group, arms, grid axes and the zip are crossed; groups are not crossed with each
-other. A point whose resolved config equals another's (the baseline's, typically) is one
-trial, so the baseline runs once per seed. Every resolved config is validated by the
-trainer's own config validation; errors name the spec file, the YAML path and the fix.
+Within a group, arms, grid axes and the zip are crossed (a group crossing two or more of them is
+reported as a factorial design); groups are not crossed with each other. A point whose
+resolved config equals another's (the baseline's, typically) is one trial, so the baseline runs
+once per seed. Every resolved config is validated by the trainer's own config validation;
+errors name the spec file, the YAML path and the fix.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from trainer.errors import ConfigError, UserError, join_problems
 MAX_TRIALS = 1000
 """More trials than this in one spec is almost surely a mistake (a pasted list, a typo'd range)."""
 
-GROUP_KEYS = ("arms", "grid", "zip", "overrides", "resources")
+GROUP_KEYS = ("arms", "grid", "zip", "overrides", "resources", "question", "expect")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -158,6 +161,28 @@ class Ablation(_Strict):
     grid: dict[str, list[Any]] = {}
     zip: dict[str, list[Any]] = {}
     resources: Resources | None = None
+    question: str | None = None
+    """What the group asks, in the report and MLflow; default: derived from the keys it varies."""
+    expect: str | None = None
+    """What to expect (e.g. the published direction), shown beside the group's verdicts."""
+
+    def factors(self) -> list[list[str]]:
+        """The config keys the group varies, as factors: the keys its arms change (one factor),
+        each grid axis, the zip's keys (one factor)."""
+        arm_keys = list(dict.fromkeys(k for overrides in self.arms.values() for k in overrides))
+        out = [arm_keys] if arm_keys else []
+        out += [[key] for key in self.grid]
+        return out + ([list(self.zip)] if self.zip else [])
+
+    def levels(self) -> list[tuple[str, list[str]]]:
+        """The factors that cross, as (name, level labels): the arms (one factor, where there are
+        two or more), each grid axis, the zip (one factor)."""
+        out = [("arm", list(self.arms))] if len(self.arms) > 1 else []
+        out += [(key, [_value_label(v) for v in values]) for key, values in self.grid.items()]
+        if self.zip:
+            rows = zip(*self.zip.values(), strict=True)
+            out.append((" + ".join(self.zip), [", ".join(map(_value_label, row)) for row in rows]))
+        return [(name, labels) for name, labels in out if len(labels) > 1]
 
     @field_validator("grid", "zip")
     @classmethod

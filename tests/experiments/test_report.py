@@ -34,18 +34,22 @@ def test_the_report_lists_every_trial_and_writes_every_figure(smoke_report):
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("ablab/smoke")
     trials = client.search_runs([experiment.experiment_id], "tags.`ablab.kind` = 'trial'")
-    assert len(trials) == 4
+    assert len(trials) == 6
     for run in trials:  # every trial is a row with a link to its run
         assert f"/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}" in markdown
-    for group in ("no_label_smoothing", "seq2seq", "heads"):
+    for group in ("no_label_smoothing", "seq2seq", "heads_norm"):
         assert f"## {group}" in markdown
     assert markdown.count("**Finding.**") == 3
+    # the crossed group as a design: its table, its effects (one seed: test set only), its plot
+    assert "A 2 × 2 factorial design: model.heads (1, 4) × model.norm (post, pre); 4 cells" in markdown
+    assert "| model.heads | model.norm = post | model.norm = pre |" in markdown
+    assert "model.norm post → pre × model.heads 4 → 1" in markdown and "test set only: p" in markdown
     figures = re.findall(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)", markdown)
     expected = {
         "no_label_smoothing_reliability",
         "seq2seq_attention",
         "seq2seq_bleu_vs_params",
-        "heads_bleu_by_value",
+        "heads_norm_interaction",
     }
     assert expected <= {f.removeprefix("figures/").removesuffix(".png") for f in figures}
     for figure in figures:
@@ -60,7 +64,8 @@ def test_the_report_lists_every_trial_and_writes_every_figure(smoke_report):
     assert experiment.tags[record.EXPERIMENT_KIND] == record.MODEL_TRAINING
     note = experiment.tags[record.NOTE]
     assert (
-        note.startswith("Small smoke sweep") and "- **heads**: How does the number of attention heads" in note
+        note.startswith("Small smoke sweep")
+        and "- **heads_norm**: How do the number of attention heads and layer-norm" in note
     )
     report_page = f"/runs/{parent.info.run_id}/artifacts/report/report.html?workflowType=machine_learning"
     assert report_page in note and report_page in client.get_run(parent.info.run_id).data.tags[record.NOTE]

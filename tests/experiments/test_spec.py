@@ -5,12 +5,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from experiments.cli import crossed_groups
 from experiments.plan import estimate, plan_records
+from experiments.reporting import target_experiment
+from experiments.runs import describe, group_question
 from experiments.spec import SpecError, load_plan
 from tests.conftest import tiny_dict
 
 SPECS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "specs").glob("*.yaml"))
-CPU_SCALE = ("smoke.yaml", "suite_cpu.yaml")  # specs sized for this 2-core CPU
+CPU_SCALE = ("smoke.yaml", "suite_cpu.yaml", "norm_warmup.yaml")  # specs sized for this 2-core CPU
+SMALL_MODEL = ("smoke.yaml", "norm_warmup.yaml")  # a smaller model than the seeds'
 
 
 def write_spec(tmp_path, body: dict, name="s.yaml") -> Path:
@@ -99,7 +103,7 @@ def test_every_shipped_spec_loads_validates_and_plans(path):
     assert len(records) == len(plan.trials) >= 2 or path.name == "baseline.yaml"
     assert all(r["params"] > 0 and r["flops"] > 0 for r in records)
     assert len({r["hash"] for r in records}) == len(records)
-    if path.name != "smoke.yaml":  # the seed settings; full size on GPUs, suite_cpu on CPU cores
+    if path.name not in SMALL_MODEL:  # the seed settings; full size on GPUs, suite_cpu on CPU cores
         base = plan.trials[0].config
         assert (base.model.layers, base.model.d_model, base.model.heads) == (3, 256, 4)
         assert base.loss.label_smoothing == 0.1 and base.optim.clip_norm == 1.0
@@ -112,6 +116,36 @@ def test_suite_contains_every_ablation_with_one_baseline_per_seed():
     singles = [load_plan(p) for p in SPECS if p.name not in ("suite.yaml", "baseline.yaml", *CPU_SCALE)]
     assert {t.hash for plan in singles for t in plan.trials} == {t.hash for t in suite.trials}
     assert sum(t.name.startswith("baseline,") for t in suite.trials) == len(suite.spec.seeds)
+
+
+def test_a_crossed_group_plans_as_its_grid_and_carries_its_own_question():
+    path = SPECS[[p.name for p in SPECS].index("norm_warmup.yaml")]
+    plan = load_plan(path)
+    assert crossed_groups(plan) == [
+        "norm_warmup: a 2 × 2 factorial design, model.norm [post, pre] × schedule.warmup_steps [100, 0] "
+        "= 4 cells (the baseline's among them), 12 trials; the report gives its main effects and interactions"
+    ]
+    assert "- **norm_warmup**: Does post-LN need learning-rate warmup where pre-LN does not" in describe(plan)
+    target = target_experiment(str(path))
+    assert target.texts["norm_warmup"].question == group_question(plan, "norm_warmup")
+    assert target.texts["norm_warmup"].expect.startswith("Xiong et al. 2020: without warmup post-LN")
+
+
+def test_a_groups_question_is_derived_from_every_key_it_varies(tmp_path):
+    groups = {
+        "both": {"grid": {"model.heads": [1, 8], "model.layers": [2, 4]}},
+        "depth": {"zip": {"model.layers": [2, 4], "optim.lr": [1e-3, 5e-4]}},
+        "no_ls": {"loss.label_smoothing": 0.0},
+        "other": {"grid": {"model.dropout": [0.0, 0.3]}},
+    }
+    plan = load_plan(write_spec(tmp_path, spec(ablations=groups)))
+    assert {g: group_question(plan, g) for g in groups} == {
+        "both": "How do the number of attention heads and depth affect the results, each alone and together?",
+        "depth": "How does depth trade parameters for BLEU? (optim.lr moving with model.layers)",
+        "no_ls": "Does label smoothing change translation quality and calibration?",
+        "other": "What does changing model.dropout do?",
+    }
+    assert [line.split(":")[0] for line in crossed_groups(plan)] == ["both"]
 
 
 def test_the_cpu_suite_has_the_suites_trials_for_its_seeds():

@@ -40,9 +40,8 @@ def test_smoke_spec_runs_end_to_end(smoke):
     assert out.returncode == 0, out.stderr[-3000:]
     runs = trial_runs(uri, "ablab/smoke")
     names = sorted(r.data.tags["ablab.trial"] for r in runs)
-    assert names == sorted(
-        ["baseline,seed=1", "no_label_smoothing,seed=1", "seq2seq,seed=1", "heads=1,seed=1"]
-    )
+    cells = ["heads=1,norm=post,seed=1", "heads=1,norm=pre,seed=1", "heads=4,norm=pre,seed=1"]
+    assert names == sorted(["baseline,seed=1", "no_label_smoothing,seed=1", "seq2seq,seed=1", *cells])
     client = MlflowClient(uri)
     parents = {r.data.tags["mlflow.parentRunId"] for r in runs}
     assert len(parents) == 1
@@ -69,9 +68,10 @@ def test_smoke_spec_runs_end_to_end(smoke):
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"hypotheses", "calibration", "attention", "config.yaml", "samples.txt"} <= artifacts
         assert_unique_steps(uri, run.info.run_id)
-    heads = next(r for r in runs if r.data.tags["ablab.trial"] == "heads=1,seed=1")
+    heads = next(r for r in runs if r.data.tags["ablab.trial"] == "heads=1,norm=pre,seed=1")
     assert heads.data.params["model.heads"] == "1" and heads.data.tags["ablab.axis.model.heads"] == "1"
-    assert "done 4/4" in out.stderr and "failed 0" in out.stderr
+    assert heads.data.params["model.norm"] == "pre" and heads.data.tags["ablab.axis.model.norm"] == '"pre"'
+    assert "done 6/6" in out.stderr and "failed 0" in out.stderr
 
 
 def test_running_it_again_launches_nothing(smoke):
