@@ -368,6 +368,11 @@ def read_spec(path: str | Path) -> tuple[Spec, Path]:
         raw = read_yaml(path)
     except ConfigError as exc:
         raise SpecError(str(exc)) from None
+    if raw is None or raw == {}:
+        raise SpecError(
+            f"{path}: the spec is empty; a spec needs at least 'baseline' (a trainer config) and "
+            "usually 'ablations' and 'seeds'; see experiments/specs/smoke.yaml."
+        )
     if not isinstance(raw, dict):
         raise SpecError(
             f"{path}: a spec must be a mapping with at least 'baseline'; got {type(raw).__name__}."

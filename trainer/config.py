@@ -370,8 +370,12 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
 def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
     """Read and validate the YAML config at ``path`` with dotted-key ``overrides`` applied."""
     raw = read_yaml(path)
-    if raw is None:
-        raw = {}
+    if raw is None or raw == {}:  # an empty file would silently train the full-size defaults
+        raise ConfigError(
+            f"{path}: the config is empty; name the sections to set ({', '.join(SECTIONS)}), e.g. "
+            "start from experiments/configs/baseline.yaml, or write `train: {}` to train the "
+            "defaults on purpose."
+        )
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{path}: a trainer config must be a mapping of sections "

@@ -101,6 +101,15 @@ def test_missing_config_file_exits_2(tmp_path):
     assert out.returncode == 2 and "no such file" in out.stderr
 
 
+def test_an_empty_config_or_spec_exits_2_and_writes_nothing(tmp_path):
+    (tmp_path / "empty.yaml").write_text("")
+    for command in ("train", "run", "plan"):
+        out = ablab(command, tmp_path / "empty.yaml", cwd=tmp_path)
+        what = "config" if command == "train" else "spec"
+        assert out.returncode == 2 and f"empty.yaml: the {what} is empty" in out.stderr, (command, out.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.yaml"]  # no store, no runs, no checkpoints
+
+
 def test_schedules_exercise(tmp_path):
     out = ablab("schedules", "--steps", "100000", "--out", tmp_path / "sched", cwd=tmp_path)
     assert out.returncode == 0, out.stderr

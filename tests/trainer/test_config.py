@@ -112,6 +112,17 @@ def test_bad_files_name_the_file(tmp_path, text, fragment):
     assert str(path) in str(err.value) and fragment in str(err.value)
 
 
+@pytest.mark.parametrize("text", ["", "# nothing but a comment\n", "{}\n"])
+def test_an_empty_config_is_refused_not_trained_as_the_defaults(tmp_path, text):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="the config is empty") as err:
+        C.load(path)
+    assert str(path) in str(err.value) and "train: {}" in str(err.value)
+    path.write_text("train: {}\n")  # the defaults, asked for on purpose
+    assert C.load(path).train.epochs == C.Config().train.epochs
+
+
 def test_missing_and_non_utf8_files(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         C.load(tmp_path / "nope.yaml")
