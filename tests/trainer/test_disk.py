@@ -34,5 +34,11 @@ def test_a_nearly_full_disk_is_refused(tmp_path, monkeypatch):
         check_writable(tmp_path, "checkpoints")
 
 
-def test_a_tracking_server_is_not_checked_here():
+def test_only_a_local_store_is_checked_here_a_server_checks_its_own_disk(tmp_path, monkeypatch):
+    checked = []
+    monkeypatch.setattr("trainer.disk.check_writable", lambda path, what: checked.append((str(path), what)))
     check_store_writable("http://127.0.0.1:5000")
+    check_store_writable("https://mlflow.example.org")
+    assert checked == []
+    check_store_writable(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    assert checked == [(f"{tmp_path}/mlruns", "the MLflow store")]

@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from trainer.dropout import Dropout, keep_mask
+from trainer.dropout import LANES, Dropout, keep_mask
 
 
 def test_keep_rate_and_expectation():
@@ -11,14 +12,20 @@ def test_keep_rate_and_expectation():
     assert abs(Dropout(0.1).train()(x).mean().item() - 1.0) < 2e-3
 
 
-def test_sixteen_bit_lanes_are_uniform():
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5])
+def test_each_of_the_four_lanes_keeps_at_the_quantized_rate_and_independently(p):
+    """keep_mask cuts each 64-bit draw into four 16-bit uniforms: every lane (element index
+    mod 4) must keep at 1 − round(p·2¹⁶)/2¹⁶, and two lanes of one draw must not move together."""
     torch.manual_seed(0)
-    words = torch.randint(-(2**63), 2**63 - 1, (200_000,), dtype=torch.int64)
-    lanes = words.view(torch.int16).view(-1, 4).to(torch.int32) + 32768
-    for lane in range(4):  # each of the four lanes, 16 buckets each
-        counts = torch.bincount(lanes[:, lane] // 4096, minlength=16).float()
-        chi2 = ((counts - counts.mean()) ** 2 / counts.mean()).sum().item()
-        assert chi2 < 45, (lane, chi2)  # 15 dof: p < 1e-4
+    n = 400_000
+    mask = keep_mask(torch.Size([n]), p, torch.device("cpu")).view(-1, LANES).double()
+    keep = 1 - round(p * 65536) / 65536
+    sd = (keep * (1 - keep) / (n / LANES)) ** 0.5
+    for lane in range(LANES):
+        assert abs(mask[:, lane].mean().item() - keep) < 4.5 * sd, (lane, mask[:, lane].mean().item())
+    for a, b in ((0, 1), (1, 2), (2, 3), (0, 3)):  # joint keep rate of two lanes: keep² if independent
+        both = (mask[:, a] * mask[:, b]).mean().item()
+        assert abs(both - keep**2) < 4.5 * (keep**2 * (1 - keep**2) / (n / LANES)) ** 0.5, (a, b, both)
 
 
 def test_eval_and_zero_are_identity_and_training_is_seeded():
