@@ -19,6 +19,7 @@ from trainer.batching import token_batches
 from trainer.build import Corpus, build_corpus, build_model, count_parameters
 from trainer.config import DataConfig, flatten
 from trainer.device import peak_flops
+from trainer.run_length import planned_epochs
 
 DEFAULT_MFU = 0.35
 
@@ -33,18 +34,11 @@ class Estimate:
 
 
 def _epochs(trial: Trial, corpus: Corpus) -> float | None:
-    cfg = trial.config.train
-    limits = []
-    if cfg.epochs is not None:
-        limits.append(float(cfg.epochs))
-    if cfg.max_steps is not None:
-        batches = len(
-            token_batches(
-                corpus.train.src_lens, corpus.train.tgt_lens, trial.config.data.max_tokens, cfg.seed, 0
-            )
-        )
-        limits.append(cfg.max_steps * cfg.accum_steps / batches)
-    return min(limits) if limits else None
+    config = trial.config
+    batches = token_batches(
+        corpus.train.src_lens, corpus.train.tgt_lens, config.data.max_tokens, config.train.seed, 0
+    )
+    return planned_epochs(config, len(batches))
 
 
 def estimate(plan: Plan, flops_per_second: float | None = None, mfu: float = DEFAULT_MFU) -> list[Estimate]:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from trainer.config import Config
+from trainer.run_length import planned_updates
 
 
 class TerminalReporter:
@@ -21,13 +22,9 @@ class TerminalReporter:
         self.task = None
 
     def _total(self, progress) -> int | None:
-        cfg = self.config.train
-        limits = []
-        if cfg.epochs is not None and progress.batches_in_epoch:
-            limits.append(cfg.epochs * -(-progress.batches_in_epoch // cfg.accum_steps))
-        if cfg.max_steps is not None:
-            limits.append(cfg.max_steps)
-        return min(limits) if limits else None
+        if not progress.batches_in_epoch:
+            return self.config.train.max_steps
+        return planned_updates(self.config, progress.batches_in_epoch)
 
     def on_step(self, progress, metrics: dict[str, float]) -> None:
         if not self.console.is_terminal:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from trainer.evaluate import (
 )
 from trainer.loop import NullReporter, Reporter, Trainer
 from trainer.optim import build_optimizer
+from trainer.run_length import schedule_updates
 from trainer.schedules import make_schedule
 from trainer.tracking import NullTracker, Tracker, git_commit
 
@@ -51,16 +51,6 @@ class Result:
     metrics: dict[str, Any]  # JSON-ready final metrics; see final_metrics()
     run_id: str | None
     workdir: Path
-
-
-def total_updates(config: Config, batches_per_epoch: int) -> int | None:
-    """The last update of the schedule: schedule.total_steps, else the step/epoch limit."""
-    if config.schedule.total_steps is not None:
-        return config.schedule.total_steps
-    per_epoch = math.ceil(batches_per_epoch / config.train.accum_steps)
-    limits = [config.train.max_steps, config.train.epochs and config.train.epochs * per_epoch]
-    limits = [x for x in limits if x]
-    return min(limits) if limits else None
 
 
 def train(
@@ -166,7 +156,7 @@ def build_trainer(
         config.schedule.name,
         lr_max=config.peak_lr,
         warmup=config.schedule.warmup_steps,
-        total=total_updates(config, batches_per_epoch),
+        total=schedule_updates(config, batches_per_epoch),
         lr_min=config.schedule.lr_min,
         d_model=config.model.d_model,
         scale=config.schedule.scale,

@@ -23,7 +23,7 @@ MALFORMED = [
     ),
     ("yaml-syntax", "baseline: {config: [}", "invalid YAML at line 1"),
     ("top-level-list", "- baseline\n- x\n", "a spec must be a mapping"),
-    ("empty-file", "", "a spec must be a mapping"),
+    ("empty-file", "", "the spec is empty"),
     ("missing-baseline", "ablations: {x: {model.heads: 1}}\n", "baseline: Field required"),
     ("unknown-top-level-key", "baseline: {config: {tiny}}\nseed: [1]\n", "seed: unknown key"),
     ("baseline-file-missing", "baseline: {config: nowhere.yaml}\n", "no such file"),

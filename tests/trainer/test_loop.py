@@ -6,7 +6,7 @@ import torch
 
 from tests.conftest import tiny_config
 from trainer.build import build_corpus
-from trainer.run import build_trainer, convergence, total_updates, train
+from trainer.run import build_trainer, convergence, train
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +68,6 @@ def test_early_stopping_after_stale_epochs(tmp_path):
         tiny_config(optim={"lr": 1e-12}, train={"epochs": 10, "early_stopping": 2}), workdir=tmp_path
     )
     assert result.metrics["epochs"] == 3.0 and result.metrics["best_epoch"] == 1.0
-
-
-def test_total_updates_follows_the_limits():
-    assert total_updates(tiny_config(train={"epochs": 3}), 10) == 30
-    assert total_updates(tiny_config(train={"epochs": 3, "accum_steps": 4}), 10) == 9
-    assert total_updates(tiny_config(train={"epochs": 3, "max_steps": 12}), 10) == 12
-    assert total_updates(tiny_config(train={"epochs": None, "max_minutes": 1.0}), 10) is None
-    assert total_updates(tiny_config(schedule={"total_steps": 99}), 10) == 99
 
 
 def test_convergence_is_first_epoch_at_ninety_percent_of_best():
