@@ -10,14 +10,14 @@ Conventions shared by every schedule:
 * ``total`` is the last update; decaying schedules reach ``lr_min`` there and stay there.
 
 The registry :data:`SCHEDULES` maps the short names that configs, specs and MLflow use to the
-functions. :func:`make_schedule` binds a function's keyword arguments from the values at hand.
+functions and the arguments each takes; :func:`make_schedule` binds them from the values at hand.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from trainer.errors import ConfigError
 
@@ -116,22 +116,37 @@ def constant_cooldown(
     return lr_max - (lr_max - lr_min) * p
 
 
-SCHEDULES: dict[str, Callable[..., float]] = {
-    "noam": noam,
-    "warmup_cosine": warmup_cosine,
-    "warmup_linear": warmup_linear,
-    "constant": constant,
-    "inverse_sqrt": inverse_sqrt,
-    "polynomial": polynomial,
-    "constant_cooldown": constant_cooldown,
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule function and the keyword arguments it takes: ``required`` must be set,
+    ``optional`` fall back to the function's defaults when missing."""
+
+    fn: Callable[..., float]
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+
+DECAYING = ("lr_max", "warmup", "total")
+SCHEDULES: dict[str, Schedule] = {
+    "noam": Schedule(noam, ("d_model", "warmup"), ("scale",)),
+    "warmup_cosine": Schedule(warmup_cosine, DECAYING, ("lr_min",)),
+    "warmup_linear": Schedule(warmup_linear, DECAYING, ("lr_min",)),
+    "constant": Schedule(constant, ("lr_max", "warmup")),
+    "inverse_sqrt": Schedule(inverse_sqrt, ("lr_max", "warmup")),
+    "polynomial": Schedule(polynomial, DECAYING, ("lr_min", "power")),
+    "constant_cooldown": Schedule(constant_cooldown, DECAYING, ("lr_min", "cooldown_fraction")),
 }
 
-NEEDS_TOTAL = frozenset(name for name, fn in SCHEDULES.items() if "total" in inspect.signature(fn).parameters)
+NEEDS_TOTAL = frozenset(name for name, schedule in SCHEDULES.items() if "total" in schedule.required)
 """Schedules that decay towards a last update and so need to know ``total``."""
 
 
 def get_schedule(name: str) -> Callable[..., float]:
     """The schedule function registered as ``name``; an unknown name lists the valid ones."""
+    return _registered(name).fn
+
+
+def _registered(name: str) -> Schedule:
     try:
         return SCHEDULES[name]
     except KeyError:
@@ -141,30 +156,24 @@ def get_schedule(name: str) -> Callable[..., float]:
 
 
 def make_schedule(name: str, **values: float | int | None) -> Callable[[int], float]:
-    """Bind the schedule ``name`` to those of ``values`` its signature declares.
+    """Bind the schedule ``name`` to the arguments :data:`SCHEDULES` says it takes, from ``values``.
 
     ``values`` may hold more than the schedule uses (``d_model`` is only read by ``noam``);
-    a value the schedule requires but that is missing or None raises :class:`ConfigError`.
+    a required argument that is missing or None raises :class:`ConfigError`.
     """
-    fn = get_schedule(name)
-    kwargs = {}
-    for param in list(inspect.signature(fn).parameters.values())[1:]:
-        value = values.get(param.name)
-        if value is None:
-            if param.default is inspect.Parameter.empty:
-                raise ConfigError(
-                    f"schedule {name!r} needs {param.name!r} but it is not set; "
-                    + (
-                        "set schedule.total_steps, train.max_steps or train.epochs."
-                        if param.name == "total"
-                        else f"set schedule.{param.name}."
-                    )
-                )
-            continue
-        kwargs[param.name] = value
+    schedule = _registered(name)
+    for argument in schedule.required:
+        if values.get(argument) is None:
+            fix = (
+                "set schedule.total_steps, train.max_steps or train.epochs."
+                if argument == "total"
+                else f"set schedule.{argument}."
+            )
+            raise ConfigError(f"schedule {name!r} needs {argument!r} but it is not set; {fix}")
+    kwargs = {a: values[a] for a in (*schedule.required, *schedule.optional) if values.get(a) is not None}
 
     def lr(step: int) -> float:
-        return fn(step, **kwargs)
+        return schedule.fn(step, **kwargs)
 
     lr.__name__ = name
     return lr
