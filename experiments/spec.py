@@ -49,9 +49,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trainer import record
+from trainer import record, validation_errors
 from trainer.config import Config, apply_overrides, config_hash, from_dict, read_yaml, to_dict
-from trainer.errors import ConfigError, UserError, join_problems
+from trainer.errors import ConfigError, UserError
 
 MAX_TRIALS = 1000
 """More trials than this in one spec is almost surely a mistake (a pasted list, a typo'd range)."""
@@ -295,50 +295,6 @@ class Plan:
         return f"ablab/{self.spec.name}"
 
 
-UNION_BRANCHES = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|tuple\[.*\]|[A-Z]\w*)$")
-PLAIN_WORDS = [
-    (re.compile(r"Input should be a valid dictionary( or instance of \w+)?"), "expected a mapping"),
-    (re.compile(r"Input should be a valid list"), "expected a list"),
-    (re.compile(r"Input should be a valid string"), "expected a string"),
-    (re.compile(r"Input should be a valid integer"), "expected an integer"),
-    (re.compile(r"Input should be a valid number"), "expected a number"),
-    (re.compile(r"Extra inputs are not permitted"), "unknown key"),
-]
-
-
-def _location(loc: tuple) -> str:
-    """``('ablations', 'g', 'grid', 'model.heads', 0)`` -> ``ablations.g.grid[model.heads][0]``.
-
-    Pydantic's union branches (``str``, ``dict[str,any]``, model names) are left out."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int) or "." in str(part):
-            out += f"[{part}]"
-        elif UNION_BRANCHES.match(str(part)) and out:
-            continue
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _describe(errors: list[dict]) -> str:
-    """One clause per location; alternatives of a union are joined with 'or'."""
-    by_location: dict[str, list[str]] = {}
-    for err in errors:
-        msg = err["msg"].removeprefix("Value error, ")
-        for pattern, plain in PLAIN_WORDS:
-            msg = pattern.sub(plain, msg)
-        messages = by_location.setdefault(_location(err["loc"]), [])
-        if msg not in messages:
-            messages.append(msg)
-    return join_problems(
-        [
-            f"{where}: {' or '.join(msgs)}" if where else " or ".join(msgs)
-            for where, msgs in by_location.items()
-        ]
-    )
-
-
 def _normalize_groups(raw: dict) -> dict:
     """Turn shorthand arms (``no_warmup: {schedule.warmup_steps: 0}``) into ``{arms: {...}}``."""
     groups = raw.get("ablations")
@@ -384,7 +340,7 @@ def read_spec(path: str | Path) -> tuple[Spec, Path]:
     except SpecError as exc:
         raise SpecError(f"{path}: {exc}") from None
     except ValidationError as exc:
-        raise SpecError(f"{path}: invalid spec: {_describe(exc.errors())}.") from None
+        raise SpecError(f"{path}: invalid spec: {validation_errors.describe(exc.errors())}.") from None
     return spec, path
 
 

@@ -19,7 +19,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from trainer.errors import ConfigError, join_problems, short_repr
+from trainer import validation_errors
+from trainer.errors import ConfigError, short_repr
 from trainer.schedules import NEEDS_TOTAL, SCHEDULES
 
 SPLITS = (
@@ -274,22 +275,18 @@ def describe_key(key: str) -> str:
     return SECTIONS[section].model_fields[name].description or ""
 
 
-def _format_error(err: dict[str, Any]) -> str:
+def _unknown_key(err: dict[str, Any]) -> str:
+    """An unknown section or key, with the closest valid one."""
     loc = ".".join(str(p) for p in err["loc"])
-    if err["type"] == "extra_forbidden":
-        section = str(err["loc"][0]) if len(err["loc"]) > 1 else None
-        if section in SECTIONS:
-            valid = list(SECTIONS[section].model_fields)
-            close = difflib.get_close_matches(str(err["loc"][-1]), valid, n=1)
-            hint = f" (did you mean {section}.{close[0]}?)" if close else ""
-            return f"unknown key {loc!r}{hint}; valid keys in {section}: {', '.join(valid)}"
-        close = difflib.get_close_matches(loc, list(SECTIONS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"unknown section {loc!r}{hint}; valid sections: {', '.join(SECTIONS)}"
-    msg = err["msg"].removeprefix("Value error, ")
-    if not loc or isinstance(err["input"], dict):
-        return msg
-    return f"{loc}: {msg} (got {short_repr(err['input'])})"
+    section = str(err["loc"][0]) if len(err["loc"]) > 1 else None
+    if section in SECTIONS:
+        valid = list(SECTIONS[section].model_fields)
+        close = difflib.get_close_matches(str(err["loc"][-1]), valid, n=1)
+        hint = f" (did you mean {section}.{close[0]}?)" if close else ""
+        return f"unknown key {loc!r}{hint}; valid keys in {section}: {', '.join(valid)}"
+    close = difflib.get_close_matches(loc, list(SECTIONS), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown section {loc!r}{hint}; valid sections: {', '.join(SECTIONS)}"
 
 
 def from_dict(raw: Any, *, source: str = "config") -> Config:
@@ -309,7 +306,7 @@ def from_dict(raw: Any, *, source: str = "config") -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        problems = join_problems([_format_error(e) for e in exc.errors()])
+        problems = validation_errors.describe(exc.errors(), unknown=_unknown_key, values=True)
         raise ConfigError(f"{source}: invalid config: {problems}.") from None
 
 

@@ -42,7 +42,7 @@ MALFORMED = [
     (
         "arm-wrong-type",
         "baseline: {config: {tiny}}\nablations: {x: {model.heads: four}}\n",
-        "model.heads: Input should be a valid integer",
+        "model.heads: expected an integer",
     ),
     (
         "arm-out-of-range",

@@ -60,7 +60,7 @@ def test_every_key_is_documented():
     [
         ({"model": {"head": 8}}, "unknown key 'model.head' (did you mean model.heads?)"),
         ({"modle": {}}, "unknown section 'modle' (did you mean 'model'?)"),
-        ({"model": {"heads": "8"}}, "model.heads: Input should be a valid integer"),
+        ({"model": {"heads": "8"}}, "model.heads: expected an integer"),
         ({"model": {"heads": 3}}, "must be divisible by model.heads (3)"),
         ({"model": {"dropout": True}}, "model.dropout"),
         ({"model": {"dropout": 1.5}}, "model.dropout"),
