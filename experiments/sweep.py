@@ -27,7 +27,7 @@ import torch
 
 from experiments import runs
 from experiments.spec import Plan, SpecError, Trial
-from experiments.trial import COMPLETE, dir_name
+from experiments.trial import COMPLETE, TrialPayload, dir_name
 from trainer import record
 from trainer.config import to_dict
 from trainer.data import file_name, resolve_dir
@@ -143,20 +143,20 @@ def refuse_local_store(uri: str, address: str, node_ips: set[str], local_ips: se
 
 
 def _payload(plan: Plan, trial: Trial, uri: str, sweep: runs.SweepRuns, sweep_dir: Path) -> dict[str, Any]:
-    return {
-        "work_root": str(sweep_dir / WORK_DIR),
-        "name": trial.name,
-        "hash": trial.hash,
-        "config": to_dict(trial.config),
-        "tags": runs.trial_tags(plan, trial),
-        "run_id": sweep.run_ids.get(trial.hash),
-        "tracking_uri": uri,
-        "experiment": plan.experiment,
-        "parent_run_id": sweep.parent_run_id,
-        "metric": plan.spec.search.metric if plan.spec.search else plan.spec.metric,
-        "cpus": trial.resources.cpus,
-        "gpus": trial.resources.gpus,
-    }
+    return TrialPayload(
+        name=trial.name,
+        hash=trial.hash,
+        config=to_dict(trial.config),
+        tags=runs.trial_tags(plan, trial),
+        run_id=sweep.run_ids.get(trial.hash),
+        tracking_uri=uri,
+        experiment=plan.experiment,
+        parent_run_id=sweep.parent_run_id,
+        metric=plan.spec.search.metric if plan.spec.search else plan.spec.metric,
+        work_root=str(sweep_dir / WORK_DIR),
+        cpus=trial.resources.cpus,
+        gpus=trial.resources.gpus,
+    ).params()
 
 
 def _trainable():
@@ -165,7 +165,11 @@ def _trainable():
     from experiments.trial import run_trial
 
     return tune.with_resources(
-        run_trial, lambda params: {"cpu": params["trial"]["cpus"], "gpu": params["trial"]["gpus"]}
+        run_trial,
+        lambda params: {
+            "cpu": TrialPayload.of(params["trial"]).cpus,
+            "gpu": TrialPayload.of(params["trial"]).gpus,
+        },
     )
 
 
@@ -193,8 +197,8 @@ def _tune_grid(plan, payloads, sweep_dir: Path, resume, callback):
             param_space={"trial": tune.grid_search(payloads)},
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=plan.spec.max_concurrent,
-                trial_name_creator=lambda t: t.config["trial"]["name"],
-                trial_dirname_creator=lambda t: dir_name(t.config["trial"]["name"]),
+                trial_name_creator=lambda t: TrialPayload.of(t.config["trial"]).name,
+                trial_dirname_creator=lambda t: dir_name(TrialPayload.of(t.config["trial"]).name),
                 reuse_actors=True,  # a worker process runs trial after trial: imports paid once
             ),
             run_config=_run_config(plan, sweep_dir, "tune", callback),
@@ -262,7 +266,7 @@ def _tune_search(plan, payloads, sweep_dir: Path, resume, callback):
     }
     results = []
     for payload in payloads:
-        name = "tune-" + payload["name"].replace(",", "_")
+        name = "tune-" + TrialPayload.of(payload).name.replace(",", "_")
         path = sweep_dir / name
         tuner = _restored(path) if resume else None
         if tuner is None:

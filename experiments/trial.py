@@ -1,9 +1,9 @@
 """What runs inside a Ray Tune trial: one call of the shared trainer, reporting to Tune.
 
-The payload (``params["trial"]``) carries the resolved trainer config, the trial's name and
-hash, and where to log: the MLflow URI, experiment, parent run and the trial's own run (made
-by the driver; a search trial makes its own). Searched values arrive as the other keys of
-``params`` (dotted config keys) and override the config.
+The payload (``params["trial"]``, a :class:`TrialPayload`) carries the resolved trainer config,
+the trial's name and hash, and where to log: the MLflow URI, experiment, parent run and the
+trial's own run (made by the driver; a search trial makes its own). Searched values arrive as
+the other keys of ``params`` (dotted config keys) and override the config.
 
 Each epoch the trial reports its validation metrics to Tune with the newest checkpoint; a
 retried or restored trial gets that checkpoint back from ``tune.get_checkpoint()``, copies it
@@ -22,6 +22,7 @@ import math
 import os
 import shutil
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,32 @@ from trainer.tracking import MlflowTracker
 
 COMPLETE = "trial_complete"
 """Result key of a trial's final report (Tune's own ``done`` is also set on early stops)."""
+
+
+@dataclass(frozen=True)
+class TrialPayload:
+    """What the sweep driver hands a trial. It travels through Tune as a plain mapping
+    (:meth:`params`), so that Tune's saved state restores it after the driver died."""
+
+    name: str  # the trial's stable name, "heads=8,seed=1"
+    hash: str  # the resolved config's hash
+    config: dict[str, Any]  # the resolved trainer config, nested
+    tags: dict[str, str]  # the MLflow tags of the trial's run
+    run_id: str | None  # the run the driver made for it (None for a search trial)
+    tracking_uri: str
+    experiment: str
+    parent_run_id: str
+    metric: str  # the spec's metric, in every report to Tune
+    work_root: str  # the sweep's folder of trial work directories
+    cpus: float
+    gpus: float
+
+    def params(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, params: dict[str, Any]) -> TrialPayload:
+        return cls(**params)
 
 
 class TuneReporter:
@@ -160,20 +187,20 @@ def _malloc_trim() -> None:
 def _run_trial(params: dict[str, Any]) -> None:
     from ray import tune
 
-    payload = params["trial"]
+    payload = TrialPayload.of(params["trial"])
     searched = {k: v for k, v in params.items() if k != "trial"}
-    config = from_dict(apply_overrides(payload["config"], searched))
-    tags = {**payload["tags"], record.TRIAL_HASH: config_hash(config)}
-    run_id = payload.get("run_id")
+    config = from_dict(apply_overrides(payload.config, searched))
+    tags = {**payload.tags, record.TRIAL_HASH: config_hash(config)}
+    run_id = payload.run_id
     if searched:
         trial_id = tune.get_context().get_trial_id()
-        tags.update({record.TUNE_TRIAL_ID: trial_id, record.TRIAL: f"{payload['name']},{trial_id}"})
+        tags.update({record.TUNE_TRIAL_ID: trial_id, record.TRIAL: f"{payload.name},{trial_id}"})
         tags.update({f"{record.SEARCHED}{k}": str(v) for k, v in searched.items()})
     tracker = MlflowTracker(
-        payload["tracking_uri"],
-        payload["experiment"],
+        payload.tracking_uri,
+        payload.experiment,
         run_name=tags[record.TRIAL],
-        parent_run_id=payload["parent_run_id"],
+        parent_run_id=payload.parent_run_id,
         tags=tags,
         run_id=run_id,
     )
@@ -183,13 +210,11 @@ def _run_trial(params: dict[str, Any]) -> None:
         )
     done = _finished_run(tracker)
     if done is not None:  # a restored Tune state can be older than MLflow's record
-        tune.report({payload["metric"]: math.nan, **done, COMPLETE: True})
+        tune.report({payload.metric: math.nan, **done, COMPLETE: True})
         return
     # not Tune's trial folder: on the driver's node Tune copies that folder to the sweep's
     # storage after every result without deleting, which would keep every checkpoint ever pruned
-    workdir = Path(payload["work_root"]) / (
-        tags[record.TUNE_TRIAL_ID] if searched else dir_name(payload["name"])
-    )
+    workdir = Path(payload.work_root) / (tags[record.TUNE_TRIAL_ID] if searched else dir_name(payload.name))
     _restore(workdir)
     reporter = TuneReporter(tracker)
     try:
@@ -197,14 +222,14 @@ def _run_trial(params: dict[str, Any]) -> None:
     except UserError as exc:  # bad data or config fails every attempt alike: recorded, not retried
         _record_input_error(tracker, config, exc)
         tune.report(
-            {payload["metric"]: math.nan, "status": "failed", "mlflow_run_id": tracker.run_id, COMPLETE: True}
+            {payload.metric: math.nan, "status": "failed", "mlflow_run_id": tracker.run_id, COMPLETE: True}
         )
         return
-    log_run_figures(payload["tracking_uri"], result.run_id)
+    log_run_figures(payload.tracking_uri, result.run_id)
     final = {
         k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
     # The spec's metric must be in every result: the last validation's value, or NaN for a run
     # that never validated (diverged), which Optuna records as a failed trial.
-    report = {payload["metric"]: math.nan, **reporter.last_epoch, **final}
+    report = {payload.metric: math.nan, **reporter.last_epoch, **final}
     tune.report({**report, "status": result.status, "mlflow_run_id": result.run_id, COMPLETE: True})

@@ -46,3 +46,28 @@ def test_a_worker_killed_by_the_memory_monitor_is_told_apart_from_other_errors()
     with pytest.raises(RuntimeError, match="disk on fire"):
         _fit(StoppedTuner(ValueError("disk on fire")))
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is the user's again
+
+
+def test_the_payload_a_trial_receives_is_typed_at_both_ends_and_plain_inside_tune(tmp_path):
+    """The driver builds a TrialPayload, Tune carries it as a plain mapping (its saved state
+    must restore it after the driver died), the trial reads it back typed."""
+    from experiments.runs import SweepRuns
+    from experiments.spec import load_plan
+    from experiments.sweep import _payload
+    from experiments.trial import TrialPayload
+    from tests.experiments.test_spec import spec, write_spec
+
+    plan = load_plan(write_spec(tmp_path, spec(ablations={"no_ls": {"loss.label_smoothing": 0.0}})))
+    trial = plan.trials[1]
+    sweep = SweepRuns("1", "parent", {trial.hash: "run-1"}, [])
+    params = _payload(plan, trial, "sqlite:///x.db", sweep, tmp_path)
+    assert isinstance(params, dict) and all(isinstance(k, str) for k in params)
+    payload = TrialPayload.of(params)
+    assert (payload.name, payload.hash, payload.run_id, payload.parent_run_id) == (
+        "no_ls,seed=1",
+        trial.hash,
+        "run-1",
+        "parent",
+    )
+    assert payload.config["loss"]["label_smoothing"] == 0.0 and payload.cpus == trial.resources.cpus
+    assert payload.work_root == str(tmp_path / "work") and TrialPayload.of(payload.params()) == payload
