@@ -5,18 +5,24 @@ The driver creates every child run (status SCHEDULED) before any trial starts an
 trial its run id, so a retried, restored or re-run trial reopens its run instead of creating
 another; the store and experiment are thus made in one process, never raced by trials.
 A trial is done when its run finished (status ``finished`` or ``diverged``); re-running a
-spec skips those and reuses the runs of the others (failed, killed, scheduled).
+spec skips those and reuses the runs of the others (failed, killed, scheduled). After Tune,
+:func:`settle` gives each run the outcome its process could not record itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from analysis.findings import question
 from experiments.spec import Plan, Trial
+from experiments.trial import COMPLETE
 from trainer import record
-from trainer.tracking import ensure_experiment, git_commit
+from trainer.errors import Unavailable
+from trainer.tracking import ensure_experiment, first_line, git_commit, unreachable
 
 BASELINE = "baseline"
 
@@ -159,3 +165,55 @@ def end_parent(uri: str, parent_run_id: str, status: str, summary: dict) -> None
     client = _client(uri)
     client.log_text(parent_run_id, json.dumps(summary, indent=1), "sweep_summary.json")
     client.set_terminated(parent_run_id, status=status)
+
+
+@contextlib.contextmanager
+def store_answers(uri: str, then: str):
+    """Turn "the tracking store does not answer" into a clear error that says ``then``."""
+    try:
+        yield
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+        raise Unavailable(
+            f"the MLflow tracking store {uri} does not answer ({first_line(exc)}); {then}"
+        ) from None
+
+
+def settle(uri: str, results, interrupted: bool = False, expected: list[str] = ()) -> list[str]:
+    """Give each run the outcome its process could not record itself; returns the run ids.
+
+    A process killed for good leaves its run RUNNING: it failed. A trial that ended without
+    error and without its final report was killed by the sweep's stop (Ctrl-C; ``--resume``
+    continues it) if the sweep was interrupted, else stopped early by the scheduler (ASHA).
+    A run in ``expected`` (the driver made it) that no result names belongs to a trial whose
+    worker died before Tune could record anything (e.g. killed for memory while starting): it
+    failed, unless the sweep was interrupted.
+    """
+    from mlflow import MlflowClient
+
+    found: dict[str, Any] = {}
+    for result in results:
+        metrics = result.metrics or {}
+        run_id = metrics.get("mlflow_run_id") or ((result.config or {}).get("trial") or {}).get("run_id")
+        if run_id:
+            found[run_id] = result
+    for run_id in expected:
+        found.setdefault(run_id, None)
+    client, deadline = MlflowClient(uri), time.monotonic() + record.SETTLE_SECONDS
+    for run_id, result in found.items():
+        run = record.settled(client, run_id, deadline)
+        if record.is_done(run) or run.info.status == "FAILED":
+            continue
+        if result is None and interrupted:
+            error = None
+        elif result is None:
+            error = "the trial's worker died before it reported a result (see Tune's log of the sweep)"
+        else:
+            error = result.error
+        if error is not None:
+            record.mark(client, run_id, record.FAILED, error)
+        elif run.info.status != "SCHEDULED" and not (result and (result.metrics or {}).get(COMPLETE)):
+            # started (a SCHEDULED run never did) and stopped before its final report
+            record.mark(client, run_id, record.KILLED if interrupted else record.EARLY_STOPPED)
+    return list(found)

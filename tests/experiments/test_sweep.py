@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from experiments.sweep import refuse_local_store
+from experiments.ray_cluster import refuse_local_store
 from tests.conftest import script
 from tests.experiments.conftest import ablab, sqlite_uri
 from tests.experiments.helpers import (

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 from ray.exceptions import OutOfMemoryError
 
-from experiments.sweep import WorkerOutOfMemory, _fit
 from experiments.sweep_progress import SweepProgress
+from experiments.tune_runs import WorkerOutOfMemory, _fit
 
 
 def trial(name, status, result_status=None):
@@ -53,14 +53,14 @@ def test_the_payload_a_trial_receives_is_typed_at_both_ends_and_plain_inside_tun
     must restore it after the driver died), the trial reads it back typed."""
     from experiments.runs import SweepRuns
     from experiments.spec import load_plan
-    from experiments.sweep import _payload
     from experiments.trial import TrialPayload
+    from experiments.tune_runs import payload as make_payload
     from tests.experiments.test_spec import spec, write_spec
 
     plan = load_plan(write_spec(tmp_path, spec(ablations={"no_ls": {"loss.label_smoothing": 0.0}})))
     trial = plan.trials[1]
     sweep = SweepRuns("1", "parent", {trial.hash: "run-1"}, [])
-    params = _payload(plan, trial, "sqlite:///x.db", sweep, tmp_path)
+    params = make_payload(plan, trial, "sqlite:///x.db", sweep, tmp_path)
     assert isinstance(params, dict) and all(isinstance(k, str) for k in params)
     payload = TrialPayload.of(params)
     assert (payload.name, payload.hash, payload.run_id, payload.parent_run_id) == (

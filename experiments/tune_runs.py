@@ -1,0 +1,224 @@
+"""The Tune side of a sweep: the trials as a grid (or one Optuna search per point), run,
+saved, restored after the driver died, and restarted after Ray's memory monitor killed a worker.
+
+Each trial gets a :class:`~experiments.trial.TrialPayload` (through Tune, a plain mapping) and
+runs :func:`experiments.trial.run_trial` with the CPUs and GPUs it asks for. Tune retries a
+failing trial from its last checkpoint up to the spec's ``retries``; Ctrl-C saves the state
+for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from experiments import runs
+from experiments.spec import Plan, Trial
+from experiments.trial import TrialPayload, dir_name
+from trainer.config import to_dict
+from trainer.errors import Unavailable
+from trainer.tracking import first_line
+
+WORK_DIR = "work"
+"""Under a sweep's folder: each trial's trainer work directory (checkpoints, result), by trial."""
+OOM_RESTARTS = 3
+"""Times a sweep continues after Ray's memory monitor killed a trial worker."""
+
+
+def payload(plan: Plan, trial: Trial, uri: str, sweep: runs.SweepRuns, sweep_dir: Path) -> dict[str, Any]:
+    return TrialPayload(
+        name=trial.name,
+        hash=trial.hash,
+        config=to_dict(trial.config),
+        tags=runs.trial_tags(plan, trial),
+        run_id=sweep.run_ids.get(trial.hash),
+        tracking_uri=uri,
+        experiment=plan.experiment,
+        parent_run_id=sweep.parent_run_id,
+        metric=plan.spec.search.metric if plan.spec.search else plan.spec.metric,
+        work_root=str(sweep_dir / WORK_DIR),
+        cpus=trial.resources.cpus,
+        gpus=trial.resources.gpus,
+    ).params()
+
+
+def _trainable():
+    from ray import tune
+
+    from experiments.trial import run_trial
+
+    return tune.with_resources(
+        run_trial,
+        lambda params: {
+            "cpu": TrialPayload.of(params["trial"]).cpus,
+            "gpu": TrialPayload.of(params["trial"]).gpus,
+        },
+    )
+
+
+def _run_config(plan: Plan, sweep_dir: Path, name: str, callback) -> Any:
+    from ray import tune
+
+    return tune.RunConfig(
+        name=name,
+        storage_path=str(sweep_dir),
+        failure_config=tune.FailureConfig(max_failures=plan.spec.retries),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        callbacks=[callback],
+        verbose=0,
+    )
+
+
+def _tune_grid(plan, payloads, sweep_dir: Path, resume, callback):
+    from ray import tune
+
+    path = sweep_dir / "tune"
+    tuner = _restored(path) if resume else None
+    if tuner is None:
+        tuner = tune.Tuner(
+            _trainable(),
+            param_space={"trial": tune.grid_search(payloads)},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=plan.spec.max_concurrent,
+                trial_name_creator=lambda t: TrialPayload.of(t.config["trial"]).name,
+                trial_dirname_creator=lambda t: dir_name(TrialPayload.of(t.config["trial"]).name),
+                reuse_actors=True,  # a worker process runs trial after trial: imports paid once
+            ),
+            run_config=_run_config(plan, sweep_dir, "tune", callback),
+        )
+    return _fit(tuner)
+
+
+def _restored(path: Path):
+    """The Tuner of the interrupted sweep saved at ``path``, continuing its unfinished and
+    errored trials; None if nothing was saved there."""
+    import logging
+
+    from ray import tune
+
+    if not tune.Tuner.can_restore(str(path)):
+        return None
+    # the restore warns once per trial that had not started yet (no results to read)
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    return tune.Tuner.restore(str(path), _trainable(), resume_unfinished=True, resume_errored=True)
+
+
+def _fit(tuner) -> tuple[list, bool]:
+    """Run the Tuner; returns its results and whether it stopped on Ctrl-C.
+
+    On SIGINT, Tune's handler saves the experiment, ends the run normally and puts back the
+    handler it found, while a run that ends by itself leaves Tune's handler in place; so the
+    handler installed here is back exactly when Tune caught a Ctrl-C. (The trials' results do
+    not tell: Tune marks the trials it stopped as terminated.)"""
+
+    def sigint(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, sigint)
+    try:
+        results = list(tuner.fit())
+        return results, signal.getsignal(signal.SIGINT) is sigint
+    except RuntimeError as exc:
+        from ray.exceptions import OutOfMemoryError
+
+        if isinstance(exc.__cause__, OutOfMemoryError):
+            raise WorkerOutOfMemory(first_line(exc.__cause__)) from exc
+        raise
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class WorkerOutOfMemory(Exception):
+    """Ray's memory monitor killed a trial worker. Tune's controller (Ray 2.60) does not expect
+    that error and stops the whole sweep with it; the driver restarts it from its saved state."""
+
+
+def _tune_search(plan, payloads, sweep_dir: Path, resume, callback):
+    """One Optuna search per point (arm or grid point), with the first seed."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    search = plan.spec.search
+    domains = {
+        "loguniform": lambda d: tune.loguniform(*d.loguniform),
+        "uniform": lambda d: tune.uniform(*d.uniform),
+        "randint": lambda d: tune.randint(*d.randint),
+        "choice": lambda d: tune.choice(d.choice),
+    }
+    results = []
+    for payload in payloads:
+        name = "tune-" + TrialPayload.of(payload).name.replace(",", "_")
+        path = sweep_dir / name
+        tuner = _restored(path) if resume else None
+        if tuner is None:
+            space = {key: domains[d.kind](d) for key, d in search.space.items()}
+            searcher = OptunaSearch(seed=search.seed)  # metric and mode come from TuneConfig
+            if plan.spec.max_concurrent:
+                searcher = ConcurrencyLimiter(searcher, max_concurrent=plan.spec.max_concurrent)
+            scheduler = None
+            if search.scheduler:
+                asha = search.scheduler.asha
+                scheduler = ASHAScheduler(
+                    time_attr="training_iteration",
+                    grace_period=asha.grace_period,
+                    reduction_factor=asha.reduction_factor,
+                    max_t=10_000,
+                )
+            tuner = tune.Tuner(
+                _trainable(),
+                param_space={"trial": payload, **space},
+                tune_config=tune.TuneConfig(
+                    search_alg=searcher,
+                    scheduler=scheduler,
+                    num_samples=search.trials,
+                    metric=search.metric,
+                    mode=search.mode,
+                    trial_name_creator=lambda t: f"{t.config['trial']['name']},{t.trial_id}",
+                    trial_dirname_creator=lambda t: t.trial_id,
+                    reuse_actors=True,
+                ),
+                run_config=_run_config(plan, sweep_dir, name, callback),
+            )
+        found, interrupted = _fit(tuner)
+        results.extend(found)
+        if interrupted:
+            return results, True
+    return results, False
+
+
+def run_tune(
+    plan: Plan,
+    payloads: list[dict],
+    sweep_dir: Path,
+    resume: bool,
+    callback,
+    restart: Callable[[], None],
+    echo,
+) -> tuple[list, bool]:
+    """Run the trials (a grid, or searches); after Ray's memory monitor killed a worker, call
+    ``restart`` (a fresh Ray) and continue from the saved state, up to :data:`OOM_RESTARTS`
+    times. Returns the results and whether the sweep stopped on Ctrl-C."""
+    tune_fn = _tune_search if plan.spec.search else _tune_grid
+    killed = 0
+    while True:
+        try:
+            return tune_fn(plan, payloads, sweep_dir, resume, callback)
+        except WorkerOutOfMemory as exc:
+            killed += 1
+            if killed > OOM_RESTARTS:
+                raise Unavailable(
+                    f"Ray's memory monitor killed trial workers {killed} times ({exc}): the "
+                    "trials need more memory than the nodes have. Lower max_concurrent in "
+                    f"{plan.path} (or raise resources.cpus, so that fewer trials share a node), "
+                    f"then continue with: ablab run {plan.path} --resume"
+                ) from None
+            echo(
+                f"Ray's memory monitor killed a trial worker ({exc}); the sweep continues from its "
+                f"saved state, the trial from its last checkpoint ({killed}/{OOM_RESTARTS})"
+            )
+            restart()
+            resume = True
