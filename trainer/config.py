@@ -178,9 +178,15 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _has_a_limit(self) -> TrainConfig:
-        if self.epochs is None and self.max_steps is None and self.max_minutes is None:
+        if not limited(self.epochs, self.max_steps, self.max_minutes):
             raise ValueError("training needs a limit: set train.epochs, train.max_steps or train.max_minutes")
         return self
+
+
+def limited(epochs: int | None, max_steps: int | None, max_minutes: float | None) -> bool:
+    """The rule every run obeys (and a spec's budget with it): it ends after a number of epochs,
+    of updates or of minutes, whichever comes first, and at least one of them is set."""
+    return any(limit is not None for limit in (epochs, max_steps, max_minutes))
 
 
 class EvalConfig(_Section):
