@@ -60,7 +60,12 @@ def train(
     tracker: Tracker | None = None,
     reporter: Reporter | None = None,
 ) -> Result:
-    """Train and evaluate the model ``config`` describes; resume from ``workdir`` if possible."""
+    """Train and evaluate the model ``config`` describes; resume from ``workdir`` if possible.
+
+    The recipe: build (corpus, model, optimizer, schedule) → resume from the newest valid
+    checkpoint → open (or reopen) the tracked run → the training loop → the final evaluation →
+    keep the result in ``workdir`` and close the run. A config already finished in ``workdir``
+    returns its result at once (delivering what the store missed then)."""
     tracker, reporter = tracker or NullTracker(), reporter or NullReporter()
     workdir = Path(workdir).resolve()
     key = config_hash(config)
@@ -75,14 +80,29 @@ def train(
     device = pick_device(config.train.device, config.train.precision)
     corpus = build_corpus(config.data, config.eval)
     trainer = build_trainer(config, corpus, device, workdir, tracker, reporter)
-    model, batches_per_epoch = trainer.model, len(trainer.epoch_batches(0))
     skipped = _resume(trainer, key)
-    params = count_parameters(model)
+    run_id = _open_run(tracker, trainer, corpus, device, key, skipped)
+    setup_seconds = time.monotonic() - started
+    status, metrics = _loop_and_evaluate(trainer, corpus, device, tracker, setup_seconds)
+    result = Result(status, {**metrics, "status": status, "run_id": run_id}, run_id, workdir)
+    checkpoint.atomic_write(  # the result is kept here whatever the tracking store does
+        workdir / "result.json", json.dumps({"config_hash": key, **result.metrics}, indent=1).encode()
+    )
+    _close_run(tracker, status, workdir)
+    return result
+
+
+def _open_run(
+    tracker: Tracker, trainer: Trainer, corpus: Corpus, device, key: str, skipped: list[str]
+) -> str:
+    """Start (or, resumed, reopen) the tracked run with the config, what was derived from it and
+    where it runs; returns its id."""
+    config = trainer.config
     run_id = tracker.start(
         params={
             **flatten(config),
-            "derived.params": params,
-            "derived.batches_per_epoch": batches_per_epoch,
+            "derived.params": count_parameters(trainer.model),
+            "derived.batches_per_epoch": len(trainer.epoch_batches(0)),
             "derived.train_pairs": len(corpus.train),
             "derived.train_pairs_dropped": corpus.train_pairs_dropped,
             "derived.src_vocab": corpus.vocabs.src_size,
@@ -102,12 +122,18 @@ def train(
         tracker.set_tags({record.RESUMED_FROM: str(trainer.progress.step)})
     if skipped:
         tracker.log_text("\n".join(skipped), f"events/skipped_checkpoints_step{trainer.progress.step}.txt")
-    setup_seconds = time.monotonic() - started
+    return run_id
+
+
+def _loop_and_evaluate(trainer: Trainer, corpus: Corpus, device, tracker: Tracker, setup_seconds: float):
+    """The training loop (unless the run already diverged), then the final evaluation; a stop
+    or a crash ends the tracked run as killed or failed before it propagates."""
     try:
         if trainer.progress.status != record.DIVERGED:
             trainer.progress.status = trainer.run()
         status = trainer.progress.status
-        metrics = final_metrics(trainer, corpus, params, device, config, status, setup_seconds)
+        params = count_parameters(trainer.model)
+        return status, final_metrics(trainer, corpus, params, device, trainer.config, status, setup_seconds)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or Ray Tune stopping the trial early
         tracker.end(record.KILLED, wait=False)
         raise
@@ -115,12 +141,6 @@ def train(
         tracker.set_tags({record.ERROR: f"{type(exc).__name__}: {exc}"[:1000]})
         tracker.end(record.FAILED, wait=False)
         raise
-    result = Result(status, {**metrics, "status": status, "run_id": run_id}, run_id, workdir)
-    checkpoint.atomic_write(  # the result is kept here whatever the tracking store does
-        workdir / "result.json", json.dumps({"config_hash": key, **result.metrics}, indent=1).encode()
-    )
-    _close_run(tracker, status, workdir)
-    return result
 
 
 def _close_run(tracker: Tracker, status: str, workdir: Path) -> None:
