@@ -399,7 +399,24 @@ def flatten(config: Config) -> dict[str, Any]:
     }
 
 
+NEUTRAL = {"neutral": True}
+"""Marks a field added after results were recorded whose default trains exactly as before the
+field existed (``Field(default=..., json_schema_extra=NEUTRAL)``). At that default it is left out
+of :func:`config_hash`: finished trials keep their identity (a sweep's ``--resume`` still knows
+them) when ablab gains an option."""
+
+
 def config_hash(config: Config) -> str:
-    """A content hash of the resolved config: equal configs hash equal, whatever the spelling."""
-    canonical = json.dumps(flatten(config), sort_keys=True, separators=(",", ":"))
+    """A content hash of the resolved config: equal configs hash equal, whatever the spelling.
+    Every field counts, except a :data:`NEUTRAL` one at its default."""
+    kept = {k: v for k, v in flatten(config).items() if not _neutral_default(k, v)}
+    canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _neutral_default(key: str, value: Any) -> bool:
+    section, name = key.split(".")
+    field = SECTIONS[section].model_fields[name]
+    return (field.json_schema_extra or {}).get("neutral", False) and value == json.loads(
+        json.dumps(field.default)
+    )

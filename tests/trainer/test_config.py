@@ -167,3 +167,18 @@ def test_huge_bad_values_are_cut_in_the_message():
     with pytest.raises(ConfigError) as err:
         C.from_dict({"model": {f"key{i}": i for i in range(50)}})
     assert str(err.value).count("unknown key") == 8 and "and 42 more" in str(err.value)
+
+
+def test_an_option_added_later_keeps_finished_trials_identity(monkeypatch):
+    """A field marked NEUTRAL is left out of the hash at its default, so a config hashes as it
+    did before the field existed; set to anything else, it counts."""
+    import hashlib
+    import json
+
+    before = {k: v for k, v in C.flatten(C.Config()).items() if k != "train.checkpoint_every"}
+    expected = hashlib.sha256(json.dumps(before, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert C.config_hash(C.Config()) != expected[:16]  # today the field counts
+    monkeypatch.setattr(C.SECTIONS["train"].model_fields["checkpoint_every"], "json_schema_extra", C.NEUTRAL)
+    assert C.config_hash(C.Config()) == expected[:16]  # as if it had not existed
+    changed = C.Config(train=C.TrainConfig(checkpoint_every=5))
+    assert C.config_hash(changed) != C.config_hash(C.Config())
