@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from trainer.build import build_corpus, count_parameters
-from trainer.config import load
+from trainer.config_files import load
 from trainer.device import describe, peak_flops, pick_device
 from trainer.run import build_trainer
 from trainer.tokenizer import PAD

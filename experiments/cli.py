@@ -81,7 +81,8 @@ def train_command(
     """Train and evaluate one model; resumes from its work directory if interrupted."""
     from experiments.progress import TerminalReporter
     from experiments.run_figures import log_run_figures
-    from trainer.config import config_hash, load, parse_override
+    from trainer.config import config_hash
+    from trainer.config_files import load, parse_override
     from trainer.disk import check_store_writable, check_writable
     from trainer.run import train
     from trainer.tracking import MlflowTracker

@@ -60,7 +60,8 @@ from experiments.spec_schema import (
     value_label,
 )
 from trainer import record, validation_errors
-from trainer.config import Config, apply_overrides, config_hash, from_dict, read_yaml, to_dict
+from trainer.config import Config, config_hash, from_dict, to_dict
+from trainer.config_files import apply_overrides, read_yaml
 from trainer.errors import ConfigError
 
 

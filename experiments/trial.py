@@ -29,7 +29,8 @@ from typing import Any
 from experiments.run_figures import log_run_figures
 from trainer import checkpoint as ckpt
 from trainer import record
-from trainer.config import apply_overrides, config_hash, flatten, from_dict
+from trainer.config import config_hash, flatten, from_dict
+from trainer.config_files import apply_overrides
 from trainer.errors import UserError
 from trainer.run import train
 from trainer.tracking import MlflowTracker

@@ -4,6 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from trainer import config as C
+from trainer import config_files as F
 from trainer.errors import ConfigError
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "configs").glob("*.yaml"))
@@ -92,12 +93,12 @@ def test_unknown_key_lists_the_valid_ones():
 def test_overrides_parse_yaml_values_and_reject_unknown_keys(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model: {heads: 4}\n")
-    cfg = C.load(path, dict(C.parse_override(s) for s in ["model.heads=8", "optim.betas=[0.9, 0.99]"]))
+    cfg = F.load(path, dict(F.parse_override(s) for s in ["model.heads=8", "optim.betas=[0.9, 0.99]"]))
     assert cfg.model.heads == 8 and cfg.optim.betas == (0.9, 0.99)
     with pytest.raises(ConfigError, match="did you mean 'model.heads'"):
-        C.load(path, {"model.head": 8})
+        F.load(path, {"model.head": 8})
     with pytest.raises(ConfigError, match="KEY=VALUE"):
-        C.parse_override("model.heads")
+        F.parse_override("model.heads")
 
 
 @pytest.mark.parametrize(
@@ -108,7 +109,7 @@ def test_bad_files_name_the_file(tmp_path, text, fragment):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as err:
-        C.load(path)
+        F.load(path)
     assert str(path) in str(err.value) and fragment in str(err.value)
 
 
@@ -117,26 +118,26 @@ def test_an_empty_config_is_refused_not_trained_as_the_defaults(tmp_path, text):
     path = tmp_path / "empty.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match="the config is empty") as err:
-        C.load(path)
+        F.load(path)
     assert str(path) in str(err.value) and "train: {}" in str(err.value)
     path.write_text("train: {}\n")  # the defaults, asked for on purpose
-    assert C.load(path).train.epochs == C.Config().train.epochs
+    assert F.load(path).train.epochs == C.Config().train.epochs
 
 
 def test_missing_and_non_utf8_files(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
-        C.load(tmp_path / "nope.yaml")
+        F.load(tmp_path / "nope.yaml")
     bad = tmp_path / "latin1.yaml"
     bad.write_bytes("model: {norm: pr\xe9}".encode("latin-1"))
     with pytest.raises(ConfigError, match="not UTF-8"):
-        C.load(bad)
+        F.load(bad)
 
 
 def test_yaml_is_loaded_safely(tmp_path):
     path = tmp_path / "evil.yaml"
     path.write_text("model: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(ConfigError, match="invalid YAML"):
-        C.load(path)
+        F.load(path)
 
 
 def test_flatten_and_hash_are_canonical():
@@ -155,7 +156,7 @@ def test_peak_lr_prefers_schedule_lr_max():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_every_shipped_config_loads(path):
-    cfg = C.load(path)
+    cfg = F.load(path)
     assert cfg.data.dir is None, "shipped configs must find data through MULTI30K_DIR or the cache"
 
 
