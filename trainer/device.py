@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import sys
 import time
 
 import torch
@@ -33,15 +34,39 @@ GPU_PEAK_TFLOPS = {
 }
 
 
+def assigned_gpus() -> str:
+    """The GPUs a scheduler assigned to this process (``CUDA_VISIBLE_DEVICES``, which Ray sets
+    for a trial with ``resources.gpus``); '' where none were."""
+    value = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    return "" if value in ("-1", "NoDevFiles") else value
+
+
 def pick_device(choice: str, precision: str) -> torch.device:
-    """The device ``train.device`` names; refuses what it cannot run (fp16 needs CUDA)."""
+    """The device ``train.device`` names; refuses what it cannot run (fp16 needs CUDA).
+
+    With ``auto``, CUDA where PyTorch finds it, else the CPU; where a scheduler assigned this
+    process a GPU that PyTorch cannot use (a CPU build, no driver), the CPU, said on stderr.
+    With ``cuda`` and no CUDA device, a clear refusal."""
+    gpus = assigned_gpus()
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise ConfigError("train.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'.")
+            assigned = f" (GPU {gpus} was assigned to this process)" if gpus else ""
+            raise ConfigError(
+                f"train.device is 'cuda' but PyTorch finds no CUDA device{assigned}; install PyTorch's "
+                "CUDA build where the GPU is, or use train.device 'auto' (falls back to the CPU) or 'cpu'."
+            )
         return torch.device("cuda")
     if precision == "fp16":
         raise ConfigError(
             "train.precision 'fp16' needs a CUDA device and none is visible; use 'bf16' or 'fp32'."
+        )
+    if gpus and choice == "auto":
+        print(
+            f"ablab: device: GPU {gpus} was assigned to this process (CUDA_VISIBLE_DEVICES) but PyTorch "
+            f"{torch.__version__} finds no CUDA device; training on the CPU (train.device 'cuda' would "
+            "refuse instead).",
+            file=sys.stderr,
+            flush=True,
         )
     return torch.device("cpu")
 

@@ -45,6 +45,8 @@ TRIAL, TRIAL_HASH, GROUPS, SEED, ARM = (
 STATUS, ERROR, TEST_SET = "ablab.status", "ablab.error", "ablab.test_set"
 CONFIG_HASH, GIT_COMMIT, RESUMED_FROM = "ablab.config_hash", "ablab.git_commit", "ablab.resumed_from_step"
 DEVICE, TORCH_VERSION, ARCH = "ablab.device", "ablab.torch_version", "ablab.arch"
+ASSIGNED_GPUS = "ablab.assigned_gpus"
+"""The GPUs a scheduler assigned to the run's process (``CUDA_VISIBLE_DEVICES``; Ray sets it)."""
 BLEU_SIGNATURE, CHRF_SIGNATURE = "ablab.bleu_signature", "ablab.chrf_signature"
 TUNE_TRIAL_ID = "ablab.tune_trial_id"  # a search trial's Tune id: its attempts share one run
 AXIS, SEARCHED = "ablab.axis.", "ablab.search."  # prefixes: a grid point's values, a searched value

@@ -25,7 +25,7 @@ from trainer import checkpoint, record
 from trainer.batching import token_batches
 from trainer.build import Corpus, build_corpus, build_model, count_parameters
 from trainer.config import Config, config_hash, flatten, to_dict
-from trainer.device import describe, peak_flops, pick_device
+from trainer.device import assigned_gpus, describe, peak_flops, pick_device
 from trainer.errors import Unavailable, UserError
 from trainer.evaluate import (
     attention_record,
@@ -112,6 +112,7 @@ def _open_run(
             record.CONFIG_HASH: key,
             record.GIT_COMMIT: git_commit(),
             record.DEVICE: describe(device),
+            record.ASSIGNED_GPUS: assigned_gpus() or "none",
             record.TORCH_VERSION: torch.__version__,
             record.ARCH: config.model.arch,
         },

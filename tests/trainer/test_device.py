@@ -1,0 +1,42 @@
+"""Which device a run trains on, also where a scheduler assigned a GPU that PyTorch cannot use
+(a trial with resources.gpus on a node whose PyTorch is the CPU build)."""
+
+import pytest
+import torch
+
+from trainer.device import assigned_gpus, pick_device
+from trainer.errors import ConfigError
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+def test_auto_falls_back_to_the_cpu_and_says_why_when_a_gpu_was_assigned(no_cuda, monkeypatch, capsys):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert assigned_gpus() == "0"
+    assert pick_device("auto", "bf16") == torch.device("cpu")
+    line = capsys.readouterr().err
+    assert (
+        "GPU 0 was assigned to this process (CUDA_VISIBLE_DEVICES)" in line and "training on the CPU" in line
+    )
+
+
+def test_nothing_is_said_when_no_gpu_was_assigned(no_cuda, monkeypatch, capsys):
+    for unset in ("", "-1"):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", unset)
+        assert assigned_gpus() == "" and pick_device("auto", "fp32") == torch.device("cpu")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert pick_device("auto", "fp32") == torch.device("cpu")
+    assert capsys.readouterr().err == ""
+
+
+def test_a_config_that_demands_cuda_is_refused_clearly(no_cuda, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    with pytest.raises(
+        ConfigError, match=r"train.device is 'cuda' but PyTorch finds no CUDA device \(GPU 1 was"
+    ):
+        pick_device("cuda", "bf16")
+    with pytest.raises(ConfigError, match="fp16' needs a CUDA device"):
+        pick_device("auto", "fp16")
