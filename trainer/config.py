@@ -31,6 +31,12 @@ SPLITS = (
 TEST_SETS = SPLITS[2:]
 Language = Literal["en", "de"]
 
+NEUTRAL = {"neutral": True}
+"""Marks a field added after results were recorded whose default trains exactly as before the
+field existed (``Field(default=..., json_schema_extra=NEUTRAL)``). At that default it is left out
+of :func:`config_hash`: finished trials keep their identity (a sweep's ``--resume`` still knows
+them) when ablab gains an option."""
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True)
@@ -122,8 +128,14 @@ class ScheduleConfig(_Section):
 
 
 class OptimConfig(_Section):
-    name: Literal["adamw", "adam"] = "adamw"
-    """'adamw': decoupled weight decay (biases and norm weights excluded); 'adam': none."""
+    name: Literal["adamw", "adam", "lion", "adafactor", "sgd", "adamw8bit"] = "adamw"
+    """'adamw': Adam with decoupled weight decay; 'adam': Vaswani et al.'s, no decay; 'lion':
+    sign updates (Chen et al. 2023), one state per weight, usually at a 3-10x smaller lr and a
+    larger weight_decay; 'adafactor': factored second moments (Shazeer & Stern 2018,
+    torch.optim.Adafactor), the schedule's lr capping its relative step; 'sgd': momentum SGD,
+    the control of every optimizer study; 'adamw8bit': AdamW with 8-bit states
+    (bitsandbytes), CUDA only. Weight decay is decoupled and skips biases and norm weights for
+    all but 'adam'."""
     lr: float = Field(default=7e-4, gt=0.0)
     """Peak learning rate, unless schedule.lr_max is set."""
     betas: tuple[float, float] = Field(default=(0.9, 0.98), strict=False)
@@ -131,14 +143,29 @@ class OptimConfig(_Section):
     eps: float = Field(default=1e-9, gt=0.0)
     """Adam epsilon."""
     weight_decay: float = Field(default=0.01, ge=0.0)
-    """Decoupled weight decay of 'adamw' (Adam takes none)."""
+    """Decoupled weight decay λ (θ ← θ − lr·λ·θ each update) of every optimizer but 'adam'."""
     clip_norm: float = Field(default=1.0, ge=0.0)
     """Clip the global gradient norm to this; 0 disables clipping (the norm is still logged)."""
+    lion_betas: tuple[float, float] = Field(default=(0.9, 0.99), strict=False, json_schema_extra=NEUTRAL)
+    """Lion's (β1, β2): β1 interpolates the update's direction, β2 the momentum; the paper's (0.9, 0.99)."""
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0, json_schema_extra=NEUTRAL)
+    """SGD's momentum."""
+    nesterov: bool = Field(default=False, json_schema_extra=NEUTRAL)
+    """SGD with Nesterov momentum."""
+    adafactor_beta2_decay: float = Field(default=-0.8, le=0.0, json_schema_extra=NEUTRAL)
+    """Adafactor's second-moment decay: β2 at update t is 1 − t^decay (the paper's −0.8)."""
+    adafactor_eps: float = Field(default=1e-3, ge=0.0, json_schema_extra=NEUTRAL)
+    """Adafactor's ε2: the relative step is scaled by max(ε2, RMS(θ))."""
+    adafactor_clip: float = Field(default=1.0, ge=1.0, json_schema_extra=NEUTRAL)
+    """Adafactor's update clipping threshold d: an update whose RMS exceeds d is scaled to d."""
 
     @model_validator(mode="after")
     def _betas_in_range(self) -> OptimConfig:
-        if not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"optim.betas must both lie in [0, 1), got {list(self.betas)}")
+        for key in ("betas", "lion_betas"):
+            if not all(0.0 <= b < 1.0 for b in getattr(self, key)):
+                raise ValueError(f"optim.{key} must both lie in [0, 1), got {list(getattr(self, key))}")
+        if self.nesterov and self.momentum == 0.0:
+            raise ValueError("optim.nesterov needs optim.momentum > 0")
         return self
 
 
@@ -254,6 +281,8 @@ class Config(_Section):
                 f"schedule {self.schedule.name!r} decays to a last update: set "
                 "schedule.total_steps (or train.max_steps or train.epochs)"
             )
+        if self.optim.name == "adamw8bit" and self.train.device == "cpu":
+            raise ValueError("optim.name 'adamw8bit' needs CUDA (bitsandbytes); use 'adamw' on CPU")
         if self.train.precision == "fp16" and self.train.device == "cpu":
             raise ValueError("train.precision 'fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
         return self
@@ -323,13 +352,6 @@ def flatten(config: Config) -> dict[str, Any]:
     return {
         f"{section}.{key}": value for section, body in to_dict(config).items() for key, value in body.items()
     }
-
-
-NEUTRAL = {"neutral": True}
-"""Marks a field added after results were recorded whose default trains exactly as before the
-field existed (``Field(default=..., json_schema_extra=NEUTRAL)``). At that default it is left out
-of :func:`config_hash`: finished trials keep their identity (a sweep's ``--resume`` still knows
-them) when ablab gains an option."""
 
 
 def config_hash(config: Config) -> str:

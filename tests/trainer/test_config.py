@@ -176,10 +176,17 @@ def test_an_option_added_later_keeps_finished_trials_identity(monkeypatch):
     import hashlib
     import json
 
-    before = {k: v for k, v in C.flatten(C.Config()).items() if k != "train.checkpoint_every"}
+    counted = {k: v for k, v in C.flatten(C.Config()).items() if not C._neutral_default(k, v)}
+    before = {k: v for k, v in counted.items() if k != "train.checkpoint_every"}
     expected = hashlib.sha256(json.dumps(before, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     assert C.config_hash(C.Config()) != expected[:16]  # today the field counts
     monkeypatch.setattr(C.SECTIONS["train"].model_fields["checkpoint_every"], "json_schema_extra", C.NEUTRAL)
     assert C.config_hash(C.Config()) == expected[:16]  # as if it had not existed
     changed = C.Config(train=C.TrainConfig(checkpoint_every=5))
     assert C.config_hash(changed) != C.config_hash(C.Config())
+
+
+def test_the_default_config_keeps_the_hash_its_finished_runs_were_recorded_under():
+    """Every trial of a stored sweep is found again by this hash: an option added to the config
+    must be NEUTRAL at its default (or this hash, and every stored trial's, changes)."""
+    assert C.config_hash(C.Config()) == "ac91ccaa9bdf08a9"

@@ -32,9 +32,12 @@ def final_weights(workdir):
     return checkpoint.load(path)
 
 
-@pytest.mark.parametrize("crash_step", [7, 23])  # mid-epoch, and in the second epoch
-def test_resume_equals_uninterrupted(tmp_path, crash_step):
-    cfg = tiny_config(train={"epochs": 2, "checkpoint_every": 5, "log_every": 1})
+@pytest.mark.parametrize(
+    "crash_step, optimizer",
+    [(7, "adamw"), (23, "adamw"), (23, "lion"), (23, "adafactor"), (23, "sgd")],
+)  # mid-epoch, and in the second epoch; every optimizer's state is checkpointed and restored
+def test_resume_equals_uninterrupted(tmp_path, crash_step, optimizer):
+    cfg = tiny_config(train={"epochs": 2, "checkpoint_every": 5, "log_every": 1}, optim={"name": optimizer})
     whole = train(cfg, workdir=tmp_path / "whole")
 
     with pytest.raises(Crash):
