@@ -126,7 +126,8 @@ def sacrebleu_p(differences: np.ndarray, observed: float) -> float:
 
 @dataclass(frozen=True)
 class Comparison:
-    """One arm against the baseline on one metric."""
+    """One contrast on one metric: an arm against the baseline, or a design's effect (``arm``
+    and ``baseline`` then hold the contrast's two parts)."""
 
     metric: str
     seeds: tuple[int, ...]  # the paired seeds compared

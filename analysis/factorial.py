@@ -40,7 +40,7 @@ INTERACTION = "interaction"
 @dataclass(frozen=True)
 class Factor:
     keys: tuple[str, ...]
-    levels: tuple[Level, ...]  # the reference first, then the others in the settings' order
+    levels: tuple[Level, ...]  # the reference first, then the others (numeric order where numbers)
 
     @property
     def name(self) -> str:

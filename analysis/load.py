@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from trainer import record
+from trainer.config import neutral_defaults
 
 HEADLINE = (
     "bleu",
@@ -186,6 +187,8 @@ def _trial_row(run) -> dict:
     row.update({k: final.get(k) for k in HEADLINE})
     if row["params"] is None and "derived.params" in run.data.params:
         row["params"] = float(run.data.params["derived.params"])
+    if run.data.params:  # a run recorded before an option existed trained with its default
+        row.update({k: _value(record.param_text(v)) for k, v in neutral_defaults().items()})
     row.update({k: _value(v) for k, v in run.data.params.items() if not k.startswith("derived.")})
     return row
 

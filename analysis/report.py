@@ -1,7 +1,8 @@
 """The comparison report of a sweep: a section per ablation group, each with its question, a
 table of the settings with each arm's effect on BLEU and its verdict, every comparison against
-the baseline in detail, its figures and a finding computed from the verdicts; then every trial
-that did not finish, with its reason.
+the baseline in detail, its figures and a finding computed from the verdicts (a crossed group:
+its factorial tables, main effects and interactions instead, :mod:`analysis.factorial`); then
+every trial that did not finish, with its reason.
 
 The statistics are :mod:`analysis.bootstrap` (effect, interval, p across seeds and sentences)
 and :mod:`analysis.verdicts` (Holm over the whole report, verdicts, seeds it would take); the

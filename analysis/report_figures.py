@@ -99,7 +99,7 @@ def group_figures(
         made.append(
             ("training", figure, CAPTIONS["training"].format(seeds=seeds, smoothing=figures.SMOOTHING))
         )
-    if crossed is not None:
+    if crossed is not None and "mean" in crossed[1] and crossed[1]["mean"].notna().any():
         made.append(_interaction(*crossed, group, seeds))
     if SIZE_KEYS & set(keys) and summary["params_mean"].nunique() > 1:
         figure = figures.plot_metric_vs_params(summary, colors, title=f"{group}: BLEU against parameters")

@@ -202,10 +202,13 @@ def judge(evidence: Evidence, designs: Sequence[Design] = ()) -> dict[tuple[str,
     baseline, except the cells of a crossed design, whose main effects and interactions are
     compared instead. Keys: (setting, metric), and (``group/contrast label``, metric)."""
     trials = evidence.trials
-    in_design = {s for d in designs for s in d.cells.values()}
+    crossed = {d.group for d in designs}
+    groups_of: dict[str, set[str]] = {}
+    for setting, groups in zip(trials["setting"], trials["groups"], strict=True):
+        groups_of.setdefault(setting, set()).update(g for g in groups if g != BASELINE)
     comparisons, names = [], []
     for setting in dict.fromkeys(trials.loc[trials["status"] == "finished", "setting"]):
-        if setting == BASELINE or setting in in_design:
+        if setting == BASELINE or groups_of[setting] <= crossed:  # a cell of crossed designs only
             continue
         for metric in METRICS:
             c = evidence.contrast(metric, {setting: 1.0}, {BASELINE: 1.0})

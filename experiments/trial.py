@@ -62,6 +62,8 @@ class TrialPayload:
 
     @classmethod
     def of(cls, params: dict[str, Any]) -> TrialPayload:
+        """The payload from its mapping; a field added later needs a default here, since a sweep
+        saved before it restores mappings without it."""
         return cls(**params)
 
 

@@ -4,7 +4,8 @@ A config is a YAML mapping of sections (``data``, ``model``, ``loss``, ``schedul
 ``train``, ``eval``); every key is a field below, documented where it is declared. Unknown
 keys, wrong types and inconsistent values raise :class:`~trainer.errors.ConfigError` with a
 message that names the dotted key and the fix. Sweeps address fields by dotted key
-(``model.heads``), and :func:`flatten` / :func:`apply_overrides` work in those terms.
+(``model.heads``), and :func:`flatten` (and ``trainer.config_files.apply_overrides``) work in
+those terms.
 """
 
 from __future__ import annotations
@@ -362,9 +363,17 @@ def config_hash(config: Config) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def neutral_defaults() -> dict[str, Any]:
+    """Every :data:`NEUTRAL` field's dotted key and default (JSON form): what a run recorded
+    before the field existed trained with."""
+    return {
+        f"{section}.{name}": json.loads(json.dumps(field.default))
+        for section, cls in SECTIONS.items()
+        for name, field in cls.model_fields.items()
+        if (field.json_schema_extra or {}).get("neutral", False)
+    }
+
+
 def _neutral_default(key: str, value: Any) -> bool:
-    section, name = key.split(".")
-    field = SECTIONS[section].model_fields[name]
-    return (field.json_schema_extra or {}).get("neutral", False) and value == json.loads(
-        json.dumps(field.default)
-    )
+    neutral = neutral_defaults()
+    return key in neutral and value == neutral[key]

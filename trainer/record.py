@@ -29,6 +29,7 @@ Stores written before these names (``train_loss``, ``val_bleu`` at the validatio
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import Any
@@ -193,3 +194,10 @@ def summary(metrics: dict[str, float], test_set: str | None) -> dict[str, float]
         if "/" not in key and key not in out and key not in LEGACY:
             out[key] = value  # older stores: params, epochs, ... without a prefix
     return out
+
+
+def param_text(value: Any) -> str:
+    """A config value as the run's MLflow param holds it: lists and mappings as JSON."""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return str(value)

@@ -1,5 +1,5 @@
-"""How long a run is, in optimizer updates: one rule for the trainer, the plan and the progress
-bar.
+"""How long a run is, in optimizer updates: one rule for the schedule, the plan and the progress
+bar (the training loop stops by the same rule, update by update, in ``trainer/loop.py``).
 
 - An epoch of ``b`` batches is ``ceil(b / train.accum_steps)`` updates (a last, partial
   accumulation is an update too).

@@ -291,7 +291,7 @@ class MlflowTracker:
     def _log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
-        items = [Param(k, _param_value(v)) for k, v in params.items()]
+        items = [Param(k, record.param_text(v)) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow accepts 100 params per batch
             self.patiently(lambda i=i: self.client.log_batch(self.run_id, params=items[i : i + 100]))
 
@@ -494,9 +494,3 @@ def json_safe(data: Any) -> Any:
     if isinstance(data, (list, tuple)):
         return [json_safe(v) for v in data]
     return data
-
-
-def _param_value(value: Any) -> str:
-    if isinstance(value, (list, tuple, dict)):
-        return json.dumps(value)
-    return str(value)

@@ -155,3 +155,18 @@ def test_three_factors_give_main_effects_and_interactions_of_every_order():
     signed = {**three_way.plus, **{c: -w for c, w in three_way.minus.items()}}
     assert len(signed) == 8 and sorted(abs(w) for w in signed.values()) == [1.0] * 8
     assert signed[(("1",), ("1",), ("1",))] == 1.0 and signed[(("0",), ("0",), ("0",))] == -1.0
+
+
+def test_a_cell_that_is_also_another_groups_arm_keeps_its_comparison_there(tmp_path):
+    runs = nll_sweep(-0.2, 0.5, -0.5)
+    t = runs.trials
+    t["groups"] = [
+        ("no_warmup", "norm_warmup") if s == "warmup_steps=0" else g
+        for s, g in zip(t["setting"], t["groups"], strict=True)
+    ]
+    made = report.build(runs, tmp_path, groups=["no_warmup", "norm_warmup"], n_resamples=300)
+    single, crossed = made.sections
+    assert single.group == "no_warmup" and crossed.cell_tables
+    assert {r["setting"] for r in single.comparisons} == {"warmup_steps=0"}
+    assert single.rows[1]["verdict"] == "inconclusive"  # BLEU: logged alike everywhere
+    assert "no setting has a finished run" not in single.finding

@@ -59,3 +59,26 @@ def test_todays_names_and_an_older_stores_read_alike(tmp_path):
     assert curves[(new, "val/bleu", 20)] == 1.0 and curves[(new, "train/nll", 10)] == 0.5
     assert curves[(old, "val/bleu", 20)] == 1.0  # moved to its update step, the epoch beside it
     assert (old, "train/loss", 10) in curves.index
+
+
+def test_a_run_recorded_before_an_option_existed_reads_as_its_default(tmp_path):
+    """A run logged before the optimizer options existed lacks their params; it trained with
+    their defaults and is read so, so that the report sees no key varied between old and new."""
+    from mlflow.entities import Param
+
+    from analysis.report import varied_keys
+    from trainer.config import Config, flatten, neutral_defaults
+
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    experiment_id = ensure_experiment(uri, "ablab/mixed")
+    client = MlflowClient(uri)
+    today = flatten(Config())
+    before = {k: v for k, v in today.items() if k not in neutral_defaults()}
+    assert "optim.lion_betas" in today and "optim.lion_betas" not in before
+    for name, params in (("new,seed=1", today), ("old,seed=2", before)):
+        run = trial_run(client, experiment_id, name, [("test/test_2016_flickr/bleu", 20.0, 1)])
+        client.log_batch(run, params=[Param(k, record.param_text(v)) for k, v in params.items()])
+    trials = load(uri, "ablab/mixed").trials
+    assert trials["optim.lion_betas"].tolist() == ["[0.9, 0.99]"] * 2
+    assert trials["optim.momentum"].tolist() == [0.9, 0.9]
+    assert varied_keys(trials) == []

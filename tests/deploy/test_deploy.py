@@ -31,6 +31,8 @@ def test_the_cluster_launcher_config_is_valid_for_ray_up():
     assert nodes[config["head_node_type"]]["resources"]["GPU"] == 0  # trials run on the GPU workers
     assert nodes["gpu_worker"]["resources"]["GPU"] >= 1
     assert any("ablab[server]" in command for command in config["setup_commands"])
+    assert nodes["gpu_worker"]["min_workers"] >= 1  # ablab checks the nodes that are up at its start
+    assert any("mount" in c and "/srv/ablab" in c for c in config["initialization_commands"])  # shared
 
 
 @pytest.mark.parametrize(
