@@ -218,7 +218,7 @@ class MlflowTracker:
         """Create or reopen the run; log params (once per run) and tags. A store that does not
         answer is waited for, up to ``patience``."""
         self._connect()
-        all_tags = {**tags, **self.tags}
+        all_tags = {**tags, **self.tags, record.STATUS: record.RUNNING}  # a reopened run is again running
         if self.parent_run_id:
             all_tags[record.PARENT] = self.parent_run_id
         run_id = run_id or self.run_id
