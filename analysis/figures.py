@@ -98,9 +98,10 @@ def plot_metric_vs_params(
     )
     ax.xaxis.set_major_formatter(FuncFormatter(_millions))
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
-    span = data[f"{metric}_mean"].max() - data[f"{metric}_mean"].min()
-    margin = max(span * 0.35, 0.5)
-    ax.set_ylim(data[f"{metric}_mean"].min() - margin, data[f"{metric}_mean"].max() + margin)
+    sd = data[f"{metric}_sd"].fillna(0.0) if f"{metric}_sd" in data else 0.0
+    low, high = (data[f"{metric}_mean"] - sd).min(), (data[f"{metric}_mean"] + sd).max()
+    margin = max((high - low) * 0.15, 0.5)  # every error bar whole, caps included
+    ax.set_ylim(low - margin, high + margin)
     ax.set(xlabel="parameters", ylabel=f"{metric.upper()} (mean ± sd over seeds)", title=title)
     fig.tight_layout()
     place_labels(

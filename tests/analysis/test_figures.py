@@ -71,6 +71,17 @@ def test_bleu_against_params_is_in_millions_with_a_clear_label_per_point():
     assert collisions(fig) == []
 
 
+def test_bleu_against_params_shows_every_error_bar_whole():
+    """Two close means with a wide seed spread (the smoke sweep's): the bars, not the means,
+    set the y-range."""
+    summary = pd.DataFrame(
+        {"setting": ["baseline", "seq2seq"], "bleu_mean": [11.30, 10.20], "bleu_sd": [1.63, 0.62],
+         "params_mean": [0.92e6, 0.67e6]}
+    )  # fmt: skip
+    low, high = plot_metric_vs_params(summary, {"baseline": "k", "seq2seq": "C1"}).axes[0].get_ylim()
+    assert low < 11.30 - 1.63 and high > 11.30 + 1.63
+
+
 def test_metric_by_value_orders_the_axis():
     fig = plot_metric_by_value(SUMMARY.iloc[::-1], "model.layers", COLORS)
     ax = fig.axes[0]
