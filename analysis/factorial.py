@@ -143,11 +143,17 @@ def shown(column: pd.Series) -> pd.Series:
     return column.map(str)
 
 
+def _setting_values(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per setting (its index), the ``keys`` as the spec wrote them."""
+    settings = rows.drop_duplicates("setting").set_index("setting")
+    return pd.DataFrame({k: shown(settings[k]) for k in keys}, index=settings.index)
+
+
 def _factor_keys(settings: pd.DataFrame, keys: list[str]) -> list[list[str]]:
-    """Keys joined into factors: a key joins a factor whose first key determines it or is
-    determined by it over the settings (one row per setting)."""
+    """The keys that vary over the settings (one row per setting), joined into factors: a key
+    joins a factor whose first key determines it or is determined by it."""
     factors: list[list[str]] = []
-    for key in keys:
+    for key in (k for k in keys if settings[k].nunique() > 1):
         for factor in factors:
             lead = factor[0]
             if (
@@ -163,9 +169,7 @@ def _factor_keys(settings: pd.DataFrame, keys: list[str]) -> list[list[str]]:
 
 def factors_of(rows: pd.DataFrame, keys: list[str]) -> list[list[str]]:
     """The factors (keys moving together) of ``keys`` over the settings of ``rows``."""
-    settings = rows.drop_duplicates("setting").set_index("setting")
-    table = pd.DataFrame({k: shown(settings[k]) for k in keys}, index=settings.index)
-    return _factor_keys(table, [k for k in keys if table[k].nunique() > 1])
+    return _factor_keys(_setting_values(rows, keys), keys)
 
 
 def design(group: str, members: pd.DataFrame, keys: list[str], baseline: str = "baseline") -> Design | None:
@@ -176,14 +180,11 @@ def design(group: str, members: pd.DataFrame, keys: list[str], baseline: str = "
         own = own[own["model.arch"].notna()]
     if own.empty or not keys:
         return None
-    settings = own.drop_duplicates("setting").set_index("setting")
-    table = pd.DataFrame({k: shown(settings[k]) for k in keys}, index=settings.index)
-    grouped = factors_of(own, keys)
+    table = _setting_values(own, keys)
+    grouped = _factor_keys(table, keys)  # each factor varies, so it has two levels or more
     if len(grouped) < 2:
         return None
     levels_of = [list(dict.fromkeys(map(tuple, table[f].itertuples(index=False)))) for f in grouped]
-    if any(len(levels) < 2 for levels in levels_of):
-        return None
     cells: dict[Cell, str] = {}
     for setting, row in table.iterrows():
         cells[tuple(tuple(row[k] for k in f) for f in grouped)] = setting

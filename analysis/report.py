@@ -107,7 +107,11 @@ def build(
     found = list(dict.fromkeys(g for gs in trials["groups"] for g in gs if g != BASELINE))
     order = [g for g in (groups or []) if g in found] + [g for g in found if g not in (groups or [])]
     evidence = gather(runs, trials, n_resamples)
-    designs = {g: d for g in order if (d := design(g, _members(trials, g), varied_keys(_members(trials, g))))}
+    designs = {}
+    for group in order:
+        members = _members(trials, group)
+        if crossed := design(group, members, varied_keys(members)):
+            designs[group] = crossed
     verdicts = judge(evidence, list(designs.values()))
     flagged = budget.flags(trials, runs.curves)
     context = _Context(
@@ -203,8 +207,11 @@ def _section(ctx: _Context, group: str, text: GroupText, exercise) -> Section:
     changes = {s: _change(base, members[members["setting"] == s], keys) for s in settings}
     summary = aggregate(members[members["status"] == "finished"], "setting", DESCRIPTIVE)
     calibration = "loss.label_smoothing" in keys
+    compared = crossed is None  # a design's cells are not compared one by one with the baseline
     rows = [
-        _row(summary, members, s, changes.get(s, ""), ctx.verdicts.get((s, "bleu")), ctx, calibration)
+        _row(
+            summary, members, s, changes.get(s, ""), ctx.verdicts.get((s, "bleu")), ctx, calibration, compared
+        )
         for s in [BASELINE, *settings]
     ]
     section = Section(
@@ -215,8 +222,9 @@ def _section(ctx: _Context, group: str, text: GroupText, exercise) -> Section:
         expect=text.expect,
     )
     primary = ["ece", "bleu"] if calibration else ["bleu"]
+    bleu_cells = None
     if crossed:
-        mine = _design_section(ctx, crossed, section, primary, summary)
+        mine, bleu_cells = _design_section(ctx, crossed, section, primary, members, keys, summary)
     else:
         mine = [ctx.verdicts[(s, m)] for s in settings for m in METRICS if (s, m) in ctx.verdicts]
         section.comparisons = [findings.comparison_row(v) for v in mine]
@@ -242,17 +250,16 @@ def _section(ctx: _Context, group: str, text: GroupText, exercise) -> Section:
         ctx.out,
         ctx.colors,
         exercise,
-        (crossed, _cells(ctx, crossed, "bleu")) if crossed else None,
+        (crossed, bleu_cells) if crossed else None,
     )
     return section
 
 
 def _design_section(
-    ctx: _Context, crossed: Design, section: Section, primary: list[str], summary: pd.DataFrame
-) -> list[Verdict]:
-    """A crossed group's factorial tables, its effects' rows and finding; the settings table
-    loses the per-setting verdict columns (cells are not compared one by one)."""
-    members = _members(ctx.trials, crossed.group)
+    ctx: _Context, crossed: Design, section: Section, primary: list[str], members, keys, summary
+) -> tuple[list[Verdict], pd.DataFrame]:
+    """A crossed group's factorial tables, its effects' rows and finding. Returns the verdicts
+    and the cells' BLEU (for the interaction plot)."""
     levels = " × ".join(
         f"{f.name} ({', '.join(f.label(v) for v in display_levels(f))})" for f in crossed.factors
     )
@@ -266,11 +273,9 @@ def _design_section(
         + " Each effect is a contrast of cell means (seeds paired), its reference the "
         + ("baseline's level." if crossed.baseline_cell else "first level.")
     )
-    for metric in primary:
-        section.cell_tables += _cell_tables(_cells(ctx, crossed, metric), crossed, metric)
-    for row in section.rows:
-        row.pop("Δ BLEU [adjusted interval]", None)
-        row.pop("verdict", None)
+    cells = {metric: _cells(ctx, crossed, metric) for metric in primary}  # BLEU is always primary
+    for metric, table in cells.items():
+        section.cell_tables += _cell_tables(table, crossed, metric)
     effects = crossed.contrasts()
     mine, sentences = [], []
     for effect in effects:
@@ -281,8 +286,8 @@ def _design_section(
                 section.comparisons.append(findings.comparison_row(v, effect))
                 if metric in primary:
                     sentences.append(findings.effect_sentence(v, effect))
-    section.finding = findings.group_finding(sentences, members, summary, varied_keys(members), ctx.flagged)
-    return mine
+    section.finding = findings.group_finding(sentences, members, summary, keys, ctx.flagged)
+    return mine, cells["bleu"]
 
 
 def _cells(ctx: _Context, crossed: Design, metric: str) -> pd.DataFrame:
@@ -340,10 +345,12 @@ def _change(base: pd.DataFrame, rows: pd.DataFrame, keys: list[str]) -> str:
     return ", ".join(f"{k} {before} → {after}" for k, before, after in pairs if before != after)
 
 
-def _row(summary, members, setting, change, verdict, ctx: _Context, calibration: bool) -> dict | None:
+def _row(
+    summary, members, setting, change, verdict, ctx: _Context, calibration: bool, compared: bool
+) -> dict | None:
     """A setting as a row of the group's table, in the layout of Vaswani et al. 2017's Table 3:
-    what changed, BLEU and its difference from the baseline with the verdict, PPL, size, time;
-    ECE where the group is about calibration."""
+    what changed, BLEU and (``compared``) its difference from the baseline with the verdict, PPL,
+    size, time; ECE where the group is about calibration."""
     runs = members[members["setting"] == setting]
     if runs.empty:
         return None
@@ -356,9 +363,10 @@ def _row(summary, members, setting, change, verdict, ctx: _Context, calibration:
         "changed": "(reference)" if setting == BASELINE else change or "-",
         "seeds": f"{int(s.get('n', 0))}/{len(runs)}" + (f", {diverged} diverged" if diverged else ""),
         "BLEU": _pm(s, "bleu", 2),
-        "Δ BLEU [adjusted interval]": findings.delta_cell(verdict) if verdict else "-",
-        "verdict": findings.verdict_cell(verdict) if verdict else "-",
     }
+    if compared:
+        row["Δ BLEU [adjusted interval]"] = findings.delta_cell(verdict) if verdict else "-"
+        row["verdict"] = findings.verdict_cell(verdict) if verdict else "-"
     if calibration:
         row["ECE"] = _pm(s, "ece", 3)
     row |= {

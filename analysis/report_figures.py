@@ -147,11 +147,12 @@ def _interaction(crossed: Design, cells: pd.DataFrame, group: str, seeds: str) -
     panel = None
     if rest:
         panel = "panel"
-        cells = cells.assign(panel="")
-        cells["panel"] = [
-            "; ".join(f"{f.name} = {v}" for f, v in zip(rest, values, strict=True))
-            for values in cells[[f.name for f in rest]].itertuples(index=False)
-        ]
+        cells = cells.assign(
+            panel=[
+                "; ".join(f"{f.name} = {v}" for f, v in zip(rest, values, strict=True))
+                for values in cells[[f.name for f in rest]].itertuples(index=False)
+            ]
+        )
     title = f"{group}: BLEU by {cols_f.name} and {rows_f.name}"
     ylabel = "BLEU (mean over seeds, 95 % interval)"
     figure = figures.plot_interaction(

@@ -147,10 +147,13 @@ def decide(
     return out
 
 
-def seed_runs(trials: pd.DataFrame, setting: str) -> dict[int, str]:
-    """Seed -> run id of the setting's finished runs."""
-    rows = trials[(trials["setting"] == setting) & (trials["status"] == "finished")]
-    return dict(zip(rows["seed"].astype(int), rows["run_id"], strict=True))
+def seed_runs(trials: pd.DataFrame) -> dict[str, dict[int, str]]:
+    """Setting -> seed -> run id of its finished runs."""
+    finished = trials[trials["status"] == "finished"]
+    out: dict[str, dict[int, str]] = {}
+    for setting, seed, run_id in zip(finished["setting"], finished["seed"], finished["run_id"], strict=True):
+        out.setdefault(setting, {})[int(seed)] = run_id
+    return out
 
 
 @dataclass
@@ -162,12 +165,13 @@ class Evidence:
     resampled: Resampled
     logged: dict[tuple[str, str], float]
     trials: pd.DataFrame
+    runs: dict[str, dict[int, str]]  # setting -> seed -> finished run id
 
     def contrast(self, metric: str, plus: dict[str, float], minus: dict[str, float]) -> Comparison | None:
         """``Σ w·setting`` over ``plus`` minus the same over ``minus`` (setting -> weight)."""
 
         def terms(part: dict[str, float]) -> list:
-            return [(w, seed_runs(self.trials, setting)) for setting, w in part.items()]
+            return [(w, self.runs.get(setting, {})) for setting, w in part.items()]
 
         return contrast(METRICS[metric], terms(plus), terms(minus), self.resampled, self.logged)
 
@@ -175,7 +179,7 @@ class Evidence:
         """The seeds' sd of a setting's score on the test set (NaN with fewer than 2 seeds)."""
         scores = [
             self.resampled.full.get((r, metric), self.logged.get((r, metric), math.nan))
-            for r in seed_runs(self.trials, setting).values()
+            for r in self.runs.get(setting, {}).values()
         ]
         scores = [v for v in scores if not math.isnan(v)]
         return float(np.std(scores, ddof=1)) if len(scores) > 1 else math.nan
@@ -194,7 +198,8 @@ def gather(runs: SweepRuns, trials: pd.DataFrame, n_resamples: int = RESAMPLES) 
         for m in METRICS
         if row.get(m) is not None and not pd.isna(row.get(m))
     }
-    return Evidence(resample_runs(statistics, tuple(METRICS.values()), n_resamples), logged, trials)
+    resampled = resample_runs(statistics, tuple(METRICS.values()), n_resamples)
+    return Evidence(resampled, logged, trials, seed_runs(trials))
 
 
 def judge(evidence: Evidence, designs: Sequence[Design] = ()) -> dict[tuple[str, str], Verdict]:

@@ -176,15 +176,15 @@ def crossed_groups(plan) -> list[str]:
     """A line per crossed group: its grid of factor levels, cells and trials."""
     lines = []
     for name, group in plan.spec.ablations.items():
-        factors = group.levels()
+        factors = [f for f in group.factors() if len(f.levels) > 1]  # one arm crosses nothing
         if len(factors) < 2:
             continue
         trials = [t for t in plan.trials if name in t.groups]
         merged = any("baseline" in t.groups for t in trials)
         lines.append(
-            f"{name}: a {' × '.join(str(len(levels)) for _, levels in factors)} factorial design, "
-            + " × ".join(f"{key} [{', '.join(levels)}]" for key, levels in factors)
-            + f" = {math.prod(len(levels) for _, levels in factors)} cells"
+            f"{name}: a {' × '.join(str(len(f.levels)) for f in factors)} factorial design, "
+            + " × ".join(f"{f.name} [{', '.join(f.levels)}]" for f in factors)
+            + f" = {math.prod(len(f.levels) for f in factors)} cells"
             + (" (the baseline's among them)" if merged else "")
             + f", {len(trials)} trials; the report gives its main effects and interactions"
         )
@@ -342,14 +342,25 @@ def ui_command(
     try:
         code = server.wait()
     except KeyboardInterrupt:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_group(server, timeout=15)
         code = 0
     raise typer.Exit(code)
+
+
+def stop_group(process, timeout: float) -> None:
+    """Stop a process started in its own group (``start_new_session``) and everything it
+    started: SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds."""
+    import os
+    import signal
+    import subprocess
+
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def _experiment_pages(uri: str, base: str) -> list[str]:

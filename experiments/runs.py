@@ -113,7 +113,7 @@ def prepare(uri: str, plan: Plan, force: bool = False, parent_run_id: str | None
 def group_question(plan: Plan, group: str) -> str:
     """The group's question: the spec's own, else derived from every key the group varies."""
     ablation = plan.spec.ablations[group]
-    return ablation.question or question(ablation.factors(), group)
+    return ablation.question or question([f.keys for f in ablation.factors()], group)
 
 
 def describe(plan: Plan) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -115,6 +115,12 @@ class Search(_Strict):
     """Seed of the Optuna sampler: the same spec samples the same values."""
 
 
+class SpecFactor(NamedTuple):
+    keys: list[str]  # the config keys that move together
+    name: str
+    levels: list[str]  # as the spec wrote them
+
+
 class Ablation(_Strict):
     overrides: Overrides = {}
     arms: dict[str, Overrides] = {}
@@ -126,23 +132,17 @@ class Ablation(_Strict):
     expect: str | None = None
     """What to expect (e.g. the published direction), shown beside the group's verdicts."""
 
-    def factors(self) -> list[list[str]]:
-        """The config keys the group varies, as factors: the keys its arms change (one factor),
-        each grid axis, the zip's keys (one factor)."""
+    def factors(self) -> list[SpecFactor]:
+        """What the group varies, factor by factor: its arms (one factor: the keys they change,
+        the arms' names as levels), each grid axis, the zip (one factor)."""
         arm_keys = list(dict.fromkeys(k for overrides in self.arms.values() for k in overrides))
-        out = [arm_keys] if arm_keys else []
-        out += [[key] for key in self.grid]
-        return out + ([list(self.zip)] if self.zip else [])
-
-    def levels(self) -> list[tuple[str, list[str]]]:
-        """The factors that cross, as (name, level labels): the arms (one factor, where there are
-        two or more), each grid axis, the zip (one factor)."""
-        out = [("arm", list(self.arms))] if len(self.arms) > 1 else []
-        out += [(key, [value_label(v) for v in values]) for key, values in self.grid.items()]
+        out = [SpecFactor(arm_keys, "arm", list(self.arms))] if arm_keys else []
+        out += [SpecFactor([k], k, [value_label(v) for v in values]) for k, values in self.grid.items()]
         if self.zip:
             rows = zip(*self.zip.values(), strict=True)
-            out.append((" + ".join(self.zip), [", ".join(map(value_label, row)) for row in rows]))
-        return [(name, labels) for name, labels in out if len(labels) > 1]
+            labels = [", ".join(map(value_label, row)) for row in rows]
+            out.append(SpecFactor(list(self.zip), " + ".join(self.zip), labels))
+        return out
 
     @field_validator("grid", "zip")
     @classmethod

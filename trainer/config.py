@@ -358,9 +358,15 @@ def flatten(config: Config) -> dict[str, Any]:
 def config_hash(config: Config) -> str:
     """A content hash of the resolved config: equal configs hash equal, whatever the spelling.
     Every field counts, except a :data:`NEUTRAL` one at its default."""
-    kept = {k: v for k, v in flatten(config).items() if not _neutral_default(k, v)}
+    kept = counted_fields(config)
     canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def counted_fields(config: Config) -> dict[str, Any]:
+    """The flat config without its :data:`NEUTRAL` fields at their defaults: what the hash covers."""
+    neutral = neutral_defaults()
+    return {k: v for k, v in flatten(config).items() if k not in neutral or neutral[k] != v}
 
 
 def neutral_defaults() -> dict[str, Any]:
@@ -372,8 +378,3 @@ def neutral_defaults() -> dict[str, Any]:
         for name, field in cls.model_fields.items()
         if (field.json_schema_extra or {}).get("neutral", False)
     }
-
-
-def _neutral_default(key: str, value: Any) -> bool:
-    neutral = neutral_defaults()
-    return key in neutral and value == neutral[key]

@@ -4,7 +4,6 @@ as subprocesses, and finding this test's own Ray processes."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import yaml
 from mlflow import MlflowClient
 
+from experiments.cli import stop_group
 from tests.conftest import script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,10 +131,4 @@ def mlflow_server(folder: Path, port: int, env: dict | None = None) -> subproces
 
 def stop(process: subprocess.Popen) -> None:
     """Stop a process started in its own group, and everything it started."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    stop_group(process, timeout=30)
