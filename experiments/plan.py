@@ -17,7 +17,7 @@ import torch
 from experiments.spec import Plan, Trial
 from trainer.batching import token_batches
 from trainer.build import Corpus, build_corpus, build_model, count_parameters
-from trainer.config import DataConfig, flatten
+from trainer.config import flatten
 from trainer.device import peak_flops
 from trainer.run_length import planned_epochs
 
@@ -43,13 +43,14 @@ def _epochs(trial: Trial, corpus: Corpus) -> float | None:
 
 def estimate(plan: Plan, flops_per_second: float | None = None, mfu: float = DEFAULT_MFU) -> list[Estimate]:
     """One :class:`Estimate` per trial of ``plan`` (data is read and tokenized once per setting)."""
-    corpora: dict[DataConfig, Corpus] = {}
+    corpora: dict[tuple[str, tuple[str, ...]], Corpus] = {}
     out = []
     for trial in plan.trials:
         cfg = trial.config
-        if cfg.data not in corpora:
-            corpora[cfg.data] = build_corpus(cfg.data, cfg.eval)
-        corpus = corpora[cfg.data]
+        setting = (cfg.data.model_dump_json(), cfg.eval.test_sets)
+        if setting not in corpora:
+            corpora[setting] = build_corpus(cfg.data, cfg.eval)
+        corpus = corpora[setting]
         with torch.device("meta"):
             model = build_model(cfg.model, corpus.vocabs)
         per_epoch = model.flops_profile().step_flops(corpus.train.src_lens, corpus.train.tgt_lens)

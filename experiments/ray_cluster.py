@@ -15,7 +15,7 @@ import socket
 import torch
 
 from experiments.spec import Plan, SpecError, Trial
-from trainer.data import file_name, resolve_dir
+from trainer.corpus import WORKDIR_ENV, split_files
 from trainer.errors import UserError
 from trainer.tracking import PATIENCE_ENV
 
@@ -26,6 +26,9 @@ FORWARDED = ("MULTI30K_DIR", "XDG_CACHE_HOME", "ABLAB_MULTI30K_URL", PATIENCE_EN
 def worker_env() -> dict[str, str]:
     """The environment of the trial workers."""
     env = {k: v for k in FORWARDED if (v := os.environ.get(k))}
+    env[WORKDIR_ENV] = (
+        os.environ.get(WORKDIR_ENV) or os.getcwd()
+    )  # relative data paths, as the driver reads them
     env["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     # Trial workers run trial after trial; with glibc's defaults their freed memory stays
     # fragmented (a worker grew to 10 GB over five trials). Two arenas and a heap trim after each
@@ -37,19 +40,13 @@ def worker_env() -> dict[str, str]:
 
 
 def check_data(plan: Plan) -> None:
-    """Every trial's Multi30k files exist (or are downloaded now), before anything starts."""
+    """Every trial's corpus files exist (Multi30k's are downloaded now), before anything starts."""
     seen = set()
     for trial in plan.trials:
-        d, e = trial.config.data, trial.config.eval
-        key = (d.dir, d.cache_dir, d.src_lang, d.tgt_lang, e.test_sets)
+        key = (trial.config.data.model_dump_json(), trial.config.eval.test_sets)
         if key not in seen:
             seen.add(key)
-            names = [
-                file_name(s, lang)
-                for s in ("train", "val", *e.test_sets)
-                for lang in (d.src_lang, d.tgt_lang)
-            ]
-            resolve_dir(d.dir, names, d.cache_dir)
+            split_files(trial.config.data, trial.config.eval.test_sets)
 
 
 def _need(trials: list[Trial]) -> tuple[float, float]:

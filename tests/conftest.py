@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from trainer.config import Config, from_dict
+from trainer.multi30k import file_name
+from trainer.text_files import Parallel, read_parallel
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,6 +44,11 @@ def isolated_environment(tmp_path_factory):
 @pytest.fixture(scope="session")
 def multi30k_dir() -> Path:
     return _multi30k_dir()
+
+
+def multi30k_split(folder: Path, split: str, src: str = "en", tgt: str = "de") -> Parallel:
+    """One Multi30k split, read and checked as the trainer reads it."""
+    return read_parallel(split, folder / file_name(split, src), folder / file_name(split, tgt))
 
 
 def script(name: str) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from trainer.ragged import Ragged
 from trainer.tokenizer import BOS, EOS, PAD
 
 
@@ -47,14 +48,14 @@ class Batch:
 
 @dataclass(frozen=True)
 class EncodedSplit:
-    """Token ids of a split, one array per sentence, without specials."""
+    """Token ids of a split, without specials: source and target sequences, aligned."""
 
-    src: list[np.ndarray]
-    tgt: list[np.ndarray]
+    src: Ragged
+    tgt: Ragged
 
     @classmethod
     def from_ids(cls, src: list[list[int]], tgt: list[list[int]]) -> EncodedSplit:
-        return cls([np.asarray(s, dtype=np.int64) for s in src], [np.asarray(t, dtype=np.int64) for t in tgt])
+        return cls(Ragged.from_lists(src), Ragged.from_lists(tgt))
 
     def __len__(self) -> int:
         return len(self.src)
@@ -62,39 +63,37 @@ class EncodedSplit:
     @property
     def src_lens(self) -> np.ndarray:
         """Source lengths including ``</s>``."""
-        return np.fromiter((len(s) + 1 for s in self.src), dtype=np.int64, count=len(self.src))
+        return self.src.lengths + 1
 
     @property
     def tgt_lens(self) -> np.ndarray:
         """Target lengths including ``</s>`` (equal to the ``tgt_in`` length with ``<s>``)."""
-        return np.fromiter((len(t) + 1 for t in self.tgt), dtype=np.int64, count=len(self.tgt))
+        return self.tgt.lengths + 1
 
     def subset(self, indices: np.ndarray) -> EncodedSplit:
-        return EncodedSplit([self.src[i] for i in indices], [self.tgt[i] for i in indices])
+        return EncodedSplit(self.src.take(indices), self.tgt.take(indices))
 
     def collate(self, indices: np.ndarray) -> Batch:
         """Pad the pairs at ``indices`` into one :class:`Batch`, in the order given."""
-        srcs = [self.src[i] for i in indices]
-        tgts = [self.tgt[i] for i in indices]
         n = len(indices)
-        src_lens = np.array([len(s) + 1 for s in srcs], dtype=np.int64)
-        tgt_lens = np.array([len(t) + 1 for t in tgts], dtype=np.int64)
-        src = np.full((n, src_lens.max()), PAD, dtype=np.int64)
-        tgt_in = np.full((n, tgt_lens.max()), PAD, dtype=np.int64)
-        tgt_out = np.full((n, tgt_lens.max()), PAD, dtype=np.int64)
-        for row, (s, t) in enumerate(zip(srcs, tgts, strict=True)):
-            src[row, : len(s)] = s
-            src[row, len(s)] = EOS
-            tgt_in[row, 0] = BOS
-            tgt_in[row, 1 : len(t) + 1] = t
-            tgt_out[row, : len(t)] = t
-            tgt_out[row, len(t)] = EOS
+        every = np.arange(n)
+        s_len, s_rows, s_cols, s_ids = self.src.gather(indices)
+        t_len, t_rows, t_cols, t_ids = self.tgt.gather(indices)
+        src = np.full((n, s_len.max() + 1), PAD, dtype=np.int64)
+        src[s_rows, s_cols] = s_ids
+        src[every, s_len] = EOS
+        tgt_in = np.full((n, t_len.max() + 1), PAD, dtype=np.int64)
+        tgt_in[:, 0] = BOS
+        tgt_in[t_rows, t_cols + 1] = t_ids
+        tgt_out = np.full_like(tgt_in, PAD)
+        tgt_out[t_rows, t_cols] = t_ids
+        tgt_out[every, t_len] = EOS
         return Batch(
             torch.from_numpy(src),
-            torch.from_numpy(src_lens),
+            torch.from_numpy(s_len + 1),
             torch.from_numpy(tgt_in),
             torch.from_numpy(tgt_out),
-            torch.from_numpy(tgt_lens),
+            torch.from_numpy(t_len + 1),
         )
 
 

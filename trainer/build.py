@@ -12,13 +12,17 @@ import numpy as np
 from torch import nn
 
 from trainer.batching import EncodedSplit
-from trainer.config import DataConfig, EvalConfig, ModelConfig
-from trainer.data import Parallel, cache_root, load_splits
+from trainer.config import EvalConfig, ModelConfig
+from trainer.corpus import split_files
+from trainer.data_config import DataConfig
 from trainer.errors import ConfigError
-from trainer.evaluate import EvalSet
+from trainer.evaluate import EvalSet, bleu_tokenizer
 from trainer.model import Transformer
+from trainer.multi30k import cache_root
+from trainer.prepare import prepare_training
 from trainer.seq2seq import Seq2Seq
-from trainer.tokenizer import Vocabularies, build_vocabularies
+from trainer.text_files import Parallel, read_parallel
+from trainer.tokenizer import Vocabularies
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"transformer": Transformer, "seq2seq": Seq2Seq}
 
@@ -33,33 +37,29 @@ class Corpus:
     """Training pairs left out for exceeding data.max_len."""
 
 
-def _eval_set(split: Parallel, vocabs: Vocabularies) -> EvalSet:
-    encoded = EncodedSplit.from_ids(vocabs.encode_src(split.src), vocabs.encode_tgt(split.tgt))
-    return EvalSet(split.name, encoded, split.src, split.tgt)
+def _eval_set(split: Parallel, vocabs: Vocabularies, bleu_tokenize: str) -> EvalSet:
+    encoded = EncodedSplit(vocabs.encode_src(split.src), vocabs.encode_tgt(split.tgt))
+    return EvalSet(split.name, encoded, split.src, split.tgt, bleu_tokenize)
 
 
 def build_corpus(data: DataConfig, evaluation: EvalConfig) -> Corpus:
-    """Read the splits, build (or load) the BPE vocabularies, encode and filter."""
-    raw = load_splits(
-        ["train", "val", *evaluation.test_sets],
-        data.src_lang,
-        data.tgt_lang,
-        explicit_dir=data.dir,
-        cache_dir=data.cache_dir,
-    )
-    headline = raw[evaluation.test_sets[0]]
+    """Find the splits, prepare (or load) the training split, encode and filter."""
+    bleu_tokenize = bleu_tokenizer(data.tgt_lang, evaluation.bleu_tokenize)
+    files = split_files(data, evaluation.test_sets)
+    held_out = {name: read_parallel(name, f.src, f.tgt) for name, f in files.items() if name != "train"}
+    headline = held_out[evaluation.test_sets[0]]
     evaluated = min(len(headline), evaluation.test_sentences or len(headline))
     if evaluation.attention_sentence >= evaluated:
         raise ConfigError(
             f"eval.attention_sentence is {evaluation.attention_sentence} but {evaluated} sentences "
             f"of {headline.name} are evaluated; choose an index below {evaluated}."
         )
-    train = raw["train"]
-    vocabs = build_vocabularies(
-        train.src, train.tgt, data.vocab_size, data.joint_vocab, cache_root(data.cache_dir) / "tokenizers"
+    vocabs, encoded = prepare_training(
+        files["train"], data.vocab_size, data.joint_vocab, cache_root(data.cache_dir)
     )
-    n = len(train) if data.train_subset is None else min(data.train_subset, len(train))
-    encoded = EncodedSplit.from_ids(vocabs.encode_src(train.src[:n]), vocabs.encode_tgt(train.tgt[:n]))
+    n = len(encoded) if data.train_subset is None else min(data.train_subset, len(encoded))
+    if n < len(encoded):
+        encoded = encoded.subset(np.arange(n))
     keep = np.flatnonzero((encoded.src_lens <= data.max_len) & (encoded.tgt_lens <= data.max_len))
     if len(keep) == 0:
         raise ConfigError(
@@ -68,10 +68,10 @@ def build_corpus(data: DataConfig, evaluation: EvalConfig) -> Corpus:
         )
     return Corpus(
         vocabs=vocabs,
-        train=encoded.subset(keep),
-        val=_eval_set(raw["val"], vocabs),
+        train=encoded if len(keep) == n else encoded.subset(keep),
+        val=_eval_set(held_out["val"], vocabs, bleu_tokenize),
         tests={
-            name: _eval_set(raw[name], vocabs).head(evaluation.test_sentences)
+            name: _eval_set(held_out[name], vocabs, bleu_tokenize).head(evaluation.test_sentences)
             for name in evaluation.test_sets
         },
         train_pairs_dropped=n - len(keep),

@@ -15,60 +15,30 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from trainer import validation_errors
+from trainer.config_section import NEUTRAL
+from trainer.config_section import Section as _Section
+from trainer.corpus import content_fingerprint
+from trainer.data_config import TEST_SETS, DataConfig
 from trainer.errors import ConfigError, short_repr
 from trainer.schedules import NEEDS_TOTAL, SCHEDULES
 
-SPLITS = (
-    "train",
-    "val",
-    "test_2016_flickr",
-    "test_2017_flickr",
-    "test_2017_mscoco",
-    "test_2018_flickr",
+BLEU_TOKENIZERS = (
+    "13a",
+    "intl",
+    "zh",
+    "ja-mecab",
+    "ko-mecab",
+    "char",
+    "none",
+    "flores101",
+    "flores200",
+    "spm",
 )
-TEST_SETS = SPLITS[2:]
-Language = Literal["en", "de"]
-
-NEUTRAL = {"neutral": True}
-"""Marks a field added after results were recorded whose default trains exactly as before the
-field existed (``Field(default=..., json_schema_extra=NEUTRAL)``). At that default it is left out
-of :func:`config_hash`: finished trials keep their identity (a sweep's ``--resume`` still knows
-them) when ablab gains an option."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True)
-
-
-class DataConfig(_Section):
-    dir: str | None = None
-    """Folder with the Multi30k task-1 raw files; None: $MULTI30K_DIR, then the user cache,
-    then a verified download."""
-    src_lang: Language = "en"
-    """Source language."""
-    tgt_lang: Language = "de"
-    """Target language."""
-    train_subset: int | None = Field(default=None, ge=1)
-    """Train on the first N training pairs only (None: all 29,000)."""
-    max_tokens: int = Field(default=4096, ge=16)
-    """Token budget per batch, padding included: sentences * max(src, tgt length) <= this."""
-    vocab_size: int = Field(default=8000, ge=64, le=64000)
-    """BPE vocabulary size (per language when vocabularies are separate)."""
-    joint_vocab: bool = True
-    """One BPE vocabulary for both languages (required by model.tie_embeddings 'all')."""
-    max_len: int = Field(default=256, ge=4)
-    """Training pairs longer than this many BPE tokens on either side are left out."""
-    cache_dir: str | None = None
-    """Cache for downloads and tokenizers; None: $XDG_CACHE_HOME/ablab or ~/.cache/ablab."""
-
-    @model_validator(mode="after")
-    def _languages_differ(self) -> DataConfig:
-        if self.src_lang == self.tgt_lang:
-            raise ValueError("data.src_lang and data.tgt_lang must differ")
-        return self
+"""sacreBLEU's tokenizers (``ja-mecab``/``ko-mecab`` need ``sacrebleu[ja]``/``[ko]``; ``spm`` and
+``flores*`` download their SentencePiece model on first use)."""
 
 
 class ModelConfig(_Section):
@@ -231,20 +201,15 @@ class EvalConfig(_Section):
     """Evaluate on the first N sentences of each test set only (None: all), for quick runs;
     scores on a prefix are not comparable to published numbers."""
     test_sets: tuple[str, ...] = Field(default=("test_2016_flickr",), strict=False, min_length=1)
-    """Test sets evaluated at the end with the best checkpoint; the first is the headline."""
+    """Test sets evaluated at the end with the best checkpoint; the first is the headline
+    (a corpus 'files': names in data.files.tests; unset, all of them in the order given)."""
+    bleu_tokenize: Literal[BLEU_TOKENIZERS] | None = Field(default=None, json_schema_extra=NEUTRAL)  # type: ignore[valid-type]
+    """sacreBLEU's tokenizer for BLEU (None: chosen by data.tgt_lang, see
+    trainer.evaluate.bleu_tokenizer; '13a' for Multi30k). Its signature is logged with the score."""
     calibration_bins: int = Field(default=15, ge=1)
     """Equal-width confidence bins of the reliability diagram and ECE."""
     attention_sentence: int = Field(default=0, ge=0)
     """Index in the headline test set of the sentence whose attention maps are saved."""
-
-    @model_validator(mode="after")
-    def _known_test_sets(self) -> EvalConfig:
-        unknown = [t for t in self.test_sets if t not in TEST_SETS]
-        if unknown:
-            raise ValueError(
-                f"eval.test_sets: unknown test set(s) {unknown}; valid are {', '.join(TEST_SETS)}"
-            )
-        return self
 
 
 class Config(_Section):
@@ -258,8 +223,26 @@ class Config(_Section):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _tests_of_the_files(cls, raw: Any) -> Any:
+        """A corpus from files evaluates all its named tests unless eval.test_sets says otherwise."""
+        data, evaluation = (raw.get(k) if isinstance(raw, dict) else None for k in ("data", "eval"))
+        if not (isinstance(data, dict) and data.get("corpus") == "files"):
+            return raw
+        tests = (data.get("files") or {}).get("tests") if isinstance(data.get("files"), dict) else None
+        if isinstance(tests, dict) and tests and "test_sets" not in (evaluation or {}):
+            if evaluation is None or isinstance(evaluation, dict):
+                return {**raw, "eval": {**(evaluation or {}), "test_sets": list(tests)}}
+        return raw
+
     @model_validator(mode="after")
     def _consistent(self) -> Config:
+        known = TEST_SETS if self.data.files is None else tuple(self.data.files.tests)
+        unknown = [t for t in self.eval.test_sets if t not in known]
+        if unknown:
+            where = "Multi30k's" if self.data.files is None else "data.files.tests'"
+            raise ValueError(f"eval.test_sets: unknown test set(s) {unknown}; {where} are {', '.join(known)}")
         m = self.model
         if m.arch == "transformer" and m.d_model % m.heads:
             raise ValueError(
@@ -364,9 +347,13 @@ def config_hash(config: Config) -> str:
 
 
 def counted_fields(config: Config) -> dict[str, Any]:
-    """The flat config without its :data:`NEUTRAL` fields at their defaults: what the hash covers."""
+    """The flat config without its :data:`NEUTRAL` fields at their defaults: what the hash covers.
+    A corpus from files counts by the SHA-256 of its files' contents instead of their paths."""
     neutral = neutral_defaults()
-    return {k: v for k, v in flatten(config).items() if k not in neutral or neutral[k] != v}
+    kept = {k: v for k, v in flatten(config).items() if k not in neutral or neutral[k] != v}
+    if (content := content_fingerprint(config.data)) is not None:
+        kept["data.files"] = {"content": content}  # a corpus's text counts, not where it lies
+    return kept
 
 
 def neutral_defaults() -> dict[str, Any]:

@@ -26,7 +26,7 @@ class ConfigError(UserError):
 
 
 class DataError(UserError):
-    """The Multi30k data cannot be found, downloaded or read."""
+    """A corpus (Multi30k or the user's files) cannot be found, downloaded or read."""
 
 
 def short_repr(value: object, limit: int = 80) -> str:

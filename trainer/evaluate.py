@@ -1,8 +1,9 @@
 """Evaluation: translations, sacreBLEU scores, teacher-forced loss and calibration, attention.
 
 BLEU follows GUIDE.md: sacreBLEU on detokenized, cased hypotheses against the raw
-references with its default ``13a`` tokenizer (signature logged), plus lowercased BLEU (the
-convention of the multimodal-MT papers) and chrF. Calibration is computed on the same
+references with its default ``13a`` tokenizer for Multi30k, or the one the target language
+needs (:func:`bleu_tokenizer`; signature logged), plus lowercased BLEU (the convention of the
+multimodal-MT papers) and chrF. Calibration is computed on the same
 teacher-forced pass that gives the loss (see :mod:`trainer.calibration`).
 
 Per test sentence, :func:`sentence_statistics` keeps the sufficient statistics of every corpus
@@ -20,6 +21,8 @@ sentence in test-set order:
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +35,7 @@ from trainer.calibration import ReliabilityBins, bins_from_sums, sentence_bin_su
 from trainer.config import EvalConfig
 from trainer.decode import beam_search, greedy, max_lengths
 from trainer.device import compute_context
+from trainer.errors import ConfigError
 from trainer.tokenizer import PAD, Vocabularies
 
 
@@ -43,11 +47,19 @@ class EvalSet:
     encoded: EncodedSplit
     sources: list[str]
     references: list[str]
+    bleu_tokenize: str = "13a"
+    """sacreBLEU's tokenizer for BLEU on these references (:func:`bleu_tokenizer`)."""
 
     def head(self, n: int | None) -> EvalSet:
         if n is None or n >= len(self.sources):
             return self
-        return EvalSet(self.name, self.encoded.subset(np.arange(n)), self.sources[:n], self.references[:n])
+        return EvalSet(
+            self.name,
+            self.encoded.subset(np.arange(n)),
+            self.sources[:n],
+            self.references[:n],
+            self.bleu_tokenize,
+        )
 
 
 @dataclass(frozen=True)
@@ -86,9 +98,70 @@ def translate(
     return vocabs.decode_tgt(out)
 
 
-def bleu_metrics(hypotheses: list[str], references: list[str]) -> dict[str, float | str]:
+CHARACTER_SCRIPTS = {"th", "lo", "km", "my"}
+"""Languages written without spaces between words, whose BLEU is taken on characters."""
+OWN_PUNCTUATION = {
+    "ar",
+    "fa",
+    "ur",
+    "ps",
+    "ckb",
+    "hi",
+    "mr",
+    "ne",
+    "bn",
+    "gu",
+    "pa",
+    "ta",
+    "te",
+    "kn",
+    "ml",
+    "si",
+    "hy",
+    "am",
+}
+"""Languages whose scripts have punctuation of their own (Arabic comma, Devanagari danda, the
+Armenian and Ethiopic stops), which 13a leaves glued to words and ``intl`` splits off."""
+
+
+@functools.cache
+def _available(tokenize: str) -> bool:
+    try:
+        sacrebleu.BLEU(tokenize=tokenize)
+    except (RuntimeError, ImportError, ModuleNotFoundError):
+        return False
+    return True
+
+
+def bleu_tokenizer(tgt_lang: str, setting: str | None = None) -> str:
+    """sacreBLEU's tokenizer for BLEU into ``tgt_lang``: ``setting`` when given (an error when its
+    extra is not installed); else ``zh`` for Chinese, ``ja-mecab``/``ko-mecab`` for Japanese and
+    Korean where installed (else ``char`` and ``intl``), ``char`` for :data:`CHARACTER_SCRIPTS`,
+    ``intl`` for :data:`OWN_PUNCTUATION`, and ``13a`` (sacreBLEU's default, WMT's) otherwise."""
+    if setting is not None:
+        if not _available(setting):
+            raise ConfigError(
+                f"eval.bleu_tokenize is {setting!r}, whose dependencies are not installed "
+                f"(pip install 'sacrebleu[{setting.split('-')[0]}]'), or choose another tokenizer."
+            )
+        return setting
+    language = re.split(r"[-_]", tgt_lang)[0]
+    if language == "zh":
+        return "zh"
+    if language in ("ja", "ko"):
+        mecab = f"{language}-mecab"
+        return mecab if _available(mecab) else ("char" if language == "ja" else "intl")
+    if language in CHARACTER_SCRIPTS:
+        return "char"
+    return "intl" if language in OWN_PUNCTUATION else "13a"
+
+
+def bleu_metrics(
+    hypotheses: list[str], references: list[str], tokenize: str = "13a"
+) -> dict[str, float | str]:
     """Cased BLEU, lowercased BLEU and chrF of detokenized text, with sacreBLEU signatures."""
-    bleu, bleu_lc, chrf = sacrebleu.BLEU(), sacrebleu.BLEU(lowercase=True), sacrebleu.CHRF()
+    bleu, bleu_lc = sacrebleu.BLEU(tokenize=tokenize), sacrebleu.BLEU(tokenize=tokenize, lowercase=True)
+    chrf = sacrebleu.CHRF()
     return {
         "bleu": bleu.corpus_score(hypotheses, [references]).score,
         "bleu_lc": bleu_lc.corpus_score(hypotheses, [references]).score,
@@ -142,16 +215,15 @@ def teacher_forced(
 
 
 def sentence_statistics(
-    hypotheses: list[str], references: list[str], tf: TeacherForced
+    hypotheses: list[str], references: list[str], tf: TeacherForced, tokenize: str = "13a"
 ) -> dict[str, np.ndarray]:
     """Per test sentence, the sufficient statistics of BLEU, lowercased BLEU, chrF, test NLL and
     ECE (layout in the module docstring). Their column sums give the corpus scores exactly."""
     refs = [references]
+    bleu, bleu_lc = sacrebleu.BLEU(tokenize=tokenize), sacrebleu.BLEU(tokenize=tokenize, lowercase=True)
     return {
-        "bleu": np.array(sacrebleu.BLEU()._extract_corpus_statistics(hypotheses, refs), dtype=np.float64),
-        "bleu_lc": np.array(
-            sacrebleu.BLEU(lowercase=True)._extract_corpus_statistics(hypotheses, refs), dtype=np.float64
-        ),
+        "bleu": np.array(bleu._extract_corpus_statistics(hypotheses, refs), dtype=np.float64),
+        "bleu_lc": np.array(bleu_lc._extract_corpus_statistics(hypotheses, refs), dtype=np.float64),
         "chrf": np.array(sacrebleu.CHRF()._extract_corpus_statistics(hypotheses, refs), dtype=np.float64),
         "nll": np.stack([tf.sentence_nll, tf.sentence_tokens.astype(np.float64)], axis=1),
         "calibration": tf.sentence_bins,

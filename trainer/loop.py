@@ -202,7 +202,7 @@ class Trainer:
         return {
             "val_loss": tf.nll_per_token,
             "val_ppl": math.exp(min(tf.nll_per_token, 50.0)),
-            "val_bleu": bleu_metrics(hyps, subset.references)["bleu"],
+            "val_bleu": bleu_metrics(hyps, subset.references, subset.bleu_tokenize)["bleu"],
         }
 
     def _end_of_epoch(self) -> None:

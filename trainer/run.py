@@ -272,7 +272,7 @@ def final_metrics(
         hyps = translate(
             trainer.model, data, corpus.vocabs, config.eval, device, precision, config.eval.beam_size
         )
-        scores = bleu_metrics(hyps, data.references)
+        scores = bleu_metrics(hyps, data.references, data.bleu_tokenize)
         tracker.log_text("\n".join(hyps) + "\n", f"hypotheses/{name}.txt")
         for k in ("bleu", "bleu_lc", "chrf"):
             metrics[f"{name}/{k}"] = scores[k]
@@ -289,7 +289,8 @@ def final_metrics(
             metrics.update({"ece": tf.bins.ece, "test_nll": tf.nll_per_token, "test_tokens": tf.tokens})
             tracker.log_json(tf.bins.to_records(), "calibration/reliability_bins.json")
             statistics = _save_statistics(
-                trainer.workdir / "statistics" / f"{name}.npz", sentence_statistics(hyps, data.references, tf)
+                trainer.workdir / "statistics" / f"{name}.npz",
+                sentence_statistics(hyps, data.references, tf, data.bleu_tokenize),
             )
             tracker.log_file(statistics, "statistics")
             tracker.log_json(

@@ -19,6 +19,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from trainer.checkpoint import atomic_write
+from trainer.ragged import Ragged
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
@@ -49,9 +50,11 @@ def train_bpe(texts: list[str], vocab_size: int) -> Tokenizer:
 
 
 def _cache_key(texts: list[str], vocab_size: int) -> str:
+    """SHA-256 of the pipeline version, the size and the training text (lines, each ended by
+    ``\n``): the content decides, not the files' names."""
     digest = hashlib.sha256(f"v{TOKENIZER_VERSION}|{vocab_size}|".encode())
-    for line in texts:
-        digest.update(line.encode())
+    if texts:
+        digest.update("\n".join(texts).encode())
         digest.update(b"\n")
     return digest.hexdigest()[:20]
 
@@ -64,6 +67,22 @@ def cached_bpe(texts: list[str], vocab_size: int, cache: Path) -> Tokenizer:
     tok = train_bpe(texts, vocab_size)
     atomic_write(path, tok.to_str().encode())
     return tok
+
+
+ENCODE_CHUNK = 65536
+"""Sentences encoded per call: the tokenizer's per-sentence objects of one chunk at a time."""
+
+
+def encode(tok: Tokenizer, lines: list[str]) -> Ragged:
+    """Token ids of ``lines`` (no specials), batched and parallel in the tokenizer, in chunks
+    so that a corpus of millions never holds more than one chunk's encodings."""
+    chunks = [
+        Ragged.from_lists(
+            [e.ids for e in tok.encode_batch(lines[i : i + ENCODE_CHUNK], add_special_tokens=False)]
+        )
+        for i in range(0, len(lines), ENCODE_CHUNK)
+    ]
+    return Ragged.concat(chunks)
 
 
 @dataclass(frozen=True)
@@ -85,11 +104,11 @@ class Vocabularies:
     def tgt_size(self) -> int:
         return self.tgt.get_vocab_size()
 
-    def encode_src(self, lines: list[str]) -> list[list[int]]:
-        return [e.ids for e in self.src.encode_batch(lines, add_special_tokens=False)]
+    def encode_src(self, lines: list[str]) -> Ragged:
+        return encode(self.src, lines)
 
-    def encode_tgt(self, lines: list[str]) -> list[list[int]]:
-        return [e.ids for e in self.tgt.encode_batch(lines, add_special_tokens=False)]
+    def encode_tgt(self, lines: list[str]) -> Ragged:
+        return encode(self.tgt, lines)
 
     def decode_tgt(self, ids: list[list[int]]) -> list[str]:
         """Detokenized target sentences; specials (and anything after ``</s>``) dropped."""

@@ -11,9 +11,12 @@ from experiments.reporting import target_experiment
 from experiments.runs import describe, group_question
 from experiments.spec import SpecError, load_plan
 from tests.conftest import tiny_dict
+from trainer.corpus import SplitFiles, split_files
+from trainer.evaluate import bleu_tokenizer
 
 SPECS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "specs").glob("*.yaml"))
-CPU_SCALE = ("smoke.yaml", "suite_cpu.yaml", "norm_warmup.yaml")  # specs sized for this 2-core CPU
+# specs sized for this 2-core CPU
+CPU_SCALE = ("smoke.yaml", "suite_cpu.yaml", "norm_warmup.yaml", "de_en_files.yaml")
 SMALL_MODEL = ("smoke.yaml", "norm_warmup.yaml")  # a smaller model than the seeds'
 
 
@@ -109,6 +112,16 @@ def test_every_shipped_spec_loads_validates_and_plans(path):
         assert base.loss.label_smoothing == 0.1 and base.optim.clip_norm == 1.0
         on_gpus = path.name not in CPU_SCALE
         assert all((t.resources.gpus > 0) == on_gpus for t in plan.trials)
+
+
+def test_the_german_to_english_spec_reads_multi30k_reversed_through_the_files_layout(multi30k_dir):
+    plan = load_plan(SPECS[[p.name for p in SPECS].index("de_en_files.yaml")])
+    data = plan.trials[0].config.data
+    found = split_files(data, plan.trials[0].config.eval.test_sets)
+    assert (data.corpus, data.src_lang, data.tgt_lang) == ("files", "de", "en")
+    assert found["train"] == SplitFiles("train", multi30k_dir / "train.de.gz", multi30k_dir / "train.en.gz")
+    assert list(found) == ["train", "val", "test_2016_flickr", "test_2017_flickr"]
+    assert bleu_tokenizer(data.tgt_lang, plan.trials[0].config.eval.bleu_tokenize) == "13a"
 
 
 def test_suite_contains_every_ablation_with_one_baseline_per_seed():

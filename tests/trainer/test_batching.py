@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from trainer.batching import EncodedSplit, sorted_batches, token_batches
+from trainer.ragged import Ragged
 from trainer.tokenizer import BOS, EOS, PAD
 
 
@@ -71,3 +72,42 @@ def test_subset_keeps_alignment(max_tokens):
     split = random_split(50)
     sub = split.subset(np.array([3, 7]))
     assert sub.src[1].tolist() == split.src[7].tolist() and sub.tgt[0].tolist() == split.tgt[3].tolist()
+
+
+def _padded_row_by_row(src: list[list[int]], tgt: list[list[int]], indices) -> dict[str, np.ndarray]:
+    """The batch layout of the module docstring, written out one row at a time."""
+    rows_src = [src[i] + [EOS] for i in indices]
+    rows_in = [[BOS] + tgt[i] for i in indices]
+    rows_out = [tgt[i] + [EOS] for i in indices]
+
+    def pad(rows):
+        out = np.zeros((len(rows), max(map(len, rows))), dtype=np.int64)
+        for r, row in enumerate(rows):
+            out[r, : len(row)] = row
+        return out
+
+    return {
+        "src": pad(rows_src),
+        "src_lens": np.array([len(r) for r in rows_src]),
+        "tgt_in": pad(rows_in),
+        "tgt_out": pad(rows_out),
+        "tgt_lens": np.array([len(r) for r in rows_out]),
+    }
+
+
+def test_collate_and_subset_equal_a_row_by_row_reference():
+    rng = np.random.default_rng(3)
+    src = [rng.integers(4, 900, size=rng.integers(0, 30)).tolist() for _ in range(300)]
+    tgt = [rng.integers(4, 900, size=rng.integers(0, 30)).tolist() for _ in range(300)]
+    split = EncodedSplit.from_ids(src, tgt)
+    for indices in (rng.choice(300, 17, replace=False), np.array([5, 5, 0]), np.array([299])):
+        batch = split.collate(indices)
+        for name, expected in _padded_row_by_row(src, tgt, indices).items():
+            assert np.array_equal(getattr(batch, name).numpy(), expected), name
+    keep = rng.choice(300, 40, replace=False)
+    sub = split.subset(keep)
+    assert sub.src.tolist() == [src[i] for i in keep] and sub.tgt.tolist() == [tgt[i] for i in keep]
+    halves = Ragged.concat(
+        [Ragged.from_lists(src[:120]), Ragged.from_lists([]), Ragged.from_lists(src[120:])]
+    )
+    assert halves.tolist() == src and np.array_equal(split.src_lens, [len(s) + 1 for s in src])

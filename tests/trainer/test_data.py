@@ -6,7 +6,9 @@ from functools import partial
 
 import pytest
 
-from trainer import data
+from tests.conftest import multi30k_split
+from trainer import multi30k as data
+from trainer import text_files
 from trainer.errors import DataError
 
 NEEDED = [data.file_name(split, lang) for split in ("train", "val") for lang in ("en", "de")]
@@ -63,8 +65,8 @@ def test_download_verifies_checksums(multi30k_dir, file_server, tmp_path, monkey
     assert folder == tmp_path / "cache" / "multi30k"
     for name in NEEDED:
         assert data.sha256_of(folder / name) == data.SHA256[name]
-    splits = data.load_splits(["train", "val"], "en", "de", cache_dir=str(tmp_path / "cache"))
-    assert (len(splits["train"]), len(splits["val"])) == (29000, 1014)
+    splits = [multi30k_split(folder, s) for s in ("train", "val")]
+    assert [len(s) for s in splits] == [29000, 1014]
 
 
 def test_download_with_wrong_checksum_keeps_nothing(multi30k_dir, file_server, tmp_path, monkeypatch, no_env):
@@ -103,22 +105,22 @@ def test_reading_checks_contents(tmp_path):
     _write(tmp_path / "train.en.gz", b"a b\nc d\n")
     _write(tmp_path / "train.de.gz", b"x\n")
     with pytest.raises(DataError, match="has 2 lines but .*train.de.gz has 1"):
-        data.read_split(tmp_path, "train", "en", "de")
+        text_files.read_parallel("train", tmp_path / "train.en.gz", tmp_path / "train.de.gz")
     _write(tmp_path / "val.en.gz", b"ok\n\xff\xfe\n")
     with pytest.raises(DataError, match=r"val.en.gz, line 2: invalid UTF-8"):
-        data.read_lines(tmp_path / "val.en.gz")
+        text_files.read_lines(tmp_path / "val.en.gz")
     _write(tmp_path / "empty.gz", b"")
     with pytest.raises(DataError, match="empty"):
-        data.read_lines(tmp_path / "empty.gz")
+        text_files.read_lines(tmp_path / "empty.gz")
     _write(tmp_path / "long.gz", b"ok\n" + b"x" * 5000 + b"\n")
     with pytest.raises(DataError, match="line 2: 5000 characters"):
-        data.read_lines(tmp_path / "long.gz")
+        text_files.read_lines(tmp_path / "long.gz")
     (tmp_path / "notgz.gz").write_bytes(b"plain text")
     with pytest.raises(DataError, match="cannot read it as gzip"):
-        data.read_lines(tmp_path / "notgz.gz")
+        text_files.read_lines(tmp_path / "notgz.gz")
 
 
 def test_lines_keep_their_text(multi30k_dir):
-    split = data.read_split(multi30k_dir, "val", "en", "de")
+    split = multi30k_split(multi30k_dir, "val")
     assert len(split.src) == len(split.tgt) == 1014
     assert all(s and not s.endswith(("\n", "\r")) for s in split.src)

@@ -6,9 +6,9 @@ import pytest
 import sacrebleu
 import torch
 
+from tests.conftest import multi30k_split
 from trainer.batching import EncodedSplit
 from trainer.config import EvalConfig, ModelConfig
-from trainer.data import read_split
 from trainer.evaluate import (
     EvalSet,
     attention_record,
@@ -45,7 +45,7 @@ def sacrebleu_cli(refs, hyps, tmp_path, *args) -> float:
 
 
 def test_bleu_chrf_and_lowercase_match_the_sacrebleu_cli(multi30k_dir, tmp_path):
-    refs = read_split(multi30k_dir, "test_2016_flickr", "en", "de").tgt
+    refs = multi30k_split(multi30k_dir, "test_2016_flickr").tgt
     rng = np.random.default_rng(0)
     hyps = []
     for ref in refs:  # a plausible system: drop and lowercase some words
@@ -61,13 +61,11 @@ def test_bleu_chrf_and_lowercase_match_the_sacrebleu_cli(multi30k_dir, tmp_path)
 
 @pytest.fixture(scope="module")
 def small_eval(multi30k_dir, tmp_path_factory):
-    train = read_split(multi30k_dir, "train", "en", "de")
+    train = multi30k_split(multi30k_dir, "train")
     vocabs = build_vocabularies(train.src[:2000], train.tgt[:2000], 600, True, tmp_path_factory.mktemp("tok"))
-    test = read_split(multi30k_dir, "test_2016_flickr", "en", "de")
+    test = multi30k_split(multi30k_dir, "test_2016_flickr")
     src, tgt = test.src[:30], test.tgt[:30]
-    data = EvalSet(
-        "test_2016_flickr", EncodedSplit.from_ids(vocabs.encode_src(src), vocabs.encode_tgt(tgt)), src, tgt
-    )
+    data = EvalSet("test_2016_flickr", EncodedSplit(vocabs.encode_src(src), vocabs.encode_tgt(tgt)), src, tgt)
     torch.manual_seed(0)
     model = Transformer(
         ModelConfig(layers=1, d_model=32, heads=2, ff_dim=64), vocabs.src_size, vocabs.tgt_size

@@ -1,12 +1,12 @@
 import pytest
 
-from trainer.data import read_split
+from tests.conftest import multi30k_split
 from trainer.tokenizer import BOS, EOS, PAD, SPECIALS, UNK, build_vocabularies, cached_bpe
 
 
 @pytest.fixture(scope="module")
 def train_split(multi30k_dir):
-    return read_split(multi30k_dir, "train", "en", "de")
+    return multi30k_split(multi30k_dir, "train")
 
 
 def test_specials_have_fixed_ids(train_split, tmp_path):
@@ -17,14 +17,14 @@ def test_specials_have_fixed_ids(train_split, tmp_path):
 
 def test_round_trip_is_lossless(train_split, multi30k_dir, tmp_path):
     vocabs = build_vocabularies(train_split.src, train_split.tgt, 4000, True, tmp_path)
-    test = read_split(multi30k_dir, "test_2016_flickr", "en", "de")
+    test = multi30k_split(multi30k_dir, "test_2016_flickr")
     for lines in (train_split.tgt[:5000], test.tgt, test.src):
-        assert vocabs.decode_tgt(vocabs.encode_tgt(lines)) == lines
+        assert vocabs.decode_tgt(vocabs.encode_tgt(lines).tolist()) == lines
 
 
 def test_decoding_stops_at_end_of_sentence(train_split, tmp_path):
     vocabs = build_vocabularies(train_split.src[:2000], train_split.tgt[:2000], 800, True, tmp_path)
-    ids = vocabs.encode_tgt(["Ein Hund läuft."])[0]
+    ids = vocabs.encode_tgt(["Ein Hund läuft."]).tolist()[0]
     assert vocabs.decode_tgt([ids + [EOS] + ids]) == ["Ein Hund läuft."]
 
 

@@ -10,19 +10,16 @@ Where the files come from, first match wins:
    against the SHA-256 pinned in :data:`SHA256` before it is used.
 
 An explicit folder or ``MULTI30K_DIR`` that lacks a needed file is an error, never a silent
-fallback to another copy. File contents are checked as they are read: valid UTF-8, no
-absurdly long lines, and equal line counts in the two languages of a split.
+fallback to another copy. The files are read and checked like any corpus (:mod:`trainer.text_files`).
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.errors import DataError
@@ -45,9 +42,6 @@ SHA256 = {
     "test_2018_flickr.de.gz": "ddd0130c7d97482dc5197a02141dae8dd79f20f03586c480d675c09a32daf608",
 }
 """SHA-256 of every raw task-1 file in English and German (multi30k/dataset, master)."""
-
-MAX_LINE_CHARS = 2000
-"""Longest line accepted; Multi30k's longest is 346 characters."""
 
 
 def file_name(split: str, lang: str) -> str:
@@ -125,68 +119,3 @@ def resolve_dir(explicit: str | None, names: list[str], cache_dir: str | None = 
             f"the cache folder {cached}."
         ) from None
     return cached
-
-
-def read_lines(path: Path) -> list[str]:
-    """The lines of a gzipped UTF-8 text file, without line ends; errors name file and line."""
-    try:
-        with gzip.open(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: cannot read it as gzip ({exc}).") from None
-    lines = raw.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    if not lines:
-        raise DataError(f"{path}: the file is empty; expected one sentence per line.")
-    out = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            text = line.decode("utf-8").rstrip("\r")
-        except UnicodeDecodeError as exc:
-            raise DataError(
-                f"{path}, line {number}: invalid UTF-8 ({exc.reason} at byte {exc.start})."
-            ) from None
-        if len(text) > MAX_LINE_CHARS:
-            raise DataError(
-                f"{path}, line {number}: {len(text)} characters, more than the "
-                f"{MAX_LINE_CHARS} a Multi30k sentence can have; the file is not sentence-per-line."
-            )
-        out.append(text)
-    return out
-
-
-@dataclass(frozen=True)
-class Parallel:
-    """One split: source and target sentences, aligned line by line."""
-
-    name: str
-    src: list[str]
-    tgt: list[str]
-
-    def __len__(self) -> int:
-        return len(self.src)
-
-
-def read_split(folder: Path, split: str, src_lang: str, tgt_lang: str) -> Parallel:
-    src_path, tgt_path = folder / file_name(split, src_lang), folder / file_name(split, tgt_lang)
-    src, tgt = read_lines(src_path), read_lines(tgt_path)
-    if len(src) != len(tgt):
-        raise DataError(
-            f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}; the two languages "
-            "of a split must be aligned line by line."
-        )
-    return Parallel(split, src, tgt)
-
-
-def load_splits(
-    splits: list[str],
-    src_lang: str,
-    tgt_lang: str,
-    explicit_dir: str | None = None,
-    cache_dir: str | None = None,
-) -> dict[str, Parallel]:
-    """Read the named splits, finding (or downloading) the files first."""
-    names = [file_name(s, lang) for s in splits for lang in (src_lang, tgt_lang)]
-    folder = resolve_dir(explicit_dir, names, cache_dir)
-    return {s: read_split(folder, s, src_lang, tgt_lang) for s in splits}
