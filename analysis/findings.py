@@ -253,3 +253,10 @@ def group_finding(sentences: list[str], members, summary, keys: list[str], flagg
             )
         )
     return "; ".join(p for p in parts if p) + "."
+
+
+def tokenizers_text(trials: pd.DataFrame) -> str:
+    """The BLEU tokenizers the runs' signatures name (``tok:13a`` -> ``tok 13a``)."""
+    signatures = trials["bleu_signature"].dropna() if "bleu_signature" in trials else pd.Series(dtype=str)
+    found = sorted({part for sig in signatures for part in sig.split("|") if part.startswith("tok:")})
+    return ", ".join(t.replace(":", " ") for t in found) or "tok 13a"

@@ -62,6 +62,7 @@ class SweepRuns:
     statistics: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # run id -> arrays
     test_sets: dict[str, str] = field(default_factory=dict)  # run id -> headline test set
     attention: dict[str, dict] = field(default_factory=dict)  # run id -> attention record
+    searched: pd.DataFrame = field(default_factory=pd.DataFrame)  # a searched spec's runs, both roles
 
 
 class NoRuns(LookupError):
@@ -76,12 +77,15 @@ def load(tracking_uri: str, experiment: str) -> SweepRuns:
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise NoRuns(f"there is no MLflow experiment {experiment!r} in {tracking_uri}")
-    runs = _newest_per_trial(record.search(client, found.experiment_id, record.TRIAL_KIND))
+    every = _newest_per_trial(record.search(client, found.experiment_id, record.TRIAL_KIND))
+    runs = _compared(every)
     if not runs:
         raise NoRuns(f"experiment {experiment!r} in {tracking_uri} has no trial runs")
     parents = record.search(client, found.experiment_id, record.SWEEP_KIND)
     parent = max(parents, key=lambda r: r.info.start_time).info.run_id if parents else None
-    return read(client, SweepRuns(experiment, found.experiment_id, tracking_uri, parent, *_empty()), runs)
+    out = read(client, SweepRuns(experiment, found.experiment_id, tracking_uri, parent, *_empty()), runs)
+    out.searched = pd.DataFrame([_search_row(r) for r in every if r.data.tags.get(record.SEARCH_ROLE)])
+    return out
 
 
 def load_run(tracking_uri: str, run_id: str) -> SweepRuns:
@@ -153,21 +157,50 @@ def _newest_per_trial(runs: list) -> list:
     return sorted(best.values(), key=lambda r: r.data.tags.get(record.TRIAL, ""))
 
 
+def _compared(runs: list) -> list:
+    """Of a searched spec, the runs that stand for their point: the confirmation seeds run at the
+    values the search found best, where there are any. The search runs only chose those values;
+    the best of them won among several tries, and its luck would bias a comparison."""
+    role = record.SEARCH_ROLE
+    confirmed = {
+        record.setting_of(r.data.tags.get(record.TRIAL, ""))
+        for r in runs
+        if r.data.tags.get(role) == "confirm"
+    }
+    return [
+        r
+        for r in runs
+        if not (
+            r.data.tags.get(role) == "search"
+            and record.setting_of(r.data.tags.get(record.TRIAL, "")) in confirmed
+        )
+    ]
+
+
+def _search_row(run) -> dict:
+    tags = run.data.tags
+    return {
+        "setting": record.setting_of(tags.get(record.TRIAL, "")),
+        "seed": int(tags.get(record.SEED, 0)),
+        "role": tags[record.SEARCH_ROLE],
+        "values": {
+            k[len(record.SEARCHED) :]: _value(v) for k, v in tags.items() if k.startswith(record.SEARCHED)
+        },
+        "val_bleu": run.data.metrics.get(record.VALIDATION["val_bleu"]),
+        "status": record.status(run),
+        "run_id": run.info.run_id,
+    }
+
+
 def _rank(run) -> tuple[bool, int]:
     return record.is_done(run), run.info.start_time or 0
-
-
-def setting_of(trial: str) -> str:
-    """``heads=8,seed=1`` -> ``heads=8``: the trial's name without its seed."""
-    parts = [p for p in trial.split(",") if not p.startswith("seed=")]
-    return ",".join(parts) or trial
 
 
 def _ids(run) -> dict:
     trial = run.data.tags.get(record.TRIAL, run.info.run_name or run.info.run_id)
     return {
         "run_id": run.info.run_id,
-        "setting": setting_of(trial),
+        "setting": record.setting_of(trial),
         "seed": int(run.data.tags.get(record.SEED, 0)),
     }
 
@@ -181,6 +214,7 @@ def _trial_row(run) -> dict:
         "arm": tags.get(record.ARM),
         "status": record.status(run),
         "error": tags.get(record.ERROR),
+        "bleu_signature": tags.get(record.BLEU_SIGNATURE),
         "start_time": run.info.start_time,
     }
     final = record.summary(run.data.metrics, tags.get(record.TEST_SET))

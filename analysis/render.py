@@ -48,6 +48,9 @@ COMPARISONS_TITLE = "Every comparison against the baseline (Holm-adjusted over t
 EFFECTS_TITLE = "The design's main effects and interactions (Holm-adjusted over the whole report)"
 
 
+SEARCH_TITLE = "How each point's values were chosen"
+
+
 def _comparisons_title(s: Section) -> str:
     return EFFECTS_TITLE if s.cell_tables else COMPARISONS_TITLE
 
@@ -82,6 +85,8 @@ def _html_link(label: str, run_id: str, url: str | None) -> str:
 
 def to_markdown(report: Report) -> str:
     lines = [f"# {report.title}", "", *[f"{t}\n" for t in report.intro]]
+    if report.searches:
+        lines += [f"## {SEARCH_TITLE}", "", *_markdown_table(report.searches, links=False)]
     for s in report.sections:
         lines += [f"## {s.group}", "", f"**{s.question}**", ""]
         if s.design:
@@ -159,6 +164,8 @@ def to_html(report: Report, out: Path) -> str:
     """The report as one HTML page, figures embedded as base64 PNG."""
     e = html.escape
     body = [f"<h1>{e(report.title)}</h1>", *[f"<p>{e(t)}</p>" for t in report.intro]]
+    if report.searches:
+        body += [f"<h2>{e(SEARCH_TITLE)}</h2>", _html_table(report.searches, links=False)]
     for s in report.sections:
         body += _html_section(s, out)
     body.append("<h2>Trials that did not finish</h2>")

@@ -28,6 +28,7 @@ from analysis.figures import palette
 from analysis.load import SweepRuns
 from analysis.metrics import METRICS
 from analysis.report_figures import ReportFigure, group_figures
+from analysis.searches import search_rows
 from analysis.stats import aggregate
 from analysis.verdicts import BASELINE, INCONCLUSIVE, Evidence, Verdict, gather, judge
 from trainer import record
@@ -78,6 +79,7 @@ class Report:
     intro: list[str]
     sections: list[Section]
     not_finished: list[dict]
+    searches: list[dict] = field(default_factory=list)  # a searched spec: how each point's values were chosen
 
 
 class NothingToReport(LookupError):
@@ -134,7 +136,7 @@ def build(
         f"Budget: {budget.budget_text(trials)} per trial; {len(flagged)} of "
         f"{_count(trials, 'finished')} finished trials were {budget.STILL_IMPROVING} (best validation "
         "BLEU in the last validation, or validation loss still falling).",
-        "Test metrics: sacreBLEU, cased and detokenized (tok 13a), on "
+        f"Test metrics: sacreBLEU, cased and detokenized ({findings.tokenizers_text(trials)}), on "
         + ", ".join(sorted(set(runs.test_sets.values())) or ["the test set"])
         + "; values are mean ± sd over seeds; PPL is exp(test NLL per target token).",
         findings.method_text(
@@ -154,7 +156,13 @@ def build(
         }
         for row in trials[trials["status"] != "finished"].itertuples()
     ]
-    return Report(f"ablab report: {runs.experiment}", [t for t in intro if t], sections, not_finished)
+    return Report(
+        f"ablab report: {runs.experiment}",
+        [t for t in intro if t],
+        sections,
+        not_finished,
+        search_rows(runs.searched),
+    )
 
 
 def _count(trials: pd.DataFrame, status: str) -> int:

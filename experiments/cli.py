@@ -216,6 +216,12 @@ def _print_plan(plan, records: list[dict]) -> None:
     for line in crossed_groups(plan):
         typer.echo(line)
     total = sum(r["est_seconds"] or 0 for r in records) / 60
+    if plan.spec.search:
+        from experiments.plan import search_runs
+
+        runs, line = search_runs(plan)
+        typer.echo(line)
+        total *= runs / len(records)
     when = f"{total / 60:.1f} h" if total >= 60 else f"{total:.1f} min"
     typer.echo(f"total estimated trial time {when} (one after another, at this machine's estimated rate)")
 

@@ -52,9 +52,9 @@ from experiments.spec_schema import (
     GROUP_KEYS,
     MAX_TRIALS,
     Ablation,
+    Domain,
     Overrides,
     Resources,
-    Search,
     Spec,
     SpecError,
     value_label,
@@ -102,6 +102,19 @@ class Plan:
     @property
     def experiment(self) -> str:
         return f"ablab/{self.spec.name}"
+
+    def search_space(self, trial: Trial) -> dict[str, Domain]:
+        return search_space(self.spec, trial)
+
+
+def search_space(spec: Spec, trial: Trial) -> dict[str, Domain]:
+    """The space ``trial``'s point searches: its group's own, else the spec's."""
+    for group in trial.groups:
+        ablation = spec.ablations.get(group)
+        if ablation is not None and ablation.search:
+            return ablation.search
+    assert spec.search is not None, "only a spec with a search has search spaces"
+    return spec.search.space
 
 
 def _normalize_groups(raw: dict) -> dict:
@@ -237,7 +250,8 @@ def expand(spec: Spec, path: Path) -> Plan:
             "rename the arms or groups that produce them."
         )
     if spec.search:
-        _validate_search(spec.search, trials[0], path)
+        for trial in {record.setting_of(t.name): t for t in trials}.values():
+            _validate_search(search_space(spec, trial), trial, path)
     digest = hashlib.sha256(json.dumps([spec.name, *sorted(t.hash for t in trials)]).encode()).hexdigest()[
         :16
     ]
@@ -273,9 +287,9 @@ def _refuse_escaping_paths(config: Config) -> None:
             )
 
 
-def _validate_search(search: Search, trial: Trial, path: Path) -> None:
+def _validate_search(space: dict[str, Domain], trial: Trial, path: Path) -> None:
     """Every searched key is a config key, and the domain's edges give valid configs."""
-    for key, domain in search.space.items():
+    for key, domain in space.items():
         for value in domain.extremes():
             try:
                 from_dict(apply_overrides(to_dict(trial.config), {key: value}))

@@ -15,7 +15,7 @@ from trainer.errors import UserError
 MAX_TRIALS = 1000
 """More trials than this in one spec is almost surely a mistake (a pasted list, a typo'd range)."""
 
-GROUP_KEYS = ("arms", "grid", "zip", "overrides", "resources", "question", "expect")
+GROUP_KEYS = ("arms", "grid", "zip", "overrides", "resources", "question", "expect", "search")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -107,7 +107,9 @@ class Domain(_Strict):
 class Search(_Strict):
     space: dict[str, Domain] = Field(min_length=1)
     trials: int = Field(ge=1, le=10_000)
-    """Optuna trials per point (arm or grid point), each with the first seed."""
+    """Optuna trials per point (arm or grid point), each with the first seed; then every other
+    seed of ``seeds`` runs once at the values the search found best (the confirmation runs, which
+    the report compares: the search runs only chose the values)."""
     metric: str = "val_bleu"
     mode: Literal["max", "min"] = "max"
     scheduler: Scheduler | None = None
@@ -131,6 +133,9 @@ class Ablation(_Strict):
     """What the group asks, in the report and MLflow; default: derived from the keys it varies."""
     expect: str | None = None
     """What to expect (e.g. the published direction), shown beside the group's verdicts."""
+    search: dict[str, Domain] | None = Field(default=None, min_length=1)
+    """With the spec's ``search``: the space this group's points search instead of its
+    ``search.space`` (each optimizer at its own learning-rate range, say)."""
 
     def factors(self) -> list[SpecFactor]:
         """What the group varies, factor by factor: its arms (one factor: the keys they change,
@@ -214,6 +219,16 @@ class Spec(_Strict):
         for name in groups:
             _slug("ablation name", name, reserved=("baseline",))
         return groups
+
+    @model_validator(mode="after")
+    def _group_search_needs_a_search(self) -> Spec:
+        spaces = [name for name, group in self.ablations.items() if group.search]
+        if spaces and self.search is None:
+            raise ValueError(
+                f"ablations {spaces} set a search space but the spec has no search; add "
+                "search: {space: ..., trials: N} (its space is the baseline's)"
+            )
+        return self
 
 
 def value_label(value: Any) -> str:

@@ -65,8 +65,6 @@ def run_sweep(
     sweep_dir = storage.resolve() / plan.spec.name  # this spec's Tune state, and nothing else
     previous = _preflight(plan, uri, sweep_dir, storage, resume)
     trials = plan.trials
-    if plan.spec.search:
-        trials = [t for t in plan.trials if t.seed == plan.spec.seeds[0]]
     address = address or os.environ.get("RAY_ADDRESS")
     if address is None:  # checked before anything is created; a cluster is checked once joined
         ray_cluster.refuse_local_resources(plan)
@@ -103,7 +101,11 @@ def run_sweep(
                 f"MLflow experiment {plan.experiment}, parent run {sweep.parent_run_id}"
             )
             payloads = [tune_runs.payload(plan, t, uri, sweep, sweep_dir) for t in todo]
-            count = len(todo) * (plan.spec.search.trials if plan.spec.search else 1)
+            count = len(todo)  # a search: per point, its samples and then its other seeds
+            if plan.spec.search:
+                count += len({t.name for t in todo if t.seed == plan.spec.seeds[0]}) * (
+                    plan.spec.search.trials - 1
+                )
             progress = SweepProgress(count, plan.spec.metric, plan.spec.mode, echo)
 
             def restart() -> None:

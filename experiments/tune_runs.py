@@ -1,4 +1,5 @@
-"""The Tune side of a sweep: the trials as a grid (or one Optuna search per point), run,
+"""The Tune side of a sweep: the trials as a grid (or, per point, an Optuna search and its
+confirmation seeds), run,
 saved, restored after the driver died, and restarted after Ray's memory monitor killed a worker.
 
 Each trial gets a :class:`~experiments.trial.TrialPayload` (through Tune, a plain mapping) and
@@ -17,6 +18,7 @@ from typing import Any
 from experiments import runs
 from experiments.spec import Plan, Trial
 from experiments.trial import TrialPayload, dir_name
+from trainer import record
 from trainer.config import to_dict
 from trainer.errors import Unavailable
 from trainer.tracking import first_line
@@ -135,13 +137,83 @@ class WorkerOutOfMemory(Exception):
     that error and stops the whole sweep with it; the driver restarts it from its saved state."""
 
 
+def _points(payloads: list[dict]) -> dict[str, list[dict]]:
+    """The payloads by point (the trial's name without its seed), seeds in the spec's order."""
+    points: dict[str, list[dict]] = {}
+    for p in payloads:
+        points.setdefault(record.setting_of(TrialPayload.of(p).name), []).append(p)
+    return points
+
+
+def _with_role(payload: dict, role: str) -> dict:
+    return {**payload, "tags": {**payload["tags"], record.SEARCH_ROLE: role}}
+
+
+def best_values(results: list, search) -> dict[str, Any] | None:
+    """The searched values of the best finished trial of one search (None: none finished)."""
+    scored = [
+        r for r in results if r.error is None and r.metrics and r.metrics.get(search.metric) is not None
+    ]
+    if not scored:
+        return None
+    pick = max if search.mode == "max" else min
+    best = pick(scored, key=lambda r: r.metrics[search.metric])
+    return {key: best.config[key] for key in search.space}
+
+
 def _tune_search(plan, payloads, sweep_dir: Path, resume, callback):
-    """One Optuna search per point (arm or grid point), with the first seed."""
+    """Per point (arm or grid point): an Optuna search with the first seed, then every other seed
+    at the best values it found (the confirmation runs the report compares; the search runs
+    only chose the values, so their winner's luck is not in any verdict)."""
+    from ray import tune
+
+    search = plan.spec.search
+    results = []
+    for point, members in _points(payloads).items():
+        name = "tune-" + point.replace(",", "_")
+        found, interrupted = _fit(
+            _search_tuner(plan, _with_role(members[0], "search"), sweep_dir, name, resume, callback)
+        )
+        results.extend(found)
+        if interrupted:
+            return results, True
+        values = best_values(found, search)
+        if len(members) == 1 or values is None:
+            continue
+        path = sweep_dir / f"{name}-seeds"
+        tuner = _restored(path) if resume else None
+        if tuner is None:
+            tuner = tune.Tuner(
+                _trainable(),
+                param_space={
+                    "trial": tune.grid_search([_with_role(m, "confirm") for m in members[1:]]),
+                    **values,
+                },
+                tune_config=tune.TuneConfig(
+                    max_concurrent_trials=plan.spec.max_concurrent,
+                    trial_name_creator=lambda t: TrialPayload.of(t.config["trial"]).name,
+                    trial_dirname_creator=lambda t: dir_name(TrialPayload.of(t.config["trial"]).name),
+                    reuse_actors=True,
+                ),
+                run_config=_run_config(plan, sweep_dir, path.name, callback),
+            )
+        found, interrupted = _fit(tuner)
+        results.extend(found)
+        if interrupted:
+            return results, True
+    return results, False
+
+
+def _search_tuner(plan, payload: dict, sweep_dir: Path, name: str, resume: bool, callback):
+    """The Optuna search of one point, restored from ``sweep_dir / name`` when resuming."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
+    tuner = _restored(sweep_dir / name) if resume else None
+    if tuner is not None:
+        return tuner
     search = plan.spec.search
     domains = {
         "loguniform": lambda d: tune.loguniform(*d.loguniform),
@@ -149,45 +221,35 @@ def _tune_search(plan, payloads, sweep_dir: Path, resume, callback):
         "randint": lambda d: tune.randint(*d.randint),
         "choice": lambda d: tune.choice(d.choice),
     }
-    results = []
-    for payload in payloads:
-        name = "tune-" + TrialPayload.of(payload).name.replace(",", "_")
-        path = sweep_dir / name
-        tuner = _restored(path) if resume else None
-        if tuner is None:
-            space = {key: domains[d.kind](d) for key, d in search.space.items()}
-            searcher = OptunaSearch(seed=search.seed)  # metric and mode come from TuneConfig
-            if plan.spec.max_concurrent:
-                searcher = ConcurrencyLimiter(searcher, max_concurrent=plan.spec.max_concurrent)
-            scheduler = None
-            if search.scheduler:
-                asha = search.scheduler.asha
-                scheduler = ASHAScheduler(
-                    time_attr="training_iteration",
-                    grace_period=asha.grace_period,
-                    reduction_factor=asha.reduction_factor,
-                    max_t=10_000,
-                )
-            tuner = tune.Tuner(
-                _trainable(),
-                param_space={"trial": payload, **space},
-                tune_config=tune.TuneConfig(
-                    search_alg=searcher,
-                    scheduler=scheduler,
-                    num_samples=search.trials,
-                    metric=search.metric,
-                    mode=search.mode,
-                    trial_name_creator=lambda t: f"{t.config['trial']['name']},{t.trial_id}",
-                    trial_dirname_creator=lambda t: t.trial_id,
-                    reuse_actors=True,
-                ),
-                run_config=_run_config(plan, sweep_dir, name, callback),
-            )
-        found, interrupted = _fit(tuner)
-        results.extend(found)
-        if interrupted:
-            return results, True
-    return results, False
+    trial = next(t for t in plan.trials if t.name == TrialPayload.of(payload).name)
+    space = {key: domains[d.kind](d) for key, d in plan.search_space(trial).items()}
+    searcher = OptunaSearch(seed=search.seed)  # metric and mode come from TuneConfig
+    if plan.spec.max_concurrent:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=plan.spec.max_concurrent)
+    scheduler = None
+    if search.scheduler:
+        asha = search.scheduler.asha
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            grace_period=asha.grace_period,
+            reduction_factor=asha.reduction_factor,
+            max_t=10_000,
+        )
+    return tune.Tuner(
+        _trainable(),
+        param_space={"trial": payload, **space},
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=search.trials,
+            metric=search.metric,
+            mode=search.mode,
+            trial_name_creator=lambda t: f"{t.config['trial']['name']},{t.trial_id}",
+            trial_dirname_creator=lambda t: t.trial_id,
+            reuse_actors=True,
+        ),
+        run_config=_run_config(plan, sweep_dir, name, callback),
+    )
 
 
 def run_tune(

@@ -51,6 +51,9 @@ ASSIGNED_GPUS = "ablab.assigned_gpus"
 BLEU_SIGNATURE, CHRF_SIGNATURE = "ablab.bleu_signature", "ablab.chrf_signature"
 TUNE_TRIAL_ID = "ablab.tune_trial_id"  # a search trial's Tune id: its attempts share one run
 AXIS, SEARCHED = "ablab.axis.", "ablab.search."  # prefixes: a grid point's values, a searched value
+SEARCH_ROLE = "ablab.search_role"
+"""'search' (a sampled trial with the first seed) or 'confirm' (another seed at the values the
+search found best): of a searched spec, the report compares the confirmation runs."""
 NOTE, PARENT = "mlflow.note.content", "mlflow.parentRunId"  # MLflow's own: description, nesting
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 """An experiment tag of MLflow 3's UI: with it the experiment opens on its runs ("Model
@@ -201,3 +204,9 @@ def param_text(value: Any) -> str:
     if isinstance(value, (list, tuple, dict)):
         return json.dumps(value)
     return str(value)
+
+
+def setting_of(trial: str) -> str:
+    """``heads=8,seed=1`` -> ``heads=8``: the trial's name without its seed."""
+    parts = [p for p in trial.split(",") if not p.startswith("seed=")]
+    return ",".join(parts) or trial

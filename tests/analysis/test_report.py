@@ -7,7 +7,8 @@ import sacrebleu
 from scipy import stats as scipy_stats
 
 from analysis import findings, render, report
-from analysis.load import SweepRuns, setting_of
+from analysis.load import SweepRuns
+from trainer.record import setting_of
 
 REFS = [f"ein hund läuft über die wiese nummer {i} ." for i in range(40)]
 

@@ -16,8 +16,8 @@ from trainer.evaluate import bleu_tokenizer
 
 SPECS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "specs").glob("*.yaml"))
 # specs sized for this 2-core CPU
-CPU_SCALE = ("smoke.yaml", "suite_cpu.yaml", "norm_warmup.yaml", "de_en_files.yaml")
-SMALL_MODEL = ("smoke.yaml", "norm_warmup.yaml")  # a smaller model than the seeds'
+CPU_SCALE = ("smoke.yaml", "suite_cpu.yaml", "norm_warmup.yaml", "de_en_files.yaml", "optimizers.yaml")
+SMALL_MODEL = ("smoke.yaml", "norm_warmup.yaml", "optimizers.yaml")  # a smaller model than the seeds'
 
 
 def write_spec(tmp_path, body: dict, name="s.yaml") -> Path:
@@ -122,6 +122,22 @@ def test_the_german_to_english_spec_reads_multi30k_reversed_through_the_files_la
     assert found["train"] == SplitFiles("train", multi30k_dir / "train.de.gz", multi30k_dir / "train.en.gz")
     assert list(found) == ["train", "val", "test_2016_flickr", "test_2017_flickr"]
     assert bleu_tokenizer(data.tgt_lang, plan.trials[0].config.eval.bleu_tokenize) == "13a"
+
+
+def test_each_optimizer_searches_its_own_range_and_a_group_space_needs_a_search(tmp_path):
+    plan = load_plan(SPECS[[p.name for p in SPECS].index("optimizers.yaml")])
+    low = {t.name.split(",")[0]: plan.search_space(t)["optim.lr"].loguniform[0] for t in plan.trials}
+    assert low == {"baseline": 0.0005, "lion": 0.00005, "adafactor": 0.001, "sgd": 0.03}
+    lion = {"arms": {"lion": {"optim.name": "lion"}}, "search": {"optim.lr": {"uniform": [0, 1]}}}
+    body = spec(ablations={"lion": lion})
+    with pytest.raises(
+        SpecError, match=r"ablations \['lion'\] set a search space but the spec has no search"
+    ):
+        load_plan(write_spec(tmp_path, body))
+    body["search"] = {"space": {"optim.lr": {"loguniform": [1e-4, 1e-3]}}, "trials": 2}
+    body["ablations"]["lion"]["search"] = {"optim.lr": {"uniform": [-1.0, 1.0]}}
+    with pytest.raises(SpecError, match=r"search.space\[optim.lr\]"):
+        load_plan(write_spec(tmp_path, body))  # the group's own space is validated at its edges
 
 
 def test_suite_contains_every_ablation_with_one_baseline_per_seed():

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from analysis.load import load
 from experiments.ray_cluster import refuse_local_store
 from tests.conftest import script
 from tests.experiments.conftest import ablab, sqlite_uri
@@ -292,12 +293,13 @@ def test_a_local_store_is_refused_for_a_cluster_on_other_machines():
         refuse_local_store("sqlite:////x/mlflow.db", "10.0.0.5:6379", {"10.0.0.5", "10.0.0.6"}, local)
 
 
-def test_optuna_search_with_asha_records_the_searched_values(tmp_path):
+def test_optuna_search_with_asha_then_the_other_seeds_at_the_best_values(tmp_path):
     spec = write_spec(
         tmp_path,
         "searched",
         budget={"epochs": 3},
         max_concurrent=2,
+        seeds=[1, 2],
         search={
             "space": {"optim.lr": {"loguniform": [0.0003, 0.01]}},
             "trials": 4,
@@ -307,8 +309,9 @@ def test_optuna_search_with_asha_records_the_searched_values(tmp_path):
     uri = sqlite_uri(tmp_path)
     out = ablab("run", spec, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
-    runs = trial_runs(uri, "ablab/searched")
-    assert len(runs) == 4
+    every = trial_runs(uri, "ablab/searched")
+    runs = [r for r in every if r.data.tags["ablab.search_role"] == "search"]
+    assert len(runs) == 4 and all(r.data.tags["ablab.seed"] == "1" for r in runs)
     lrs = [float(r.data.params["optim.lr"]) for r in runs]
     assert len(set(lrs)) == 4 and all(0.0003 <= lr <= 0.01 for lr in lrs)
     for run, lr in zip(runs, lrs, strict=True):
@@ -316,6 +319,12 @@ def test_optuna_search_with_asha_records_the_searched_values(tmp_path):
         assert run.data.tags["ablab.status"] in ("finished", "early_stopped")
         assert run.data.tags["ablab.trial_hash"] == run.data.tags["ablab.config_hash"]
     assert len({r.data.tags["ablab.trial_hash"] for r in runs}) == 4
+
+    (confirm,) = [r for r in every if r.data.tags["ablab.search_role"] == "confirm"]
+    best = max(runs, key=lambda r: r.data.metrics["val/bleu"])  # each run's last validation, as Tune's
+    assert confirm.data.tags["ablab.seed"] == "2" and confirm.data.tags["ablab.status"] == "finished"
+    assert confirm.data.params["optim.lr"] == best.data.params["optim.lr"]
+    assert load(uri, "ablab/searched").trials["run_id"].tolist() == [confirm.info.run_id]  # what is compared
 
 
 def test_a_spec_needing_more_than_the_machine_fails_fast(tmp_path):

@@ -1,0 +1,43 @@
+"""How a searched spec chose its values: per point, what the search sampled with the first seed,
+what it scored, and the values the confirmation seeds then ran with (the runs compared).
+
+The chosen values are read from the confirmation runs themselves (their ``ablab.search.*`` tags),
+not recomputed: they are what was run. A point whose search had no finished sample has no
+confirmation runs and says so.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def _values_text(values: dict) -> str:
+    """``{'optim.lr': 0.0012345}`` -> ``optim.lr 0.00123``: three significant digits."""
+    return ", ".join(
+        f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(values.items())
+    )
+
+
+def search_rows(searched: pd.DataFrame) -> list[dict]:
+    """One row per searched point: its samples (best first) and the values confirmed."""
+    if searched.empty:
+        return []
+    rows = []
+    for setting, runs in searched.groupby("setting", sort=False):
+        samples = runs[runs["role"] == "search"].sort_values("val_bleu", ascending=False, na_position="last")
+        confirm = runs[runs["role"] == "confirm"]
+        tried = "; ".join(
+            f"{_values_text(r.values)}: {'-' if pd.isna(r.val_bleu) else f'{r.val_bleu:.2f}'}"
+            + ("" if r.status == "finished" else f" ({r.status})")
+            for r in samples.itertuples()
+        )
+        chosen = _values_text(confirm["values"].iloc[0]) if not confirm.empty else "none (no sample finished)"
+        rows.append(
+            {
+                "point": setting,
+                "samples with seed 1 (value: val BLEU, best first)": tried or "-",
+                "chosen": chosen,
+                "confirmed with seeds": ", ".join(map(str, sorted(confirm["seed"]))) or "-",
+            }
+        )
+    return rows
