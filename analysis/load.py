@@ -162,25 +162,23 @@ def _compared(runs: list) -> list:
     values the search found best, where there are any. The search runs only chose those values;
     the best of them won among several tries, and its luck would bias a comparison."""
     role = record.SEARCH_ROLE
-    confirmed = {
-        record.setting_of(r.data.tags.get(record.TRIAL, ""))
-        for r in runs
-        if r.data.tags.get(role) == "confirm"
-    }
-    return [
-        r
-        for r in runs
-        if not (
-            r.data.tags.get(role) == "search"
-            and record.setting_of(r.data.tags.get(record.TRIAL, "")) in confirmed
-        )
-    ]
+    confirmed = {_point(r) for r in runs if r.data.tags.get(role) == "confirm"}
+    return [r for r in runs if not (r.data.tags.get(role) == "search" and _point(r) in confirmed)]
+
+
+def _point(run) -> str:
+    """The setting a run is a point of: its trial name without the seed (and, for a search sample,
+    without the Tune trial id that tells the samples apart)."""
+    trial, sample = run.data.tags.get(record.TRIAL, ""), run.data.tags.get(record.TUNE_TRIAL_ID)
+    if sample and run.data.tags.get(record.SEARCH_ROLE) == "search":
+        trial = trial.removesuffix(f",{sample}")
+    return record.setting_of(trial)
 
 
 def _search_row(run) -> dict:
     tags = run.data.tags
     return {
-        "setting": record.setting_of(tags.get(record.TRIAL, "")),
+        "setting": _point(run),
         "seed": int(tags.get(record.SEED, 0)),
         "role": tags[record.SEARCH_ROLE],
         "values": {

@@ -195,9 +195,14 @@ def _run_trial(params: dict[str, Any]) -> None:
     config = from_dict(apply_overrides(payload.config, searched))
     tags = {**payload.tags, record.TRIAL_HASH: config_hash(config)}
     run_id = payload.run_id
+    sampled = (
+        searched and tags.get(record.SEARCH_ROLE) != "confirm"
+    )  # a confirmation seed is the plan's trial
     if searched:
         trial_id = tune.get_context().get_trial_id()
-        tags.update({record.TUNE_TRIAL_ID: trial_id, record.TRIAL: f"{payload.name},{trial_id}"})
+        tags[record.TUNE_TRIAL_ID] = trial_id
+        if sampled:
+            tags[record.TRIAL] = f"{payload.name},{trial_id}"
         tags.update({f"{record.SEARCHED}{k}": str(v) for k, v in searched.items()})
     tracker = MlflowTracker(
         payload.tracking_uri,
@@ -217,7 +222,7 @@ def _run_trial(params: dict[str, Any]) -> None:
         return
     # not Tune's trial folder: on the driver's node Tune copies that folder to the sweep's
     # storage after every result without deleting, which would keep every checkpoint ever pruned
-    workdir = Path(payload.work_root) / (tags[record.TUNE_TRIAL_ID] if searched else dir_name(payload.name))
+    workdir = Path(payload.work_root) / (tags[record.TUNE_TRIAL_ID] if sampled else dir_name(payload.name))
     _restore(workdir)
     reporter = TuneReporter(tracker)
     try:

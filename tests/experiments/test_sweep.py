@@ -322,7 +322,10 @@ def test_optuna_search_with_asha_then_the_other_seeds_at_the_best_values(tmp_pat
 
     (confirm,) = [r for r in every if r.data.tags["ablab.search_role"] == "confirm"]
     best = max(runs, key=lambda r: r.data.metrics["val/bleu"])  # each run's last validation, as Tune's
-    assert confirm.data.tags["ablab.seed"] == "2" and confirm.data.tags["ablab.status"] == "finished"
+    assert (
+        confirm.data.tags["ablab.trial"] == "baseline,seed=2"
+        and confirm.data.tags["ablab.status"] == "finished"
+    )
     assert confirm.data.params["optim.lr"] == best.data.params["optim.lr"]
     assert load(uri, "ablab/searched").trials["run_id"].tolist() == [confirm.info.run_id]  # what is compared
 
