@@ -77,13 +77,19 @@ def _node_capacity() -> tuple[float, float, set[str]]:
     return cpus, gpus, {n["NodeManagerAddress"] for n in nodes}
 
 
-def _local_addresses() -> set[str]:
-    names = {"127.0.0.1", "localhost"}
-    try:
-        names.add(socket.gethostbyname(socket.gethostname()))
-    except OSError:
-        pass
-    return names
+def _local_addresses(candidates: set[str]) -> set[str]:
+    """Of ``candidates``, the addresses of this machine: loopback, and any this process can bind
+    a socket to (an interface of its own; another machine's address cannot be bound)."""
+    local = {"127.0.0.1", "localhost"}
+    for ip in candidates - local:
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.bind((ip, 0))
+            local.add(ip)
+        except OSError:
+            pass
+    return local
 
 
 def start_ray(plan: Plan, address: str | None, uri: str, env: dict[str, str]) -> None:
@@ -103,7 +109,7 @@ def start_ray(plan: Plan, address: str | None, uri: str, env: dict[str, str]) ->
     ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, logging_level=logging.WARNING)
     cpus, gpus, node_ips = _node_capacity()
     try:
-        refuse_local_store(uri, address, node_ips, _local_addresses())
+        refuse_local_store(uri, address, node_ips, _local_addresses(node_ips))
         refuse_resources(plan, cpus, gpus, f"the cluster at {address}")
     except UserError:
         ray.shutdown()

@@ -148,17 +148,31 @@ def _search_run(tracker: MlflowTracker, trial_id: str, trial_hash: str) -> str |
     return earlier[0].info.run_id if earlier else None
 
 
-def _finished_run(tracker: MlflowTracker) -> dict[str, Any] | None:
-    """The last metrics of this trial's run if it is done (finished, diverged, stopped early)."""
+def _stored_run(tracker: MlflowTracker):
+    """This trial's run as the store holds it (None: not made yet)."""
     if tracker.run_id is None:
         return None
     from mlflow import MlflowClient
 
-    run = tracker.patiently(lambda: MlflowClient(tracker.tracking_uri).get_run(tracker.run_id))
-    if not record.is_done(run):
+    return tracker.patiently(lambda: MlflowClient(tracker.tracking_uri).get_run(tracker.run_id))
+
+
+def _done(run) -> dict[str, Any] | None:
+    """The last metrics of this trial's run if it is done (finished, diverged, stopped early)."""
+    if run is None or not record.is_done(run):
         return None
     final = record.summary(run.data.metrics, run.data.tags.get(record.TEST_SET))
-    return {**final, "status": record.status(run), "mlflow_run_id": tracker.run_id}
+    return {**final, "status": record.status(run), "mlflow_run_id": run.info.run_id}
+
+
+def _nodes(run) -> str:
+    """The Ray nodes this trial ran on, this one last: ``ip/node-id`` each, comma-separated (an
+    attempt after a node was lost runs on another)."""
+    import ray
+
+    here = f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:12]}"
+    before = [n for n in (run.data.tags.get(record.RAY_NODES, "") if run else "").split(",") if n]
+    return ",".join(before if before[-1:] == [here] else [*before, here])
 
 
 def _record_input_error(tracker: MlflowTracker, config, exc: UserError) -> None:
@@ -216,7 +230,8 @@ def _run_trial(params: dict[str, Any]) -> None:
         tracker.run_id = tracker.patiently(
             lambda: _search_run(tracker, tags[record.TUNE_TRIAL_ID], tags[record.TRIAL_HASH])
         )
-    done = _finished_run(tracker)
+    stored = _stored_run(tracker)
+    done = _done(stored)
     if done is not None:  # a restored Tune state can be older than MLflow's record
         tune.report({payload.metric: math.nan, **done, COMPLETE: True})
         return
@@ -224,6 +239,7 @@ def _run_trial(params: dict[str, Any]) -> None:
     # storage after every result without deleting, which would keep every checkpoint ever pruned
     workdir = Path(payload.work_root) / (tags[record.TUNE_TRIAL_ID] if sampled else dir_name(payload.name))
     _restore(workdir)
+    tracker.tags[record.RAY_NODES] = _nodes(stored)
     reporter = TuneReporter(tracker)
     try:
         result = train(config, workdir=workdir, tracker=tracker, reporter=reporter)

@@ -51,6 +51,7 @@ ASSIGNED_GPUS = "ablab.assigned_gpus"
 BLEU_SIGNATURE, CHRF_SIGNATURE = "ablab.bleu_signature", "ablab.chrf_signature"
 TUNE_TRIAL_ID = "ablab.tune_trial_id"  # a search trial's Tune id: its attempts share one run
 AXIS, SEARCHED = "ablab.axis.", "ablab.search."  # prefixes: a grid point's values, a searched value
+RAY_NODES = "ablab.ray_nodes"  # the Ray nodes a trial ran on, in order (ip/node id)
 SEARCH_ROLE = "ablab.search_role"
 """'search' (a sampled trial with the first seed) or 'confirm' (another seed at the values the
 search found best): of a searched spec, the report compares the confirmation runs."""
