@@ -104,9 +104,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def mlflow_server(folder: Path, port: int, env: dict | None = None) -> subprocess.Popen:
-    """``mlflow server`` on 127.0.0.1:``port`` over a sqlite store and artifacts in ``folder``,
-    in its own process group (see :func:`stop`)."""
+def mlflow_server(
+    folder: Path, port: int, env: dict | None = None, store: str | None = None
+) -> subprocess.Popen:
+    """``mlflow server`` on 127.0.0.1:``port`` over ``store`` (default: sqlite in ``folder``) with
+    proxied artifacts in ``folder``, in its own process group (see :func:`stop`)."""
     return subprocess.Popen(
         [
             script("mlflow"),
@@ -118,7 +120,7 @@ def mlflow_server(folder: Path, port: int, env: dict | None = None) -> subproces
             "--workers",
             "1",
             "--backend-store-uri",
-            f"sqlite:///{folder}/server.db",
+            store or f"sqlite:///{folder}/server.db",
             "--artifacts-destination",
             str(folder / "artifacts"),
         ],
@@ -132,3 +134,19 @@ def mlflow_server(folder: Path, port: int, env: dict | None = None) -> subproces
 def stop(process: subprocess.Popen) -> None:
     """Stop a process started in its own group, and everything it started."""
     stop_group(process, timeout=30)
+
+
+def training_spans(uri: str, runs: list) -> list[tuple[int, int]]:
+    """Each run's time training, in ms: its first and last logged training loss. (A run's own
+    start time is when the sweep made it, before the trial was scheduled.)"""
+    client = MlflowClient(uri)
+    spans = []
+    for run in runs:
+        stamps = [m.timestamp for m in client.get_metric_history(run.info.run_id, "train/loss")]
+        spans.append((min(stamps), max(stamps)))
+    return spans
+
+
+def most_at_once(spans: list[tuple[int, int]]) -> int:
+    """The largest number of spans open at one instant."""
+    return max(sum(start <= t <= end for start, end in spans) for t, _ in spans)

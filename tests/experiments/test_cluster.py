@@ -21,7 +21,9 @@ from tests.experiments.conftest import ablab, sqlite_uri
 from tests.experiments.helpers import (
     assert_unique_steps,
     free_port,
+    most_at_once,
     processes,
+    training_spans,
     trial_runs,
     wait_for,
     write_spec,
@@ -197,9 +199,8 @@ def test_four_trials_share_one_declared_gpu_and_train_on_cpu(tmp_path, cluster, 
     for run in runs:
         assert run.data.tags["ablab.assigned_gpus"] == "0"  # the device Ray assigned, seen by the trial
         assert run.data.tags["ablab.device"].startswith("cpu")  # no CUDA here: trained on the CPU
-    spans = [(r.info.start_time, r.info.end_time) for r in runs]
-    at_once = max(sum(start <= t < end for start, end in spans) for t, _ in spans)
-    assert at_once == 4, spans  # all four on the one GPU at the same time
+    spans = training_spans(uri, runs)
+    assert most_at_once(spans) == 4, spans  # all four training on the one GPU at the same time
     overlap = min(end for _, end in spans) - max(start for start, _ in spans)
     print(f"4 trials on one declared GPU: all four running together for {overlap / 1000:.1f} s")
     logs = Path(ray_tmpdir).rglob("worker-*.err")
