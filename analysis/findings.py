@@ -215,7 +215,7 @@ def comparison_row(v: Verdict, effect: Contrast | None = None) -> dict:
         "Δ [95 % CI]": f"{number(c.delta, m.digits, True)} {interval(v.interval, m.digits)}",
         "adjusted": interval(v.adjusted, m.digits),
         "p (Holm)": f"{p_cell(v)} ({format_p(v.p_adjusted, name='')})",
-        "P(better)": f"{c.p_better:.2f}",
+        "P(better)": f"{c.p_better:.2f}" if len(c.seeds) > 1 else "-",  # one pair of runs is no share
         "verdict": verdict_cell(v),
         "detects": detectable_cell(v),
         "same test set": "; ".join(format_p(p, 1 / (c.n_resamples + 1), "") for p in c.same_test_set) or "-",

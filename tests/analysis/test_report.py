@@ -150,6 +150,7 @@ def test_one_seed_gives_no_verdict_across_training_runs(tmp_path):
     assert verdict.startswith("test set only: p ≤ 1/1,001")
     assert "covers test-set variation only" in made.sections[0].finding
     assert any("one seed" in line for line in made.intro)
+    assert {row["P(better)"] for row in made.sections[0].comparisons} == {"-"}  # one pair of runs: no share
 
 
 def test_runs_still_improving_are_counted_and_a_mostly_flagged_group_says_it(tmp_path):
