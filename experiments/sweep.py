@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments import ray_cluster, runs, tune_runs
+from experiments.plan import search_runs
 from experiments.spec import Plan
 from experiments.sweep_progress import SweepProgress
 from trainer import record
@@ -96,16 +97,13 @@ def run_sweep(
         (sweep_dir / STATE_FILE).write_text(json.dumps(state))
         results = []
         if todo:
+            count = search_runs(plan)[0] if plan.spec.search else len(todo)
+            runs_text = f" ({count} runs with the search)" if plan.spec.search else ""
             echo(
-                f"{plan.spec.name}: {len(todo)} trials to run, {len(sweep.skipped)} already done; "
+                f"{plan.spec.name}: {len(todo)} trials to run{runs_text}, {len(sweep.skipped)} already done; "
                 f"MLflow experiment {plan.experiment}, parent run {sweep.parent_run_id}"
             )
             payloads = [tune_runs.payload(plan, t, uri, sweep, sweep_dir) for t in todo]
-            count = len(todo)  # a search: per point, its samples and then its other seeds
-            if plan.spec.search:
-                count += len({t.name for t in todo if t.seed == plan.spec.seeds[0]}) * (
-                    plan.spec.search.trials - 1
-                )
             progress = SweepProgress(count, plan.spec.metric, plan.spec.mode, echo)
 
             def restart() -> None:

@@ -131,7 +131,7 @@ def test_trials_spread_over_two_worker_nodes_and_survive_losing_one(tmp_path, cl
         tmp_path,
         "nodes",
         ablations={"heads": {"grid": {"model.heads": [1, 4]}}},
-        budget={"epochs": 12},
+        budget={"epochs": 8},
         retries=2,
     )
     uri = sqlite_uri(tmp_path)

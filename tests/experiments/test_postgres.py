@@ -100,7 +100,9 @@ def test_the_smoke_spec_through_a_server_on_postgresql_with_eight_trials_at_once
         assert parent.info.status == "FINISHED"
         # the rows are in PostgreSQL itself: every trial and the parent, finished, with metrics
         assert int(query("select count(*) from runs where status = 'FINISHED'")) == len(runs) + 1
-        assert int(query("select count(distinct run_uuid) from metrics where key = 'train/loss'")) == len(runs)
+        assert int(query("select count(distinct run_uuid) from metrics where key = 'train/loss'")) == len(
+            runs
+        )
         assert not (tmp_path / "mlruns").exists()
         print(f"PostgreSQL: {len(runs)} trial runs + 1 parent finished; 8 ran at once")
     finally:
