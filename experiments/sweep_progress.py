@@ -4,6 +4,7 @@ value of the spec's metric so far."""
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 
@@ -18,14 +19,17 @@ class SweepProgress(tune.Callback):
         self.best = (-math.inf if mode == "max" else math.inf, None)
         self.started = time.monotonic()
         self.counted_earlier = False
+        self.driver = os.getpid()
 
     def setup(self, **info):
-        """Start counting at the experiment's start (also after a restore, which unpickles
-        this callback from the interrupted driver: the trials that ended before it are counted
-        at the first event)."""
-        self.running, self.done, self.failed = {}, 0, 0
-        self.started = time.monotonic()
-        self.counted_earlier = False
+        """Each Tune experiment of the sweep starts here (a searched sweep runs several, one after
+        another: the counts go on). After a restore, which unpickles this callback from the
+        interrupted driver, counting starts again: the trials that ended before are counted at
+        the first event."""
+        self.running, self.counted_earlier = {}, False
+        if self.driver != os.getpid():
+            self.done = self.failed = 0
+            self.started, self.driver = time.monotonic(), os.getpid()
 
     def _count_earlier(self, trials) -> None:
         if not self.counted_earlier:

@@ -30,6 +30,18 @@ def test_a_restored_sweep_counts_the_trials_that_ended_before_it():
     assert "done 2/5  running 0  failed 2  best val_bleu 12.50" in lines[-1]
 
 
+def test_the_experiments_of_a_searched_sweep_count_on_in_one_driver():
+    lines = []
+    progress = SweepProgress(3, "val_bleu", "max", lines.append)
+    for name in ("search sample", "confirmation seed"):  # one Tune experiment each
+        progress.setup()
+        run = trial(name, "RUNNING")
+        progress.on_trial_start(0, [run], run)
+        run.status, run.last_result = "TERMINATED", {"status": "finished"}
+        progress.on_trial_complete(1, [run], run)
+    assert "done 2/3  running 0" in lines[-1]
+
+
 class StoppedTuner:
     """A Tuner whose fit fails the way Tune's actor manager fails on ``cause``."""
 
