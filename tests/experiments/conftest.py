@@ -47,11 +47,12 @@ def sqlite_uri(folder: Path) -> str:
 
 def smoke_at_test_scale(folder: Path) -> Path:
     """The shipped smoke spec at test scale, written to ``folder/smoke.yaml`` (its experiment is
-    still ``ablab/smoke``): one seed and one epoch instead of three and two, and a crossed group
-    beside its arms (heads 1 and 4 × post- and pre-LN, the baseline's cell merged), so grid axes
-    and a factorial design are run and reported too."""
+    still ``ablab/smoke``): one seed and one epoch of 4,000 pairs instead of three seeds and two
+    epochs of 16,000, and a crossed group beside its arms (heads 1 and 4 × post- and pre-LN, the
+    baseline's cell merged), so grid axes and a factorial design are run and reported too."""
     spec = yaml.safe_load(SMOKE.read_text())
     spec.update(seeds=[1], budget={"epochs": 1})
+    spec["baseline"]["config"]["data"]["train_subset"] = 4000
     spec["ablations"]["heads_norm"] = {"grid": {"model.heads": [1, 4], "model.norm": ["post", "pre"]}}
     path = folder / "smoke.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
