@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis import render, report
-from analysis.factorial import INTERACTION, MAIN, design
+from analysis.factorial import INTERACTION, MAIN, design, shown
 from tests.analysis.test_report import sweep, trial
 
 SEEDS = (1, 2, 3, 4)
@@ -170,3 +170,10 @@ def test_a_cell_that_is_also_another_groups_arm_keeps_its_comparison_there(tmp_p
     assert {r["setting"] for r in single.comparisons} == {"warmup_steps=0"}
     assert single.rows[1]["verdict"] == "inconclusive"  # BLEU: logged alike everywhere
     assert "no setting has a finished run" not in single.finding
+
+
+def test_values_read_as_written_and_sampled_ones_short():
+    whole = pd.Series([4.0, None, 1.0])  # integers with a gap become floats in a frame
+    assert shown(whole).tolist() == ["4", "nan", "1"]
+    values = pd.Series([0.1, 0.0025951315088475813, 5e-05, 0.158], dtype=object)
+    assert shown(values).tolist() == ["0.1", "0.002595", "5e-05", "0.158"]
