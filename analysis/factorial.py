@@ -141,7 +141,7 @@ def shown(column: pd.Series) -> pd.Series:
     present = column.dropna()
     if pd.api.types.is_float_dtype(column) and len(present) and present.map(float.is_integer).all():
         return column.map(lambda v: str(int(v)) if pd.notna(v) else "nan")
-    return column.map(lambda v: min(str(v), f"{v:.4g}", key=len) if isinstance(v, float) else str(v))
+    return column.map(lambda v: f"{v:.4g}" if isinstance(v, float) and len(str(v)) > 10 else str(v))
 
 
 def _setting_values(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
