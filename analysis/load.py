@@ -177,6 +177,7 @@ def _point(run) -> str:
 
 def _search_row(run) -> dict:
     tags = run.data.tags
+    metric, mode = tags.get(record.SEARCH_METRIC, "val_bleu max").split()
     return {
         "setting": _point(run),
         "seed": int(tags.get(record.SEED, 0)),
@@ -184,7 +185,9 @@ def _search_row(run) -> dict:
         "values": {
             k[len(record.SEARCHED) :]: _value(v) for k, v in tags.items() if k.startswith(record.SEARCHED)
         },
-        "val_bleu": run.data.metrics.get(record.VALIDATION["val_bleu"]),
+        "metric": metric,
+        "mode": mode,
+        "score": run.data.metrics.get(record.VALIDATION.get(metric, metric)),
         "status": record.status(run),
         "run_id": run.info.run_id,
     }

@@ -19,23 +19,32 @@ def _values_text(values: dict) -> str:
 
 
 def search_rows(searched: pd.DataFrame) -> list[dict]:
-    """One row per searched point: its samples (best first) and the values confirmed."""
+    """One row per searched point: its samples (best first, by the search's own metric) and the
+    values its other seeds ran with."""
     if searched.empty:
         return []
     rows = []
     for setting, runs in searched.groupby("setting", sort=False):
-        samples = runs[runs["role"] == "search"].sort_values("val_bleu", ascending=False, na_position="last")
+        samples = runs[runs["role"] == "search"]
+        metric, mode = samples["metric"].iloc[0], samples["mode"].iloc[0]
+        samples = samples.sort_values("score", ascending=mode == "min", na_position="last")
         confirm = runs[runs["role"] == "confirm"]
         tried = "; ".join(
-            f"{_values_text(r.values)}: {'-' if pd.isna(r.val_bleu) else f'{r.val_bleu:.2f}'}"
+            f"{_values_text(r.values)}: {'-' if pd.isna(r.score) else f'{r.score:.2f}'}"
             + ("" if r.status == "finished" else f" ({r.status})")
             for r in samples.itertuples()
         )
-        chosen = _values_text(confirm["values"].iloc[0]) if not confirm.empty else "none (no sample finished)"
+        if not confirm.empty:
+            chosen = _values_text(confirm["values"].iloc[0])
+        elif samples["score"].notna().any():
+            chosen = "not confirmed (no other seed ran)"
+        else:
+            chosen = "none (no sample finished)"
+        seeds = ", ".join(map(str, sorted(set(samples["seed"]))))
         rows.append(
             {
                 "point": setting,
-                "samples with seed 1 (value: val BLEU, best first)": tried or "-",
+                f"samples (seed {seeds}; value: {metric}, best first)": tried or "-",
                 "chosen": chosen,
                 "confirmed with seeds": ", ".join(map(str, sorted(confirm["seed"]))) or "-",
             }

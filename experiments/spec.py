@@ -251,7 +251,9 @@ def expand(spec: Spec, path: Path) -> Plan:
         )
     if spec.search:
         for trial in {record.setting_of(t.name): t for t in trials}.values():
-            _validate_search(search_space(spec, trial), trial, path)
+            own = next((g for g in trial.groups if g in spec.ablations and spec.ablations[g].search), None)
+            where = f"ablations.{own}.search" if own else "search.space"
+            _validate_search(search_space(spec, trial), trial, path, where)
     digest = hashlib.sha256(json.dumps([spec.name, *sorted(t.hash for t in trials)]).encode()).hexdigest()[
         :16
     ]
@@ -287,14 +289,15 @@ def _refuse_escaping_paths(config: Config) -> None:
             )
 
 
-def _validate_search(space: dict[str, Domain], trial: Trial, path: Path) -> None:
-    """Every searched key is a config key, and the domain's edges give valid configs."""
+def _validate_search(space: dict[str, Domain], trial: Trial, path: Path, where: str) -> None:
+    """Every searched key is a config key, and the domain's edges give valid configs for the
+    point ``trial`` (``where``: the spec's path to the space, for the error)."""
     for key, domain in space.items():
         for value in domain.extremes():
             try:
                 from_dict(apply_overrides(to_dict(trial.config), {key: value}))
             except ConfigError as exc:
-                raise SpecError(f"{path}: search.space[{key}]: {exc}") from None
+                raise SpecError(f"{path}: {where}[{key}] at {record.setting_of(trial.name)}: {exc}") from None
 
 
 def load_plan(path: str | Path) -> Plan:

@@ -165,6 +165,28 @@ def _done(run) -> dict[str, Any] | None:
     return {**final, "status": record.status(run), "mlflow_run_id": run.info.run_id}
 
 
+def _identity(config, payload: TrialPayload, searched: bool) -> tuple[str, UserError | None]:
+    """The trial's config hash as this worker computes it (a corpus from files counts by its
+    content, read here), and why the trial cannot run if this worker's corpus is unreadable or
+    is not the one the driver planned with (edited since the sweep started)."""
+    try:
+        key = config_hash(config)
+    except UserError as exc:
+        return payload.hash, exc
+    if not searched and key != payload.hash:
+        return payload.hash, UserError(
+            f"the corpus files of {payload.name} changed since the sweep started (config hash "
+            f"{key}, planned {payload.hash}); run the sweep again to plan with the files as they are."
+        )
+    return key, None
+
+
+def _last(run, metric: str) -> float:
+    """The run's last value of a metric Tune ranks trials by (``val_bleu`` is logged as
+    ``val/bleu``); NaN if it has none. A search replayed from MLflow ranks its samples by it."""
+    return run.data.metrics.get(record.VALIDATION.get(metric, metric), math.nan)
+
+
 def _nodes(run) -> str:
     """The Ray nodes this trial ran on, this one last: ``ip/node-id`` each, comma-separated (an
     attempt after a node was lost runs on another)."""
@@ -207,7 +229,8 @@ def _run_trial(params: dict[str, Any]) -> None:
     payload = TrialPayload.of(params["trial"])
     searched = {k: v for k, v in params.items() if k != "trial"}
     config = from_dict(apply_overrides(payload.config, searched))
-    tags = {**payload.tags, record.TRIAL_HASH: config_hash(config)}
+    key, unusable = _identity(config, payload, bool(searched))
+    tags = {**payload.tags, record.TRIAL_HASH: key}
     run_id = payload.run_id
     sampled = (
         searched and tags.get(record.SEARCH_ROLE) != "confirm"
@@ -233,7 +256,13 @@ def _run_trial(params: dict[str, Any]) -> None:
     stored = _stored_run(tracker)
     done = _done(stored)
     if done is not None:  # a restored Tune state can be older than MLflow's record
-        tune.report({payload.metric: math.nan, **done, COMPLETE: True})
+        tune.report({payload.metric: _last(stored, payload.metric), **done, COMPLETE: True})
+        return
+    if unusable is not None:  # this worker cannot read the corpus the driver planned with
+        _record_input_error(tracker, config, unusable)
+        tune.report(
+            {payload.metric: math.nan, "status": "failed", "mlflow_run_id": tracker.run_id, COMPLETE: True}
+        )
         return
     # not Tune's trial folder: on the driver's node Tune copies that folder to the sweep's
     # storage after every result without deleting, which would keep every checkpoint ever pruned

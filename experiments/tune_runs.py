@@ -10,6 +10,7 @@ for ``--resume``.
 
 from __future__ import annotations
 
+import math
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -145,20 +146,22 @@ def _points(payloads: list[dict]) -> dict[str, list[dict]]:
     return points
 
 
-def _with_role(payload: dict, role: str) -> dict:
-    return {**payload, "tags": {**payload["tags"], record.SEARCH_ROLE: role}}
+def _with_role(payload: dict, role: str, search) -> dict:
+    """The payload with the tags that say its part in the search and what the search ranks by."""
+    tags = {record.SEARCH_ROLE: role, record.SEARCH_METRIC: f"{search.metric} {search.mode}"}
+    return {**payload, "tags": {**payload["tags"], **tags}}
 
 
-def best_values(results: list, search) -> dict[str, Any] | None:
-    """The searched values of the best finished trial of one search (None: none finished)."""
+def best_values(results: list, metric: str, mode: str, keys) -> dict[str, Any] | None:
+    """The searched ``keys``' values of the best trial of one search by ``metric`` (finite values
+    only: a diverged or failed sample reports NaN); None when no sample has one."""
     scored = [
-        r for r in results if r.error is None and r.metrics and r.metrics.get(search.metric) is not None
+        r for r in results if r.error is None and math.isfinite((r.metrics or {}).get(metric, math.nan))
     ]
     if not scored:
         return None
-    pick = max if search.mode == "max" else min
-    best = pick(scored, key=lambda r: r.metrics[search.metric])
-    return {key: best.config[key] for key in search.space}
+    best = (max if mode == "max" else min)(scored, key=lambda r: r.metrics[metric])
+    return {key: best.config[key] for key in keys}
 
 
 def _tune_search(plan, payloads, sweep_dir: Path, resume, callback):
@@ -172,12 +175,13 @@ def _tune_search(plan, payloads, sweep_dir: Path, resume, callback):
     for point, members in _points(payloads).items():
         name = "tune-" + point.replace(",", "_")
         found, interrupted = _fit(
-            _search_tuner(plan, _with_role(members[0], "search"), sweep_dir, name, resume, callback)
+            _search_tuner(plan, _with_role(members[0], "search", search), sweep_dir, name, resume, callback)
         )
         results.extend(found)
         if interrupted:
             return results, True
-        values = best_values(found, search)
+        trial = next(t for t in plan.trials if t.name == TrialPayload.of(members[0]).name)
+        values = best_values(found, search.metric, search.mode, plan.search_space(trial))
         if len(members) == 1 or values is None:
             continue
         path = sweep_dir / f"{name}-seeds"
@@ -186,7 +190,7 @@ def _tune_search(plan, payloads, sweep_dir: Path, resume, callback):
             tuner = tune.Tuner(
                 _trainable(),
                 param_space={
-                    "trial": tune.grid_search([_with_role(m, "confirm") for m in members[1:]]),
+                    "trial": tune.grid_search([_with_role(m, "confirm", search) for m in members[1:]]),
                     **values,
                 },
                 tune_config=tune.TuneConfig(

@@ -4,9 +4,11 @@ Multi30k's files are found (or downloaded) as :mod:`trainer.multi30k` says; a co
 names them in ``data.files``. Paths expand ``~`` and ``$VARIABLES``; a relative path is relative
 to ``data.files.root``, and a relative root (or path without one) to the folder ``ablab`` runs in.
 Trial workers of a sweep run elsewhere; the sweep tells them that folder in :data:`WORKDIR_ENV`.
-Everything is checked before any run starts: a missing file or an unset variable is a
-:class:`~trainer.errors.DataError` naming the config key. The files' contents are part of a
-run's identity (:func:`content_fingerprint`), their names and folders are not.
+Before any run starts, every file is found: a missing file or an unset variable is a
+:class:`~trainer.errors.DataError` naming the config key. Contents (UTF-8, aligned splits, line
+lengths) are checked where a trial reads them, before it trains (:mod:`trainer.text_files`).
+The files' contents are part of a run's identity (:func:`content_fingerprint`), their names and
+folders are not.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 
 from trainer.data_config import DataConfig
 from trainer.errors import DataError
-from trainer.multi30k import file_name, resolve_dir, sha256_of
+from trainer.multi30k import file_name, resolve_dir
+from trainer.text_files import read_bytes
 
 WORKDIR_ENV = "ABLAB_WORKDIR"
 """The folder relative data paths are relative to, where it is not the current one."""
@@ -53,8 +56,11 @@ def expand(text: str, key: str, base: Path) -> Path:
 
 
 @functools.lru_cache(maxsize=256)
-def _file_sha256(path: Path, size: int, mtime_ns: int) -> str:
-    return sha256_of(path)
+def _text_sha256(path: Path, size: int, mtime_ns: int) -> str:
+    """SHA-256 of the file's text (gunzipped): the same sentences gzipped again hash the same.
+    Kept per (path, size, modification time): a file rewritten within the file system's time
+    resolution at its old size would be missed, as by make."""
+    return hashlib.sha256(read_bytes(path)).hexdigest()
 
 
 def content_fingerprint(data: DataConfig) -> str | None:
@@ -67,7 +73,7 @@ def content_fingerprint(data: DataConfig) -> str | None:
         digest.update(name.encode())
         for path in (split.src, split.tgt):
             stat = path.stat()
-            digest.update(_file_sha256(path, stat.st_size, stat.st_mtime_ns).encode())
+            digest.update(_text_sha256(path, stat.st_size, stat.st_mtime_ns).encode())
     return digest.hexdigest()[:16]
 
 

@@ -137,7 +137,9 @@ def bleu_tokenizer(tgt_lang: str, setting: str | None = None) -> str:
     """sacreBLEU's tokenizer for BLEU into ``tgt_lang``: ``setting`` when given (an error when its
     extra is not installed); else ``zh`` for Chinese, ``ja-mecab``/``ko-mecab`` for Japanese and
     Korean where installed (else ``char`` and ``intl``), ``char`` for :data:`CHARACTER_SCRIPTS`,
-    ``intl`` for :data:`OWN_PUNCTUATION`, and ``13a`` (sacreBLEU's default, WMT's) otherwise."""
+    ``intl`` for :data:`OWN_PUNCTUATION`, and ``13a`` (sacreBLEU's default, WMT's) otherwise.
+    The fallback depends on what the machine has installed: on a cluster, install the extra on
+    every node or set ``eval.bleu_tokenize``; each run's signature says which tokenizer scored it."""
     if setting is not None:
         if not _available(setting):
             raise ConfigError(

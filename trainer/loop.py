@@ -98,6 +98,7 @@ class Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self._src_lens, self._tgt_lens = self.train_data.src_lens, self.train_data.tgt_lens
         self._clock_start = time.monotonic()  # reset by run(), which counts resumed time too
+        self.config_hash = config_hash(self.config)  # once: a corpus from files is hashed by content
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -235,7 +236,7 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "config_hash": config_hash(self.config),
+            "config_hash": self.config_hash,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),

@@ -1,9 +1,11 @@
 """Sentence-per-line text files, plain or gzip, read and checked in whole-file operations.
 
 A file is read as bytes (gunzipped when it starts with gzip's magic bytes, whatever its
-name), decoded as UTF-8 in one call and split at ``\\n``; a trailing ``\\r`` is dropped from every
-line (files written on Windows). Checks: the file is not empty, it is valid UTF-8, and no line is
-longer than :data:`MAX_LINE_CHARS` (a longer one means the file is not sentence-per-line).
+name), decoded as UTF-8 in one call (a leading byte-order mark dropped) and split at ``\\n``; a
+``\\r`` before a ``\\n`` is dropped (files written on Windows). Empty lines are kept: in a parallel
+corpus they are sentences like any other, and keep the two sides aligned. Checks: the file is
+not empty, it is valid UTF-8, and no line is longer than :data:`MAX_LINE_CHARS` (a longer one
+means the file is not sentence-per-line).
 Every error names the file and, where there is one, the line. The two sides of a parallel split
 must have equal line counts. No Python work runs per line except in the C-level string calls.
 """
@@ -56,6 +58,7 @@ def split_lines(raw: bytes, path: Path) -> list[str]:
             f"{path}, line {_line_of(raw, exc.start)}: invalid UTF-8 ({exc.reason} at byte "
             f"{column} of the line)."
         ) from None
+    text = text.removeprefix("\ufeff")
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     lines = text.split("\n")

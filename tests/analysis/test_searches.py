@@ -5,8 +5,9 @@ from analysis.searches import search_rows
 
 def test_each_point_lists_its_samples_best_first_and_the_values_its_seeds_ran_with():
     def run(setting, seed, role, lr, bleu, status="finished"):
-        return {"setting": setting, "seed": seed, "role": role, "values": {"optim.lr": lr}, "val_bleu": bleu,
-                "status": status, "run_id": f"{setting}{seed}{lr}"}  # fmt: skip
+        return {"setting": setting, "seed": seed, "role": role, "values": {"optim.lr": lr},
+                "metric": "val_bleu", "mode": "max", "score": bleu, "status": status,
+                "run_id": f"{setting}{seed}{lr}"}  # fmt: skip
 
     searched = pd.DataFrame(
         [
@@ -16,13 +17,15 @@ def test_each_point_lists_its_samples_best_first_and_the_values_its_seeds_ran_wi
             run("lion", 3, "confirm", 0.00031622, 9.9),
             run("lion", 2, "confirm", 0.00031622, 10.1),
             run("sgd", 1, "search", 0.5, None, "failed"),
+            run("adamw", 1, "search", 0.002, 9.0),
         ]
     )
-    lion, sgd = search_rows(searched)
+    lion, sgd, adamw = search_rows(searched)
     assert lion["point"] == "lion" and lion["chosen"] == "optim.lr 0.000316"
-    assert lion["samples with seed 1 (value: val BLEU, best first)"] == (
+    assert lion["samples (seed 1; value: val_bleu, best first)"] == (
         "optim.lr 0.000316: 10.25; optim.lr 0.0001: 8.50; optim.lr 0.002: - (diverged)"
     )
     assert lion["confirmed with seeds"] == "2, 3"
     assert sgd["chosen"] == "none (no sample finished)" and sgd["confirmed with seeds"] == "-"
+    assert adamw["chosen"] == "not confirmed (no other seed ran)"  # a spec with one seed
     assert search_rows(pd.DataFrame()) == []

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from experiments.spec import load_plan
 from tests.experiments.conftest import ablab, smoke_at_test_scale
 from tests.experiments.helpers import (
     free_port,
@@ -88,7 +89,8 @@ def test_the_smoke_spec_through_a_server_on_postgresql_with_eight_trials_at_once
         out = ablab("run", spec_path, "--tracking-uri", uri, cwd=tmp_path)
         assert out.returncode == 0, out.stderr[-3000:]
         runs = trial_runs(uri, "ablab/smoke")
-        assert len(runs) >= 8 and all(r.data.tags["ablab.status"] == "finished" for r in runs)
+        assert len(runs) == len(load_plan(spec_path).trials) == 12  # 6 settings x 2 seeds
+        assert all(r.data.tags["ablab.status"] == "finished" for r in runs)
         assert len({r.data.tags["ablab.trial"] for r in runs}) == len(runs)  # one run per trial
         assert most_at_once(training_spans(uri, runs)) == 8  # eight trials training at once
         client = MlflowClient(uri)

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from experiments.cli import crossed_groups
 from experiments.plan import estimate, plan_records
+from experiments.plan_table import crossed_groups
 from experiments.reporting import target_experiment
 from experiments.runs import describe, group_question
 from experiments.spec import SpecError, load_plan
@@ -136,7 +136,7 @@ def test_each_optimizer_searches_its_own_range_and_a_group_space_needs_a_search(
         load_plan(write_spec(tmp_path, body))
     body["search"] = {"space": {"optim.lr": {"loguniform": [1e-4, 1e-3]}}, "trials": 2}
     body["ablations"]["lion"]["search"] = {"optim.lr": {"uniform": [-1.0, 1.0]}}
-    with pytest.raises(SpecError, match=r"search.space\[optim.lr\]"):
+    with pytest.raises(SpecError, match=r"ablations.lion.search\[optim.lr\] at lion"):
         load_plan(write_spec(tmp_path, body))  # the group's own space is validated at its edges
 
 

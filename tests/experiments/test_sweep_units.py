@@ -1,14 +1,18 @@
-"""Pieces of the sweep driver that need no running Ray: the progress line, and how a stop of
-Tune's controller by Ray's memory monitor is told from other errors."""
+"""Pieces of the sweep driver that need no running Ray: the progress line, how a stop of
+Tune's controller by Ray's memory monitor is told from other errors, which addresses are this
+machine's."""
 
+import math
 import signal
+import socket
 from types import SimpleNamespace
 
 import pytest
 from ray.exceptions import OutOfMemoryError
 
+from experiments.ray_cluster import _local_addresses
 from experiments.sweep_progress import SweepProgress
-from experiments.tune_runs import WorkerOutOfMemory, _fit
+from experiments.tune_runs import WorkerOutOfMemory, _fit, best_values
 
 
 def trial(name, status, result_status=None):
@@ -83,3 +87,25 @@ def test_the_payload_a_trial_receives_is_typed_at_both_ends_and_plain_inside_tun
     )
     assert payload.config["loss"]["label_smoothing"] == 0.0 and payload.cpus == trial.resources.cpus
     assert payload.work_root == str(tmp_path / "work") and TrialPayload.of(payload.params()) == payload
+
+
+def test_an_address_of_this_machine_counts_as_local_and_another_machines_does_not():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("10.255.255.255", 1))  # UDP: no packet sent; picks this machine's interface
+        own = probe.getsockname()[0]
+    assert _local_addresses({own, "127.0.0.1", "203.0.113.7"}) == {"127.0.0.1", "localhost", own}
+
+
+def test_the_best_sample_is_chosen_by_finite_scores_in_the_points_own_space():
+    def result(lr, bleu, error=None):
+        return SimpleNamespace(metrics={"val_bleu": bleu}, config={"trial": {}, "optim.lr": lr}, error=error)
+
+    found = [
+        result(0.1, math.nan),
+        result(0.01, 7.5),
+        result(0.001, 9.0, error=RuntimeError()),
+        result(3e-3, 8.0),
+    ]
+    assert best_values(found, "val_bleu", "max", ["optim.lr"]) == {"optim.lr": 3e-3}  # NaN first is skipped
+    assert best_values(found, "val_bleu", "min", ["optim.lr"]) == {"optim.lr": 0.01}
+    assert best_values([result(0.1, math.nan)], "val_bleu", "max", ["optim.lr"]) is None

@@ -133,13 +133,16 @@ def test_a_runs_identity_is_the_corpus_content_not_its_place(tmp_path):
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     here, there = (from_dict(files_config(files, root=str(tmp_path / d))) for d in "ab")
     assert config_hash(here) == config_hash(there)
+    again = tmp_path / "b" / "train.zh.gz"  # the same sentences gzipped again (another header)
+    again.write_bytes(gzip.compress(gzip.decompress(again.read_bytes()), mtime=12345))
+    assert config_hash(from_dict(files_config(files, root=str(tmp_path / "b")))) == config_hash(here)
     write(tmp_path / "b" / "other.zh", synthetic_pairs(60, 9)[1], gz=False)
     assert config_hash(from_dict(files_config(files, root=str(tmp_path / "b")))) != config_hash(here)
 
 
 def test_plain_crlf_and_misnamed_files_are_read_or_refused(tmp_path):
-    (tmp_path / "crlf.txt").write_bytes(b"eins\r\nzwei\r\n")
-    assert read_lines(tmp_path / "crlf.txt") == ["eins", "zwei"]
+    (tmp_path / "crlf.txt").write_bytes("\ufeffeins\r\nzwei\r\n\r\n".encode())
+    assert read_lines(tmp_path / "crlf.txt") == ["eins", "zwei", ""]  # no BOM; an empty line kept
     (tmp_path / "gz_without_suffix").write_bytes(gzip.compress(b"a\nb"))
     assert read_lines(tmp_path / "gz_without_suffix") == ["a", "b"]
     (tmp_path / "fake.gz").write_bytes(b"plain\n")
