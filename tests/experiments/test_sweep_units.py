@@ -34,6 +34,17 @@ def test_a_restored_sweep_counts_the_trials_that_ended_before_it():
     assert "done 2/5  running 0  failed 2  best val_bleu 12.50" in lines[-1]
 
 
+def test_a_progress_saved_by_another_driver_counts_afresh_even_from_an_older_ablab():
+    lines = []
+    progress = SweepProgress(2, "val_bleu", "max", lines.append)
+    progress.done = 5  # counted by the driver that saved it
+    del progress.driver  # as pickled before the attribute existed
+    progress.setup()
+    run = trial("a", "RUNNING")
+    progress.on_trial_start(0, [run], run)
+    assert "done 0/2  running 1" in lines[-1]
+
+
 def test_the_experiments_of_a_searched_sweep_count_on_in_one_driver():
     lines = []
     progress = SweepProgress(3, "val_bleu", "max", lines.append)
