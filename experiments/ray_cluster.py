@@ -26,9 +26,8 @@ FORWARDED = ("MULTI30K_DIR", "XDG_CACHE_HOME", "ABLAB_MULTI30K_URL", PATIENCE_EN
 def worker_env() -> dict[str, str]:
     """The environment of the trial workers."""
     env = {k: v for k in FORWARDED if (v := os.environ.get(k))}
-    env[WORKDIR_ENV] = (
-        os.environ.get(WORKDIR_ENV) or os.getcwd()
-    )  # relative data paths, as the driver reads them
+    # relative data paths resolve in the trials as in the driver
+    env[WORKDIR_ENV] = os.environ.get(WORKDIR_ENV) or os.getcwd()
     env["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     # Trial workers run trial after trial; with glibc's defaults their freed memory stays
     # fragmented (a worker grew to 10 GB over five trials). Two arenas and a heap trim after each

@@ -104,17 +104,18 @@ class Plan:
         return f"ablab/{self.spec.name}"
 
     def search_space(self, trial: Trial) -> dict[str, Domain]:
-        return search_space(self.spec, trial)
+        return search_space(self.spec, trial)[1]
 
 
-def search_space(spec: Spec, trial: Trial) -> dict[str, Domain]:
-    """The space ``trial``'s point searches: its group's own, else the spec's."""
+def search_space(spec: Spec, trial: Trial) -> tuple[str, dict[str, Domain]]:
+    """The space ``trial``'s point searches, and where the spec declares it: its group's own
+    (``ablations.<group>.search``), else the spec's (``search.space``)."""
     for group in trial.groups:
         ablation = spec.ablations.get(group)
         if ablation is not None and ablation.search:
-            return ablation.search
+            return f"ablations.{group}.search", ablation.search
     assert spec.search is not None, "only a spec with a search has search spaces"
-    return spec.search.space
+    return "search.space", spec.search.space
 
 
 def _normalize_groups(raw: dict) -> dict:
@@ -251,9 +252,8 @@ def expand(spec: Spec, path: Path) -> Plan:
         )
     if spec.search:
         for trial in {record.setting_of(t.name): t for t in trials}.values():
-            own = next((g for g in trial.groups if g in spec.ablations and spec.ablations[g].search), None)
-            where = f"ablations.{own}.search" if own else "search.space"
-            _validate_search(search_space(spec, trial), trial, path, where)
+            where, space = search_space(spec, trial)
+            _validate_search(space, trial, path, where)
     digest = hashlib.sha256(json.dumps([spec.name, *sorted(t.hash for t in trials)]).encode()).hexdigest()[
         :16
     ]

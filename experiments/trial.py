@@ -232,9 +232,8 @@ def _run_trial(params: dict[str, Any]) -> None:
     key, unusable = _identity(config, payload, bool(searched))
     tags = {**payload.tags, record.TRIAL_HASH: key}
     run_id = payload.run_id
-    sampled = (
-        searched and tags.get(record.SEARCH_ROLE) != "confirm"
-    )  # a confirmation seed is the plan's trial
+    # a search sample is told apart by its Tune id; a confirmation seed is the plan's own trial
+    sampled = searched and tags.get(record.SEARCH_ROLE) != "confirm"
     if searched:
         trial_id = tune.get_context().get_trial_id()
         tags[record.TUNE_TRIAL_ID] = trial_id

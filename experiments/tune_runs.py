@@ -74,24 +74,29 @@ def _run_config(plan: Plan, sweep_dir: Path, name: str, callback) -> Any:
     )
 
 
-def _tune_grid(plan, payloads, sweep_dir: Path, resume, callback):
+def _grid_tuner(plan, payloads: list[dict], sweep_dir: Path, name: str, resume: bool, callback, fixed=None):
+    """A Tuner running ``payloads`` as a grid, each trial once (with the ``fixed`` searched
+    values, for a search's confirmation seeds), restored from ``sweep_dir / name`` when resuming."""
     from ray import tune
 
-    path = sweep_dir / "tune"
-    tuner = _restored(path) if resume else None
-    if tuner is None:
-        tuner = tune.Tuner(
-            _trainable(),
-            param_space={"trial": tune.grid_search(payloads)},
-            tune_config=tune.TuneConfig(
-                max_concurrent_trials=plan.spec.max_concurrent,
-                trial_name_creator=lambda t: TrialPayload.of(t.config["trial"]).name,
-                trial_dirname_creator=lambda t: dir_name(TrialPayload.of(t.config["trial"]).name),
-                reuse_actors=True,  # a worker process runs trial after trial: imports paid once
-            ),
-            run_config=_run_config(plan, sweep_dir, "tune", callback),
-        )
-    return _fit(tuner)
+    tuner = _restored(sweep_dir / name) if resume else None
+    if tuner is not None:
+        return tuner
+    return tune.Tuner(
+        _trainable(),
+        param_space={"trial": tune.grid_search(payloads), **(fixed or {})},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=plan.spec.max_concurrent,
+            trial_name_creator=lambda t: TrialPayload.of(t.config["trial"]).name,
+            trial_dirname_creator=lambda t: dir_name(TrialPayload.of(t.config["trial"]).name),
+            reuse_actors=True,  # a worker process runs trial after trial: imports paid once
+        ),
+        run_config=_run_config(plan, sweep_dir, name, callback),
+    )
+
+
+def _tune_grid(plan, payloads, sweep_dir: Path, resume, callback):
+    return _fit(_grid_tuner(plan, payloads, sweep_dir, "tune", resume, callback))
 
 
 def _restored(path: Path):
@@ -168,48 +173,33 @@ def _tune_search(plan, payloads, sweep_dir: Path, resume, callback):
     """Per point (arm or grid point): an Optuna search with the first seed, then every other seed
     at the best values it found (the confirmation runs the report compares; the search runs
     only chose the values, so their winner's luck is not in any verdict)."""
-    from ray import tune
 
     search = plan.spec.search
     results = []
     for point, members in _points(payloads).items():
         name = "tune-" + point.replace(",", "_")
-        found, interrupted = _fit(
-            _search_tuner(plan, _with_role(members[0], "search", search), sweep_dir, name, resume, callback)
-        )
+        space = plan.search_space(next(t for t in plan.trials if t.name == TrialPayload.of(members[0]).name))
+        searching = _with_role(members[0], "search", search)
+        found, interrupted = _fit(_search_tuner(plan, searching, space, sweep_dir, name, resume, callback))
         results.extend(found)
         if interrupted:
             return results, True
-        trial = next(t for t in plan.trials if t.name == TrialPayload.of(members[0]).name)
-        values = best_values(found, search.metric, search.mode, plan.search_space(trial))
+        values = best_values(found, search.metric, search.mode, space)
         if len(members) == 1 or values is None:
             continue
-        path = sweep_dir / f"{name}-seeds"
-        tuner = _restored(path) if resume else None
-        if tuner is None:
-            tuner = tune.Tuner(
-                _trainable(),
-                param_space={
-                    "trial": tune.grid_search([_with_role(m, "confirm", search) for m in members[1:]]),
-                    **values,
-                },
-                tune_config=tune.TuneConfig(
-                    max_concurrent_trials=plan.spec.max_concurrent,
-                    trial_name_creator=lambda t: TrialPayload.of(t.config["trial"]).name,
-                    trial_dirname_creator=lambda t: dir_name(TrialPayload.of(t.config["trial"]).name),
-                    reuse_actors=True,
-                ),
-                run_config=_run_config(plan, sweep_dir, path.name, callback),
-            )
-        found, interrupted = _fit(tuner)
+        confirming = [_with_role(m, "confirm", search) for m in members[1:]]
+        found, interrupted = _fit(
+            _grid_tuner(plan, confirming, sweep_dir, f"{name}-seeds", resume, callback, fixed=values)
+        )
         results.extend(found)
         if interrupted:
             return results, True
     return results, False
 
 
-def _search_tuner(plan, payload: dict, sweep_dir: Path, name: str, resume: bool, callback):
-    """The Optuna search of one point, restored from ``sweep_dir / name`` when resuming."""
+def _search_tuner(plan, payload: dict, space: dict, sweep_dir: Path, name: str, resume: bool, callback):
+    """The Optuna search of one point over ``space`` (its group's or the spec's), restored from
+    ``sweep_dir / name`` when resuming."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
@@ -225,8 +215,7 @@ def _search_tuner(plan, payload: dict, sweep_dir: Path, name: str, resume: bool,
         "randint": lambda d: tune.randint(*d.randint),
         "choice": lambda d: tune.choice(d.choice),
     }
-    trial = next(t for t in plan.trials if t.name == TrialPayload.of(payload).name)
-    space = {key: domains[d.kind](d) for key, d in plan.search_space(trial).items()}
+    sampled = {key: domains[d.kind](d) for key, d in space.items()}
     searcher = OptunaSearch(seed=search.seed)  # metric and mode come from TuneConfig
     if plan.spec.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=plan.spec.max_concurrent)
@@ -241,7 +230,7 @@ def _search_tuner(plan, payload: dict, sweep_dir: Path, name: str, resume: bool,
         )
     return tune.Tuner(
         _trainable(),
-        param_space={"trial": payload, **space},
+        param_space={"trial": payload, **sampled},
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,

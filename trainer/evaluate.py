@@ -158,12 +158,16 @@ def bleu_tokenizer(tgt_lang: str, setting: str | None = None) -> str:
     return "intl" if language in OWN_PUNCTUATION else "13a"
 
 
+def _bleus(tokenize: str) -> tuple[sacrebleu.BLEU, sacrebleu.BLEU]:
+    """Cased and lowercased BLEU with ``tokenize``: what every BLEU of a run is scored with."""
+    return sacrebleu.BLEU(tokenize=tokenize), sacrebleu.BLEU(tokenize=tokenize, lowercase=True)
+
+
 def bleu_metrics(
     hypotheses: list[str], references: list[str], tokenize: str = "13a"
 ) -> dict[str, float | str]:
     """Cased BLEU, lowercased BLEU and chrF of detokenized text, with sacreBLEU signatures."""
-    bleu, bleu_lc = sacrebleu.BLEU(tokenize=tokenize), sacrebleu.BLEU(tokenize=tokenize, lowercase=True)
-    chrf = sacrebleu.CHRF()
+    (bleu, bleu_lc), chrf = _bleus(tokenize), sacrebleu.CHRF()
     return {
         "bleu": bleu.corpus_score(hypotheses, [references]).score,
         "bleu_lc": bleu_lc.corpus_score(hypotheses, [references]).score,
@@ -222,7 +226,7 @@ def sentence_statistics(
     """Per test sentence, the sufficient statistics of BLEU, lowercased BLEU, chrF, test NLL and
     ECE (layout in the module docstring). Their column sums give the corpus scores exactly."""
     refs = [references]
-    bleu, bleu_lc = sacrebleu.BLEU(tokenize=tokenize), sacrebleu.BLEU(tokenize=tokenize, lowercase=True)
+    bleu, bleu_lc = _bleus(tokenize)
     return {
         "bleu": np.array(bleu._extract_corpus_statistics(hypotheses, refs), dtype=np.float64),
         "bleu_lc": np.array(bleu_lc._extract_corpus_statistics(hypotheses, refs), dtype=np.float64),
