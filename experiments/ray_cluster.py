@@ -21,11 +21,30 @@ from trainer.tracking import PATIENCE_ENV
 
 FORWARDED = ("MULTI30K_DIR", "XDG_CACHE_HOME", "ABLAB_MULTI30K_URL", PATIENCE_ENV)
 """Environment variables of the driver that the trial workers see too."""
+MLFLOW_CLIENT = tuple(
+    f"MLFLOW_TRACKING_{name}"
+    for name in (
+        "USERNAME",
+        "PASSWORD",
+        "TOKEN",
+        "AUTH",
+        "INSECURE_TLS",
+        "SERVER_CERT_PATH",
+        "CLIENT_CERT_PATH",
+    )
+)
+"""How MLflow's client authenticates to a tracking server, forwarded with every ``MLFLOW_HTTP_*``
+(retries, timeouts): a cluster's nodes do not have the driver's shell. Not ``MLFLOW_TRACKING_URI``
+(each trial is given its store) nor ``MLFLOW_RUN_ID`` (a trial opens its own run)."""
 
 
 def worker_env() -> dict[str, str]:
     """The environment of the trial workers."""
-    env = {k: v for k in FORWARDED if (v := os.environ.get(k))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k in FORWARDED or k in MLFLOW_CLIENT or k.startswith("MLFLOW_HTTP_")
+    }
     # relative data paths resolve in the trials as in the driver
     env[WORKDIR_ENV] = os.environ.get(WORKDIR_ENV) or os.getcwd()
     env["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"

@@ -1,5 +1,5 @@
-"""Shared by the sweep and report tests: the ablab CLI as a subprocess, and the smoke sweep,
-run once per session on local Ray with a sqlite store."""
+"""Shared by the sweep and report tests: the ablab CLI as a subprocess, one Ray head for the
+session, and the smoke sweep, run once per session on it with a sqlite store."""
 
 from __future__ import annotations
 
@@ -14,12 +14,19 @@ import pytest
 import yaml
 
 from tests.conftest import script
+from tests.experiments.ray_nodes import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "experiments" / "specs" / "smoke.yaml"
 
 
-def ablab(*args, cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def ablab(
+    *args, cwd: Path, env: dict | None = None, timeout: int = 600, ray: Cluster | None = None
+) -> subprocess.CompletedProcess:
+    """``ablab ARGS`` in ``cwd``; with ``ray``, ``ablab run`` joins that running Ray
+    (``--address``) instead of starting one of its own."""
+    if ray is not None:
+        args, env = (*args, "--address", ray.address), {**ray.env, **(env or {})}
     return subprocess.run(
         [script("ablab"), *map(str, args)],
         cwd=cwd,
@@ -30,12 +37,28 @@ def ablab(*args, cwd: Path, env: dict | None = None, timeout: int = 600) -> subp
     )
 
 
+def _ray_folder() -> str:
+    return tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths are length-limited
+
+
+@pytest.fixture(scope="session")
+def shared_ray(isolated_environment):
+    """One Ray head (`ray start` on 127.0.0.1 with this machine's CPUs) that the session's sweeps
+    join as they would a cluster, instead of each starting and stopping Ray (5 s a sweep). The
+    tests that kill Ray's processes, or the driver that owns a local Ray, start their own. Its
+    workers have the session's environment (its cache folder and Multi30k), as a local Ray's do."""
+    folder = _ray_folder()
+    cluster = Cluster(folder).start({}, head_cpus=os.cpu_count())
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture
 def ray_tmpdir(monkeypatch):
-    """A Ray temp folder of this test's own (short: Ray's socket paths are length-limited). Every
-    Ray process the test starts carries it in its environment, so the test can find and kill its
-    own Ray without touching any other Ray on the machine."""
-    folder = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    """A Ray temp folder of this test's own. Every Ray process the test starts carries it in its
+    environment, so the test can find and kill its own Ray without touching any other Ray."""
+    folder = _ray_folder()
     monkeypatch.setenv("RAY_TMPDIR", folder)
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
@@ -60,11 +83,11 @@ def smoke_at_test_scale(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def smoke(tmp_path_factory):
-    """The smoke spec at test scale, run once for the session on local Ray with a sqlite store:
-    (folder, tracking URI, the completed ``ablab run``, seconds, the spec's path)."""
+def smoke(tmp_path_factory, shared_ray):
+    """The smoke spec at test scale, run once for the session on the shared Ray with a sqlite
+    store: (folder, tracking URI, the completed ``ablab run``, seconds, the spec's path)."""
     folder = tmp_path_factory.mktemp("smoke")
     spec = smoke_at_test_scale(folder)
     started = time.monotonic()
-    out = ablab("run", spec, cwd=folder)
+    out = ablab("run", spec, cwd=folder, ray=shared_ray)
     return folder, sqlite_uri(folder), out, time.monotonic() - started, spec

@@ -48,14 +48,16 @@ def history(uri: str, run_id: str, key: str) -> list[tuple[int, float]]:
     return sorted((m.step, m.value) for m in MlflowClient(uri).get_metric_history(run_id, key))
 
 
-def test_workers_killed_again_and_again_and_a_corrupted_checkpoint_change_nothing(tmp_path, ray_tmpdir):
+def test_workers_killed_again_and_again_and_a_corrupted_checkpoint_change_nothing(
+    tmp_path, ray_tmpdir, shared_ray
+):
     """Tolerance: none. The trainer restores weights, optimizer, schedule, data order and every
     RNG bit for bit, and a trial runs on one CPU thread, so a resumed trial computes exactly what
     an uninterrupted one does (on a GPU, atomics in some backward kernels would not allow this)."""
     body = dict(ablations={"heads": {"grid": {"model.heads": [1]}}}, retries=6, budget={"epochs": 10})
     calm, stormy = tmp_path / "calm", tmp_path / "stormy"
     calm.mkdir(), stormy.mkdir()
-    reference = ablab("run", write_spec(calm, "faults", **body), cwd=calm)
+    reference = ablab("run", write_spec(calm, "faults", **body), cwd=calm, ray=shared_ray)
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     spec = write_spec(stormy, "faults", **body)
@@ -107,14 +109,15 @@ def test_workers_killed_again_and_again_and_a_corrupted_checkpoint_change_nothin
     assert corrupted.name in text and "does not match" in text
 
 
-def test_the_tracking_server_stopped_for_a_minute_then_gone_for_good(tmp_path, ray_tmpdir):
+def test_the_tracking_server_stopped_for_a_minute_then_gone_for_good(tmp_path, shared_ray):
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
+    joined = ("--tracking-uri", uri, "--address", shared_ray.address)
     server, drivers = mlflow_server(tmp_path, port), []
     try:
         wait_healthy(uri, "the MLflow server")
         spec = write_spec(tmp_path, "outage", budget={"minutes": 1.25})
-        driver = start_ablab(tmp_path, "run", spec, "--tracking-uri", uri, capture=True)
+        driver = start_ablab(tmp_path, "run", spec, *joined, capture=True, env=shared_ray.env)
         drivers.append(driver)
         client = MlflowClient(uri)
 
@@ -145,7 +148,7 @@ def test_the_tracking_server_stopped_for_a_minute_then_gone_for_good(tmp_path, r
         # delivers them once a server answers again
         spec = write_spec(tmp_path, "gone", budget={"minutes": 0.2}, retries=0)
         patience = {"ABLAB_TRACKING_PATIENCE": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
-        driver = start_ablab(tmp_path, "run", spec, "--tracking-uri", uri, capture=True, env=patience)
+        driver = start_ablab(tmp_path, "run", spec, *joined, capture=True, env={**shared_ray.env, **patience})
         drivers.append(driver)
         run_id = wait_for(lambda: trial_runs(uri, "ablab/gone"), 600, "the trial's run")[0].info.run_id
         wait_for(lambda: client.get_metric_history(run_id, "train/loss"), 600, "the trial to log")
@@ -161,7 +164,7 @@ def test_the_tracking_server_stopped_for_a_minute_then_gone_for_good(tmp_path, r
 
         server = mlflow_server(tmp_path, port)
         wait_healthy(uri, "the MLflow server, back")
-        out = ablab("run", spec, "--resume", "--tracking-uri", uri, cwd=tmp_path)
+        out = ablab("run", spec, "--resume", "--tracking-uri", uri, cwd=tmp_path, ray=shared_ray)
         assert out.returncode == 0, out.stderr[-3000:]
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED" and summary(run)["bleu"] is not None
@@ -173,7 +176,7 @@ def test_the_tracking_server_stopped_for_a_minute_then_gone_for_good(tmp_path, r
         stop(server)
 
 
-def test_eight_trials_at_once_on_one_sqlite_store(tmp_path):
+def test_eight_trials_at_once_on_one_sqlite_store(tmp_path, shared_ray):
     spec = write_spec(
         tmp_path,
         "crowd",
@@ -182,7 +185,7 @@ def test_eight_trials_at_once_on_one_sqlite_store(tmp_path):
         max_concurrent=8,
         budget={"epochs": 4},
     )
-    out = ablab("run", spec, cwd=tmp_path)
+    out = ablab("run", spec, cwd=tmp_path, ray=shared_ray)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "locked" not in out.stderr and "OperationalError" not in out.stderr
     uri = sqlite_uri(tmp_path)

@@ -73,7 +73,9 @@ def postgres():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_the_smoke_spec_through_a_server_on_postgresql_with_eight_trials_at_once(tmp_path, postgres):
+def test_the_smoke_spec_through_a_server_on_postgresql_with_eight_trials_at_once(
+    tmp_path, postgres, shared_ray
+):
     store, query = postgres
     port = free_port()
     server = mlflow_server(tmp_path, port, store=store)
@@ -86,7 +88,7 @@ def test_the_smoke_spec_through_a_server_on_postgresql_with_eight_trials_at_once
         spec["baseline"]["config"]["eval"]["test_sentences"] = 100
         spec.update(seeds=[1, 2], max_concurrent=8, resources={"cpus": 0.25})
         spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
-        out = ablab("run", spec_path, "--tracking-uri", uri, cwd=tmp_path)
+        out = ablab("run", spec_path, "--tracking-uri", uri, cwd=tmp_path, ray=shared_ray)
         assert out.returncode == 0, out.stderr[-3000:]
         runs = trial_runs(uri, "ablab/smoke")
         assert len(runs) == len(load_plan(spec_path).trials) == 12  # 6 settings x 2 seeds

@@ -126,7 +126,7 @@ def test_a_run_link_of_the_report_opens_the_run_in_the_mlflow_ui(smoke, smoke_re
         stop(ui)
 
 
-def test_an_arm_that_cannot_matter_comes_out_inconclusive(tmp_path):
+def test_an_arm_that_cannot_matter_comes_out_inconclusive(tmp_path, shared_ray):
     """A/A: the batch budget one token smaller changes which sentences share a batch, so every
     trial trains differently, but nothing in expectation. With 3 seeds, every metric must come
     out inconclusive, whatever the seeds did."""
@@ -143,7 +143,7 @@ def test_an_arm_that_cannot_matter_comes_out_inconclusive(tmp_path):
             }
         )
     )
-    ran = ablab("run", spec, cwd=tmp_path)
+    ran = ablab("run", spec, cwd=tmp_path, ray=shared_ray)
     assert ran.returncode == 0, ran.stderr[-3000:]
     made = ablab("report", spec, "--out", tmp_path / "report", cwd=tmp_path)
     assert made.returncode == 0, made.stderr[-3000:]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +14,6 @@ from mlflow import MlflowClient
 
 from analysis.load import load
 from experiments.ray_cluster import refuse_local_store
-from tests.conftest import script
 from tests.experiments.conftest import ablab, sqlite_uri
 from tests.experiments.helpers import (
     assert_unique_steps,
@@ -89,20 +86,20 @@ def test_running_it_again_launches_nothing(smoke):
     assert after == before  # no trial run, not even a parent run
 
 
-def test_a_rerun_runs_only_what_is_new_and_force_runs_everything(tmp_path):
+def test_a_rerun_runs_only_what_is_new_and_force_runs_everything(tmp_path, shared_ray):
     uri = sqlite_uri(tmp_path)
     spec = write_spec(tmp_path, "grows", budget={"epochs": 1})
-    assert ablab("run", spec, cwd=tmp_path).returncode == 0
+    assert ablab("run", spec, cwd=tmp_path, ray=shared_ray).returncode == 0
     (first,) = trial_runs(uri, "ablab/grows")
     spec = write_spec(
         tmp_path, "grows", budget={"epochs": 1}, ablations={"no_ls": {"loss.label_smoothing": 0}}
     )
-    out = ablab("run", spec, cwd=tmp_path)
+    out = ablab("run", spec, cwd=tmp_path, ray=shared_ray)
     assert out.returncode == 0 and "1 trials to run, 1 already done" in out.stderr, out.stderr[-3000:]
     runs = trial_runs(uri, "ablab/grows")
     assert sorted(r.data.tags["ablab.trial"] for r in runs) == ["baseline,seed=1", "no_ls,seed=1"]
     assert first.info.run_id in {r.info.run_id for r in runs}  # the finished baseline was kept
-    out = ablab("run", spec, "--force", cwd=tmp_path)
+    out = ablab("run", spec, "--force", cwd=tmp_path, ray=shared_ray)
     assert out.returncode == 0 and "2 trials to run, 0 already done" in out.stderr, out.stderr[-3000:]
     forced = [r for r in trial_runs(uri, "ablab/grows") if r.info.run_id not in {x.info.run_id for x in runs}]
     assert sorted(r.data.tags["ablab.status"] for r in forced) == ["finished", "finished"]
@@ -206,7 +203,7 @@ def test_ctrl_c_marks_running_trials_killed_and_resume_finishes_them(tmp_path, r
         assert_unique_steps(uri, run.info.run_id)
 
 
-def test_divergence_is_a_result_and_a_failure_does_not_stop_the_others(tmp_path):
+def test_divergence_is_a_result_and_a_failure_does_not_stop_the_others(tmp_path, shared_ray):
     bad_data = tmp_path / "bad_data"
     shutil.copytree(os.environ["MULTI30K_DIR"], bad_data)
     (bad_data / "train.de.gz").chmod(0o644)
@@ -222,7 +219,7 @@ def test_divergence_is_a_result_and_a_failure_does_not_stop_the_others(tmp_path)
         budget={"epochs": 2},
     )
     uri = sqlite_uri(tmp_path)
-    out = ablab("run", spec, cwd=tmp_path)
+    out = ablab("run", spec, cwd=tmp_path, ray=shared_ray)
     assert out.returncode == 1, out.stderr[-3000:]  # a failed trial fails the sweep, after all ran
     runs = {r.data.tags["ablab.trial"]: r for r in trial_runs(uri, "ablab/faults")}
     assert sorted(runs) == ["baseline,seed=1", "diverges,seed=1", "unreadable,seed=1"]
@@ -240,36 +237,16 @@ def test_divergence_is_a_result_and_a_failure_does_not_stop_the_others(tmp_path)
     assert parent.info.status == "FAILED"
 
 
-def test_cluster_path_with_ray_start_and_an_mlflow_server(tmp_path, ray_tmpdir):
-    ray_port, mlflow_port = free_port(), free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    head = subprocess.run(
-        [
-            script("ray"),
-            "start",
-            "--head",
-            "--port",
-            str(ray_port),
-            "--num-cpus",
-            "2",
-            "--include-dashboard=false",
-            "--disable-usage-stats",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert head.returncode == 0, head.stderr
-    server = mlflow_server(tmp_path, mlflow_port, env)
+def test_cluster_path_with_ray_start_and_an_mlflow_server(tmp_path, shared_ray):
+    mlflow_port = free_port()
+    server = mlflow_server(tmp_path, mlflow_port)
     server_uri = f"http://127.0.0.1:{mlflow_port}"
     try:
         wait_healthy(server_uri, "the MLflow server")
         spec = write_spec(
             tmp_path, "cluster", ablations={"heads": {"grid": {"model.heads": [1]}}}, budget={"epochs": 2}
         )
-        address = f"{socket.gethostbyname(socket.gethostname())}:{ray_port}"
-        out = ablab("run", spec, "--address", address, "--tracking-uri", server_uri, cwd=tmp_path, env=env)
+        out = ablab("run", spec, "--tracking-uri", server_uri, cwd=tmp_path, ray=shared_ray)
         assert out.returncode == 0, out.stderr[-3000:]
         client = MlflowClient(server_uri)
         runs = trial_runs(server_uri, "ablab/cluster")
@@ -280,9 +257,6 @@ def test_cluster_path_with_ray_start_and_an_mlflow_server(tmp_path, ray_tmpdir):
         assert not (tmp_path / "mlruns").exists()  # nothing went to a local store
     finally:
         stop(server)
-        for pid in processes("", ray_tmpdir):  # not `ray stop`: it stops every Ray on the machine
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_local_store_is_refused_for_a_cluster_on_other_machines():
@@ -293,7 +267,7 @@ def test_a_local_store_is_refused_for_a_cluster_on_other_machines():
         refuse_local_store("sqlite:////x/mlflow.db", "10.0.0.5:6379", {"10.0.0.5", "10.0.0.6"}, local)
 
 
-def test_optuna_search_with_asha_then_the_other_seeds_at_the_best_values(tmp_path):
+def test_optuna_search_with_asha_then_the_other_seeds_at_the_best_values(tmp_path, shared_ray):
     spec = write_spec(
         tmp_path,
         "searched",
@@ -307,7 +281,7 @@ def test_optuna_search_with_asha_then_the_other_seeds_at_the_best_values(tmp_pat
         },
     )
     uri = sqlite_uri(tmp_path)
-    out = ablab("run", spec, cwd=tmp_path)
+    out = ablab("run", spec, cwd=tmp_path, ray=shared_ray)
     assert out.returncode == 0, out.stderr[-3000:]
     every = trial_runs(uri, "ablab/searched")
     runs = [r for r in every if r.data.tags["ablab.search_role"] == "search"]

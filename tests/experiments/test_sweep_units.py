@@ -10,9 +10,10 @@ from types import SimpleNamespace
 import pytest
 from ray.exceptions import OutOfMemoryError
 
-from experiments.ray_cluster import _local_addresses
+from experiments.ray_cluster import _local_addresses, worker_env
 from experiments.sweep_progress import SweepProgress
 from experiments.tune_runs import WorkerOutOfMemory, _fit, best_values
+from trainer.corpus import WORKDIR_ENV
 
 
 def trial(name, status, result_status=None):
@@ -98,6 +99,24 @@ def test_the_payload_a_trial_receives_is_typed_at_both_ends_and_plain_inside_tun
     )
     assert payload.config["loss"]["label_smoothing"] == 0.0 and payload.cpus == trial.resources.cpus
     assert payload.work_root == str(tmp_path / "work") and TrialPayload.of(payload.params()) == payload
+
+
+def test_trial_workers_get_the_data_cache_and_mlflow_client_settings_of_the_driver(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(WORKDIR_ENV, raising=False)
+    for name, value in {
+        "MULTI30K_DIR": "/data/m30k",
+        "MLFLOW_TRACKING_TOKEN": "secret",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_RUN_ID": "0123abc",
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+        "SOME_OTHER": "x",
+    }.items():
+        monkeypatch.setenv(name, value)
+    env = worker_env()
+    assert env["MULTI30K_DIR"] == "/data/m30k" and env[WORKDIR_ENV] == str(tmp_path)
+    assert env["MLFLOW_TRACKING_TOKEN"] == "secret" and env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
+    assert not {"MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI", "SOME_OTHER"} & set(env)
 
 
 def test_an_address_of_this_machine_counts_as_local_and_another_machines_does_not():
