@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -190,7 +190,7 @@ class Spec(_Strict):
     description: str = ""
     baseline: Baseline
     ablations: dict[str, Ablation] = {}
-    seeds: list[int] = Field(default=[1], min_length=1, max_length=100)
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default=[1], min_length=1, max_length=100)
     resources: Resources = Resources()
     max_concurrent: int | None = Field(default=None, ge=1)
     budget: Budget | None = None

@@ -141,7 +141,7 @@ class OptimConfig(_Section):
 
 
 class TrainConfig(_Section):
-    seed: int = 1
+    seed: int = Field(default=1, ge=0)
     """Seed of parameter init, dropout and batch order."""
     epochs: int | None = Field(default=10, ge=1)
     """Stop after this many epochs (None: no epoch limit)."""

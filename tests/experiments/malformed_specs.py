@@ -119,6 +119,11 @@ MALFORMED = [
     ("seeds-empty", "baseline: {config: {tiny}}\nseeds: []\n", "seeds"),
     ("seeds-repeat", "baseline: {config: {tiny}}\nseeds: [1, 1]\n", "seeds repeat"),
     ("seeds-wrong-type", "baseline: {config: {tiny}}\nseeds: [one]\n", "seeds[0]"),
+    (
+        "seeds-negative",
+        "baseline: {config: {tiny}}\nseeds: [1, -1]\n",
+        "seeds[1]: Input should be greater than or equal to 0",
+    ),
     ("resources-negative", "baseline: {config: {tiny}}\nresources: {cpus: -1}\n", "resources.cpus"),
     ("resources-absurd-gpus", "baseline: {config: {tiny}}\nresources: {gpus: 1000}\n", "resources.gpus"),
     (

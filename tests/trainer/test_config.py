@@ -69,6 +69,7 @@ def test_every_key_is_documented():
         ({"schedule": {"name": "cosine"}}, "valid names are noam, warmup_cosine"),
         ({"train": {"epochs": None}}, "training needs a limit"),
         ({"optim": {"lr": -1}}, "optim.lr: Input should be greater than 0"),
+        ({"train": {"seed": -3}}, "train.seed: Input should be greater than or equal to 0"),
         ({"optim": {"betas": [0.9, 1.2]}}, "optim.betas"),
         ({"data": {"joint_vocab": False}}, "tie_embeddings 'all' needs data.joint_vocab"),
         ({"data": {"src_lang": "de", "tgt_lang": "de"}}, "must differ"),
