@@ -243,6 +243,7 @@ class Trainer:
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "progress": asdict(self.progress),
+            "unsent_metrics": self.tracker.unsent_metrics(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -255,7 +256,8 @@ class Trainer:
         self.progress = Progress(**state["progress"])
 
     def _save(self) -> None:
-        """Write a resumable checkpoint, then flush the metrics it covers to the tracker."""
+        """Write a resumable checkpoint (with the metrics it covers that the store does not
+        have yet), then flush those metrics to the tracker."""
         checkpoint.save(checkpoint.step_path(self.checkpoint_dir, self.progress.step), self.state_dict())
         checkpoint.prune(self.checkpoint_dir, KEEP_CHECKPOINTS)
         self.tracker.flush()

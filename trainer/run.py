@@ -80,8 +80,9 @@ def train(
     device = pick_device(config.train.device, config.train.precision)
     corpus = build_corpus(config.data, config.eval)
     trainer = build_trainer(config, corpus, device, workdir, tracker, reporter)
-    skipped = _resume(trainer, key)
+    skipped, unsent = _resume(trainer, key)
     run_id = _open_run(tracker, trainer, corpus, device, key, skipped)
+    tracker.resend_metrics(unsent)  # logged before the checkpoint, maybe never delivered
     setup_seconds = time.monotonic() - started
     status, metrics = _loop_and_evaluate(trainer, corpus, device, tracker, setup_seconds)
     result = Result(status, {**metrics, "status": status, "run_id": run_id}, run_id, workdir)
@@ -212,18 +213,19 @@ def _finished(workdir: Path, key: str) -> Result | None:
     return Result(stored["status"], stored, stored.get("run_id"), workdir)
 
 
-def _resume(trainer: Trainer, key: str) -> list[str]:
-    """Load the newest valid checkpoint, if any; returns why newer ones were skipped."""
+def _resume(trainer: Trainer, key: str) -> tuple[list[str], list[tuple]]:
+    """Load the newest valid checkpoint, if any; returns why newer ones were skipped, and the
+    metrics it kept that had not reached the store when it was written."""
     path, state, skipped = checkpoint.latest(trainer.checkpoint_dir, map_location=trainer.device)
     if state is None:
-        return skipped
+        return skipped, []
     if state["config_hash"] != key:
         raise UserError(
             f"{path} was written by a different config (hash {state['config_hash']}, this one "
             f"{key}); choose another work directory or delete that one."
         )
     trainer.load_state_dict(state)
-    return skipped
+    return skipped, state.get("unsent_metrics", [])  # (none in checkpoints of older ablab)
 
 
 def final_metrics(

@@ -95,6 +95,10 @@ class Tracker(Protocol):
 
     def flush(self) -> None: ...
 
+    def unsent_metrics(self) -> list[tuple]: ...
+
+    def resend_metrics(self, metrics: list[tuple]) -> None: ...
+
     def end(self, status: str, wait: bool = True) -> None: ...
 
     def save_pending(self, path: Path) -> None: ...
@@ -127,6 +131,12 @@ class NullTracker:
         pass
 
     def flush(self):
+        pass
+
+    def unsent_metrics(self):
+        return []
+
+    def resend_metrics(self, metrics):
         pass
 
     def end(self, status, wait=True):
@@ -307,10 +317,23 @@ class MlflowTracker:
     def flush(self) -> None:
         """Queue the metrics logged since the last flush and deliver the queue if the store
         answers (or is not due for a retry yet): never waits."""
-        for i in range(0, len(self._metrics), 1000):  # MLflow accepts 1000 metrics per batch
-            self._outbox.add("metrics", self._metrics[i : i + 1000])
+        self._outbox.add_metrics(self._metrics)
         self._metrics = []
         self._deliver(wait=False)
+
+    def unsent_metrics(self) -> list[tuple]:
+        """The metrics logged and not yet delivered, ``(key, value, timestamp ms, step)`` each. A
+        checkpoint keeps them, so that a worker killed before they reach the store loses none of
+        the steps its checkpoint covers (the resumed trial does not log those steps again)."""
+        return self._outbox.metrics() + self._metrics
+
+    def resend_metrics(self, metrics: list[tuple]) -> None:
+        """Queue again metrics :meth:`unsent_metrics` returned before an interruption; those the
+        run already holds (delivered after all) are dropped before sending."""
+        if metrics:
+            self._outbox.add_metrics([tuple(m) for m in metrics])
+            self._outbox.unsure = True
+            self._deliver(wait=False)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         self._outbox.add("tags", {k: str(v) for k, v in tags.items()})
@@ -423,8 +446,15 @@ class Outbox:
         if body:
             self.items.append((kind, body))
 
+    def add_metrics(self, metrics: list[tuple]) -> None:
+        for i in range(0, len(metrics), 1000):  # MLflow accepts 1000 metrics per batch
+            self.add("metrics", metrics[i : i + 1000])
+
+    def metrics(self) -> list[tuple]:
+        return [tuple(m) for kind, body in self.items if kind == "metrics" for m in body]
+
     def metric_keys(self) -> set[str]:
-        return {m[0] for kind, body in self.items if kind == "metrics" for m in body}
+        return {m[0] for m in self.metrics()}
 
     def drop_logged(self, last_steps: dict[str, int]) -> None:
         """Drop queued metrics at or before the last step the run already holds for their key."""

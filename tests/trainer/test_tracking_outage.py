@@ -167,3 +167,34 @@ def test_a_new_run_on_a_store_that_does_not_answer_fails_at_once(tmp_path):
     with pytest.raises(Unavailable, match=r"does not answer .*nothing was written. Check the tracking URI"):
         tracker.start({}, {})
     assert time.monotonic() - started < 30  # not the patience a reopened run gets
+
+
+class Killed(Exception):
+    pass
+
+
+class DownThenKilledAt(StoreDownAt):
+    """The store stops answering at ``step``; the worker dies at ``killed``, after checkpoints
+    were written in between: the metrics logged since ``step`` exist only in those checkpoints."""
+
+    def __init__(self, tracker: FlakyTracker, step: int, killed: int):
+        super().__init__(tracker, step)
+        self.killed = killed
+
+    def on_step(self, progress, metrics):
+        super().on_step(progress, metrics)
+        if progress.step == self.killed:
+            raise Killed(f"killed at step {self.killed}")
+
+
+def test_metrics_undelivered_when_a_worker_dies_after_a_checkpoint_are_delivered_by_its_resume(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = tiny_config(train={"epochs": 2, "checkpoint_every": 5, "log_every": 1})
+    flaky = FlakyTracker(uri, "killed", patience=1)
+    with pytest.raises(Killed):
+        train(cfg, workdir=tmp_path / "work", tracker=flaky, reporter=DownThenKilledAt(flaky, 7, 12))
+    assert steps(uri, flaky.run_id, "train/loss") == [1, 2, 3, 4, 5]  # 6-10 only in the checkpoint at 10
+
+    train(cfg, workdir=tmp_path / "work", tracker=MlflowTracker(uri, "killed"))  # resumes at step 10
+    logged = steps(uri, flaky.run_id, "train/loss")
+    assert logged == list(range(1, logged[-1] + 1)) and logged[-1] > 12  # every step once
