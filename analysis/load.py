@@ -187,7 +187,7 @@ def _search_row(run) -> dict:
         },
         "metric": metric,
         "mode": mode,
-        "score": run.data.metrics.get(record.VALIDATION.get(metric, metric)),
+        "score": run.data.metrics.get(record.metric_key(metric)),
         "status": record.status(run),
         "run_id": run.info.run_id,
     }

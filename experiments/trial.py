@@ -184,7 +184,7 @@ def _identity(config, payload: TrialPayload, searched: bool) -> tuple[str, UserE
 def _last(run, metric: str) -> float:
     """The run's last value of a metric Tune ranks trials by (``val_bleu`` is logged as
     ``val/bleu``); NaN if it has none. A search replayed from MLflow ranks its samples by it."""
-    return run.data.metrics.get(record.VALIDATION.get(metric, metric), math.nan)
+    return run.data.metrics.get(record.metric_key(metric), math.nan)
 
 
 def _nodes(run) -> str:

@@ -87,6 +87,14 @@ TRAIN = {
     "tgt_tokens_per_s": "train/tokens_per_s",
 }
 VALIDATION = {"val_loss": "val/loss", "val_ppl": "val/ppl", "val_bleu": "val/bleu"}
+
+
+def metric_key(name: str) -> str:
+    """The MLflow key of a metric Tune ranks trials by: ``val_bleu`` is logged as ``val/bleu``;
+    any other name is its own key."""
+    return VALIDATION.get(name, name)
+
+
 TEST = {
     "bleu": "bleu",
     "bleu_lc": "bleu_lc",

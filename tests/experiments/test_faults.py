@@ -17,9 +17,11 @@ from tests.experiments.helpers import (
     assert_unique_steps,
     free_port,
     mlflow_server,
+    most_at_once,
     processes,
     start_ablab,
     stop,
+    training_spans,
     trial_runs,
     wait_for,
     wait_healthy,
@@ -191,15 +193,12 @@ def test_eight_trials_at_once_on_one_sqlite_store(tmp_path, shared_ray):
     uri = sqlite_uri(tmp_path)
     runs = trial_runs(uri, "ablab/crowd")
     assert sorted(r.data.tags["ablab.trial"] for r in runs) == [f"baseline,seed={s}" for s in range(1, 9)]
-    spans = []
     for run in runs:
         assert run.info.status == "FINISHED" and run.data.tags["ablab.status"] == "finished"
         assert summary(run)["bleu"] is not None and "val/bleu" in run.data.metrics
         assert_unique_steps(uri, run.info.run_id)
-        stamps = [m.timestamp for m in MlflowClient(uri).get_metric_history(run.info.run_id, "train/loss")]
-        spans.append((min(stamps), max(stamps)))
-    overlap = max(sum(a <= t <= b for a, b in spans) for t, _ in spans)
-    assert overlap == 8, spans  # all eight trained at the same time
+    spans = training_spans(uri, runs)
+    assert most_at_once(spans) == 8, spans  # all eight trained at the same time
 
 
 def summary(run) -> dict:
