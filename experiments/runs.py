@@ -22,7 +22,8 @@ from experiments.spec import Plan, Trial
 from experiments.trial import COMPLETE
 from trainer import record
 from trainer.errors import Unavailable
-from trainer.tracking import ensure_experiment, first_line, git_commit, unreachable
+from trainer.outbox import first_line, unreachable
+from trainer.tracking import ensure_experiment, git_commit
 
 BASELINE = "baseline"
 

@@ -22,7 +22,7 @@ from experiments.trial import TrialPayload, dir_name
 from trainer import record
 from trainer.config import to_dict
 from trainer.errors import Unavailable
-from trainer.tracking import first_line
+from trainer.outbox import first_line
 
 WORK_DIR = "work"
 """Under a sweep's folder: each trial's trainer work directory (checkpoints, result), by trial."""

@@ -29,7 +29,7 @@ from trainer.flops import FlopsProfile
 from trainer.losses import label_smoothed_nll_loss
 from trainer.optim import set_lr
 from trainer.tokenizer import PAD, Vocabularies
-from trainer.tracking import Tracker
+from trainer.tracker import Tracker
 
 KEEP_CHECKPOINTS = 2
 

@@ -38,7 +38,8 @@ from trainer.loop import NullReporter, Reporter, Trainer
 from trainer.optim import build_optimizer
 from trainer.run_length import schedule_updates
 from trainer.schedules import make_schedule
-from trainer.tracking import NullTracker, Tracker, git_commit
+from trainer.tracker import NullTracker, Tracker
+from trainer.tracking import git_commit
 
 SAMPLE_TRANSLATIONS = 20
 UNSENT = "unsent_tracking.json"

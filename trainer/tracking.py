@@ -1,7 +1,8 @@
 """Experiment tracking: one training run = one MLflow run.
 
-The trainer talks to a :class:`Tracker`; :class:`MlflowTracker` is the real one and
-:class:`NullTracker` records nothing (unit tests, dry runs). Step metrics are buffered and
+The trainer talks to a :class:`~trainer.tracker.Tracker`; :class:`MlflowTracker` is the real one,
+delivering through an :class:`~trainer.outbox.Outbox` so that a store that does not answer
+never holds up training. Step metrics are buffered and
 written in batches (``log_batch``), which keeps per-step logging off the training hot path.
 
 The default store is a sqlite database under ``./mlruns`` (absolute path, so it survives a
@@ -14,15 +15,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from trainer import record
 from trainer.errors import Unavailable
+from trainer.outbox import Outbox, TimedClient, first_line, unreachable
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PATIENCE_ENV = "ABLAB_TRACKING_PATIENCE"
@@ -73,80 +74,6 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (commit + ("-dirty" if dirty else "")) if commit else "unknown"
-
-
-class Tracker(Protocol):
-    run_id: str | None
-    io_seconds: float  # wall time spent writing to the store so far
-
-    def start(
-        self, params: dict[str, Any], tags: dict[str, str], run_id: str | None = None
-    ) -> str | None: ...
-
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
-
-    def set_tags(self, tags: dict[str, str]) -> None: ...
-
-    def log_text(self, text: str, artifact_file: str) -> None: ...
-
-    def log_json(self, data: Any, artifact_file: str) -> None: ...
-
-    def log_file(self, path: Path, artifact_path: str | None = None) -> None: ...
-
-    def flush(self) -> None: ...
-
-    def unsent_metrics(self) -> list[tuple]: ...
-
-    def resend_metrics(self, metrics: list[tuple]) -> None: ...
-
-    def end(self, status: str, wait: bool = True) -> None: ...
-
-    def save_pending(self, path: Path) -> None: ...
-
-    def resend(self, path: Path) -> None: ...
-
-
-class NullTracker:
-    """Records nothing."""
-
-    run_id: str | None = None
-    io_seconds = 0.0
-
-    def start(self, params, tags, run_id=None):
-        return None
-
-    def log_metrics(self, metrics, step):
-        pass
-
-    def set_tags(self, tags):
-        pass
-
-    def log_text(self, text, artifact_file):
-        pass
-
-    def log_json(self, data, artifact_file):
-        pass
-
-    def log_file(self, path, artifact_path=None):
-        pass
-
-    def flush(self):
-        pass
-
-    def unsent_metrics(self):
-        return []
-
-    def resend_metrics(self, metrics):
-        pass
-
-    def end(self, status, wait=True):
-        pass
-
-    def save_pending(self, path):
-        pass
-
-    def resend(self, path):
-        pass
 
 
 def ensure_experiment(tracking_uri: str, name: str) -> str:
@@ -429,90 +356,8 @@ class MlflowTracker:
             self.client.set_terminated(self.run_id, status=body)
 
 
-class Outbox:
-    """Writes to a run not yet delivered, in order: ``(kind, body)`` pairs of plain JSON data
-    (metrics as ``(key, value, timestamp ms, step)``), and when to try the store next."""
-
-    def __init__(self):
-        self.items: list[tuple[str, Any]] = []
-        self.unsure = False  # a delivery failed: the store may hold part of what was sent
-        self.retry_at = 0.0
-        self.delay = 1.0
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def add(self, kind: str, body: Any) -> None:
-        if body:
-            self.items.append((kind, body))
-
-    def add_metrics(self, metrics: list[tuple]) -> None:
-        for i in range(0, len(metrics), 1000):  # MLflow accepts 1000 metrics per batch
-            self.add("metrics", metrics[i : i + 1000])
-
-    def metrics(self) -> list[tuple]:
-        return [tuple(m) for kind, body in self.items if kind == "metrics" for m in body]
-
-    def metric_keys(self) -> set[str]:
-        return {m[0] for m in self.metrics()}
-
-    def drop_logged(self, last_steps: dict[str, int]) -> None:
-        """Drop queued metrics at or before the last step the run already holds for their key."""
-        kept = []
-        for kind, body in self.items:
-            if kind == "metrics":
-                body = [m for m in body if m[3] > last_steps.get(m[0], -1)]
-            if body:
-                kept.append((kind, body))
-        self.items = kept
-
-
-def unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the store did not answer (connection refused or reset, a timeout, a
-    5xx or 429 from a server, a locked sqlite file) rather than refused the request."""
-    import requests
-    from sqlalchemy.exc import OperationalError
-
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, (requests.RequestException, ConnectionError, TimeoutError, OperationalError)):
-            return True
-        if re.search(r"error code (429|50[0234])\b", str(exc)):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
-
-
 def _warn(message: str) -> None:
     print(f"ablab: tracking: {message}", file=sys.stderr, flush=True)
-
-
-class TimedClient:
-    """An ``MlflowClient`` that adds up the wall time of every call made through it."""
-
-    def __init__(self, client):
-        self._client = client
-        self.seconds = 0.0
-
-    def __getattr__(self, name: str):
-        method = getattr(self._client, name)
-        if not callable(method):
-            return method
-
-        def timed(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return method(*args, **kwargs)
-            finally:
-                self.seconds += time.perf_counter() - started
-
-        return timed
 
 
 def json_safe(data: Any) -> Any:

@@ -16,8 +16,9 @@ from tests.conftest import tiny_config
 from trainer import record
 from trainer.errors import Unavailable
 from trainer.loop import NullReporter
+from trainer.outbox import unreachable
 from trainer.run import UNSENT, train
-from trainer.tracking import MlflowTracker, unreachable
+from trainer.tracking import MlflowTracker
 
 pytestmark = pytest.mark.integration
 
