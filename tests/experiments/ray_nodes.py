@@ -37,7 +37,14 @@ class Cluster:
     def __init__(self, ray_tmpdir: str):
         self.ray_tmpdir = ray_tmpdir
         self.port = free_port()
-        self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_TMPDIR": ray_tmpdir}
+        self.env = {
+            **os.environ,
+            "RAY_AUTH_MODE": "token",
+            "RAY_TMPDIR": ray_tmpdir,
+            # a raylet starts one idle worker per CPU for each driver that joins; a trial's worker
+            # carries the sweep's runtime environment, so none of them would ever be used
+            "RAY_prestart_worker_first_driver": "0",
+        }
         self.address = f"127.0.0.1:{self.port}"  # every node on loopback, as servers here must be
 
     def start(self, workers: dict[str, dict], head_cpus: int = 0) -> Cluster:
