@@ -95,7 +95,8 @@ def train_command(
     check_writable(workdir, "checkpoints")
     tracker = MlflowTracker(uri, experiment, run_name=config.stem)
     result = train(cfg, workdir=workdir, tracker=tracker, reporter=TerminalReporter(cfg))
-    log_run_figures(uri, result.run_id)
+    if cfg.eval.run_figures:
+        log_run_figures(uri, result.run_id)
     typer.echo(_summary(result.metrics, workdir, uri), err=json_output)
     if result.run_id:
         typer.echo(f"MLflow run page: {_page(uri, experiment, result.run_id)}", err=json_output)

@@ -277,7 +277,8 @@ def _run_trial(params: dict[str, Any]) -> None:
             {payload.metric: math.nan, "status": "failed", "mlflow_run_id": tracker.run_id, COMPLETE: True}
         )
         return
-    log_run_figures(payload.tracking_uri, result.run_id)
+    if config.eval.run_figures:
+        log_run_figures(payload.tracking_uri, result.run_id)
     final = {
         k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
     }

@@ -23,8 +23,10 @@ TINY = {
     "schedule": {"name": "constant", "warmup_steps": 5},
     "optim": {"lr": 0.003},
     "train": {"epochs": 3, "log_every": 2},
-    "eval": {"val_sentences": 20, "test_sentences": 20, "beam_size": 1},
+    "eval": {"val_sentences": 20, "test_sentences": 20, "beam_size": 1, "run_figures": False},
 }
+"""A config whose trials train in seconds. Their runs get no figures (a few CPU-seconds a trial):
+the smoke fixture's trials and ``ablab train`` are where the run figures are checked."""
 
 
 def write_spec(folder: Path, name: str, **body) -> Path:

@@ -48,6 +48,8 @@ def test_train_json_contract_and_mlflow_run(tiny_yaml, tmp_path):
     run = MlflowClient(uri).get_run(metrics["run_id"])
     assert run.data.params["train.epochs"] == "1" and run.info.run_name == "tiny"
     assert "test BLEU" in out.stderr
+    drawn = {a.path for a in MlflowClient(uri).list_artifacts(metrics["run_id"], "figures")}
+    assert drawn == {"figures/training_curves.png", "figures/reliability.png", "figures/attention.png"}
     workdirs = list((tmp_path / "runs").iterdir())
     assert len(workdirs) == 1 and (workdirs[0] / "result.json").is_file()
 
