@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import budget, findings
+from analysis import budget, findings, questions
 from analysis.bootstrap import RESAMPLES, SEEDS_ONLY
 from analysis.factorial import Design, cell_estimates, design, display_levels, factors_of, shown
 from analysis.figures import palette
@@ -224,7 +224,7 @@ def _section(ctx: _Context, group: str, text: GroupText, exercise) -> Section:
     ]
     section = Section(
         group,
-        text.question or findings.question(factors, group),
+        text.question or questions.question(factors, group),
         [f"{s}: {c}" for s, c in changes.items() if c],
         [r for r in rows if r],
         expect=text.expect,

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.findings import question
+from analysis.questions import question
 from experiments.spec import Plan, Trial
 from experiments.trial import COMPLETE
 from trainer import record

@@ -6,7 +6,7 @@ import pytest
 import sacrebleu
 from scipy import stats as scipy_stats
 
-from analysis import findings, render, report
+from analysis import questions, render, report
 from analysis.load import SweepRuns
 from trainer.record import setting_of
 
@@ -105,7 +105,7 @@ def test_a_large_consistent_effect_differs_and_the_table_says_so(tmp_path):
     made = report.build(smoothing_sweep(), tmp_path, n_resamples=1000)
     (section,) = made.sections
     assert section.group == "no_label_smoothing"
-    assert section.question == findings.QUESTIONS["loss.label_smoothing"]
+    assert section.question == questions.QUESTIONS["loss.label_smoothing"]
     assert section.changes == ["no_label_smoothing: loss.label_smoothing 0.1 → 0.0"]
     base, arm = section.rows
     assert base["setting"] == "baseline" and base["changed"] == "(reference)" and base["seeds"] == "3/3"
