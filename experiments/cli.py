@@ -78,15 +78,16 @@ def train_command(
     ] = False,
 ) -> None:
     """Train and evaluate one model; resumes from its work directory if interrupted."""
-    from experiments.progress import TerminalReporter
-    from experiments.run_figures import log_run_figures
     from trainer.config import config_hash
     from trainer.config_files import load, parse_override
+
+    cfg = load(config, dict(parse_override(s) for s in set_ or []))  # bad input fails before torch loads
+    from experiments.progress import TerminalReporter
+    from experiments.run_figures import log_run_figures
     from trainer.disk import check_store_writable, check_writable
     from trainer.run import train
     from trainer.tracking import MlflowTracker
 
-    cfg = load(config, dict(parse_override(s) for s in set_ or []))
     workdir = (workdir or Path("runs") / f"{config.stem}-{config_hash(cfg)}").resolve()
     if fresh and workdir.exists():
         shutil.rmtree(workdir)
@@ -147,10 +148,11 @@ def plan_command(
     ] = 0.35,
 ) -> None:
     """List the trials a spec expands to, with parameters, FLOPs and estimated time; runs nothing."""
-    from experiments.plan import estimate, plan_records
     from experiments.spec import load_plan
 
-    plan = load_plan(spec)
+    plan = load_plan(spec)  # a bad spec fails before torch loads
+    from experiments.plan import estimate, plan_records
+
     records = plan_records(plan, estimate(plan, tflops * 1e12 if tflops else None, mfu))
     warning = seed_warning(len(plan.spec.seeds))
     if warning:
@@ -195,9 +197,10 @@ def run_command(
 ) -> None:
     """Run a spec's trials with Ray Tune; each trial is one MLflow run. Finished trials are skipped."""
     from experiments.spec import load_plan
+
+    plan = load_plan(spec)  # a bad spec fails before Ray and torch load
     from experiments.sweep import run_sweep
 
-    plan = load_plan(spec)
     uri = resolve_tracking_uri(tracking_uri)
     summary = run_sweep(
         plan,
