@@ -29,5 +29,15 @@ chromium:
 	  { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	    $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
+# Two pytest sessions at once: the integration tests, one after another as they must be (they
+# start Ray, servers and trials, and time what they kill), leave a core idle much of the time;
+# the unit tests run beside them, and their report is printed when both have ended. It fails if
+# either does.
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest
+	@unit_log=$$(mktemp); \
+	$(BIN)/python -m pytest -m "not integration" >$$unit_log 2>&1 & unit=$$!; \
+	trap 'kill $$unit 2>/dev/null' INT TERM; \
+	$(BIN)/python -m pytest -m integration; integration_status=$$?; \
+	wait $$unit; unit_status=$$?; \
+	echo "==== the unit tests, run beside the integration tests ===="; cat $$unit_log; rm -f $$unit_log; \
+	exit $$(( integration_status || unit_status ))
