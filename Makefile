@@ -31,8 +31,8 @@ chromium:
 
 # Two pytest sessions at once: the integration tests, one after another as they must be (they
 # start Ray, servers and trials, and time what they kill), leave a core idle much of the time;
-# the unit tests run beside them, and their report is printed when both have ended. It fails if
-# either does.
+# the unit tests run beside them (the tests marked `waits` go first), and their report is printed
+# when both have ended. It fails if either does.
 test: $(STAMP) chromium
 	@unit_log=$$(mktemp); \
 	$(BIN)/python -m pytest -m "not integration" >$$unit_log 2>&1 & unit=$$!; \

@@ -25,6 +25,13 @@ def _multi30k_dir() -> Path:
     return path.resolve()
 
 
+def pytest_collection_modifyitems(items):
+    """Tests marked ``waits`` run first (the order of the rest kept): ``make test`` runs the unit
+    tests in a session beside the integration tests, and a test that mostly waits leaves them a
+    core where a sweep would take both."""
+    items.sort(key=lambda item: item.get_closest_marker("waits") is None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_environment(tmp_path_factory):
     """Tokenizer cache and MLflow store of the test session live in a temporary folder."""

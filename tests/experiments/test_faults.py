@@ -111,6 +111,7 @@ def test_workers_killed_again_and_again_and_a_corrupted_checkpoint_change_nothin
     assert corrupted.name in text and "does not match" in text
 
 
+@pytest.mark.waits
 def test_the_tracking_server_stopped_for_a_minute_then_gone_for_good(tmp_path, shared_ray):
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
