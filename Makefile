@@ -31,13 +31,15 @@ chromium:
 
 # Two pytest sessions at once: the integration tests, one after another as they must be (they
 # start Ray, servers and trials, and time what they kill), leave a core idle much of the time;
-# the unit tests run beside them (the tests marked `waits` go first), and their report is printed
-# when both have ended. It fails if either does.
+# the unit tests run beside them (the tests marked `waits` go first). The unit session's report is
+# printed when both have ended, then both exit codes; it fails if either session does.
 test: $(STAMP) chromium
-	@unit_log=$$(mktemp); \
-	$(BIN)/python -m pytest -m "not integration" >$$unit_log 2>&1 & unit=$$!; \
-	trap 'kill $$unit 2>/dev/null' INT TERM; \
-	$(BIN)/python -m pytest -m integration; integration_status=$$?; \
-	wait $$unit; unit_status=$$?; \
-	echo "==== the unit tests, run beside the integration tests ===="; cat $$unit_log; rm -f $$unit_log; \
-	exit $$(( integration_status || unit_status ))
+	@unit_log=$$(mktemp); trap 'rm -f "$$unit_log"' EXIT; \
+	PYTHONUNBUFFERED=1 $(BIN)/python -m pytest -m "not integration" -o cache_dir=.pytest_cache/unit \
+	  >"$$unit_log" 2>&1 & unit=$$!; \
+	trap 'kill $$unit 2>/dev/null; exit 130' INT TERM; \
+	$(BIN)/python -m pytest -m integration; integration=$$?; \
+	echo "waiting for the unit tests (their log: $$unit_log)"; wait $$unit; units=$$?; \
+	echo "==== the unit tests, run beside the integration tests ===="; cat "$$unit_log"; \
+	echo "make test: the integration tests exited $$integration, the unit tests $$units"; \
+	exit $$(( $$integration ? $$integration : $$units ))

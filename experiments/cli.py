@@ -76,6 +76,9 @@ def train_command(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the final metrics as JSON (last stdout line).")
     ] = False,
+    figures: Annotated[
+        bool, typer.Option(help="Draw the run's figures onto its MLflow page at its end (a few CPU-seconds).")
+    ] = True,
 ) -> None:
     """Train and evaluate one model; resumes from its work directory if interrupted."""
     from trainer.config import config_hash
@@ -96,7 +99,7 @@ def train_command(
     check_writable(workdir, "checkpoints")
     tracker = MlflowTracker(uri, experiment, run_name=config.stem)
     result = train(cfg, workdir=workdir, tracker=tracker, reporter=TerminalReporter(cfg))
-    if cfg.eval.run_figures:
+    if figures:
         log_run_figures(uri, result.run_id)
     typer.echo(_summary(result.metrics, workdir, uri), err=json_output)
     if result.run_id:

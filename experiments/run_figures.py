@@ -1,10 +1,10 @@
 """Figures on a run's own MLflow page: its training curves, reliability diagram and attention.
 
-Drawn once the trainer has returned (``ablab train`` and every sweep trial) from what the run
-logged, read back with :func:`analysis.load.load_run`, and logged under the run's ``figures/``
-artifacts, so that the run page in the MLflow UI shows pictures, not only JSON. They are a
-convenience: a store that does not answer, or a run with nothing to draw, costs the figures
-and one warning line, never the run.
+Drawn once the trainer has returned (``ablab train`` unless ``--no-figures``, every sweep trial
+unless its spec says ``run_figures: false``) from what the run logged, read back with
+:func:`analysis.load.load_run`, and logged under the run's ``figures/`` artifacts, so that the run
+page in the MLflow UI shows pictures, not only JSON. They are a convenience: a store that does not
+answer, or a run with nothing to draw, costs the figures and one warning line, never the run.
 """
 
 from __future__ import annotations

@@ -196,6 +196,10 @@ class Spec(_Strict):
     budget: Budget | None = None
     retries: int = Field(default=2, ge=0, le=20)
     """Restarts of a failing trial (from its last checkpoint) before it is recorded as failed."""
+    run_figures: bool = True
+    """Draw each trial's figures (training curves, reliability diagram, attention) onto its MLflow
+    run page when it ends, a few CPU-seconds a trial; false for sweeps of many tiny trials. No
+    trial's identity or result depends on it."""
     metric: str = "val_bleu"
     """The metric progress and reports rank trials by."""
     mode: Literal["max", "min"] = "max"

@@ -56,6 +56,7 @@ class TrialPayload:
     work_root: str  # the sweep's folder of trial work directories
     cpus: float
     gpus: float
+    run_figures: bool = True  # the spec's run_figures
 
     def params(self) -> dict[str, Any]:
         return asdict(self)
@@ -277,7 +278,7 @@ def _run_trial(params: dict[str, Any]) -> None:
             {payload.metric: math.nan, "status": "failed", "mlflow_run_id": tracker.run_id, COMPLETE: True}
         )
         return
-    if config.eval.run_figures:
+    if payload.run_figures:
         log_run_figures(payload.tracking_uri, result.run_id)
     final = {
         k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)

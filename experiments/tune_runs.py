@@ -44,6 +44,7 @@ def payload(plan: Plan, trial: Trial, uri: str, sweep: runs.SweepRuns, sweep_dir
         work_root=str(sweep_dir / WORK_DIR),
         cpus=trial.resources.cpus,
         gpus=trial.resources.gpus,
+        run_figures=plan.spec.run_figures,
     ).params()
 
 

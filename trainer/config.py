@@ -210,9 +210,6 @@ class EvalConfig(_Section):
     """Equal-width confidence bins of the reliability diagram and ECE."""
     attention_sentence: int = Field(default=0, ge=0)
     """Index in the headline test set of the sentence whose attention maps are saved."""
-    run_figures: bool = Field(default=True, json_schema_extra=NEUTRAL)
-    """Draw the run's training curves, reliability diagram and attention onto its MLflow run page
-    when it ends (a few CPU-seconds a run); off for sweeps of many tiny runs. Changes no result."""
 
 
 class Config(_Section):

@@ -12,10 +12,7 @@ from typing import Any
 import yaml
 
 from trainer.config import SECTIONS, Config, from_dict, valid_keys
-from trainer.errors import ConfigError
-
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's safe loader where PyYAML was built with it (5x faster on a large spec), else Python's."""
+from trainer.errors import ConfigError, short_repr
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -30,7 +27,9 @@ def read_yaml(path: str | Path) -> Any:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it ({exc.strerror}).") from None
     try:
-        return yaml.load(text, Loader=SAFE_LOADER)
+        return yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply to read; flatten the file.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -44,9 +43,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set model.heads=8.")
     try:
-        parsed = yaml.load(value, Loader=SAFE_LOADER) if value.strip() else None
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML.") from None
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except (yaml.YAMLError, RecursionError):
+        raise ConfigError(f"--set {short_repr(text)}: the value is not valid YAML.") from None
     return key.strip(), parsed
 
 

@@ -23,15 +23,18 @@ TINY = {
     "schedule": {"name": "constant", "warmup_steps": 5},
     "optim": {"lr": 0.003},
     "train": {"epochs": 3, "log_every": 2},
-    "eval": {"val_sentences": 20, "test_sentences": 20, "beam_size": 1, "run_figures": False},
+    "eval": {"val_sentences": 20, "test_sentences": 20, "beam_size": 1},
 }
-"""A config whose trials train in seconds. Their runs get no figures (a few CPU-seconds a trial):
-the smoke fixture's trials and ``ablab train`` are where the run figures are checked."""
+"""A config whose trials train in seconds."""
 
 
 def write_spec(folder: Path, name: str, **body) -> Path:
+    """A spec of ``TINY`` trials, ``body`` its other keys. Its trials draw no figures (a few
+    CPU-seconds each) unless ``body`` asks: the smoke fixture's trials and ``ablab train`` are
+    where run figures are checked."""
     path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"baseline": {"config": TINY}, **body}, sort_keys=False))
+    spec = {"baseline": {"config": TINY}, "run_figures": False, **body}
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
 
 

@@ -164,6 +164,7 @@ MALFORMED = [
     ),
     ("non-utf8", b"baseline: {config: caf\xe9}\n", "not UTF-8"),
     ("yaml-python-tag", "baseline: !!python/object/apply:os.system ['true']\n", "invalid YAML"),
+    ("yaml-nested-too-deeply", "baseline: " + "[" * 5000 + "\n", "nested too deeply"),
 ]
 
 

@@ -29,7 +29,8 @@ def tiny_yaml(tmp_path):
 @pytest.mark.integration
 def test_train_json_contract_and_mlflow_run(tiny_yaml, tmp_path):
     uri = f"sqlite:///{tmp_path}/store/mlflow.db"
-    out = ablab("train", tiny_yaml, "--set", "train.epochs=1", "--tracking-uri", uri, "--json", cwd=tmp_path)
+    args = ("train", tiny_yaml, "--set", "train.epochs=1", "--tracking-uri", uri, "--json")
+    out = ablab(*args, "--no-figures", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     metrics = json.loads(out.stdout.strip().splitlines()[-1])
     for key in (
@@ -48,15 +49,14 @@ def test_train_json_contract_and_mlflow_run(tiny_yaml, tmp_path):
     run = MlflowClient(uri).get_run(metrics["run_id"])
     assert run.data.params["train.epochs"] == "1" and run.info.run_name == "tiny"
     assert "test BLEU" in out.stderr
-    drawn = {a.path for a in MlflowClient(uri).list_artifacts(metrics["run_id"], "figures")}
-    assert drawn == {"figures/training_curves.png", "figures/reliability.png", "figures/attention.png"}
+    assert not MlflowClient(uri).list_artifacts(metrics["run_id"], "figures")  # --no-figures
     workdirs = list((tmp_path / "runs").iterdir())
     assert len(workdirs) == 1 and (workdirs[0] / "result.json").is_file()
 
-    again = ablab(
-        "train", tiny_yaml, "--set", "train.epochs=1", "--tracking-uri", uri, "--json", cwd=tmp_path
-    )
+    again = ablab(*args, cwd=tmp_path)  # figures on, as by default
     assert json.loads(again.stdout.strip().splitlines()[-1]) == metrics  # finished: not trained twice
+    drawn = {a.path for a in MlflowClient(uri).list_artifacts(metrics["run_id"], "figures")}
+    assert drawn == {"figures/training_curves.png", "figures/reliability.png", "figures/attention.png"}
     assert len(MlflowClient(uri).search_runs([run.info.experiment_id])) == 1
 
 
@@ -68,6 +68,7 @@ def test_train_json_contract_and_mlflow_run(tiny_yaml, tmp_path):
         (["--set", "train.epochs=many"], "train.epochs"),
         (["--set", "schedule.name=cosine"], "valid names are"),
         (["--set", "model.heads"], "KEY=VALUE"),
+        (["--set", "model.heads=" + "[" * 5000], "not valid YAML"),
     ],
 )
 def test_bad_config_exits_2_and_creates_nothing(tiny_yaml, tmp_path, args, fragment):

@@ -85,8 +85,8 @@ def test_the_smoke_spec_through_a_server_on_postgresql_with_eight_trials_at_once
         spec_path = smoke_at_test_scale(tmp_path)
         spec = yaml.safe_load(spec_path.read_text())
         spec["baseline"]["config"]["data"]["train_subset"] = 2000
-        spec["baseline"]["config"]["eval"].update(test_sentences=100, run_figures=False)
-        spec.update(seeds=[1, 2], max_concurrent=8, resources={"cpus": 0.25})
+        spec["baseline"]["config"]["eval"]["test_sentences"] = 100
+        spec.update(seeds=[1, 2], max_concurrent=8, resources={"cpus": 0.25}, run_figures=False)
         spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
         out = ablab("run", spec_path, "--tracking-uri", uri, cwd=tmp_path, ray=shared_ray)
         assert out.returncode == 0, out.stderr[-3000:]

@@ -99,7 +99,7 @@ def test_a_rerun_runs_only_what_is_new_and_force_runs_everything(tmp_path, share
     runs = trial_runs(uri, "ablab/grows")
     assert sorted(r.data.tags["ablab.trial"] for r in runs) == ["baseline,seed=1", "no_ls,seed=1"]
     assert first.info.run_id in {r.info.run_id for r in runs}  # the finished baseline was kept
-    assert not MlflowClient(uri).list_artifacts(first.info.run_id, "figures")  # eval.run_figures: false
+    assert not MlflowClient(uri).list_artifacts(first.info.run_id, "figures")  # the spec's run_figures: false
     out = ablab("run", spec, "--force", cwd=tmp_path, ray=shared_ray)
     assert out.returncode == 0 and "2 trials to run, 0 already done" in out.stderr, out.stderr[-3000:]
     forced = [r for r in trial_runs(uri, "ablab/grows") if r.info.run_id not in {x.info.run_id for x in runs}]
