@@ -64,3 +64,22 @@ def budget_text(trials: pd.DataFrame) -> str:
         return format(low, fmt) if low == high else f"{format(low, fmt)}–{format(high, fmt)}"
 
     return f"{span(steps, ',d')} updates ({span(epochs, '.1f')} epochs)"
+
+
+def compute_text(trials: pd.DataFrame) -> str:
+    """The compute the runs spent, from each run's own clocks (see :func:`trainer.run.final_metrics`):
+    trial-minutes = Σ over runs of (setup + training with validation + test evaluation) / 60, and
+    the part of it in forward, backward and update. Runs that recorded no clocks (failed before
+    their end) are left out and counted."""
+    clocks = trials.reindex(columns=["setup_seconds", "wall_seconds", "eval_seconds", "train_seconds"])
+    clocked = clocks.dropna(subset=["wall_seconds"]).astype(float)
+    if clocked.empty:
+        return "no run recorded its clocks"
+    spent = clocked[["setup_seconds", "wall_seconds", "eval_seconds"]].fillna(0.0)
+    text = (
+        f"{spent.to_numpy().sum() / 60:,.1f} trial-minutes over {len(clocked)} runs (setup, training "
+        f"with validation, and test evaluation), {clocked['train_seconds'].sum() / 60:,.1f} "
+        "of them in forward, backward and update"
+    )
+    missing = len(trials) - len(clocked)
+    return text + (f"; {missing} run{'s' * (missing != 1)} recorded no clocks" if missing else "")

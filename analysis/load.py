@@ -4,7 +4,7 @@
   done): ``run_id``, ``trial`` (``heads=8,seed=1``), ``setting`` (the name without its seed),
   ``groups``, ``arm`` (for a named arm), ``seed``, ``status``, ``error``, the headline
   metrics (``bleu``, ``bleu_lc``, ``chrf``, ``ece``, ``test_nll``, ``params``,
-  ``train_seconds``, ``wall_seconds``, ``epochs``,
+  ``setup_seconds``, ``train_seconds``, ``wall_seconds``, ``eval_seconds``, ``epochs``,
   ``epochs_to_90pct``, ``seconds_to_90pct``, ``tgt_tokens_per_s``, ``diverged_step``) and the
   resolved config as dotted-key columns (``model.heads``, ...).
 - ``curves``: long table ``run_id, setting, seed, metric, step, epoch, value``: the training
@@ -37,8 +37,10 @@ HEADLINE = (
     "ece",
     "test_nll",
     "params",
+    "setup_seconds",
     "train_seconds",
     "wall_seconds",
+    "eval_seconds",
     "epochs",
     "steps",
     "epochs_to_90pct",

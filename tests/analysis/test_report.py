@@ -179,6 +179,23 @@ def test_runs_still_improving_are_counted_and_a_mostly_flagged_group_says_it(tmp
     assert "budget" not in made.sections[0].finding  # half, not most
 
 
+def test_the_compute_line_sums_every_run_s_clocks_and_counts_those_without(tmp_path):
+    clocks = {"setup_seconds": 6.0, "wall_seconds": 600.0, "eval_seconds": 54.0}  # train_seconds 120 each
+    rows = [
+        trial("baseline", 1, **clocks),
+        trial("no_label_smoothing", 1, **clocks),
+        trial("no_label_smoothing", 2, status="diverged", **{**clocks, "eval_seconds": None}),
+        trial("no_label_smoothing", 3, status="failed", error="killed"),  # no clocks
+    ]
+    made = report.build(sweep(rows), tmp_path, groups=["no_label_smoothing"])
+    compute = next(line for line in made.intro if line.startswith("Compute: "))
+    minutes = (3 * (6 + 600) + 2 * 54) / 60  # the diverged run had no test evaluation
+    assert compute == (
+        f"Compute: {minutes:.1f} trial-minutes over 3 runs (setup, training with validation, and test "
+        "evaluation), 6.0 of them in forward, backward and update; 1 run recorded no clocks."
+    )
+
+
 def test_diverged_and_failed_trials_are_listed_with_their_reason(tmp_path):
     rows = [
         trial("baseline", 1),
