@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 STILL_IMPROVING = "still improving when the budget ended"
+PAUSE_SECONDS = 600.0  # a longer gap in a run's log is a pause, not wall time it trained
 
 
 def still_improving(val_bleu: Sequence[float], val_loss: Sequence[float]) -> str | None:
@@ -66,11 +67,12 @@ def budget_text(trials: pd.DataFrame) -> str:
     return f"{span(steps, ',d')} updates ({span(epochs, '.1f')} epochs)"
 
 
-def compute_text(trials: pd.DataFrame) -> str:
+def compute_text(trials: pd.DataFrame, curves: pd.DataFrame) -> str:
     """The compute the runs spent, from each run's own clocks (see :func:`trainer.run.final_metrics`):
     trial-minutes = Σ over runs of (setup + training with validation + test evaluation) / 60, and
-    the part of it in forward, backward and update. Runs that recorded no clocks (failed before
-    their end) are left out and counted."""
+    the part of it in forward, backward and update. Runs without clocks (not run, or stopped
+    before their end) are left out and counted. Then the wall time in which they trained
+    (:func:`wall_hours`)."""
     clocks = trials.reindex(columns=["setup_seconds", "wall_seconds", "eval_seconds", "train_seconds"])
     clocked = clocks.dropna(subset=["wall_seconds"]).astype(float)
     if clocked.empty:
@@ -82,4 +84,29 @@ def compute_text(trials: pd.DataFrame) -> str:
         "of them in forward, backward and update"
     )
     missing = len(trials) - len(clocked)
-    return text + (f"; {missing} run{'s' * (missing != 1)} recorded no clocks" if missing else "")
+    text += f"; {missing} not counted (no clocks: not run, or stopped before the end)" if missing else ""
+    if (hours := wall_hours(curves)) is not None:
+        text += (
+            f"; runs were training during {hours:,.2f} h of wall time (pauses over "
+            f"{PAUSE_SECONDS / 60:.0f} minutes in a run's log not counted)"
+        )
+    return text
+
+
+def wall_hours(curves: pd.DataFrame, pause: float = PAUSE_SECONDS) -> float | None:
+    """Hours of wall time in which at least one run was training: the union over runs of the spans
+    between its consecutive logged points, a gap longer than ``pause`` seconds (a sweep paused,
+    a machine restarted) splitting a run's span. Each run's test evaluation logs no curve point,
+    so it is not counted. None when no point carries its time."""
+    if "time" not in curves or curves["time"].isna().all():
+        return None
+    spans = []
+    for _, times in curves.dropna(subset=["time"]).groupby("run_id")["time"]:
+        t = times.sort_values().to_numpy()
+        breaks = [0, *(i + 1 for i in range(len(t) - 1) if t[i + 1] - t[i] > pause), len(t)]
+        spans += [(t[a], t[b - 1]) for a, b in zip(breaks, breaks[1:], strict=False)]
+    total, end = 0.0, float("-inf")
+    for start, stop in sorted(spans):
+        total += max(0.0, stop - max(start, end))
+        end = max(end, stop)
+    return total / 3600

@@ -7,9 +7,10 @@
   ``setup_seconds``, ``train_seconds``, ``wall_seconds``, ``eval_seconds``, ``epochs``,
   ``epochs_to_90pct``, ``seconds_to_90pct``, ``tgt_tokens_per_s``, ``diverged_step``) and the
   resolved config as dotted-key columns (``model.heads``, ...).
-- ``curves``: long table ``run_id, setting, seed, metric, step, epoch, value``: the training
+- ``curves``: long table ``run_id, setting, seed, metric, step, epoch, value, time``: the training
   curves (``train/loss``, ``train/nll``, ``train/lr``, ``train/grad_norm``) and the validation
-  curves (``val/loss``, ``val/bleu``), each at its global update step with the epoch beside.
+  curves (``val/loss``, ``val/bleu``), each at its global update step with the epoch beside and
+  the time it was logged (Unix seconds).
 - ``bins``: the reliability bins, ``run_id, setting, seed, bin, count, confidence, accuracy``.
 - ``statistics``: per run id, the per-sentence sufficient statistics of every test metric on
   the headline test set (``statistics/<test set>.npz``, layout in :mod:`trainer.evaluate`;
@@ -130,7 +131,7 @@ def read(client, out: SweepRuns, runs: list) -> SweepRuns:
             if attention is not None:
                 out.attention[run_id] = json.loads(attention.read_text())
     out.curves = pd.DataFrame(
-        curves, columns=["run_id", "setting", "seed", "metric", "step", "epoch", "value"]
+        curves, columns=["run_id", "setting", "seed", "metric", "step", "epoch", "value", "time"]
     )
     out.bins = pd.DataFrame(bins)
     return out
@@ -263,7 +264,14 @@ def _curves(client, run, row: dict) -> list[dict]:
                 points = [type(m)(m.key, m.value, m.timestamp, step_of.get(m.step)) for m in points]
             curves[record.LEGACY[key]] = points
     return [
-        {**row, "metric": name, "step": m.step, "epoch": epoch_at.get(m.step), "value": m.value}
+        {
+            **row,
+            "metric": name,
+            "step": m.step,
+            "epoch": epoch_at.get(m.step),
+            "value": m.value,
+            "time": m.timestamp / 1000,
+        }
         for name, points in curves.items()
         for m in points
     ]

@@ -136,7 +136,7 @@ def build(
         f"Budget: {budget.budget_text(trials)} per trial; {len(flagged)} of "
         f"{_count(trials, 'finished')} finished trials were {budget.STILL_IMPROVING} (best validation "
         "BLEU in the last validation, or validation loss still falling).",
-        f"Compute: {budget.compute_text(trials)}.",
+        f"Compute: {budget.compute_text(trials, runs.curves)}.",
         f"Test metrics: sacreBLEU, cased and detokenized ({findings.tokenizers_text(trials)}), on "
         + ", ".join(sorted(set(runs.test_sets.values())) or ["the test set"])
         + "; values are mean ± sd over seeds; PPL is exp(test NLL per target token).",

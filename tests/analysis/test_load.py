@@ -28,7 +28,7 @@ def trial_run(client, experiment_id, name, metrics):
         },
     ).info.run_id
     now = int(time.time() * 1000)
-    client.log_batch(run, metrics=[Metric(k, v, now, step) for k, v, step in metrics])
+    client.log_batch(run, metrics=[Metric(k, v, now + step, step) for k, v, step in metrics])
     client.set_terminated(run)
     return run
 
@@ -59,6 +59,9 @@ def test_todays_names_and_an_older_stores_read_alike(tmp_path):
     assert curves[(new, "val/bleu", 20)] == 1.0 and curves[(new, "train/nll", 10)] == 0.5
     assert curves[(old, "val/bleu", 20)] == 1.0  # moved to its update step, the epoch beside it
     assert (old, "train/loss", 10) in curves.index
+    logged = runs.curves.set_index(["run_id", "metric", "step"])["time"]  # Unix seconds, as logged
+    assert logged[(new, "train/nll", 20)] - logged[(new, "train/nll", 10)] == pytest.approx(0.010)
+    assert abs(logged[(new, "train/nll", 10)] - time.time()) < 60
 
 
 def test_a_run_recorded_before_an_option_existed_reads_as_its_default(tmp_path):

@@ -179,7 +179,7 @@ def test_runs_still_improving_are_counted_and_a_mostly_flagged_group_says_it(tmp
     assert "budget" not in made.sections[0].finding  # half, not most
 
 
-def test_the_compute_line_sums_every_run_s_clocks_and_counts_those_without(tmp_path):
+def test_the_compute_line_sums_every_run_s_clocks_and_the_wall_time_they_trained_in(tmp_path):
     clocks = {"setup_seconds": 6.0, "wall_seconds": 600.0, "eval_seconds": 54.0}  # train_seconds 120 each
     rows = [
         trial("baseline", 1, **clocks),
@@ -187,12 +187,28 @@ def test_the_compute_line_sums_every_run_s_clocks_and_counts_those_without(tmp_p
         trial("no_label_smoothing", 2, status="diverged", **{**clocks, "eval_seconds": None}),
         trial("no_label_smoothing", 3, status="failed", error="killed"),  # no clocks
     ]
-    made = report.build(sweep(rows), tmp_path, groups=["no_label_smoothing"])
+    logged = {  # seconds at which each run logged: the baseline paused an hour in its middle
+        "baseline-1": [*range(0, 1001, 100), *range(4600, 5001, 100)],
+        "no_label_smoothing-1": list(range(500, 1501, 50)),  # overlaps the baseline's first span
+        "no_label_smoothing-2": [4700, 4750],  # inside the baseline's second span
+    }
+    curves = pd.DataFrame(
+        [
+            {"run_id": run, "setting": run[:-2], "seed": 1, "metric": "train/loss", "step": i, "epoch": 1,
+             "value": 3.0, "time": 1.7e9 + t}
+            for run, times in logged.items()
+            for i, t in enumerate(times)
+        ]
+    )  # fmt: skip
+    made = report.build(sweep(rows, curves=curves), tmp_path, groups=["no_label_smoothing"])
     compute = next(line for line in made.intro if line.startswith("Compute: "))
     minutes = (3 * (6 + 600) + 2 * 54) / 60  # the diverged run had no test evaluation
+    hours = (1500 + 400) / 3600  # [0, 1500] and [4600, 5000]: the hour's pause is not counted
     assert compute == (
         f"Compute: {minutes:.1f} trial-minutes over 3 runs (setup, training with validation, and test "
-        "evaluation), 6.0 of them in forward, backward and update; 1 run recorded no clocks."
+        "evaluation), 6.0 of them in forward, backward and update; 1 not counted (no clocks: not run, or "
+        f"stopped before the end); runs were training during {hours:.2f} h of wall time (pauses over 10 "
+        "minutes in a run's log not counted)."
     )
 
 
