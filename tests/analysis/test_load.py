@@ -64,9 +64,10 @@ def test_todays_names_and_an_older_stores_read_alike(tmp_path):
     assert abs(logged[(new, "train/nll", 10)] - time.time()) < 60
 
 
-def test_a_run_recorded_before_an_option_existed_reads_as_its_default(tmp_path):
+def test_a_run_recorded_before_an_option_existed_or_after_one_was_removed_reads_as_today(tmp_path):
     """A run logged before the optimizer options existed lacks their params; it trained with
-    their defaults and is read so, so that the report sees no key varied between old and new."""
+    their defaults and is read so. A run logged while an option existed that the trainer no longer
+    has carries its param, which is not read. Either way the report sees no key varied."""
     from mlflow.entities import Param
 
     from analysis.report import varied_keys
@@ -78,10 +79,12 @@ def test_a_run_recorded_before_an_option_existed_reads_as_its_default(tmp_path):
     today = flatten(Config())
     before = {k: v for k, v in today.items() if k not in neutral_defaults()}
     assert "optim.lion_betas" in today and "optim.lion_betas" not in before
-    for name, params in (("new,seed=1", today), ("old,seed=2", before)):
+    removed = {**today, "eval.run_figures": True}  # an option that existed for a while
+    for name, params in (("new,seed=1", today), ("old,seed=2", before), ("between,seed=3", removed)):
         run = trial_run(client, experiment_id, name, [("test/test_2016_flickr/bleu", 20.0, 1)])
         client.log_batch(run, params=[Param(k, record.param_text(v)) for k, v in params.items()])
     trials = load(uri, "ablab/mixed").trials
-    assert trials["optim.lion_betas"].tolist() == ["[0.9, 0.99]"] * 2
-    assert trials["optim.momentum"].tolist() == [0.9, 0.9]
+    assert trials["optim.lion_betas"].tolist() == ["[0.9, 0.99]"] * 3
+    assert trials["optim.momentum"].tolist() == [0.9] * 3
+    assert "eval.run_figures" not in trials and "model.heads" in trials
     assert varied_keys(trials) == []
