@@ -118,10 +118,8 @@ def group_figures(
         figure = figures.plot_schedules(exercise, "The seed schedules over 100,000 updates")
         made.append(("schedules_100k", figure, CAPTIONS["schedules_100k"]))
     if any(k.startswith("schedule.") for k in keys):
-        first_seed = members.sort_values("seed").groupby("setting")["run_id"].first()
-        lr = curves[(curves["metric"] == "train/lr") & curves["run_id"].isin(first_seed)]
-        if not lr.empty:
-            trained = lr.rename(columns={"setting": "schedule", "value": "lr"})[["step", "schedule", "lr"]]
+        trained = trained_schedules(members, curves)
+        if not trained.empty:
             figure = figures.plot_schedules(trained, f"{group}: schedules as trained", colors)
             made.append(("schedules_trained", figure, CAPTIONS["schedules_trained"]))
     if "model.arch" in keys:
@@ -138,6 +136,15 @@ def group_figures(
         saved.append(ReportFigure(name, caption, tuple(collisions(fig))))
         plt.close(fig)
     return saved
+
+
+def trained_schedules(members: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """``step, schedule, lr``: the learning rate each setting trained with, from its lowest seed
+    that logged one (a seed not run yet, or failed at its start, has none)."""
+    lr = curves[(curves["metric"] == "train/lr") & curves["run_id"].isin(members["run_id"])]
+    logged = members[members["run_id"].isin(lr["run_id"])]
+    lr = lr[lr["run_id"].isin(logged.sort_values("seed").groupby("setting")["run_id"].first())]
+    return lr.rename(columns={"setting": "schedule", "value": "lr"})[["step", "schedule", "lr"]]
 
 
 def _interaction(crossed: Design, cells: pd.DataFrame, group: str, seeds: str) -> tuple[str, plt.Figure, str]:

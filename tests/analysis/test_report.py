@@ -258,3 +258,31 @@ def test_a_sweep_with_nothing_done_is_refused(tmp_path):
     with pytest.raises(report.NothingToReport, match="no trial of ablab/test has finished"):
         report.build(runs, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_schedule_is_drawn_from_its_lowest_seed_that_trained():
+    from analysis.report_figures import trained_schedules
+
+    members = pd.DataFrame(
+        [
+            {"run_id": "base-1", "setting": "baseline", "seed": 1},
+            {"run_id": "const-1", "setting": "constant", "seed": 1},  # not run yet: no curve
+            {"run_id": "const-3", "setting": "constant", "seed": 3},
+            {"run_id": "const-2", "setting": "constant", "seed": 2},
+        ]
+    )
+    curves = pd.DataFrame(
+        [
+            {"run_id": run, "setting": run.split("-")[0], "metric": metric, "step": step, "value": lr}
+            for run, lr in (("base-1", 1e-3), ("const-2", 7e-4), ("const-3", 5e-4), ("other-1", 1.0))
+            for metric in ("train/lr", "train/loss")
+            for step in (20, 40)
+        ]
+    )
+    trained = trained_schedules(members, curves)
+    assert list(trained.columns) == ["step", "schedule", "lr"]
+    assert sorted(set(zip(trained["schedule"], trained["lr"], strict=True))) == [
+        ("base", 1e-3),
+        ("const", 7e-4),
+    ]
+    assert len(trained) == 4  # two steps each, the learning rate only
