@@ -109,7 +109,7 @@ def _evidence(v: Verdict) -> str:
         return f"{adjusted}, {format_p(v.p_adjusted, name='Holm p')}, {seeds}"
     text = f"{adjusted} includes 0, {seeds}"
     if v.detectable is not None:
-        text += f"; these seeds detect |Δ| ≥ {number(v.detectable, m.digits)} with 80 % power"
+        text += f"; this test detects |Δ| ≥ {number(v.detectable, m.digits)} with 80 % power"
     resolve = seeds_to_resolve(v)
     if resolve.endswith("seeds") and resolve[0].isdigit():
         text += f"; about {resolve} would detect {number(c.delta, m.digits, True)}"
@@ -131,7 +131,8 @@ def method_text(
         "per-sentence statistics; the seed level in closed form; Student-t with Satterthwaite's "
         f"degrees of freedom). Holm–Bonferroni adjusts all {family} comparisons of this report "
         "together: a verdict is 'differs' when the adjusted interval excludes 0 and 'inconclusive' "
-        "otherwise; 'detects' is the smallest difference these seeds would find with 80 % power; "
+        "otherwise; 'detects' is the smallest difference this test (these seeds, these sentences) "
+        "finds with 80 % power; "
         "P(better) is the share of (arm seed, baseline seed) pairs in which the arm is better. The "
         "'same test set' p-values (sacreBLEU's paired bootstrap, one per seed) only say whether two "
         "outputs differ on these sentences."

@@ -58,7 +58,7 @@ def comparison(delta, se, df=4, p=None, scope=SEEDS_AND_SENTENCES, seeds=(1, 2, 
 def test_the_adjusted_interval_excludes_zero_exactly_when_the_verdict_is_differs():
     rng = np.random.default_rng(1)
     comparisons = [(f"arm{i}", comparison(rng.normal(0, 2), rng.uniform(0.3, 1.5))) for i in range(40)]
-    verdicts = decide(comparisons, {"bleu": 0.8})
+    verdicts = decide(comparisons)
     assert {v.word for v in verdicts} == {DIFFERS, INCONCLUSIVE}
     for v in verdicts:
         low, high = v.adjusted
@@ -68,10 +68,21 @@ def test_the_adjusted_interval_excludes_zero_exactly_when_the_verdict_is_differs
 
 
 def test_one_seed_gets_no_verdict_across_training_runs():
-    (v,) = decide(
-        [("arm", comparison(3.0, 0.5, df=math.inf, p=1 / 1001, scope=TEST_SET_ONLY, seeds=(1,)))], {}
-    )
+    (v,) = decide([("arm", comparison(3.0, 0.5, df=math.inf, p=1 / 1001, scope=TEST_SET_ONLY, seeds=(1,)))])
     assert v.word == ONE_SEED and v.detectable is None and v.seeds_needed is None
+
+
+def test_the_detectable_effect_is_the_comparisons_own_test_and_an_effect_that_large_differs():
+    nulls = [(f"null{i}", comparison(0.0, 0.4, df=30, p=1.0)) for i in range(9)]
+    tight, loose = comparison(0.1, 0.4, df=30), comparison(0.1, 0.4, df=2)  # sentences pooled, or not
+    verdicts = decide([("tight", tight), ("loose", loose), *nulls])
+    by_name = {v.setting: v for v in verdicts}
+    for name, c in (("tight", tight), ("loose", loose)):
+        assert by_name[name].detectable == pytest.approx(detectable_effect(c.se, c.df, 0.05 / 11))
+    assert by_name["tight"].detectable < by_name["loose"].detectable / 3  # df 2: heavy tails
+    found = by_name["tight"].detectable
+    (alone, *_) = decide([("found", comparison(found, 0.4, df=30)), *nulls])
+    assert alone.word == DIFFERS  # an observed Δ as large as 'detects' passes the Holm step alone
 
 
 def test_power_is_the_noncentral_t_and_the_detectable_effect_has_80_percent():
