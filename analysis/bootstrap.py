@@ -143,7 +143,6 @@ class Comparison:
     sentence_var: float
     sentence_df: float
     n_resamples: int
-    weight_norm: float = 2.0  # Σ w² of the contrast's weights: 2 for arm − baseline
     differences: np.ndarray | None = None  # (B,) resampled Δ, one seed only
     same_test_set: tuple[float, ...] = ()  # per seed: sacreBLEU's paired-bootstrap p
 
@@ -224,7 +223,6 @@ def contrast(
         delta=float(d.mean()),
         p_better=float((better.mean() + 1) / 2),
         n_resamples=resampled.n_resamples,
-        weight_norm=float(sum(w * w for w, _ in terms)),
     )
     if not all((runs[s], metric.name) in resampled.replicates for _, runs in terms for s in seeds):
         if n == 1:

@@ -15,7 +15,9 @@ setting to reach, not the settings at convergence; the report says so.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
+import numpy as np
 import pandas as pd
 
 STILL_IMPROVING = "still improving when the budget ended"
@@ -103,8 +105,8 @@ def wall_hours(curves: pd.DataFrame, pause: float = PAUSE_SECONDS) -> float | No
     spans = []
     for _, times in curves.dropna(subset=["time"]).groupby("run_id")["time"]:
         t = times.sort_values().to_numpy()
-        breaks = [0, *(i + 1 for i in range(len(t) - 1) if t[i + 1] - t[i] > pause), len(t)]
-        spans += [(t[a], t[b - 1]) for a, b in zip(breaks, breaks[1:], strict=False)]
+        breaks = [0, *(np.flatnonzero(np.diff(t) > pause) + 1), len(t)]
+        spans += [(t[a], t[b - 1]) for a, b in pairwise(breaks)]
     total, end = 0.0, float("-inf")
     for start, stop in sorted(spans):
         total += max(0.0, stop - max(start, end))
