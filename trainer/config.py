@@ -81,7 +81,8 @@ class ScheduleConfig(_Section):
     lr_min: float = Field(default=0.0, ge=0.0)
     """Floor that decaying schedules reach at total_steps."""
     total_steps: int | None = Field(default=None, ge=1)
-    """Last update of decaying schedules; None: train.max_steps, else epochs * steps per epoch."""
+    """Last update of decaying schedules; None: train.max_steps, else epochs * steps per epoch,
+    else (minutes only) the update where train.max_minutes ends, estimated as the run goes."""
     scale: float = Field(default=1.0, gt=0.0)
     """'noam' only: the factor in front of d_model**-0.5."""
     power: float = Field(default=1.0, gt=0.0)
@@ -149,8 +150,11 @@ class TrainConfig(_Section):
     """Stop after this many optimizer updates (None: no step limit)."""
     max_minutes: float | None = Field(default=None, gt=0.0)
     """Stop training after this many wall-clock minutes (None: no time limit)."""
-    precision: Literal["fp32", "bf16", "fp16"] = "bf16"
-    """Autocast precision; 'fp16' needs a CUDA device (it uses a GradScaler)."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Autocast precision. 'auto': the fastest that is safe on the device the run gets (bf16 on
+    CUDA >= 8.0 and on CPUs with native bf16, fp16 with a GradScaler on older CUDA, else fp32;
+    trainer.precision), recorded on the run. 'fp16' needs a CUDA device (it uses a GradScaler);
+    'bf16' on a CPU without native bf16 runs, about 11x slower than fp32."""
     accum_steps: int = Field(default=1, ge=1)
     """Batches accumulated into one update; the loss is normalized by their target tokens."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -260,15 +264,16 @@ class Config(_Section):
             and self.schedule.total_steps is None
             and self.train.max_steps is None
             and self.train.epochs is None
+            and self.train.max_minutes is None
         ):
             raise ValueError(
                 f"schedule {self.schedule.name!r} decays to a last update: set "
-                "schedule.total_steps (or train.max_steps or train.epochs)"
+                "schedule.total_steps (or train.max_steps, train.epochs or train.max_minutes)"
             )
         if self.optim.name == "adamw8bit" and self.train.device == "cpu":
             raise ValueError("optim.name 'adamw8bit' needs CUDA (bitsandbytes); use 'adamw' on CPU")
         if self.train.precision == "fp16" and self.train.device == "cpu":
-            raise ValueError("train.precision 'fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
+            raise ValueError("train.precision 'fp16' needs CUDA; use 'auto' or 'fp32' on CPU")
         return self
 
     @property

@@ -1,37 +1,24 @@
-"""Where and in what precision the model computes, and that hardware's peak FLOP rate.
+"""Where the model computes, and what kind of hardware that is.
 
-Mixed precision is autocast: parameters and optimizer state stay float32, matmuls run in
-bf16 (CPU or GPU) or fp16 (GPU, with a GradScaler). Attention goes through
-``F.scaled_dot_product_attention``; on CPU in bf16 its MATH backend is pinned, because the
-CPU flash kernel is 2-3x slower than MATH in bf16 at Multi30k's sentence lengths (measured).
+- :func:`pick_device`: the device ``train.device`` names (``auto``: CUDA where PyTorch finds it).
+- :func:`native_bf16_cpu`: whether this CPU multiplies bf16 in hardware (AMX tiles or
+  AVX512-BF16) and PyTorch's oneDNN uses it. Without it PyTorch emulates bf16 matmuls, about
+  11x slower than fp32 end to end on the smoke model (``benchmarks/throughput.py``).
+- :func:`device_kind`: the GPU's name, or the CPU's model and instruction set
+  (``AMD EPYC (AVX512-BF16)``): runs are compared only within one kind.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
+import platform
 import sys
-import time
+from pathlib import Path
 
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from trainer.errors import ConfigError
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-GPU_PEAK_TFLOPS = {
-    # dense tensor-core peaks from the vendors' data sheets (fp32 without TF32)
-    "H200": {"bf16": 989.0, "fp16": 989.0, "fp32": 67.0},
-    "H100": {"bf16": 989.0, "fp16": 989.0, "fp32": 67.0},
-    "A100": {"bf16": 312.0, "fp16": 312.0, "fp32": 19.5},
-    "L40S": {"bf16": 362.0, "fp16": 362.0, "fp32": 91.6},
-    "A10": {"bf16": 125.0, "fp16": 125.0, "fp32": 31.2},
-    "L4": {"bf16": 121.0, "fp16": 121.0, "fp32": 30.3},
-    "V100": {"bf16": 0.0, "fp16": 125.0, "fp32": 15.7},
-    "T4": {"bf16": 0.0, "fp16": 65.0, "fp32": 8.1},
-}
 
 
 def assigned_gpus() -> str:
@@ -58,7 +45,7 @@ def pick_device(choice: str, precision: str) -> torch.device:
         return torch.device("cuda")
     if precision == "fp16":
         raise ConfigError(
-            "train.precision 'fp16' needs a CUDA device and none is visible; use 'bf16' or 'fp32'."
+            "train.precision 'fp16' needs a CUDA device and none is visible; use 'auto', 'bf16' or 'fp32'."
         )
     if gpus and choice == "auto":
         print(
@@ -71,54 +58,49 @@ def pick_device(choice: str, precision: str) -> torch.device:
     return torch.device("cpu")
 
 
-def describe(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
-def compute_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Autocast to ``precision`` on ``device``, with the SDPA backend chosen for it."""
-    stack = contextlib.ExitStack()
-    if precision != "fp32":
-        stack.enter_context(torch.autocast(device.type, dtype=DTYPES[precision]))
-    if device.type == "cpu" and precision == "bf16":
-        stack.enter_context(sdpa_kernel([SDPBackend.MATH]))
-    return stack
+@functools.cache
+def native_bf16_cpu() -> bool:
+    """This CPU has bf16 matmul instructions (AMX tiles or AVX512-BF16) and oneDNN may use them
+    (``ONEDNN_MAX_CPU_ISA`` can forbid it). PyTorch's probes for this are private; they are
+    read here only, and a PyTorch without them counts as no native bf16."""
+    try:
+        instructions = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+        return bool(instructions and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 @functools.cache
-def _measured_cpu_flops(precision: str, threads: int) -> float:
-    """The best rate of five 2048^3 matmuls at ``precision``: this CPU's achievable peak.
-
-    Other load on the machine can only slow a measurement down, so the fastest is kept.
-    """
-    dtype = DTYPES[precision] if precision != "fp16" else torch.float32
-    n = 2048
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    best = 0.0
-    for _ in range(5):
-        start = time.perf_counter()
-        a @ b
-        best = max(best, 2 * n**3 / (time.perf_counter() - start))
-    return best
+def cpu_isa() -> str:
+    """The instruction set PyTorch computes with on this CPU: ``AMX`` or ``AVX512-BF16`` where
+    bf16 is native, else PyTorch's vector capability (``AVX512``, ``AVX2``, ``DEFAULT``, ...)."""
+    if native_bf16_cpu():
+        return "AMX" if torch.cpu._is_amx_tile_supported() else "AVX512-BF16"
+    return torch.backends.cpu.get_cpu_capability()
 
 
-def peak_flops(device: torch.device, precision: str) -> float:
-    """Peak FLOP/s for MFU: ``ABLAB_PEAK_TFLOPS`` if set; data-sheet peak on known GPUs.
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what the platform says."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "cpu model") and value.strip():
+                return value.strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
 
-    CPU turbo clocks make a theoretical peak guesswork, so on CPU the peak is the measured
-    rate of a large matmul at the same precision and thread count (MFU on CPU is thus the
-    share of what the matmul library achieves). 0 on an unknown GPU (MFU is not reported).
-    """
-    override = os.environ.get("ABLAB_PEAK_TFLOPS")
-    if override:
-        return float(override) * 1e12
+
+def device_kind(device: torch.device) -> str:
+    """What the run computed on, as far as its numbers and speed go: the GPU's name, or the CPU's
+    model with its instruction set (``AMD EPYC (AVX2)``); thread counts are not part of it."""
     if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        for key, table in GPU_PEAK_TFLOPS.items():
-            if key in name:
-                return table[precision] * 1e12
-        return 0.0
-    return _measured_cpu_flops(precision, torch.get_num_threads())
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_model()} ({cpu_isa()})"
+
+
+def describe(device: torch.device) -> str:
+    """The device kind with this process's CPU threads (``AMD EPYC (AVX2), 2 threads``)."""
+    if device.type == "cuda":
+        return device_kind(device)
+    return f"{device_kind(device)}, {torch.get_num_threads()} threads"

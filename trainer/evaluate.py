@@ -34,8 +34,8 @@ from trainer.batching import EncodedSplit, sorted_batches
 from trainer.calibration import ReliabilityBins, bins_from_sums, sentence_bin_sums
 from trainer.config import EvalConfig
 from trainer.decode import beam_search, greedy, max_lengths
-from trainer.device import compute_context
 from trainer.errors import ConfigError
+from trainer.precision import compute_context
 from trainer.tokenizer import PAD, Vocabularies
 
 

@@ -51,6 +51,13 @@ class FlopsProfile:
         )
         return float(dense + attention)
 
+    @property
+    def decode_step_flops(self) -> float:
+        """FLOPs of one decoding step of one sentence, as counted for speed estimates: the
+        decoder's matmuls and the output projection for one token, forward only,
+        ``2 * (N_dec + d * V)`` (attention over the cached prefix left out)."""
+        return 2.0 * (self.n_dec + self.d_model * self.vocab)
+
 
 def matmul_params(module: nn.Module) -> int:
     """Weights of the matrix multiplies in ``module``: Linear weights and GRU/RNN weight matrices.

@@ -23,11 +23,12 @@ from torch import nn
 from trainer import checkpoint, record
 from trainer.batching import EncodedSplit, token_batches
 from trainer.config import Config, config_hash
-from trainer.device import compute_context
 from trainer.evaluate import EvalSet, bleu_metrics, teacher_forced, translate
 from trainer.flops import FlopsProfile
 from trainer.losses import label_smoothed_nll_loss
 from trainer.optim import set_lr
+from trainer.precision import compute_context
+from trainer.run_length import updates_in_time
 from trainer.tokenizer import PAD, Vocabularies
 from trainer.tracker import Tracker
 
@@ -37,12 +38,17 @@ KEEP_CHECKPOINTS = 2
 class Reporter(Protocol):
     """Hears about progress: a terminal progress bar, or Ray Tune's ``tune.report``."""
 
+    def on_start(self, device: torch.device, precision: str) -> None: ...
+
     def on_step(self, progress: Progress, metrics: dict[str, float]) -> None: ...
 
     def on_epoch(self, progress: Progress, metrics: dict[str, float], checkpoint_dir: Path) -> None: ...
 
 
 class NullReporter:
+    def on_start(self, device, precision):
+        pass
+
     def on_step(self, progress, metrics):
         pass
 
@@ -68,11 +74,22 @@ class Progress:
     run_id: str | None = None
     done: bool = False
     status: str = "running"
+    precision: str = ""  # the resolved precision it trained in ("bf16 + fp32": resumed in another)
+    device_kind: str = ""  # what it trained on (trainer.device.device_kind), likewise
+
+    def record_hardware(self, precision: str, device_kind: str) -> None:
+        """Add this attempt's precision and device kind to those the run trained in before."""
+        self.precision = _joined(self.precision, precision)
+        self.device_kind = _joined(self.device_kind, device_kind)
 
     @property
     def epochs(self) -> float:
         """Epochs done, fractional when training stopped inside an epoch."""
         return self.epoch + (self.batch / self.batches_in_epoch if self.batches_in_epoch else 0.0)
+
+
+def _joined(before: str, now: str) -> str:
+    return now if not before else before if now in before.split(" + ") else f"{before} + {now}"
 
 
 @dataclass
@@ -81,15 +98,17 @@ class Trainer:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
-    schedule: Callable[[int], float]
+    schedule: Callable[..., float]  # lr(step, total=None): total where the time budget sets it
     train_data: EncodedSplit
     val_data: EvalSet
     vocabs: Vocabularies
     device: torch.device
+    precision: str  # train.precision resolved on the device (trainer.precision)
     profile: FlopsProfile
     workdir: Path
     tracker: Tracker
     reporter: Reporter
+    ends_with_time: bool = False  # the schedule's last update is where train.max_minutes ends
     progress: Progress = field(default_factory=Progress)
 
     def __post_init__(self) -> None:
@@ -113,6 +132,7 @@ class Trainer:
         cfg, p = self.config.train, self.progress
         self.model.train()
         self._clock_start = time.monotonic() - p.elapsed_seconds
+        self.reporter.on_start(self.device, self.precision)
         while not p.done:
             batches = self.epoch_batches(p.epoch)
             p.batches_in_epoch = len(batches)
@@ -139,13 +159,13 @@ class Trainer:
         """One optimizer update over the batches of ``group``; loss normalized by their tokens."""
         cfg, p = self.config, self.progress
         started = time.perf_counter()
-        lr = self.schedule(p.step + 1)
+        lr = self.schedule(p.step + 1, self._last_update_in_time())
         set_lr(self.optimizer, lr)
         batches = [self.train_data.collate(index).to(self.device) for index in group]
         n_tokens = sum(b.n_tgt_tokens for b in batches)
         loss_sum = nll_sum = 0.0
         for batch in batches:
-            with compute_context(self.device, cfg.train.precision):
+            with compute_context(self.device, self.precision):
                 hidden = self.forward(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_lens)
                 real = batch.tgt_out != PAD
                 loss, nll = label_smoothed_nll_loss(
@@ -178,6 +198,13 @@ class Trainer:
             "step_flops": flops,
         }
 
+    def _last_update_in_time(self) -> int | None:
+        """Where a schedule that ends with the time budget ends (None: it knows its last update)."""
+        if not self.ends_with_time:
+            return None
+        budget = 60 * self.config.train.max_minutes
+        return updates_in_time(self.progress.step, self.progress.elapsed_seconds, budget)
+
     def _diverging(self, metrics: dict[str, float]) -> bool:
         """NaN or inf loss or gradient, or a loss far above a uniform guess's log(V)."""
         if not (math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["grad_norm"])):
@@ -196,9 +223,9 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Teacher-forced validation loss and greedy BLEU (on the first eval.val_sentences)."""
         cfg = self.config
-        tf = teacher_forced(self.model, self.val_data, cfg.eval, self.device, cfg.train.precision)
+        tf = teacher_forced(self.model, self.val_data, cfg.eval, self.device, self.precision)
         subset = self.val_data.head(cfg.eval.val_sentences)
-        hyps = translate(self.model, subset, self.vocabs, cfg.eval, self.device, cfg.train.precision, beam=1)
+        hyps = translate(self.model, subset, self.vocabs, cfg.eval, self.device, self.precision, beam=1)
         self.model.train()
         return {
             "val_loss": tf.nll_per_token,

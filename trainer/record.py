@@ -46,6 +46,11 @@ TRIAL, TRIAL_HASH, GROUPS, SEED, ARM = (
 STATUS, ERROR, TEST_SET = "ablab.status", "ablab.error", "ablab.test_set"
 CONFIG_HASH, GIT_COMMIT, RESUMED_FROM = "ablab.config_hash", "ablab.git_commit", "ablab.resumed_from_step"
 DEVICE, TORCH_VERSION, ARCH = "ablab.device", "ablab.torch_version", "ablab.arch"
+PRECISION, DEVICE_KIND = "ablab.precision", "ablab.device_kind"
+"""What the run computed in and on: ``train.precision`` resolved (``auto`` -> ``bf16``, ...) and the
+GPU's name or the CPU's model and instruction set; ``a + b`` where a resumed run changed them."""
+PRECISION_NOTE = "ablab.precision_note"  # what an emulated precision costs, where one was asked for
+SLOW = "ablab.slow"  # a trial far slower than planned: by how much, and the likely cause
 ASSIGNED_GPUS = "ablab.assigned_gpus"
 """The GPUs a scheduler assigned to the run's process (``CUDA_VISIBLE_DEVICES``; Ray sets it)."""
 BLEU_SIGNATURE, CHRF_SIGNATURE = "ablab.bleu_signature", "ablab.chrf_signature"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from trainer import checkpoint, record
 from trainer.batching import token_batches
 from trainer.build import Corpus, build_corpus, build_model, count_parameters
 from trainer.config import Config, config_hash, flatten, to_dict
-from trainer.device import assigned_gpus, describe, peak_flops, pick_device
+from trainer.device import assigned_gpus, describe, device_kind, pick_device
 from trainer.errors import Unavailable, UserError
 from trainer.evaluate import (
     attention_record,
@@ -36,6 +37,8 @@ from trainer.evaluate import (
 )
 from trainer.loop import NullReporter, Reporter, Trainer
 from trainer.optim import build_optimizer
+from trainer.peak import peak_flops
+from trainer.precision import emulation_note, resolve
 from trainer.run_length import schedule_updates
 from trainer.schedules import make_schedule
 from trainer.tracker import NullTracker, Tracker
@@ -79,9 +82,11 @@ def train(
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     device = pick_device(config.train.device, config.train.precision)
+    precision = resolve(config.train.precision, device)
     corpus = build_corpus(config.data, config.eval)
-    trainer = build_trainer(config, corpus, device, workdir, tracker, reporter)
+    trainer = build_trainer(config, corpus, device, workdir, tracker, reporter, precision)
     skipped, unsent = _resume(trainer, key)
+    trainer.progress.record_hardware(precision, device_kind(device))
     run_id = _open_run(tracker, trainer, corpus, device, key, skipped)
     tracker.resend_metrics(unsent)  # logged before the checkpoint, maybe never delivered
     setup_seconds = time.monotonic() - started
@@ -114,6 +119,8 @@ def _open_run(
             record.CONFIG_HASH: key,
             record.GIT_COMMIT: git_commit(),
             record.DEVICE: describe(device),
+            record.DEVICE_KIND: trainer.progress.device_kind,
+            record.PRECISION: trainer.progress.precision,
             record.ASSIGNED_GPUS: assigned_gpus() or "none",
             record.TORCH_VERSION: torch.__version__,
             record.ARCH: config.model.arch,
@@ -123,6 +130,10 @@ def _open_run(
     trainer.progress.run_id = run_id
     if trainer.progress.step:
         tracker.set_tags({record.RESUMED_FROM: str(trainer.progress.step)})
+    note = emulation_note(trainer.precision, device)
+    if note:
+        print(f"ablab: warning: {note}", file=sys.stderr, flush=True)
+        tracker.set_tags({record.PRECISION_NOTE: note})
     if skipped:
         tracker.log_text("\n".join(skipped), f"events/skipped_checkpoints_step{trainer.progress.step}.txt")
     return run_id
@@ -166,8 +177,11 @@ def build_trainer(
     workdir: Path,
     tracker: Tracker | None = None,
     reporter: Reporter | None = None,
+    precision: str | None = None,
 ) -> Trainer:
-    """Seed, build the model, optimizer and schedule, and wire them into a :class:`Trainer`."""
+    """Seed, build the model, optimizer and schedule, and wire them into a :class:`Trainer`
+    computing in ``precision`` (default: ``train.precision`` resolved on ``device``)."""
+    precision = precision or resolve(config.train.precision, device)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model, corpus.vocabs).to(device)
     batches_per_epoch = len(
@@ -175,11 +189,13 @@ def build_trainer(
             corpus.train.src_lens, corpus.train.tgt_lens, config.data.max_tokens, config.train.seed, 0
         )
     )
+    total = schedule_updates(config, batches_per_epoch)
     schedule = make_schedule(
         config.schedule.name,
+        total_later=total is None,  # it ends where train.max_minutes ends (Trainer.update)
         lr_max=config.peak_lr,
         warmup=config.schedule.warmup_steps,
-        total=schedule_updates(config, batches_per_epoch),
+        total=total,
         lr_min=config.schedule.lr_min,
         d_model=config.model.d_model,
         scale=config.schedule.scale,
@@ -190,16 +206,18 @@ def build_trainer(
         config=config,
         model=model,
         optimizer=build_optimizer(config.optim, model),
-        scaler=torch.amp.GradScaler(device.type, enabled=config.train.precision == "fp16"),
+        scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
         schedule=schedule,
         train_data=corpus.train,
         val_data=corpus.val,
         vocabs=corpus.vocabs,
         device=device,
+        precision=precision,
         profile=model.flops_profile(),
         workdir=workdir,
         tracker=tracker or NullTracker(),
         reporter=reporter or NullReporter(),
+        ends_with_time=total is None,
     )
 
 
@@ -246,7 +264,7 @@ def final_metrics(
     ``mlflow_io_seconds`` calls to the tracking store in this process, up to the final metrics.
     """
     p = trainer.progress
-    peak = peak_flops(device, config.train.precision)
+    peak = peak_flops(device, trainer.precision)
     metrics: dict[str, Any] = {
         "params": params,
         "epochs": p.epochs,
@@ -256,6 +274,8 @@ def final_metrics(
         "wall_seconds": p.elapsed_seconds,
         "tgt_tokens_per_s": p.tgt_tokens / p.train_seconds if p.train_seconds else 0.0,
         "mfu": p.flops / p.train_seconds / peak if p.train_seconds and peak else None,
+        "precision": p.precision,
+        "device_kind": p.device_kind,
         "best_val_bleu": p.best_bleu if p.history else None,
         "best_epoch": p.best_epoch if p.history else None,
         **convergence(p.history),
@@ -270,7 +290,7 @@ def final_metrics(
         trainer.model.load_state_dict(checkpoint.load(best, device)["model"])
         tracker.log_file(best, "checkpoints")
     started = time.monotonic()
-    precision = config.train.precision
+    precision = trainer.precision
     for i, (name, data) in enumerate(corpus.tests.items()):
         hyps = translate(
             trainer.model, data, corpus.vocabs, config.eval, device, precision, config.eval.beam_size

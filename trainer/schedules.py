@@ -155,25 +155,32 @@ def _registered(name: str) -> Schedule:
         ) from None
 
 
-def make_schedule(name: str, **values: float | int | None) -> Callable[[int], float]:
+def make_schedule(
+    name: str, *, total_later: bool = False, **values: float | int | None
+) -> Callable[..., float]:
     """Bind the schedule ``name`` to the arguments :data:`SCHEDULES` says it takes, from ``values``.
 
     ``values`` may hold more than the schedule uses (``d_model`` is only read by ``noam``);
-    a required argument that is missing or None raises :class:`ConfigError`.
+    a required argument that is missing or None raises :class:`ConfigError`, except ``total``
+    with ``total_later``: then the caller gives it at each call, ``lr(step, total)`` (a run that
+    ends where its time budget ends knows its last update only as it goes).
     """
     schedule = _registered(name)
     for argument in schedule.required:
-        if values.get(argument) is None:
+        if values.get(argument) is None and not (argument == "total" and total_later):
             fix = (
-                "set schedule.total_steps, train.max_steps or train.epochs."
+                "set schedule.total_steps, train.max_steps, train.epochs or train.max_minutes."
                 if argument == "total"
                 else f"set schedule.{argument}."
             )
             raise ConfigError(f"schedule {name!r} needs {argument!r} but it is not set; {fix}")
     kwargs = {a: values[a] for a in (*schedule.required, *schedule.optional) if values.get(a) is not None}
+    takes_total = "total" in schedule.required
 
-    def lr(step: int) -> float:
-        return schedule.fn(step, **kwargs)
+    def lr(step: int, total: int | None = None) -> float:
+        return schedule.fn(
+            step, **(kwargs | {"total": total} if takes_total and total is not None else kwargs)
+        )
 
     lr.__name__ = name
     return lr

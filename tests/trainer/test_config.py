@@ -188,5 +188,7 @@ def test_an_option_added_later_keeps_finished_trials_identity(monkeypatch):
 
 def test_the_default_config_keeps_the_hash_its_finished_runs_were_recorded_under():
     """Every trial of a stored sweep is found again by this hash: an option added to the config
-    must be NEUTRAL at its default (or this hash, and every stored trial's, changes)."""
-    assert C.config_hash(C.Config()) == "ac91ccaa9bdf08a9"
+    must be NEUTRAL at its default (or this hash, and every stored trial's, changes). The default
+    train.precision became 'auto' (it was 'bf16'): a config that says bf16 keeps the old hash."""
+    assert C.config_hash(C.Config()) == "7aa6eb8b88e9fae6"
+    assert C.config_hash(C.Config(train=C.TrainConfig(precision="bf16"))) == "ac91ccaa9bdf08a9"

@@ -3,7 +3,14 @@
 import pytest
 
 from tests.conftest import tiny_config
-from trainer.run_length import planned_epochs, planned_updates, schedule_updates, updates_per_epoch
+from trainer.run_length import (
+    NO_PACE_YET,
+    planned_epochs,
+    planned_updates,
+    schedule_updates,
+    updates_in_time,
+    updates_per_epoch,
+)
 
 
 def test_limits_in_updates_epochs_and_for_the_schedule():
@@ -16,3 +23,16 @@ def test_limits_in_updates_epochs_and_for_the_schedule():
     assert planned_epochs(tiny_config(train={"epochs": None, "max_minutes": 1.0}), 10) is None
     assert schedule_updates(tiny_config(schedule={"total_steps": 99}), 10) == 99
     assert schedule_updates(tiny_config(train={"epochs": 2}), 10) == 20
+    assert schedule_updates(tiny_config(train={"epochs": None, "max_minutes": 8}), 10) is None
+
+
+def test_a_time_budget_ends_at_the_update_the_pace_so_far_reaches():
+    assert updates_in_time(100, 60.0, 480.0) == 800  # 100 updates a minute, 8 minutes
+    assert updates_in_time(100, 120.0, 480.0) == 400  # half the pace (fp32 on another CPU)
+    assert updates_in_time(0, 0.0, 480.0) == NO_PACE_YET  # nothing timed yet: far off
+    assert updates_in_time(800, 481.0, 480.0) == 801  # over time: never before the next update
+
+
+def test_a_decaying_schedule_may_end_with_the_minutes_alone():
+    config = tiny_config(schedule={"name": "warmup_cosine"}, train={"epochs": None, "max_minutes": 8})
+    assert config.schedule.total_steps is None and config.train.max_minutes == 8

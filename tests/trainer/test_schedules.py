@@ -100,3 +100,13 @@ def test_make_schedule_requires_total_for_decaying_schedules():
     with pytest.raises(ConfigError, match="total"):
         make_schedule("warmup_cosine", lr_max=1.0, warmup=10)
     assert make_schedule("constant", lr_max=1.0, warmup=0, total=None)(5) == 1.0
+
+
+def test_a_schedule_whose_total_comes_later_takes_it_at_each_call():
+    """A run that ends with its minutes learns its last update as it goes (trainer.run_length)."""
+    lr = make_schedule("warmup_cosine", total_later=True, lr_max=1.0, warmup=10, lr_min=0.1)
+    for step, total in ((5, 100), (55, 100), (55, 200), (100, 100)):
+        assert lr(step, total) == warmup_cosine(step, lr_max=1.0, warmup=10, total=total, lr_min=0.1)
+    assert lr(55, 100) == pytest.approx(0.55)  # the decay's midpoint: (max + min) / 2
+    fixed = make_schedule("warmup_cosine", lr_max=1.0, warmup=10, total=100, lr_min=0.1)
+    assert fixed(55) == fixed(55, None) == lr(55, 100)

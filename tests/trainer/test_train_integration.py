@@ -76,6 +76,8 @@ def test_a_small_model_learns_and_everything_is_logged(tmp_path):
         "ablab.git_commit",
         "ablab.bleu_signature",
         "ablab.device",
+        "ablab.device_kind",
+        "ablab.precision",
         "ablab.torch_version",
         "ablab.config_hash",
     ):
