@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis import budget
+from analysis import budget, hardware
 from analysis.bootstrap import SEEDS_ONLY
 from analysis.factorial import INTERACTION, MAIN, Contrast
 from analysis.metrics import METRICS
 from analysis.stats import format_p
-from analysis.verdicts import DIFFERS, INCONCLUSIVE, MAX_SEEDS, ONE_SEED, Verdict
+from analysis.verdicts import CONFOUNDED, DIFFERS, INCONCLUSIVE, MAX_SEEDS, ONE_SEED, Verdict
+from trainer import record
+
+UNTESTED = (
+    "no verdict: confounded by hardware (the runs compared trained in different precisions or on "
+    "different kinds of device, which changes their numbers and speed besides the ablation)"
+)
 
 
 def number(value: float, digits: int, signed: bool = False) -> str:
@@ -38,7 +44,7 @@ def verdict_cell(v: Verdict) -> str:
         return f"differs ({'higher' if c.delta > 0 else 'lower'})"
     if v.word == ONE_SEED:
         return f"{ONE_SEED}: {format_p(c.p, c.p_floor)}"
-    return INCONCLUSIVE
+    return v.word  # inconclusive, or confounded by hardware
 
 
 def seeds_to_resolve(v: Verdict) -> str:
@@ -64,6 +70,8 @@ def sentence(v: Verdict) -> str:
     """One comparison as a sentence of the group's finding."""
     c, m = v.comparison, METRICS[v.comparison.metric]
     change = f"{number(c.baseline, m.digits)} → {number(c.arm, m.digits)}"
+    if v.word == CONFOUNDED:
+        return f"{v.setting}: {m.label} {change} ({number(c.delta, m.digits, True)}), {UNTESTED}"
     if v.word == ONE_SEED:
         return (
             f"{v.setting}: {m.label} {change} ({number(c.delta, m.digits, True)}); with one seed this "
@@ -95,6 +103,8 @@ def effect_sentence(v: Verdict, effect: Contrast) -> str:
         )
         if v.word == DIFFERS:
             return f"{subject}, a difference of {number(c.delta, m.digits, True)} ({_evidence(v)})"
+    if v.word == CONFOUNDED:
+        return f"{subject}: {number(c.delta, m.digits, True)}, {UNTESTED}"
     if v.word == ONE_SEED:
         return f"{subject}: {number(c.delta, m.digits, True)}, test set only ({format_p(c.p, c.p_floor)})"
     return f"{subject}: inconclusive, {number(c.delta, m.digits, True)} ({_evidence(v)})"
@@ -177,7 +187,7 @@ def comparison_row(v: Verdict, effect: Contrast | None = None) -> dict:
         parts: f"{number(c.baseline, m.digits, signed)} → {number(c.arm, m.digits, signed)}",
         "Δ [95 % CI]": f"{number(c.delta, m.digits, True)} {interval(v.interval, m.digits)}",
         "adjusted": interval(v.adjusted, m.digits),
-        "p (Holm)": f"{p_cell(v)} ({format_p(v.p_adjusted, name='')})",
+        "p (Holm)": "-" if v.word == CONFOUNDED else f"{p_cell(v)} ({format_p(v.p_adjusted, name='')})",
         "P(better)": f"{c.p_better:.2f}" if len(c.seeds) > 1 else "-",  # one pair of runs is no share
         "verdict": verdict_cell(v),
         "detects": detectable_cell(v),
@@ -199,6 +209,12 @@ def group_finding(sentences: list[str], members, summary, keys: list[str], flagg
         total = (members["setting"] == setting).sum()
         parts.append(
             f"{len(group)} of {total} {setting} runs diverged" + (f" (at update {steps})" if steps else "")
+        )
+    done = members[members["status"].isin(record.DONE)]
+    if hardware.mixed(done):
+        parts.append(
+            f"its runs trained on different hardware ({hardware.kinds_text(done)}): a comparison "
+            "across them is confounded by hardware and gets no verdict"
         )
     finished = members[members["status"] == "finished"]["run_id"].tolist()
     if budget.most_flagged(finished, flagged):

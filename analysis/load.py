@@ -2,7 +2,8 @@
 
 - ``trials``: one row per trial (the newest run of each trial hash, preferring one that is
   done): ``run_id``, ``trial`` (``heads=8,seed=1``), ``setting`` (the name without its seed),
-  ``groups``, ``arm`` (for a named arm), ``seed``, ``status``, ``error``, the headline
+  ``groups``, ``arm`` (for a named arm), ``seed``, ``status``, ``error``, what it trained in and
+  on (``precision``, ``device_kind``: :mod:`analysis.hardware`), the headline
   metrics (``bleu``, ``bleu_lc``, ``chrf``, ``ece``, ``test_nll``, ``params``,
   ``setup_seconds``, ``train_seconds``, ``wall_seconds``, ``eval_seconds``, ``epochs``,
   ``epochs_to_90pct``, ``seconds_to_90pct``, ``tgt_tokens_per_s``, ``diverged_step``) and the
@@ -223,6 +224,8 @@ def _trial_row(run) -> dict:
         "error": tags.get(record.ERROR),
         "bleu_signature": tags.get(record.BLEU_SIGNATURE),
         "start_time": run.info.start_time,
+        "precision": tags.get(record.PRECISION) or _named_precision(run.data.params),
+        "device_kind": tags.get(record.DEVICE_KIND),
     }
     final = record.summary(run.data.metrics, tags.get(record.TEST_SET))
     row.update({k: final.get(k) for k in HEADLINE})
@@ -232,6 +235,13 @@ def _trial_row(run) -> dict:
         row.update({k: _value(record.param_text(v)) for k, v in neutral_defaults().items()})
     row.update({k: _value(v) for k, v in run.data.params.items() if k in OPTIONS})
     return row
+
+
+def _named_precision(params: dict[str, str]) -> str | None:
+    """A run recorded before ablab tagged the resolved precision: the one its config named, if
+    it named one ('auto' resolved to something unrecorded)."""
+    named = params.get("train.precision")
+    return None if named in (None, "auto") else named
 
 
 def _value(text: str):

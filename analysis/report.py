@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import budget, findings, questions
+from analysis import budget, findings, hardware, questions
 from analysis.bootstrap import RESAMPLES, SEEDS_ONLY
 from analysis.factorial import Design, cell_estimates, design, display_levels, factors_of, shown
 from analysis.figures import palette
@@ -127,7 +127,7 @@ def build(
             if any(f.name.endswith("_schedules_100k") for f in sections[-1].figures):
                 exercise = None  # the seed schedules are shown once
     seeds = sorted(set(done["seed"]))
-    family = len(verdicts)
+    family = next(iter(verdicts.values())).family if verdicts else 0  # confounded ones are not in it
     intro = [
         description,
         f"{len(trials)} trials in MLflow experiment `{runs.experiment}`; {len(done)} done "
@@ -137,6 +137,7 @@ def build(
         f"{_count(trials, 'finished')} finished trials were {budget.STILL_IMPROVING} (best validation "
         "BLEU in the last validation, or validation loss still falling).",
         f"Compute: {budget.compute_text(trials, runs.curves)}.",
+        hardware.intro_text(done),
         f"Test metrics: sacreBLEU, cased and detokenized ({findings.tokenizers_text(trials)}), on "
         + ", ".join(sorted(set(runs.test_sets.values())) or ["the test set"])
         + "; values are mean ± sd over seeds; PPL is exp(test NLL per target token).",
@@ -373,6 +374,8 @@ def _row(
         "seeds": f"{int(s.get('n', 0))}/{len(runs)}" + (f", {diverged} diverged" if diverged else ""),
         "BLEU": _pm(s, "bleu", 2),
     }
+    if hardware.mixed(members[members["status"].isin(record.DONE)]):  # the group's table says so
+        row["trained on"] = hardware.kinds_text(runs[runs["status"].isin(record.DONE)]).partition(": ")[2]
     if compared:
         row["Δ BLEU [adjusted interval]"] = findings.delta_cell(verdict) if verdict else "-"
         row["verdict"] = findings.verdict_cell(verdict) if verdict else "-"

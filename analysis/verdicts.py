@@ -13,6 +13,9 @@
   (Taken from the baseline's seed sd with ``n − 1`` degrees of freedom instead, it ignored that
   the test pools the sentences' part: 3 seeds "detected" only |Δ| ≥ 12 BLEU beside comparisons
   of 2.6 BLEU the same report called *differs*.)
+- **Hardware**: a comparison whose runs trained in different precisions or on different kinds
+  of device is *confounded by hardware* (:mod:`analysis.hardware`): no verdict, and not a
+  member of the Holm family.
 - :func:`judge` makes every comparison of a report (each setting against the setting named
   ``baseline``, and each main effect and interaction of a crossed design, on every metric of
   :data:`analysis.metrics.METRICS`) and decides them together.
@@ -33,6 +36,7 @@ import pandas as pd
 from scipy import optimize
 from scipy import stats as scipy_stats
 
+from analysis import hardware
 from analysis.bootstrap import (
     RESAMPLES,
     TEST_SET_ONLY,
@@ -54,6 +58,7 @@ MAX_SEEDS = 100
 DIFFERS = "differs"
 INCONCLUSIVE = "inconclusive"
 ONE_SEED = "test set only"
+CONFOUNDED = "confounded by hardware"
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
@@ -124,12 +129,21 @@ class Verdict:
         return self.comparison.interval(self.adjusted_level)
 
 
-def decide(comparisons: list[tuple[str, Comparison]], alpha: float = ALPHA) -> list[Verdict]:
-    """Verdicts for every ``(setting, comparison)`` of a report, adjusted together (Holm)."""
-    adjusted = holm([c.p for _, c in comparisons])
-    k = len(comparisons)
+def decide(
+    comparisons: list[tuple[str, Comparison]], alpha: float = ALPHA, confounded: Sequence[bool] = ()
+) -> list[Verdict]:
+    """Verdicts for every ``(setting, comparison)`` of a report, adjusted together (Holm). A
+    comparison ``confounded`` by hardware is not tested: it is left out of the family."""
+    confounded = list(confounded) or [False] * len(comparisons)
+    adjusted = holm(
+        [math.nan if mixed else c.p for (_, c), mixed in zip(comparisons, confounded, strict=True)]
+    )
+    k = max(1, confounded.count(False))
     out = []
-    for (setting, c), p_adj in zip(comparisons, adjusted, strict=True):
+    for (setting, c), p_adj, mixed in zip(comparisons, adjusted, confounded, strict=True):
+        if mixed:
+            out.append(Verdict(setting, c, math.nan, k, CONFOUNDED, 0.95, None, None, False))
+            continue
         ratio = c.p / p_adj if p_adj > 0 else 1 / k
         word = ONE_SEED if c.scope == TEST_SET_ONLY else DIFFERS if p_adj <= alpha else INCONCLUSIVE
         detectable = None if c.scope == TEST_SET_ONLY else detectable_effect(c.se, c.df, alpha / k)
@@ -160,6 +174,11 @@ class Evidence:
     logged: dict[tuple[str, str], float]
     trials: pd.DataFrame
     runs: dict[str, dict[int, str]]  # setting -> seed -> finished run id
+
+    def mixes_hardware(self, c: Comparison, settings) -> bool:
+        """Whether the runs ``c`` compares (``settings`` at its seeds) trained on different hardware."""
+        run_ids = {self.runs[s][seed] for s in settings for seed in c.seeds if seed in self.runs.get(s, {})}
+        return hardware.mixed(self.trials[self.trials["run_id"].isin(run_ids)])
 
     def contrast(self, metric: str, plus: dict[str, float], minus: dict[str, float]) -> Comparison | None:
         """``Σ w·setting`` over ``plus`` minus the same over ``minus`` (setting -> weight)."""
@@ -196,7 +215,7 @@ def judge(evidence: Evidence, designs: Sequence[Design] = ()) -> dict[tuple[str,
     groups_of: dict[str, set[str]] = {}
     for setting, groups in zip(trials["setting"], trials["groups"], strict=True):
         groups_of.setdefault(setting, set()).update(g for g in groups if g != BASELINE)
-    comparisons, names = [], []
+    comparisons, names, confounded = [], [], []
     for setting in dict.fromkeys(trials.loc[trials["status"] == "finished", "setting"]):
         if setting == BASELINE or groups_of[setting] <= crossed:  # a cell of crossed designs only
             continue
@@ -205,6 +224,7 @@ def judge(evidence: Evidence, designs: Sequence[Design] = ()) -> dict[tuple[str,
             if c is not None:
                 comparisons.append((setting, c))
                 names.append(setting)
+                confounded.append(evidence.mixes_hardware(c, (setting, BASELINE)))
     for d in designs:
         for effect in d.contrasts():
             plus = {d.cells[cell]: w for cell, w in effect.plus.items()}
@@ -214,5 +234,6 @@ def judge(evidence: Evidence, designs: Sequence[Design] = ()) -> dict[tuple[str,
                 if c is not None:
                     comparisons.append((effect.label, c))
                     names.append(f"{d.group}/{effect.label}")
-    verdicts = decide(comparisons)
+                    confounded.append(evidence.mixes_hardware(c, {**plus, **minus}))
+    verdicts = decide(comparisons, confounded=confounded)
     return {(name, v.comparison.metric): v for name, v in zip(names, verdicts, strict=True)}

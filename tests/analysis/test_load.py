@@ -88,3 +88,28 @@ def test_a_run_recorded_before_an_option_existed_or_after_one_was_removed_reads_
     assert trials["optim.momentum"].tolist() == [0.9] * 3
     assert "eval.run_figures" not in trials and "model.heads" in trials
     assert varied_keys(trials) == []
+
+
+def test_what_each_run_trained_in_and_on_is_read_and_an_older_runs_named_precision_stands_in(tmp_path):
+    from mlflow.entities import Param
+
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    experiment_id = ensure_experiment(uri, "ablab/hardware")
+    client = MlflowClient(uri)
+    runs = {}
+    for name, precision_param, tags in (
+        ("tagged,seed=1", "auto", {record.PRECISION: "fp32", record.DEVICE_KIND: "AMD EPYC (AVX2)"}),
+        ("named,seed=1", "bf16", {}),  # before the tags: its config named bf16
+        ("auto,seed=1", "auto", {}),  # before the tags, and 'auto' says nothing
+    ):
+        runs[name] = trial_run(client, experiment_id, name, [("test/test_2016_flickr/bleu", 20.0, 1)])
+        client.log_batch(runs[name], params=[Param("train.precision", precision_param)])
+        for key, value in tags.items():
+            client.set_tag(runs[name], key, value)
+    rows = load(uri, "ablab/hardware").trials.set_index("run_id")
+    assert rows.loc[runs["tagged,seed=1"], ["precision", "device_kind"]].tolist() == [
+        "fp32",
+        "AMD EPYC (AVX2)",
+    ]
+    assert rows.loc[runs["named,seed=1"], "precision"] == "bf16"
+    assert rows.loc[runs["auto,seed=1"], ["precision", "device_kind"]].isna().all()

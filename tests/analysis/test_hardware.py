@@ -1,0 +1,88 @@
+"""Runs of different precisions or kinds of device are not compared as if they were alike: the
+comparison is confounded by hardware, leaves the Holm family, and the group says so."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from analysis import hardware, report
+from analysis.verdicts import CONFOUNDED, DIFFERS, decide
+from tests.analysis.test_report import statistics, sweep, trial
+from tests.analysis.test_verdicts import comparison
+
+NATIVE, AVX2 = "AMD EPYC (AVX512-BF16)", "AMD EPYC (AVX2)"
+
+
+def test_a_mix_is_a_known_difference_in_precision_or_device_and_an_unrecorded_part_is_none():
+    def rows(*pairs):
+        return pd.DataFrame([{"precision": p, "device_kind": d} for p, d in pairs])
+
+    assert not hardware.mixed(rows(("bf16", NATIVE), ("bf16", NATIVE)))
+    assert hardware.mixed(rows(("bf16", NATIVE), ("fp32", NATIVE)))
+    assert hardware.mixed(rows(("fp32", NATIVE), ("fp32", AVX2)))
+    assert hardware.mixed(rows(("bf16", NATIVE), ("bf16 + fp32", NATIVE)))  # resumed in another
+    # a run recorded before the tags: its precision where its config named one, no device kind
+    assert not hardware.mixed(rows(("bf16", None), ("bf16", NATIVE)))
+    assert not hardware.mixed(rows((None, None), ("fp32", AVX2)))
+    assert not hardware.mixed(pd.DataFrame({"run_id": ["a", "b"]}))  # a table without the columns
+    assert hardware.label(None, None) == "? on unrecorded hardware"
+
+
+def test_a_confounded_comparison_gets_no_verdict_and_leaves_the_holm_family():
+    strong, null = comparison(3.0, 0.5, df=30), comparison(0.0, 0.5, df=30, p=1.0)
+    alone = decide([("a", strong), ("b", null)])
+    mixed = decide([("a", strong), ("b", null), ("c", strong)], confounded=[False, False, True])
+    assert mixed[0].family == alone[0].family == 2 and mixed[0].p_adjusted == alone[0].p_adjusted
+    assert mixed[0].word == DIFFERS and mixed[2].word == CONFOUNDED
+    assert math.isnan(mixed[2].p_adjusted) and mixed[2].detectable is None and mixed[2].seeds_needed is None
+
+
+def test_a_report_of_arms_on_different_hardware_says_so_in_table_finding_and_intro(tmp_path):
+    """The baseline trained in bf16 on a CPU with native bf16, the arm (much worse) in fp32 on an
+    AVX2-only CPU: a clear difference, yet no verdict, since hardware differs with the ablation."""
+    rows = [trial("baseline", s, precision="bf16", device_kind=NATIVE) for s in (1, 2, 3)]
+    rows += [trial("no_label_smoothing", s, ls=0.0, precision="fp32", device_kind=AVX2) for s in (1, 2, 3)]
+    stats = {f"baseline-{s}": statistics(9, s) for s in (1, 2, 3)}
+    stats |= {f"no_label_smoothing-{s}": statistics(5, 10 + s) for s in (1, 2, 3)}
+    made = report.build(sweep(rows, stats), tmp_path, n_resamples=1000)
+    (section,) = made.sections
+    base, arm = section.rows
+    assert (
+        base["trained on"] == f"bf16 on {NATIVE} (3 runs)" and arm["trained on"] == f"fp32 on {AVX2} (3 runs)"
+    )
+    assert arm["verdict"] == CONFOUNDED
+    assert all(c["verdict"] == CONFOUNDED and c["p (Holm)"] == "-" for c in section.comparisons)
+    assert "confounded by hardware" in section.finding and f"fp32 on {AVX2} (3 runs)" in section.finding
+    assert section.to_resolve == []
+    (line,) = [t for t in made.intro if t.startswith("Hardware:")]
+    assert f"bf16 on {NATIVE} (3 runs)" in line and "confounded by hardware" in line
+
+
+def test_runs_on_one_kind_of_hardware_are_compared_as_before(tmp_path):
+    rows = [trial("baseline", s, precision="fp32", device_kind=AVX2) for s in (1, 2, 3)]
+    rows += [trial("no_label_smoothing", s, ls=0.0, precision="fp32", device_kind=AVX2) for s in (1, 2, 3)]
+    stats = {f"baseline-{s}": statistics(9, s) for s in (1, 2, 3)}
+    stats |= {f"no_label_smoothing-{s}": statistics(5, 10 + s) for s in (1, 2, 3)}
+    made = report.build(sweep(rows, stats), tmp_path, n_resamples=1000)
+    (section,) = made.sections
+    assert "trained on" not in section.rows[0] and section.rows[1]["verdict"] == "differs (lower)"
+    assert "hardware" not in section.finding
+    assert f"Hardware: fp32 on {AVX2} (6 runs)." in made.intro
+
+
+@pytest.mark.parametrize("mix", ["precision", "device_kind"])
+def test_one_seed_on_other_hardware_confounds_only_the_comparisons_that_use_it(tmp_path, mix):
+    """A fourth seed run later on another machine: the comparisons at all four seeds mix."""
+    other = (
+        {"precision": "fp32", "device_kind": NATIVE}
+        if mix == "precision"
+        else {"precision": "bf16", "device_kind": AVX2}
+    )
+    same = {"precision": "bf16", "device_kind": NATIVE}
+    rows = [trial("baseline", s, **(other if s == 4 else same)) for s in (1, 2, 3, 4)]
+    rows += [trial("no_label_smoothing", s, ls=0.0, **same) for s in (1, 2, 3, 4)]
+    stats = {f"baseline-{s}": statistics(9, s) for s in (1, 2, 3, 4)}
+    stats |= {f"no_label_smoothing-{s}": statistics(5, 10 + s) for s in (1, 2, 3, 4)}
+    made = report.build(sweep(rows, stats), tmp_path, n_resamples=1000)
+    assert made.sections[0].rows[1]["verdict"] == CONFOUNDED
