@@ -131,7 +131,7 @@ def _summary(metrics: dict, workdir: Path, uri: str) -> str:
             f"ECE {fmt('ece', '.4f')}",
             f"params {metrics['params']:,}   epochs {fmt('epochs')}   steps {metrics['steps']}   "
             f"train {fmt('train_seconds', '.0f')} s   {fmt('tgt_tokens_per_s', ',.0f')} target tokens/s   "
-            f"MFU {fmt('mfu', '.3f')}",
+            f"MFU {fmt('mfu', '.3f')}   {metrics.get('precision')} on {metrics.get('device_kind')}",
             f"work directory {workdir}",
         ]
     )
@@ -144,13 +144,15 @@ def plan_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print the trials as a JSON list.")] = False,
     tflops: Annotated[
         float | None,
-        typer.Option(help="Sustained TFLOP/s to estimate time with; default: measured peak x MFU."),
+        typer.Option(help="Sustained TFLOP/s to estimate time with (a GPU's, say); default: measured here."),
     ] = None,
     mfu: Annotated[
-        float, typer.Option(min=0.01, max=1.0, help="Assumed MFU when --tflops is not given.")
-    ] = 0.35,
+        float | None,
+        typer.Option(min=0.01, max=1.0, help="Assume this MFU of this machine's peak instead of measuring."),
+    ] = None,
 ) -> None:
-    """List the trials a spec expands to, with parameters, FLOPs and estimated time; runs nothing."""
+    """List the trials a spec expands to, with parameters, FLOPs, the precision each trial uses
+    on this machine and its estimated time (from rates measured here in a few seconds)."""
     from experiments.spec import load_plan
 
     plan = load_plan(spec)  # a bad spec fails before torch loads
@@ -197,6 +199,12 @@ def run_command(
     storage: Annotated[Path, typer.Option(help="Folder for Tune's state and trial checkpoints.")] = Path(
         "runs/sweeps"
     ),
+    tflops: Annotated[
+        float | None,
+        typer.Option(
+            help="The sustained TFLOP/s a trial should train at; default: measured on this machine."
+        ),
+    ] = None,
 ) -> None:
     """Run a spec's trials with Ray Tune; each trial is one MLflow run. Finished trials are skipped."""
     from experiments.spec import load_plan
@@ -212,6 +220,7 @@ def run_command(
         address=address,
         resume=resume,
         force=force,
+        tflops=tflops,
         echo=lambda line: typer.echo(line, err=True),
     )
     for name, trial in summary.trials.items():

@@ -1,6 +1,6 @@
-"""What ``ablab plan`` prints: a table of the trials (overrides, hash, parameters, FLOPs,
-estimated time, resources), a line per crossed group, a searched spec's number of runs, and the
-estimated total."""
+"""What ``ablab plan`` prints: a table of the trials (overrides, hash, parameters, FLOPs, the
+precision each resolves to here, estimated time, resources), a line per crossed group, a
+searched spec's number of runs, and the estimated trial time and sweep time on this machine."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import shutil
 from collections.abc import Callable
 
-from experiments.plan import search_runs
+from experiments.plan import DEFAULT_MFU, lanes, search_runs, sweep_seconds
 
 
 def crossed_groups(plan) -> list[str]:
@@ -38,7 +38,7 @@ def print_plan(plan, records: list[dict], echo: Callable[[str], None]) -> None:
     table = Table(
         title=f"{plan.spec.name}: {len(records)} trials (experiment {plan.experiment}, spec {plan.hash})"
     )
-    for column in ("trial", "overrides", "hash", "params", "TFLOPs", "est. time", "cpus/gpus"):
+    for column in ("trial", "overrides", "hash", "params", "TFLOPs", "precision", "est. time", "cpus/gpus"):
         table.add_column(column, justify="right" if column in ("params", "TFLOPs", "est. time") else "left")
     for r in records:
         overrides = ", ".join(f"{k}={v}" for k, v in r["overrides"].items() if k != "train.seed") or "-"
@@ -49,16 +49,55 @@ def print_plan(plan, records: list[dict], echo: Callable[[str], None]) -> None:
             r["hash"],
             f"{r['params']:,}",
             "-" if r["flops"] is None else f"{r['flops'] / 1e12:,.1f}",
+            r["precision"] + (" (emulated here: ~11x slower)" if r["precision_emulated"] else ""),
             "-" if seconds is None else f"{seconds / 60:,.1f} min",
             f"{r['resources']['cpus']:g}/{r['resources']['gpus']:g}",
         )
     Console(width=shutil.get_terminal_size((160, 24)).columns).print(table)
     for line in crossed_groups(plan):
         echo(line)
-    total = sum(r["est_seconds"] or 0 for r in records) / 60
+    for line in estimate_lines(plan, records):
+        echo(line)
+
+
+def estimate_lines(plan, records: list[dict]) -> list[str]:
+    """How the times were estimated, the trials' total and the sweep's wall time on this machine."""
+    known = [r["est_seconds"] for r in records if r["est_seconds"] is not None]
+    lines = []
+    measured = sum(r["rate_measured"] for r in records)
+    if len(known) < len(records):
+        lines.append(
+            f"{len(records) - len(known)} trials ask for a GPU this machine does not have: no time "
+            "estimate for them here (--tflops gives one from the GPU's sustained rate)"
+        )
+    if known:
+        lines.append(_rate_source(measured, len(known)))
+    scale = 1.0
     if plan.spec.search:
         runs, line = search_runs(plan)
-        echo(line)
-        total *= runs / len(records)
-    when = f"{total / 60:.1f} h" if total >= 60 else f"{total:.1f} min"
-    echo(f"total estimated trial time {when} (one after another, at this machine's estimated rate)")
+        lines.append(line)
+        scale = runs / len(records)
+    if known:
+        at_once = lanes(plan)
+        total, wall = sum(known) * scale, sweep_seconds(known, at_once) * scale
+        lines.append(
+            f"total estimated trial time {_duration(total)}; the sweep on this machine, {at_once} "
+            f"trial{'s' if at_once > 1 else ''} at once: about {_duration(wall)}"
+        )
+    return lines
+
+
+def _rate_source(measured: int, known: int) -> str:
+    if measured == known:
+        return "times from training and decoding rates measured on this machine for every trial's model"
+    if measured:
+        return (
+            f"times from rates measured on this machine for {measured} of {known} trials, "
+            "the others at the MFU those reached"
+        )
+    return f"times at the rate given (--tflops, --mfu), or at MFU {DEFAULT_MFU} of this machine's peak"
+
+
+def _duration(seconds: float) -> str:
+    minutes = seconds / 60
+    return f"{minutes / 60:.1f} h" if minutes >= 60 else f"{minutes:.1f} min"

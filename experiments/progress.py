@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from trainer.config import Config
+from trainer.device import describe
 from trainer.run_length import planned_updates
 
 
@@ -25,6 +26,9 @@ class TerminalReporter:
         if not progress.batches_in_epoch:
             return self.config.train.max_steps
         return planned_updates(self.config, progress.batches_in_epoch)
+
+    def on_start(self, device, precision: str) -> None:
+        self.console.print(f"training in {precision} on {describe(device)}", highlight=False)
 
     def on_step(self, progress, metrics: dict[str, float]) -> None:
         if not self.console.is_terminal:

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments import ray_cluster, runs, tune_runs
-from experiments.plan import search_runs
+from experiments.plan import estimate, lanes, search_runs, sweep_seconds
 from experiments.spec import Plan
-from experiments.sweep_progress import SweepProgress
+from experiments.sweep_progress import SlowTrialWatch, SweepProgress
 from trainer import record
 from trainer.disk import check_store_writable, check_writable
-from trainer.errors import UserError
+from trainer.errors import DataError, UserError
 from trainer.tracking import absolute_uri
 
 STATE_FILE = "ablab_sweep.json"
@@ -55,9 +55,12 @@ def run_sweep(
     address: str | None = None,
     resume: bool = False,
     force: bool = False,
+    tflops: float | None = None,
     echo: Callable[[str], None] = print,
 ) -> Summary:
-    """Run the trials of ``plan`` that are not done yet; returns what each trial ended as."""
+    """Run the trials of ``plan`` that are not done yet; returns what each trial ended as.
+    Each trial's training rate is planned on this machine (or is ``tflops``): a trial far
+    slower than that says so (:mod:`experiments.pace`)."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
     import ray
 
@@ -69,11 +72,13 @@ def run_sweep(
     address = address or os.environ.get("RAY_ADDRESS")
     if address is None:  # checked before anything is created; a cluster is checked once joined
         ray_cluster.refuse_local_resources(plan)
+    finished = set()
     if not force and not plan.spec.search and not resume:
         finished = runs.done(uri, plan)
         if all(t.hash in finished for t in trials):
             echo(f"nothing to run: all {len(trials)} trials of {plan.spec.name} have finished runs")
             return Summary(None, skipped=[t.name for t in trials], seconds=phases.end("checks"))
+    planned = _planned(plan, [t for t in trials if t.hash not in finished], tflops, echo)
     # Tune saves its experiment state at most every 10 s by default; a restore after the driver
     # died only knows that state. Save more often (trials also check MLflow before running).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
@@ -103,16 +108,17 @@ def run_sweep(
                 f"{plan.spec.name}: {len(todo)} trials to run{runs_text}, {len(sweep.skipped)} already done; "
                 f"MLflow experiment {plan.experiment}, parent run {sweep.parent_run_id}"
             )
-            payloads = [tune_runs.payload(plan, t, uri, sweep, sweep_dir) for t in todo]
+            payloads = [tune_runs.payload(plan, t, uri, sweep, sweep_dir, planned.get(t.hash)) for t in todo]
             progress = SweepProgress(count, plan.spec.metric, plan.spec.mode, echo)
 
             def restart() -> None:
                 ray.shutdown()  # every worker of the stopped controller goes with it
                 ray_cluster.start_ray(plan, address, uri, env)
 
-            results, summary.interrupted = tune_runs.run_tune(
-                plan, payloads, sweep_dir, resume, progress, restart, echo
-            )
+            with SlowTrialWatch(uri, plan.experiment, sweep.parent_run_id, echo):
+                results, summary.interrupted = tune_runs.run_tune(
+                    plan, payloads, sweep_dir, resume, progress, restart, echo
+                )
             phases.end("tune")
         _settle(plan, uri, sweep, todo, results, summary, sweep_dir)
         phases.end("mlflow_settle")
@@ -120,6 +126,28 @@ def run_sweep(
         ray.shutdown()
     summary.seconds = phases.end("ray_shutdown")
     return summary
+
+
+def _planned(plan: Plan, pending: list, tflops: float | None, echo) -> dict[str, float]:
+    """The training rate planned for each pending trial (by hash), measured here in a few seconds
+    (or ``tflops``), and a line with the sweep's planned time on this machine."""
+    if not pending:
+        return {}
+    try:
+        estimates = estimate(plan, tflops * 1e12 if tflops else None, trials=pending)
+    except DataError as error:  # the trial that reads these files fails with this error, alone
+        echo(f"planned: no estimate, a trial's data cannot be read here: {error}")
+        return {}
+    seconds = [e.seconds for e in estimates if e.seconds is not None]
+    if seconds:
+        at_once = lanes(plan)
+        echo(
+            f"planned: about {sweep_seconds(seconds, at_once) / 60:.1f} min for {len(seconds)} trials, "
+            f"{at_once} at once, at the rates measured on this machine"
+        )
+    return {
+        t.hash: e.train_flops_per_s for t, e in zip(pending, estimates, strict=True) if e.train_flops_per_s
+    }
 
 
 def _preflight(plan: Plan, uri: str, sweep_dir: Path, storage: Path, resume: bool) -> dict | None:

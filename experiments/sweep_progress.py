@@ -1,14 +1,17 @@
 """A sweep's progress, one line per event: trials done, running and failed, and the best
-value of the spec's metric so far."""
+value of the spec's metric so far; and a line for each trial far slower than planned."""
 
 from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 
 from ray import tune
+
+from trainer import record
 
 
 class SweepProgress(tune.Callback):
@@ -85,3 +88,47 @@ class SweepProgress(tune.Callback):
         self.running.pop(trial.trial_id, None)
         self.failed += 1
         self._line(f"FAILED {self._name(trial)} (retries exhausted)")
+
+
+class SlowTrialWatch:
+    """Prints, once per trial, the line a trial put on its run when it trained far slower than
+    planned (:mod:`experiments.pace`). It reads the store every ``every`` seconds, and once more
+    as the sweep ends, on a thread of its own: a store that does not answer never holds up the
+    sweep (the end waits for that last look 5 s at most)."""
+
+    def __init__(self, uri: str, experiment: str, parent_run_id: str, echo: Callable[[str], None]):
+        self.uri, self.experiment, self.parent, self.echo = uri, experiment, parent_run_id, echo
+        self.every = 15.0
+        self.told: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="ablab-slow-trials", daemon=True)
+
+    def __enter__(self) -> SlowTrialWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        stopped = False
+        while not stopped:
+            stopped = self._stop.wait(self.every)
+            self.poll()
+
+    def poll(self) -> None:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        try:
+            client = MlflowClient(self.uri)
+            experiment = client.get_experiment_by_name(self.experiment)
+            query = f"tags.`{record.PARENT}` = '{self.parent}' and tags.`{record.SLOW}` LIKE '%'"
+            found = client.search_runs([experiment.experiment_id], query) if experiment else []
+        except (MlflowException, OSError):
+            return  # the store does not answer now: the next look tries again
+        for run in found:
+            if run.info.run_id not in self.told:
+                self.told.add(run.info.run_id)
+                self.echo(f"ablab: warning: {run.data.tags[record.SLOW]}")

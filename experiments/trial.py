@@ -21,11 +21,15 @@ import gc
 import math
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from experiments import pace
 from experiments.run_figures import log_run_figures
 from trainer import checkpoint as ckpt
 from trainer import record
@@ -57,6 +61,7 @@ class TrialPayload:
     cpus: float
     gpus: float
     run_figures: bool = True  # the spec's run_figures
+    planned_flops_per_s: float | None = None  # the training rate planned (experiments.pace)
 
     def params(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,14 +74,28 @@ class TrialPayload:
 
 
 class TuneReporter:
-    """Reports each epoch's metrics and newest checkpoint to Ray Tune."""
+    """Reports each epoch's metrics and newest checkpoint to Ray Tune; says once, on stderr and
+    on the run, when the trial trains far slower than planned (:mod:`experiments.pace`)."""
 
-    def __init__(self, run_id_holder: MlflowTracker):
-        self.tracker = run_id_holder
+    def __init__(self, tracker: MlflowTracker, trial: str, planned_flops_per_s: float | None):
+        self.tracker, self.trial, self.planned = tracker, trial, planned_flops_per_s
         self.last_epoch: dict[str, float] = {}
+        self.checked = False
+        self.device, self.precision = torch.device("cpu"), "fp32"
+
+    def on_start(self, device, precision) -> None:
+        self.device, self.precision = device, precision
 
     def on_step(self, progress, metrics) -> None:
-        pass
+        if self.checked or progress.step < pace.CHECK_AFTER_UPDATES or not progress.train_seconds:
+            return
+        self.checked = True
+        measured = progress.flops / progress.train_seconds
+        if pace.is_slow(measured, self.planned):
+            cause = pace.likely_cause(self.precision, self.device, torch.get_num_threads())
+            line = pace.slow_line(self.trial, measured, self.planned, cause)
+            print(f"ablab: warning: {line}", file=sys.stderr, flush=True)
+            self.tracker.set_tags({record.SLOW: line})
 
     def on_epoch(self, progress, metrics: dict[str, float], checkpoint_dir: Path) -> None:
         from ray import tune
@@ -269,7 +288,7 @@ def _run_trial(params: dict[str, Any]) -> None:
     workdir = Path(payload.work_root) / (tags[record.TUNE_TRIAL_ID] if sampled else dir_name(payload.name))
     _restore(workdir)
     tracker.tags[record.RAY_NODES] = _nodes(stored)
-    reporter = TuneReporter(tracker)
+    reporter = TuneReporter(tracker, tags[record.TRIAL], payload.planned_flops_per_s)
     try:
         result = train(config, workdir=workdir, tracker=tracker, reporter=reporter)
     except UserError as exc:  # bad data or config fails every attempt alike: recorded, not retried

@@ -30,7 +30,10 @@ OOM_RESTARTS = 3
 """Times a sweep continues after Ray's memory monitor killed a trial worker."""
 
 
-def payload(plan: Plan, trial: Trial, uri: str, sweep: runs.SweepRuns, sweep_dir: Path) -> dict[str, Any]:
+def payload(
+    plan: Plan, trial: Trial, uri: str, sweep: runs.SweepRuns, sweep_dir: Path, planned: float | None = None
+) -> dict[str, Any]:
+    """What the trial's worker gets; ``planned``: its training rate as planned (FLOP/s)."""
     return TrialPayload(
         name=trial.name,
         hash=trial.hash,
@@ -45,6 +48,7 @@ def payload(plan: Plan, trial: Trial, uri: str, sweep: runs.SweepRuns, sweep_dir
         cpus=trial.resources.cpus,
         gpus=trial.resources.gpus,
         run_figures=plan.spec.run_figures,
+        planned_flops_per_s=planned,
     ).params()
 
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from mlflow import MlflowClient
 
 from tests.conftest import script
@@ -22,6 +23,8 @@ from tests.experiments.helpers import (
     write_spec,
 )
 from tests.experiments.ray_nodes import Cluster
+from trainer.device import device_kind
+from trainer.precision import resolve
 
 pytestmark = pytest.mark.integration
 
@@ -113,7 +116,9 @@ def test_four_trials_share_one_declared_gpu_and_train_on_cpu(tmp_path, cluster, 
     assert len(runs) == 4 and all(r.data.tags["ablab.status"] == "finished" for r in runs)
     for run in runs:
         assert run.data.tags["ablab.assigned_gpus"] == "0"  # the device Ray assigned, seen by the trial
-        assert run.data.tags["ablab.device"].startswith("cpu")  # no CUDA here: trained on the CPU
+        # no CUDA here: trained on the CPU, in the precision 'auto' picks there
+        assert run.data.tags["ablab.device_kind"] == device_kind(torch.device("cpu"))
+        assert run.data.tags["ablab.precision"] == resolve("auto", torch.device("cpu"))
     spans = training_spans(uri, runs)
     assert most_at_once(spans) == 4, spans  # all four training on the one GPU at the same time
     overlap = min(end for _, end in spans) - max(start for start, _ in spans)

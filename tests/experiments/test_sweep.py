@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from mlflow import MlflowClient
 
 from analysis.load import load
@@ -28,7 +29,9 @@ from tests.experiments.helpers import (
     write_spec,
 )
 from tests.experiments.malformed_specs import MALFORMED, spec_text
+from trainer.device import device_kind
 from trainer.errors import UserError
+from trainer.precision import resolve
 
 pytestmark = pytest.mark.integration
 
@@ -70,6 +73,28 @@ def test_smoke_spec_runs_end_to_end(smoke):
     assert heads.data.params["model.heads"] == "1" and heads.data.tags["ablab.axis.model.heads"] == "1"
     assert heads.data.params["model.norm"] == "pre" and heads.data.tags["ablab.axis.model.norm"] == '"pre"'
     assert "done 6/6" in out.stderr and "failed 0" in out.stderr
+    assert "planned: about" in out.stderr and "at the rates measured on this machine" in out.stderr
+    here = torch.device("cpu")
+    for run in runs:  # what each trial trained in and on, and an honest MFU
+        assert (
+            run.data.tags["ablab.precision"] == resolve("auto", here)
+            and run.data.params["train.precision"] == "auto"
+        )
+        assert run.data.tags["ablab.device_kind"] == device_kind(here)
+        assert 0 < run.data.metrics["run/mfu"] < 1
+
+
+def test_a_trial_far_slower_than_planned_says_why_in_the_sweep_and_on_its_run(tmp_path, shared_ray):
+    """Planned at 1,000 TFLOP/s, a tiny trial on this CPU is far slower: one line, with a cause."""
+    spec = write_spec(tmp_path, "slow", seeds=[1])
+    out = ablab("run", spec, "--tflops", "1000", cwd=tmp_path, ray=shared_ray)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = trial_runs(sqlite_uri(tmp_path), "ablab/slow")
+    line = run.data.tags["ablab.slow"]
+    assert (
+        line.startswith("baseline,seed=1 trains at") and "1,000,000.0 GFLOP/s planned; likely cause:" in line
+    )
+    assert out.stderr.count(line) == 1
 
 
 def test_running_it_again_launches_nothing(smoke):
@@ -80,6 +105,10 @@ def test_running_it_again_launches_nothing(smoke):
     out = ablab("run", spec, cwd=folder)
     assert out.returncode == 0 and "nothing to run" in out.stderr
     assert "ray" not in out.stderr.lower().split("nothing to run")[0]
+    # on other hardware too (oneDNN held to AVX2: no native bf16, 'auto' would train in fp32 there):
+    # a trial is what the spec asks for, so its finished run stands (the report tells kinds apart)
+    avx2 = ablab("run", spec, cwd=folder, env={"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"})
+    assert avx2.returncode == 0 and "nothing to run" in avx2.stderr
     after = len(
         MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("ablab/smoke").experiment_id])
     )
@@ -232,6 +261,7 @@ def test_divergence_is_a_result_and_a_failure_does_not_stop_the_others(tmp_path,
     assert failed.data.tags["ablab.status"] == "failed" and failed.info.status == "FAILED"
     assert "train.de.gz" in failed.data.tags["ablab.error"]
     assert "retrying" not in out.stderr  # neither a divergence nor unreadable data is retried
+    assert "planned: no estimate, a trial's data cannot be read here" in out.stderr
     assert "FAILED unreadable,seed=1" in out.stderr and "failed 1" in out.stderr
     assert "failed  BLEU      -  unreadable,seed=1" in out.stdout and "train.de.gz" in out.stdout
     parent = MlflowClient(uri).get_run(failed.data.tags["mlflow.parentRunId"])

@@ -1,0 +1,85 @@
+"""ablab plan's estimates: the precision each trial resolves to here, rates measured on this
+machine within a budget, and a sweep's wall time from its lanes."""
+
+import math
+
+import pytest
+import torch
+import yaml
+
+from experiments import plan as plan_module
+from experiments.plan import DEFAULT_MFU, RAY_START_SECONDS, estimate, lanes, plan_records, sweep_seconds
+from experiments.plan_table import estimate_lines
+from experiments.spec import load_plan
+from tests.experiments.helpers import TINY
+from trainer import precision as precision_module
+from trainer.peak import peak_flops
+from trainer.precision import resolve
+
+
+def write(tmp_path, **body):
+    path = tmp_path / "s.yaml"
+    spec = {
+        "baseline": {"config": TINY},
+        "ablations": {"wide": {"model.d_model": 32}},
+        "seeds": [1, 2],
+        **body,
+    }
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return load_plan(path)
+
+
+def test_each_shape_is_measured_here_and_the_times_add_up(tmp_path):
+    plan = write(tmp_path, resources={"cpus": 1})
+    estimates = estimate(plan)
+    assert [e.precision for e in estimates] == [resolve("auto", torch.device("cpu"))] * 4
+    assert all(e.measured and e.train_flops_per_s > 0 and not e.emulated for e in estimates)
+    by_name = {t.name: e for t, e in zip(plan.trials, estimates, strict=True)}
+    base, wide = by_name["baseline,seed=1"], by_name["wide,seed=1"]
+    assert base.train_flops_per_s == by_name["baseline,seed=2"].train_flops_per_s  # one probe per shape
+    assert wide.flops > base.flops and wide.seconds > base.seconds > plan_module.TRIAL_OVERHEAD_SECONDS
+    records = plan_records(plan, estimates)
+    assert records[0]["precision"] == base.precision and records[0]["rate_measured"]
+    lines = estimate_lines(plan, records)
+    assert "rates measured on this machine for every trial's model" in lines[0]
+    assert "2 trials at once" in lines[-1]  # 2 CPUs here, 1 per trial
+
+
+def test_without_a_probing_budget_an_assumed_mfu_of_this_machines_peak_is_used(tmp_path):
+    plan = write(tmp_path, resources={"cpus": 1})
+    (first, *_) = estimate(plan, probe_budget=0.0)
+    peak = peak_flops(torch.device("cpu"), first.precision, 1)
+    assert not first.measured and first.train_flops_per_s == pytest.approx(DEFAULT_MFU * peak)
+    (given, *_) = estimate(plan, flops_per_second=5e10)
+    assert given.train_flops_per_s == 5e10 and not given.measured
+    assert "at the rate given" in estimate_lines(plan, plan_records(plan, [given] * 4))[0]
+
+
+def test_an_emulated_precision_is_named_in_the_plan(tmp_path, monkeypatch):
+    monkeypatch.setattr(precision_module, "native_bf16_cpu", lambda: False)
+    spec_config = {**TINY, "train": {**TINY["train"], "precision": "bf16"}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"baseline": {"config": spec_config}, "seeds": [1]}))
+    (e,) = estimate(load_plan(path), probe_budget=0.0)
+    assert e.precision == "bf16" and e.emulated
+
+
+def test_a_gpu_trial_has_no_time_here_without_cuda_unless_a_rate_is_given(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    plan = write(tmp_path, resources={"cpus": 1, "gpus": 0.5})
+    (e, *_) = estimate(plan)
+    assert e.seconds is None and e.precision == "auto" and e.flops > 0 and e.train_flops_per_s is None
+    assert "ask for a GPU this machine does not have" in estimate_lines(plan, plan_records(plan, [e] * 4))[0]
+    (given, *_) = estimate(plan, flops_per_second=1e14)
+    assert given.seconds > 0
+
+
+def test_a_sweeps_time_places_trials_in_order_on_the_first_free_lane(tmp_path):
+    assert sweep_seconds([10, 10, 10], 2) == 20 + RAY_START_SECONDS
+    assert sweep_seconds([30, 10, 10, 10], 2) == 30 + RAY_START_SECONDS
+    assert sweep_seconds([5] * 4, 1) == 20 + RAY_START_SECONDS
+    assert lanes(write(tmp_path, resources={"cpus": 1}), cpus=8) == 8
+    assert lanes(write(tmp_path, resources={"cpus": 2}, max_concurrent=3), cpus=16) == 3
+    assert lanes(write(tmp_path, resources={"cpus": 1, "gpus": 0.5}), cpus=16, gpus=1) == 2
+    assert lanes(write(tmp_path, resources={"cpus": 4}), cpus=2) == 1  # refused elsewhere; never 0
+    assert math.isfinite(sweep_seconds([1.0], 1))
