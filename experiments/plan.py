@@ -167,12 +167,14 @@ def _rates(shapes: list[_Shape], flops_per_second, mfu, probe_budget) -> list[Ra
         if shape.device is not None:
             groups.setdefault(shape.key, []).append(shape)
     measured: dict[str, Rates] = {}
-    began = time.monotonic()
+    spent = last = 0.0  # the next probe is taken to last as long as the last (largest first)
     for key, members in sorted(groups.items(), key=lambda kv: -sum(s.per_epoch for s in kv[1])):
-        if mfu is not None or time.monotonic() - began >= probe_budget:
+        if mfu is not None or probe_budget <= 0 or (measured and spent + last > probe_budget):
             break
-        first = members[0]
+        first, started = members[0], time.monotonic()
         measured[key] = probe(first.trial.config, first.corpus, first.device, first.precision, first.threads)
+        last = time.monotonic() - started
+        spent += last
     peaks = {key: members[0].peak() for key, members in groups.items()}
     shares = [(r, peaks[key]) for key, r in measured.items()]
     by_key = {

@@ -4,11 +4,12 @@ A plan's time estimate is only as good as the rate it divides by, and that rate 
 between CPU kinds and precisions at equal peak (bf16 speeds up the matmuls, not the rest of
 an update), and by 11x where bf16 is emulated. So ``ablab plan`` measures instead of assuming:
 for each distinct model shape (model, batch, precision, threads) :func:`probe` runs real
-updates of the real trainer on the corpus's first batches (one warm-up, then :data:`UPDATES`
-timed) and :data:`DECODE_STEPS` greedy decoding steps of a batch of validation sentences.
-Decoding is counted as :attr:`trainer.flops.FlopsProfile.decode_step_flops` per sentence and
-step. A shape left unmeasured gets the measured shapes' rates as shares of this machine's
-peak (:func:`rates_by_mfu`).
+updates of the real trainer on the corpus's first batches (one warm-up, then as many as last
+:data:`TIMED_SECONDS`, at most :data:`MAX_UPDATES`) and :data:`DECODE_STEPS` greedy decoding
+steps of a batch of validation sentences. Decoding is counted as
+:attr:`trainer.flops.FlopsProfile.decode_step_flops` per sentence and step. A shape left
+unmeasured gets the measured shapes' rates as shares of this machine's peak
+(:func:`rates_by_mfu`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from trainer.decode import greedy
 from trainer.precision import compute_context
 from trainer.run import build_trainer
 
-UPDATES = 2
+TIMED_SECONDS = 0.3
+MAX_UPDATES = 3
 DECODE_STEPS = 8
 
 
@@ -57,16 +59,18 @@ def threads_set(n: int):
 
 
 def probe(config: Config, corpus: Corpus, device: torch.device, precision: str, threads: int) -> Rates:
-    """Time :data:`UPDATES` real updates (after one warm-up) and :data:`DECODE_STEPS` greedy steps
-    of ``config``'s model on ``corpus``, in ``precision`` on ``threads`` threads."""
+    """Time real updates (one warm-up, then :data:`TIMED_SECONDS` of them) and :data:`DECODE_STEPS`
+    greedy steps of ``config``'s model on ``corpus``, in ``precision`` on ``threads`` threads."""
     with threads_set(threads), tempfile.TemporaryDirectory() as workdir:
         trainer = build_trainer(config, corpus, device, Path(workdir), precision=precision)
         batches, accum = trainer.epoch_batches(0), config.train.accum_steps
-        groups = [batches[i : i + accum] for i in range(0, len(batches), accum)][: UPDATES + 1]
+        groups = [batches[i : i + accum] for i in range(0, len(batches), accum)][: MAX_UPDATES + 1]
         trainer.update(groups[0])
         flops, started = 0.0, time.perf_counter()
         for group in groups[1:]:
             flops += trainer.update(group)["step_flops"]
+            if time.perf_counter() - started >= TIMED_SECONDS:
+                break
         train = flops / (time.perf_counter() - started)
         rows = min(config.eval.batch_sentences, len(corpus.val.sources))
         batch = corpus.val.encoded.collate(torch.arange(rows).numpy()).to(device)

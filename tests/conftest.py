@@ -13,6 +13,9 @@ from trainer.multi30k import file_name
 from trainer.text_files import Parallel, read_parallel
 
 REPO = Path(__file__).resolve().parent.parent
+KERNEL_LIMITS = {"ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"}
+"""Variables that hold PyTorch's CPU kernels below what the CPU has (how an AVX2-only CPU's slow
+bf16 path is tried on a CPU with native bf16)."""
 
 
 def _multi30k_dir() -> Path:
