@@ -2,7 +2,7 @@
 
 The reference is written the way the seed tutorials write it: ``nn.Transformer`` with
 separate embeddings, sinusoidal positions and a linear generator; fixed-size batches of
-128 sentences in random order, padded to their longest sentence; fp32; the causal and
+128 sentences in random order, padded to their longest sentence; the causal and
 padding masks rebuilt for every batch; ``nn.CrossEntropyLoss(ignore_index=pad,
 label_smoothing=0.1)`` over every padded position; Adam with the paper's settings; gradient
 clipping at 1.0. Both loops see the same Multi30k training pairs with the same BPE
@@ -11,8 +11,12 @@ non-pad target tokens per second of the whole update (batch assembly included), 
 alternating rounds so that load on the machine affects both alike; MFU uses the FLOP formula
 of trainer/flops.py over the device's peak.
 
-    python benchmarks/throughput.py                     # baseline config, this machine
-    python benchmarks/throughput.py --precision fp32    # ablab without mixed precision
+    python benchmarks/throughput.py                        # baseline config, fp32 and bf16
+    python benchmarks/throughput.py --precisions fp32      # one precision only
+
+Both loops run in each precision (the seed-style loop under ``torch.autocast`` for bf16), so the
+speedup is at equal precision; the table also says what ``train.precision: auto`` picks here.
+MFU is against this machine's peak (:mod:`trainer.peak`: the best native matmul rate).
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from torch import nn
 
 from trainer.build import build_corpus, count_parameters
 from trainer.config_files import load
-from trainer.device import describe, peak_flops, pick_device
+from trainer.device import describe, device_kind, pick_device
+from trainer.peak import peak_flops
+from trainer.precision import emulation_note, resolve
 from trainer.run import build_trainer
 from trainer.tokenizer import PAD
 
@@ -80,7 +86,7 @@ class SeedTransformer(nn.Module):
 
 
 class ReferenceLoop:
-    def __init__(self, corpus, cfg, device):
+    def __init__(self, corpus, cfg, device, precision: str):
         m = cfg.model
         torch.manual_seed(0)
         self.model = (
@@ -98,7 +104,7 @@ class ReferenceLoop:
         )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-9)
         self.criterion = nn.CrossEntropyLoss(ignore_index=PAD, label_smoothing=cfg.loss.label_smoothing)
-        self.data, self.device = corpus.train, device
+        self.data, self.device, self.precision = corpus.train, device, precision
         order = np.random.default_rng(0).permutation(len(self.data))
         self.batches = [order[i : i + 128] for i in range(0, len(order), 128)]
 
@@ -106,8 +112,9 @@ class ReferenceLoop:
         batch = self.data.collate(self.batches[index % len(self.batches)])
         src, tgt_in, tgt_out = (t.to(self.device) for t in (batch.src, batch.tgt_in, batch.tgt_out))
         tgt_mask = nn.Transformer.generate_square_subsequent_mask(tgt_in.size(1)).to(self.device)
-        logits = self.model(src, tgt_in, tgt_mask, src == PAD, tgt_in == PAD)
-        loss = self.criterion(logits.reshape(-1, logits.size(-1)), tgt_out.reshape(-1))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            logits = self.model(src, tgt_in, tgt_mask, src == PAD, tgt_in == PAD)
+            loss = self.criterion(logits.reshape(-1, logits.size(-1)).float(), tgt_out.reshape(-1))
         self.optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -118,8 +125,8 @@ class ReferenceLoop:
 
 
 class AblabLoop:
-    def __init__(self, corpus, cfg, device, workdir):
-        self.trainer = build_trainer(cfg, corpus, device, workdir)
+    def __init__(self, corpus, cfg, device, workdir, precision: str):
+        self.trainer = build_trainer(cfg, corpus, device, workdir, precision=precision)
         self.trainer.model.train()
         self.batches = self.trainer.epoch_batches(0)
 
@@ -154,57 +161,57 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="updates per loop per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--precision", default=None, help="override train.precision of the config")
+    parser.add_argument("--precisions", default="fp32,bf16", help="the precisions to measure, side by side")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
 
-    overrides = {"train.device": args.device}
-    if args.precision:
-        overrides["train.precision"] = args.precision
-    cfg = load(args.config, overrides)
+    cfg = load(args.config, {"train.device": args.device})
     device = pick_device(cfg.train.device, cfg.train.precision)
     corpus = build_corpus(cfg.data, cfg.eval)
+    precisions = args.precisions.split(",")
+    results: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory() as workdir:
-        ours = AblabLoop(corpus, cfg, device, Path(workdir))
-        reference = ReferenceLoop(corpus, cfg, device)
-        profile = ours.trainer.profile
-        for loop in (reference, ours):
-            measure(loop, 0, args.warmup, profile)
-        results = {"reference": [], "ablab": []}
-        for r in range(args.rounds):
-            start = args.warmup + r * args.steps
-            results["reference"].append(measure(reference, start, args.steps, profile))
-            results["ablab"].append(measure(ours, start, args.steps, profile))
+        loops = {}
+        for p in precisions:
+            loops[("seed-style", p)] = ReferenceLoop(corpus, cfg, device, p)
+            loops[("ablab", p)] = AblabLoop(corpus, cfg, device, Path(workdir) / p, p)
+        profile = loops[("ablab", precisions[0])].trainer.profile
+        # an emulated precision is 10-20x slower: one round of 3 updates keeps the run in minutes
+        emulated = {p: emulation_note(p, device) is not None for p in precisions}
+        steps = {p: 3 if emulated[p] else args.steps for p in precisions}
+        rounds = {p: 1 if emulated[p] else args.rounds for p in precisions}
+        for (_, p), loop in loops.items():
+            measure(loop, 0, 1 if emulated[p] else args.warmup, profile)
+        for r in range(args.rounds):  # alternating, so that load on the machine affects all alike
+            for (name, p), loop in loops.items():
+                if r < rounds[p]:
+                    start = args.warmup + r * steps[p]
+                    results.setdefault((name, p), []).append(measure(loop, start, steps[p], profile))
 
-    peak = peak_flops(device, cfg.train.precision)
-    peak_fp32 = peak_flops(device, "fp32")
-    print(f"device: {describe(device)}   torch {torch.__version__}")
+    peak = peak_flops(device, "fp32")  # the best native rate of any precision (trainer.peak)
+    print(f"device: {describe(device)}   torch {torch.__version__}   peak for MFU {peak / 1e9:,.0f} GFLOP/s")
     print(
         f"model: {cfg.model.layers} layers, d_model {cfg.model.d_model}, {cfg.model.heads} heads, "
         f"ff {cfg.model.ff_dim}, vocab {corpus.vocabs.tgt_size}; params ablab "
-        f"{count_parameters(ours.trainer.model):,} (tied), reference {count_parameters(reference.model):,}"
+        f"{count_parameters(loops[('ablab', precisions[0])].trainer.model):,} (tied), seed-style "
+        f"{count_parameters(loops[('seed-style', precisions[0])].model):,}"
     )
-    print(f"{args.rounds} rounds x {args.steps} updates per loop, after {args.warmup} warm-up updates\n")
-    print(f"{'loop':<10} {'precision':<9} {'tgt tok/s':>10} {'step ms':>8} {'real/padded':>11} {'MFU':>6}")
-    summary = {}
-    for name, rows in results.items():
-        precision = cfg.train.precision if name == "ablab" else "fp32"
-        tps = statistics.median(r["tokens_per_s"] for r in rows)
-        fps = statistics.median(r["flops_per_s"] for r in rows)
-        p = peak if name == "ablab" else peak_fp32
-        mfu = fps / p if p else float("nan")
-        summary[name] = tps
-        print(
-            f"{name:<10} {precision:<9} {tps:>10,.0f} {statistics.median(r['step_ms'] for r in rows):>8.0f} "
-            f"{statistics.median(r['real_share'] for r in rows):>11.2f} {mfu:>6.3f}"
-        )
-    print(f"\nspeedup (target tokens/s, median of rounds): {summary['ablab'] / summary['reference']:.2f}x")
-    if device.type == "cpu":
-        print(
-            f"peak used for MFU: best measured 2048^3 matmul, "
-            f"{peak / 1e9:.0f} GFLOP/s at {cfg.train.precision}, "
-            f"{peak_fp32 / 1e9:.0f} GFLOP/s at fp32"
-        )
+    runs = ", ".join(f"{rounds[p]} x {steps[p]} updates at {p}" for p in precisions)
+    print(f"rounds x updates per loop: {runs}\n")
+    print(f"{'loop':<11} {'precision':<9} {'tgt tok/s':>10} {'step ms':>8} {'real/padded':>11} {'MFU':>6}")
+    tps = {}
+    for (name, p), rows in results.items():
+        tps[(name, p)] = statistics.median(r["tokens_per_s"] for r in rows)
+        mfu = statistics.median(r["flops_per_s"] for r in rows) / peak if peak else float("nan")
+        note = " (emulated)" if emulated[p] else ""
+        step_ms, real = (statistics.median(r[k] for r in rows) for k in ("step_ms", "real_share"))
+        print(f"{name:<11} {p:<9} {tps[(name, p)]:>10,.0f} {step_ms:>8.0f} {real:>11.2f} {mfu:>6.3f}{note}")
+    auto = resolve("auto", device)
+    print(f"\ntrain.precision auto picks {auto} here ({device_kind(device)})")
+    if {"fp32", "bf16"} <= set(precisions):
+        print(f"ablab bf16 / fp32: {tps[('ablab', 'bf16')] / tps[('ablab', 'fp32')]:.2f}x")
+    for p in precisions:
+        print(f"ablab / seed-style at {p}: {tps[('ablab', p)] / tps[('seed-style', p)]:.2f}x")
 
 
 if __name__ == "__main__":
