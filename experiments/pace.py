@@ -6,7 +6,7 @@ The sweep driver plans each trial's training rate (FLOP/s) on its own machine
 once; at less than 1/:data:`SLOW_FACTOR` of it, one line names the likeliest cause it can see
 from inside its process, in this order:
 
-1. an emulated precision (bf16 on a CPU without native bf16: about 11x slower than fp32);
+1. an emulated precision (bf16 on a CPU without native bf16: 10-20x slower than fp32);
 2. more torch threads than the CPUs the process may run on (threads wait on each other);
 3. a busy machine: more runnable processes (1-minute load average) than cores;
 4. none of these: a slower machine than the one the plan measured on, or cores shared with

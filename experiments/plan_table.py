@@ -49,7 +49,7 @@ def print_plan(plan, records: list[dict], echo: Callable[[str], None]) -> None:
             r["hash"],
             f"{r['params']:,}",
             "-" if r["flops"] is None else f"{r['flops'] / 1e12:,.1f}",
-            r["precision"] + (" (emulated here: ~11x slower)" if r["precision_emulated"] else ""),
+            r["precision"] + (" (emulated here: 10-20x slower)" if r["precision_emulated"] else ""),
             "-" if seconds is None else f"{seconds / 60:,.1f} min",
             f"{r['resources']['cpus']:g}/{r['resources']['gpus']:g}",
         )

@@ -2,7 +2,7 @@
 
 A plan's time estimate is only as good as the rate it divides by, and that rate varies by 2x
 between CPU kinds and precisions at equal peak (bf16 speeds up the matmuls, not the rest of
-an update), and by 11x where bf16 is emulated. So ``ablab plan`` measures instead of assuming:
+an update), and by 10-20x where bf16 is emulated. So ``ablab plan`` measures instead of assuming:
 for each distinct model shape (model, batch, precision, threads) :func:`probe` runs real
 updates of the real trainer on the corpus's first batches (one warm-up, then as many as last
 :data:`TIMED_SECONDS`, at most :data:`MAX_UPDATES`) and :data:`DECODE_STEPS` greedy decoding

@@ -154,7 +154,7 @@ class TrainConfig(_Section):
     """Autocast precision. 'auto': the fastest that is safe on the device the run gets (bf16 on
     CUDA >= 8.0 and on CPUs with native bf16, fp16 with a GradScaler on older CUDA, else fp32;
     trainer.precision), recorded on the run. 'fp16' needs a CUDA device (it uses a GradScaler);
-    'bf16' on a CPU without native bf16 runs, about 11x slower than fp32."""
+    'bf16' on a CPU without native bf16 runs, 10-20x slower than fp32."""
     accum_steps: int = Field(default=1, ge=1)
     """Batches accumulated into one update; the loss is normalized by their target tokens."""
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -2,8 +2,8 @@
 
 - :func:`pick_device`: the device ``train.device`` names (``auto``: CUDA where PyTorch finds it).
 - :func:`native_bf16_cpu`: whether this CPU multiplies bf16 in hardware (AMX tiles or
-  AVX512-BF16) and PyTorch's oneDNN uses it. Without it PyTorch emulates bf16 matmuls, about
-  11x slower than fp32 end to end on the smoke model (``benchmarks/throughput.py``).
+  AVX512-BF16) and PyTorch's oneDNN uses it. Without it PyTorch emulates bf16 matmuls, 13x
+  slower than fp32 end to end on the smoke model, 20x on the baseline (``benchmarks/throughput.py``).
 - :func:`device_kind`: the GPU's name, or the CPU's model and instruction set
   (``AMD EPYC (AVX512-BF16)``): runs are compared only within one kind.
 """

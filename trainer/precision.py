@@ -7,7 +7,7 @@ precision that is numerically safe on the device the run actually gets:
 - CUDA with compute capability >= 8.0 (A100, L4, H100, ...): bf16;
 - older CUDA (V100, T4): fp16 with the GradScaler (bf16 there is emulated);
 - a CPU with native bf16 (AMX or AVX512-BF16, :func:`trainer.device.native_bf16_cpu`): bf16;
-- any other CPU: fp32 (PyTorch emulates bf16 there, about 11x slower than fp32).
+- any other CPU: fp32 (PyTorch emulates bf16 there, 10-20x slower than fp32).
 
 An explicit ``fp32``/``bf16``/``fp16`` is honoured; bf16 where it is emulated runs, and
 :func:`emulation_note` says what it costs. A config keeps ``auto`` (its hash is of what the
@@ -49,7 +49,8 @@ def emulation_note(precision: str, device: torch.device) -> str | None:
     if device.type == "cuda":
         cost, fix = "without the tensor cores fp16 uses", "'auto' (fp16 with a GradScaler here) or 'fp16'"
     else:
-        cost, fix = "about 11x slower than fp32 (measured on the smoke model)", "'auto' (fp32 here) or 'fp32'"
+        cost = "10-20x slower than fp32 (measured: 13x on the smoke model, 20x on the baseline)"
+        fix = "'auto' (fp32 here) or 'fp32'"
     return (
         f"train.precision 'bf16' on {device_kind(device)}, which has no native bf16: PyTorch emulates "
         f"it, {cost}; use train.precision {fix}."
