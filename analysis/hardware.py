@@ -44,22 +44,20 @@ def labels(rows: pd.DataFrame) -> pd.Series:
     return pd.Series([label(p, d) for p, d in zip(*parts, strict=True)], index=rows.index, dtype=object)
 
 
-def _counted(kinds: pd.Series, sort: bool) -> str:
-    return ", ".join(
-        f"{k} ({n} run{'s' if n != 1 else ''})" for k, n in kinds.value_counts(sort=sort).items()
-    )
+def runs_text(rows: pd.DataFrame, most_first: bool = False) -> str:
+    """Each kind the runs trained on with its number of runs: ``bf16 on X (2 runs), fp32 on Y
+    (1 run)``, in the order met (or the most common first)."""
+    counts = labels(rows).value_counts(sort=most_first)
+    return ", ".join(f"{k} ({n} run{'s' if n != 1 else ''})" for k, n in counts.items())
 
 
 def kinds_text(rows: pd.DataFrame, by: str = "setting") -> str:
     """What the runs trained on, ``by`` setting: ``baseline: bf16 on X (3 runs); arm: fp32 on Y
     (2 runs), bf16 on X (1 run)``."""
-    kinds = labels(rows)
-    return "; ".join(
-        f"{name}: {_counted(kinds[group.index], False)}" for name, group in rows.groupby(by, sort=False)
-    )
+    return "; ".join(f"{name}: {runs_text(group)}" for name, group in rows.groupby(by, sort=False))
 
 
 def intro_text(rows: pd.DataFrame) -> str:
     """The report's hardware line: every kind the runs trained on, with its number of runs."""
     confounded = "; comparisons across them are confounded by hardware and get no verdict"
-    return f"Hardware: {_counted(labels(rows), True)}{confounded if mixed(rows) else ''}."
+    return f"Hardware: {runs_text(rows, most_first=True)}{confounded if mixed(rows) else ''}."

@@ -375,7 +375,7 @@ def _row(
         "BLEU": _pm(s, "bleu", 2),
     }
     if hardware.mixed(members[members["status"].isin(record.DONE)]):  # the group's table says so
-        row["trained on"] = hardware.kinds_text(runs[runs["status"].isin(record.DONE)]).partition(": ")[2]
+        row["trained on"] = hardware.runs_text(runs[runs["status"].isin(record.DONE)])
     if compared:
         row["Δ BLEU [adjusted interval]"] = findings.delta_cell(verdict) if verdict else "-"
         row["verdict"] = findings.verdict_cell(verdict) if verdict else "-"

@@ -14,7 +14,6 @@ unmeasured gets the measured shapes' rates as shares of this machine's peak
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import torch
 from trainer.build import Corpus
 from trainer.config import Config
 from trainer.decode import greedy
+from trainer.device import cpu_threads
 from trainer.precision import compute_context
 from trainer.run import build_trainer
 
@@ -48,20 +48,10 @@ def shape_key(config: Config, precision: str, threads: int) -> str:
     return f"{config.model.model_dump_json()}|{batch}|{precision}|{threads}"
 
 
-@contextlib.contextmanager
-def threads_set(n: int):
-    saved = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
-
-
 def probe(config: Config, corpus: Corpus, device: torch.device, precision: str, threads: int) -> Rates:
     """Time real updates (one warm-up, then :data:`TIMED_SECONDS` of them) and :data:`DECODE_STEPS`
     greedy steps of ``config``'s model on ``corpus``, in ``precision`` on ``threads`` threads."""
-    with threads_set(threads), tempfile.TemporaryDirectory() as workdir:
+    with cpu_threads(threads), tempfile.TemporaryDirectory() as workdir:
         trainer = build_trainer(config, corpus, device, Path(workdir), precision=precision)
         batches, accum = trainer.epoch_batches(0), config.train.accum_steps
         groups = [batches[i : i + accum] for i in range(0, len(batches), accum)][: MAX_UPDATES + 1]

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
@@ -97,6 +98,17 @@ def device_kind(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{cpu_model()} ({cpu_isa()})"
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int):
+    """Torch computes on ``n`` CPU threads inside the block, on as many as before after it."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 def describe(device: torch.device) -> str:

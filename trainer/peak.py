@@ -23,7 +23,7 @@ import time
 import torch
 
 from trainer.checkpoint import atomic_write
-from trainer.device import device_kind, native_bf16_cpu
+from trainer.device import cpu_threads, device_kind, native_bf16_cpu
 from trainer.multi30k import cache_root
 
 GPU_PEAK_TFLOPS = {
@@ -84,9 +84,7 @@ def measure_matmul(precision: str, threads: int, n: int = MATMUL_SIZE) -> float:
     """The best FLOP/s of ``n^3`` matmuls at ``precision`` on ``threads`` CPU threads, repeated for
     about :data:`SECONDS_PER_PRECISION` after one warm-up."""
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
-    saved = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with cpu_threads(threads):
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         a @ b
         best, began = 0.0, time.perf_counter()
@@ -95,5 +93,3 @@ def measure_matmul(precision: str, threads: int, n: int = MATMUL_SIZE) -> float:
             a @ b
             best = max(best, 2 * n**3 / (time.perf_counter() - start))
         return best
-    finally:
-        torch.set_num_threads(saved)

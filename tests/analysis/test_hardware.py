@@ -38,14 +38,22 @@ def test_a_confounded_comparison_gets_no_verdict_and_leaves_the_holm_family():
     assert math.isnan(mixed[2].p_adjusted) and mixed[2].detectable is None and mixed[2].seeds_needed is None
 
 
+def worse_arm_report(tmp_path, baseline_on: tuple[str, str], arm_on: tuple[str, str]):
+    """A report of 3 baseline seeds and 3 seeds of a clearly worse arm, each side trained in the
+    (precision, device kind) given."""
+    rows = [trial("baseline", s, precision=baseline_on[0], device_kind=baseline_on[1]) for s in (1, 2, 3)]
+    rows += [
+        trial("no_label_smoothing", s, ls=0.0, precision=arm_on[0], device_kind=arm_on[1]) for s in (1, 2, 3)
+    ]
+    stats = {f"baseline-{s}": statistics(9, s) for s in (1, 2, 3)}
+    stats |= {f"no_label_smoothing-{s}": statistics(5, 10 + s) for s in (1, 2, 3)}
+    return report.build(sweep(rows, stats), tmp_path, n_resamples=1000)
+
+
 def test_a_report_of_arms_on_different_hardware_says_so_in_table_finding_and_intro(tmp_path):
     """The baseline trained in bf16 on a CPU with native bf16, the arm (much worse) in fp32 on an
     AVX2-only CPU: a clear difference, yet no verdict, since hardware differs with the ablation."""
-    rows = [trial("baseline", s, precision="bf16", device_kind=NATIVE) for s in (1, 2, 3)]
-    rows += [trial("no_label_smoothing", s, ls=0.0, precision="fp32", device_kind=AVX2) for s in (1, 2, 3)]
-    stats = {f"baseline-{s}": statistics(9, s) for s in (1, 2, 3)}
-    stats |= {f"no_label_smoothing-{s}": statistics(5, 10 + s) for s in (1, 2, 3)}
-    made = report.build(sweep(rows, stats), tmp_path, n_resamples=1000)
+    made = worse_arm_report(tmp_path, baseline_on=("bf16", NATIVE), arm_on=("fp32", AVX2))
     (section,) = made.sections
     base, arm = section.rows
     assert (
@@ -60,11 +68,7 @@ def test_a_report_of_arms_on_different_hardware_says_so_in_table_finding_and_int
 
 
 def test_runs_on_one_kind_of_hardware_are_compared_as_before(tmp_path):
-    rows = [trial("baseline", s, precision="fp32", device_kind=AVX2) for s in (1, 2, 3)]
-    rows += [trial("no_label_smoothing", s, ls=0.0, precision="fp32", device_kind=AVX2) for s in (1, 2, 3)]
-    stats = {f"baseline-{s}": statistics(9, s) for s in (1, 2, 3)}
-    stats |= {f"no_label_smoothing-{s}": statistics(5, 10 + s) for s in (1, 2, 3)}
-    made = report.build(sweep(rows, stats), tmp_path, n_resamples=1000)
+    made = worse_arm_report(tmp_path, baseline_on=("fp32", AVX2), arm_on=("fp32", AVX2))
     (section,) = made.sections
     assert "trained on" not in section.rows[0] and section.rows[1]["verdict"] == "differs (lower)"
     assert "hardware" not in section.finding
