@@ -25,7 +25,7 @@ from trainer.batching import EncodedSplit, token_batches
 from trainer.config import Config, config_hash
 from trainer.evaluate import EvalSet, bleu_metrics, teacher_forced, translate
 from trainer.flops import FlopsProfile
-from trainer.losses import label_smoothed_nll_loss
+from trainer.losses import linear_label_smoothed_loss
 from trainer.optim import set_lr
 from trainer.precision import compute_context
 from trainer.run_length import updates_in_time
@@ -168,8 +168,8 @@ class Trainer:
             with compute_context(self.device, self.precision):
                 hidden = self.forward(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_lens)
                 real = batch.tgt_out != PAD
-                loss, nll = label_smoothed_nll_loss(
-                    self.model.logits(hidden[real]), batch.tgt_out[real], cfg.loss.label_smoothing
+                loss, nll = linear_label_smoothed_loss(
+                    hidden[real], self.model.output.weight, batch.tgt_out[real], cfg.loss.label_smoothing
                 )
             self.scaler.scale(loss / n_tokens).backward()
             loss_sum, nll_sum = loss_sum + loss.detach(), nll_sum + nll.detach()
