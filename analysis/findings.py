@@ -10,7 +10,17 @@ from analysis.bootstrap import SEEDS_ONLY
 from analysis.factorial import INTERACTION, MAIN, Contrast
 from analysis.metrics import METRICS
 from analysis.stats import format_p
-from analysis.verdicts import CONFOUNDED, DIFFERS, INCONCLUSIVE, MAX_SEEDS, ONE_SEED, Verdict
+from analysis.verdicts import (
+    CONFOUNDED,
+    DIFFERS,
+    INCONCLUSIVE,
+    MAX_SEEDS,
+    NO_FAMILY,
+    ONE_SEED,
+    PRIMARY,
+    SECONDARY,
+    Verdict,
+)
 from trainer import record
 
 UNTESTED = (
@@ -129,18 +139,30 @@ def _evidence(v: Verdict) -> str:
 
 
 def method_text(
-    family: int, n_resamples: int, seeds: list[int], any_seed_level_only: bool, crossed: bool = False
+    primary: list[str],
+    families: dict[str, int],
+    n_resamples: int,
+    seeds: list[int],
+    any_seed_level_only: bool,
+    crossed: bool = False,
 ) -> str:
-    """How the comparisons were made, for the report's preamble."""
+    """How the comparisons were made, for the report's preamble: ``primary`` the labels of the
+    primary metrics, ``families`` each Holm family's size."""
+    others = ", ".join(
+        m.label for name, m in METRICS.items() if m.label not in primary and name not in NO_FAMILY
+    )
     text = (
-        "Each arm is compared with the baseline on BLEU, lowercased BLEU, chrF, ECE and test NLL: "
+        f"Primary metric: {' and '.join(primary)}; secondary: {others}. "
+        "Each arm is compared with the baseline on each: "
         "Δ = mean over seeds of the arm − mean over seeds of the baseline, seeds paired by value. "
         "Its interval and p-value account for both things a repetition would change: the training "
         f"runs (seeds) and the test sentences (a two-level bootstrap: {n_resamples:,} resamples of the "
         "sentence indices, the same for every run, each run's corpus score recomputed from its "
         "per-sentence statistics; the seed level in closed form; Student-t with Satterthwaite's "
-        f"degrees of freedom). Holm–Bonferroni adjusts all {family} comparisons of this report "
-        "together: a verdict is 'differs' when the adjusted interval excludes 0 and 'inconclusive' "
+        f"degrees of freedom). Holm–Bonferroni adjusts the comparisons on the primary metric together "
+        f"({families.get(PRIMARY, 0)} of them), and the secondary ones ({families.get(SECONDARY, 0)}, "
+        "labelled so) as a family of their own: a verdict is 'differs' when the adjusted interval "
+        "excludes 0 and 'inconclusive' "
         "otherwise; 'detects' is the smallest difference this test (these seeds, these sentences) "
         "finds with 80 % power; "
         "P(better) is the share of (arm seed, baseline seed) pairs in which the arm is better. The "
@@ -151,7 +173,7 @@ def method_text(
         text += (
             " The cells of a crossed group are not compared one by one with the baseline: its main "
             "effects and interactions are (contrasts of cell means, seeds paired, resampled alike), "
-            "in the same Holm family."
+            "in the families of their metrics."
         )
     if len(seeds) == 1:
         text += (
@@ -183,7 +205,7 @@ def comparison_row(v: Verdict, effect: Contrast | None = None) -> dict:
     parts = "baseline → arm" if effect is None else "reference → level"
     signed = effect is not None and effect.kind == INTERACTION
     return head | {
-        "metric": m.label,
+        "metric": m.label if v.family_name == PRIMARY else f"{m.label} ({v.family_name})",
         parts: f"{number(c.baseline, m.digits, signed)} → {number(c.arm, m.digits, signed)}",
         "Δ [95 % CI]": f"{number(c.delta, m.digits, True)} {interval(v.interval, m.digits)}",
         "adjusted": interval(v.adjusted, m.digits),

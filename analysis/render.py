@@ -44,8 +44,9 @@ TEXT_COLUMNS = {
     "kind",
 }
 """Columns of words, left-aligned; the others hold numbers, right-aligned."""
-COMPARISONS_TITLE = "Every comparison against the baseline (Holm-adjusted over the whole report)"
-EFFECTS_TITLE = "The design's main effects and interactions (Holm-adjusted over the whole report)"
+FAMILIES = "the primary metric first; Holm-adjusted within its family over the whole report"
+COMPARISONS_TITLE = f"Every comparison against the baseline ({FAMILIES})"
+EFFECTS_TITLE = f"The design's main effects and interactions ({FAMILIES})"
 
 
 SEARCH_TITLE = "How each point's values were chosen"

@@ -1,11 +1,11 @@
 """The comparison report of a sweep: a section per ablation group, each with its question, a
-table of the settings with each arm's effect on BLEU and its verdict, every comparison against
-the baseline in detail, its figures and a finding computed from the verdicts (a crossed group:
-its factorial tables, main effects and interactions instead, :mod:`analysis.factorial`); then
-every trial that did not finish, with its reason.
+table of the settings with each arm's effect on the primary metric and its verdict, every
+comparison against the baseline in detail, its figures and a finding computed from the verdicts
+(a crossed group: its factorial tables, main effects and interactions instead,
+:mod:`analysis.factorial`); then every trial that did not finish, with its reason.
 
 The statistics are :mod:`analysis.bootstrap` (effect, interval, p across seeds and sentences)
-and :mod:`analysis.verdicts` (Holm over the whole report, verdicts, seeds it would take); the
+and :mod:`analysis.verdicts` (Holm within each family, verdicts, seeds it would take); the
 words are :mod:`analysis.findings`; what budget each result had, :mod:`analysis.budget`.
 
 Writes ``report.md`` with the figures (PNG and SVG) beside it in ``figures/``, and a
@@ -30,7 +30,7 @@ from analysis.metrics import METRICS
 from analysis.report_figures import ReportFigure, group_figures
 from analysis.searches import search_rows
 from analysis.stats import aggregate
-from analysis.verdicts import BASELINE, INCONCLUSIVE, Evidence, Verdict, gather, judge
+from analysis.verdicts import BASELINE, DEFAULT_PRIMARY, INCONCLUSIVE, Evidence, Verdict, gather, judge
 from trainer import record
 
 DESCRIPTIVE = ("bleu", "chrf", "ece", "ppl", "params", "train_seconds", "epochs_to_90pct")
@@ -54,10 +54,12 @@ class Section:
 
 @dataclass(frozen=True)
 class GroupText:
-    """What the spec says of a group: its question and what to expect (either may be empty)."""
+    """What the spec says of a group: its question, what to expect and its primary metric (any
+    may be empty; the primary metric is then the report's)."""
 
     question: str = ""
     expect: str = ""
+    primary: str = ""
 
 
 @dataclass
@@ -71,6 +73,7 @@ class _Context:
     designs: dict[str, Design]
     flagged: dict[str, str]
     colors: dict
+    leads: dict[str, str]  # group -> its primary metric
 
 
 @dataclass
@@ -95,9 +98,11 @@ def build(
     n_resamples: int = RESAMPLES,
     links: bool = True,
     texts: dict[str, GroupText] | None = None,
+    primary_metric: str = DEFAULT_PRIMARY,
 ) -> Report:
     """Compute every section, write the figures into ``out/figures``; returns the report.
-    ``texts``: the spec's question and expectation of each group."""
+    ``texts``: the spec's question, expectation and primary metric of each group;
+    ``primary_metric``: the one of a group that names none (analysis.verdicts: families)."""
     trials = runs.trials.assign(ppl=np.exp(runs.trials["test_nll"].astype(float)))
     done = trials[trials["status"].isin(record.DONE)]
     if done.empty:
@@ -114,20 +119,22 @@ def build(
         members = _members(trials, group)
         if crossed := design(group, members, varied_keys(members)):
             designs[group] = crossed
-    verdicts = judge(evidence, list(designs.values()))
+    texts = texts or {}
+    leads = {g: texts.get(g, GroupText()).primary or primary_metric for g in order}
+    verdicts = judge(evidence, list(designs.values()), leads)
     flagged = budget.flags(trials, runs.curves)
     context = _Context(
         runs, trials, out, run_link(runs, links), evidence, verdicts, designs, flagged,
-        palette([BASELINE, *trials["setting"]]),
+        palette([BASELINE, *trials["setting"]]), leads,
     )  # fmt: skip
     sections = []
     for group in order:
         if _has_rows(trials, group):
-            sections.append(_section(context, group, (texts or {}).get(group, GroupText()), exercise))
+            sections.append(_section(context, group, texts.get(group, GroupText()), exercise))
             if any(f.name.endswith("_schedules_100k") for f in sections[-1].figures):
                 exercise = None  # the seed schedules are shown once
     seeds = sorted(set(done["seed"]))
-    family = next(iter(verdicts.values())).family if verdicts else 0  # confounded ones are not in it
+    families = {v.family_name: v.family for v in verdicts.values()}  # confounded ones are not in them
     intro = [
         description,
         f"{len(trials)} trials in MLflow experiment `{runs.experiment}`; {len(done)} done "
@@ -142,7 +149,8 @@ def build(
         + ", ".join(sorted(set(runs.test_sets.values())) or ["the test set"])
         + "; values are mean ± sd over seeds; PPL is exp(test NLL per target token).",
         findings.method_text(
-            family,
+            [METRICS[m].label for m in dict.fromkeys(leads.values())] or [METRICS[primary_metric].label],
+            families,
             n_resamples,
             seeds,
             any(v.comparison.scope == SEEDS_ONLY for v in verdicts.values()),
@@ -216,12 +224,11 @@ def _section(ctx: _Context, group: str, text: GroupText, exercise) -> Section:
     settings = _settings(members)
     changes = {s: _change(base, members[members["setting"] == s], keys) for s in settings}
     summary = aggregate(members[members["status"] == "finished"], "setting", DESCRIPTIVE)
-    calibration = "loss.label_smoothing" in keys
+    lead = ctx.leads[group]
+    calibration = "loss.label_smoothing" in keys or lead == "ece"
     compared = crossed is None  # a design's cells are not compared one by one with the baseline
     rows = [
-        _row(
-            summary, members, s, changes.get(s, ""), ctx.verdicts.get((s, "bleu")), ctx, calibration, compared
-        )
+        _row(summary, members, s, changes.get(s, ""), ctx, lead if compared else None, calibration)
         for s in [BASELINE, *settings]
     ]
     section = Section(
@@ -231,18 +238,14 @@ def _section(ctx: _Context, group: str, text: GroupText, exercise) -> Section:
         [r for r in rows if r],
         expect=text.expect,
     )
-    primary = ["ece", "bleu"] if calibration else ["bleu"]
     bleu_cells = None
     if crossed:
-        mine, bleu_cells = _design_section(ctx, crossed, section, primary, members, keys, summary)
+        mine, bleu_cells = _design_section(ctx, crossed, section, lead, members, keys, summary)
     else:
-        mine = [ctx.verdicts[(s, m)] for s in settings for m in METRICS if (s, m) in ctx.verdicts]
+        mine = [ctx.verdicts[(s, m)] for s in settings for m in _lead_first(lead) if (s, m) in ctx.verdicts]
         section.comparisons = [findings.comparison_row(v) for v in mine]
         sentences = [
-            findings.sentence(ctx.verdicts[(s, m)])
-            for s in settings
-            for m in primary
-            if (s, m) in ctx.verdicts
+            findings.sentence(ctx.verdicts[(s, lead)]) for s in settings if (s, lead) in ctx.verdicts
         ]
         section.finding = findings.group_finding(sentences, members, summary, keys, ctx.flagged)
     section.to_resolve = [
@@ -266,10 +269,10 @@ def _section(ctx: _Context, group: str, text: GroupText, exercise) -> Section:
 
 
 def _design_section(
-    ctx: _Context, crossed: Design, section: Section, primary: list[str], members, keys, summary
+    ctx: _Context, crossed: Design, section: Section, lead: str, members, keys, summary
 ) -> tuple[list[Verdict], pd.DataFrame]:
-    """A crossed group's factorial tables, its effects' rows and finding. Returns the verdicts
-    and the cells' BLEU (for the interaction plot)."""
+    """A crossed group's factorial tables (its primary metric and BLEU), its effects' rows and
+    finding. Returns the verdicts and the cells' BLEU (for the interaction plot)."""
     levels = " × ".join(
         f"{f.name} ({', '.join(f.label(v) for v in display_levels(f))})" for f in crossed.factors
     )
@@ -283,21 +286,26 @@ def _design_section(
         + " Each effect is a contrast of cell means (seeds paired), its reference the "
         + ("baseline's level." if crossed.baseline_cell else "first level.")
     )
-    cells = {metric: _cells(ctx, crossed, metric) for metric in primary}  # BLEU is always primary
+    cells = {metric: _cells(ctx, crossed, metric) for metric in dict.fromkeys([lead, "bleu"])}
     for metric, table in cells.items():
         section.cell_tables += _cell_tables(table, crossed, metric)
     effects = crossed.contrasts()
     mine, sentences = [], []
     for effect in effects:
-        for metric in METRICS:
+        for metric in _lead_first(lead):
             v = ctx.verdicts.get((f"{crossed.group}/{effect.label}", metric))
             if v is not None:
                 mine.append(v)
                 section.comparisons.append(findings.comparison_row(v, effect))
-                if metric in primary:
+                if metric == lead:
                     sentences.append(findings.effect_sentence(v, effect))
     section.finding = findings.group_finding(sentences, members, summary, keys, ctx.flagged)
     return mine, cells["bleu"]
+
+
+def _lead_first(lead: str) -> list[str]:
+    """The metrics, the group's primary one first."""
+    return [lead, *(m for m in METRICS if m != lead)]
 
 
 def _cells(ctx: _Context, crossed: Design, metric: str) -> pd.DataFrame:
@@ -356,11 +364,12 @@ def _change(base: pd.DataFrame, rows: pd.DataFrame, keys: list[str]) -> str:
 
 
 def _row(
-    summary, members, setting, change, verdict, ctx: _Context, calibration: bool, compared: bool
+    summary, members, setting, change, ctx: _Context, lead: str | None, calibration: bool
 ) -> dict | None:
     """A setting as a row of the group's table, in the layout of Vaswani et al. 2017's Table 3:
-    what changed, BLEU and (``compared``) its difference from the baseline with the verdict, PPL,
-    size, time; ECE where the group is about calibration."""
+    what changed, BLEU and (given the group's primary metric ``lead``: its cells are compared with
+    the baseline) the difference on it with the verdict, PPL, size, time; ECE where the group is
+    about calibration."""
     runs = members[members["setting"] == setting]
     if runs.empty:
         return None
@@ -376,8 +385,9 @@ def _row(
     }
     if hardware.mixed(members[members["status"].isin(record.DONE)]):  # the group's table says so
         row["trained on"] = hardware.runs_text(runs[runs["status"].isin(record.DONE)])
-    if compared:
-        row["Δ BLEU [adjusted interval]"] = findings.delta_cell(verdict) if verdict else "-"
+    if lead is not None:
+        verdict = ctx.verdicts.get((setting, lead))
+        row[f"Δ {METRICS[lead].label} [adjusted interval]"] = findings.delta_cell(verdict) if verdict else "-"
         row["verdict"] = findings.verdict_cell(verdict) if verdict else "-"
     if calibration:
         row["ECE"] = _pm(s, "ece", 3)

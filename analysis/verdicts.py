@@ -1,7 +1,12 @@
-"""Verdicts from comparisons: Holm's adjustment over a report, plain words, and what it would take.
+"""Verdicts from comparisons: Holm's adjustment within each family, plain words, and what it would take.
 
-- **Holm–Bonferroni** over every comparison of a report (each arm against the baseline on each
-  metric): with the k p-values sorted, ``p_adj(i) = max_{j ≤ i} min(1, (k − j + 1)·p(j))``.
+- **Families**: a report's comparisons on the primary metric (a spec's ``primary_metric``, by
+  default BLEU; a group may name its own, e.g. ECE for label smoothing) form the *primary*
+  family, which the verdicts table and the findings lead with; those on chrF, ECE and test NLL
+  form a *secondary* family, adjusted on its own and labelled so. Lowercased BLEU, a near
+  duplicate of BLEU, is in no family unless it is a group's primary metric.
+- **Holm–Bonferroni** within a family: with its k p-values sorted,
+  ``p_adj(i) = max_{j ≤ i} min(1, (k − j + 1)·p(j))``.
 - **Verdict**: *differs* where ``p_adj ≤ α`` (α = 0.05), else *inconclusive*. The *adjusted
   interval* is Δ's interval at confidence ``1 − α·p/p_adj``, the level Holm's step tested this
   comparison at, so it excludes 0 exactly when the verdict is *differs*. A comparison with one
@@ -18,7 +23,7 @@
   member of the Holm family.
 - :func:`judge` makes every comparison of a report (each setting against the setting named
   ``baseline``, and each main effect and interaction of a crossed design, on every metric of
-  :data:`analysis.metrics.METRICS`) and decides them together.
+  :data:`analysis.metrics.METRICS` that is in a family) and decides each family together.
 - **Seeds needed**: the smallest n whose power reaches 80 % for the observed Δ at ``α/k``,
   with the comparison's own components, ``SE² = s²_d/n + V_sent`` (the test set's part does not
   shrink with seeds; where it alone prevents detection no number of seeds will do).
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +57,10 @@ from analysis.metrics import METRICS
 
 BASELINE = "baseline"
 ALPHA = 0.05
+DEFAULT_PRIMARY = "bleu"
+PRIMARY = "primary"
+SECONDARY = "secondary"
+NO_FAMILY = ("bleu_lc",)  # compared only where a group names it its primary metric
 POWER = 0.8
 MAX_SEEDS = 100
 
@@ -113,12 +122,13 @@ class Verdict:
     setting: str
     comparison: Comparison
     p_adjusted: float
-    family: int  # comparisons in the report's Holm family
+    family: int  # comparisons in its Holm family
     word: str
     adjusted_level: float
     detectable: float | None  # smallest |Δ| this comparison's test detects with 80 % power
     seeds_needed: int | None  # inconclusive only: seeds that would detect the observed Δ
     test_set_limited: bool  # the test set's part of the variance alone hides the observed Δ
+    family_name: str = PRIMARY  # PRIMARY or SECONDARY
 
     @property
     def interval(self) -> tuple[float, float]:
@@ -130,9 +140,12 @@ class Verdict:
 
 
 def decide(
-    comparisons: list[tuple[str, Comparison]], alpha: float = ALPHA, confounded: Sequence[bool] = ()
+    comparisons: list[tuple[str, Comparison]],
+    alpha: float = ALPHA,
+    confounded: Sequence[bool] = (),
+    family_name: str = PRIMARY,
 ) -> list[Verdict]:
-    """Verdicts for every ``(setting, comparison)`` of a report, adjusted together (Holm). A
+    """Verdicts for every ``(setting, comparison)`` of one family, adjusted together (Holm). A
     comparison ``confounded`` by hardware is not tested: it is left out of the family."""
     confounded = list(confounded) or [False] * len(comparisons)
     adjusted = holm(
@@ -142,7 +155,7 @@ def decide(
     out = []
     for (setting, c), p_adj, mixed in zip(comparisons, adjusted, confounded, strict=True):
         if mixed:
-            out.append(Verdict(setting, c, math.nan, k, CONFOUNDED, 0.95, None, None, False))
+            out.append(Verdict(setting, c, math.nan, k, CONFOUNDED, 0.95, None, None, False, family_name))
             continue
         ratio = c.p / p_adj if p_adj > 0 else 1 / k
         word = ONE_SEED if c.scope == TEST_SET_ONLY else DIFFERS if p_adj <= alpha else INCONCLUSIVE
@@ -151,7 +164,10 @@ def decide(
         limited = (
             c.sentence_var > 0 and power(c.delta, math.sqrt(c.sentence_var), c.sentence_df, alpha / k) < POWER
         )
-        out.append(Verdict(setting, c, float(p_adj), k, word, 1 - alpha * ratio, detectable, needed, limited))
+        level = 1 - alpha * ratio
+        out.append(
+            Verdict(setting, c, float(p_adj), k, word, level, detectable, needed, limited, family_name)
+        )
     return out
 
 
@@ -206,34 +222,46 @@ def gather(runs: SweepRuns, trials: pd.DataFrame, n_resamples: int = RESAMPLES) 
     return Evidence(resampled, logged, trials, seed_runs(trials))
 
 
-def judge(evidence: Evidence, designs: Sequence[Design] = ()) -> dict[tuple[str, str], Verdict]:
-    """Every comparison of a report on every metric, adjusted together: each setting against the
+def judge(
+    evidence: Evidence, designs: Sequence[Design] = (), primary: Mapping[str, str] | None = None
+) -> dict[tuple[str, str], Verdict]:
+    """Every comparison of a report, each family adjusted on its own: each setting against the
     baseline, except the cells of a crossed design, whose main effects and interactions are
-    compared instead. Keys: (setting, metric), and (``group/contrast label``, metric)."""
+    compared instead. ``primary``: group -> its primary metric (default BLEU). Keys: (setting,
+    metric), and (``group/contrast label``, metric)."""
+    primary = primary or {}
     trials = evidence.trials
     crossed = {d.group for d in designs}
     groups_of: dict[str, set[str]] = {}
     for setting, groups in zip(trials["setting"], trials["groups"], strict=True):
         groups_of.setdefault(setting, set()).update(g for g in groups if g != BASELINE)
-    comparisons, names, confounded = [], [], []
+    found: list[tuple[str, str, Comparison, bool, bool]] = []  # key, setting, comparison, confounded, lead
+
+    def add(key: str, name: str, plus: dict[str, float], minus: dict[str, float], groups: set[str]) -> None:
+        leads = {primary.get(g, DEFAULT_PRIMARY) for g in groups}
+        for metric in METRICS:
+            if metric in NO_FAMILY and metric not in leads:
+                continue
+            c = evidence.contrast(metric, plus, minus)
+            if c is not None:
+                found.append((key, name, c, evidence.mixes_hardware(c, {**plus, **minus}), metric in leads))
+
     for setting in dict.fromkeys(trials.loc[trials["status"] == "finished", "setting"]):
         if setting == BASELINE or groups_of[setting] <= crossed:  # a cell of crossed designs only
             continue
-        for metric in METRICS:
-            c = evidence.contrast(metric, {setting: 1.0}, {BASELINE: 1.0})
-            if c is not None:
-                comparisons.append((setting, c))
-                names.append(setting)
-                confounded.append(evidence.mixes_hardware(c, (setting, BASELINE)))
+        add(setting, setting, {setting: 1.0}, {BASELINE: 1.0}, groups_of[setting] - crossed)
     for d in designs:
         for effect in d.contrasts():
             plus = {d.cells[cell]: w for cell, w in effect.plus.items()}
             minus = {d.cells[cell]: w for cell, w in effect.minus.items()}
-            for metric in METRICS:
-                c = evidence.contrast(metric, plus, minus)
-                if c is not None:
-                    comparisons.append((effect.label, c))
-                    names.append(f"{d.group}/{effect.label}")
-                    confounded.append(evidence.mixes_hardware(c, {**plus, **minus}))
-    verdicts = decide(comparisons, confounded=confounded)
-    return {(name, v.comparison.metric): v for name, v in zip(names, verdicts, strict=True)}
+            add(f"{d.group}/{effect.label}", effect.label, plus, minus, {d.group})
+    out = {}
+    for family_name, leads in ((PRIMARY, True), (SECONDARY, False)):
+        members = [(key, name, c, mixed) for key, name, c, mixed, lead in found if lead == leads]
+        verdicts = decide(
+            [(name, c) for _, name, c, _ in members],
+            confounded=[mixed for *_, mixed in members],
+            family_name=family_name,
+        )
+        out |= {(key, v.comparison.metric): v for (key, *_), v in zip(members, verdicts, strict=True)}
+    return out

@@ -15,6 +15,7 @@ from pathlib import Path
 from analysis import render, report
 from analysis.bootstrap import RESAMPLES
 from analysis.load import NoRuns, load
+from analysis.verdicts import DEFAULT_PRIMARY
 from experiments.schedule_table import seed_schedules_table
 from trainer import record
 from trainer.errors import UserError
@@ -31,12 +32,14 @@ class Made:
 @dataclass(frozen=True)
 class Target:
     """What the report needs from a spec besides the runs: the experiment, the group order, the
-    description and each group's question and expectation (an experiment name gives none)."""
+    description, the primary metric and each group's question, expectation and primary metric
+    (an experiment name gives none: BLEU is then the primary metric)."""
 
     experiment: str
     groups: list[str]
     description: str = ""
     texts: dict[str, report.GroupText] | None = None
+    primary_metric: str = DEFAULT_PRIMARY
 
 
 def target_experiment(target: str) -> Target:
@@ -48,10 +51,13 @@ def target_experiment(target: str) -> Target:
 
         plan = load_plan(path)
         texts = {
-            name: report.GroupText(group_question(plan, name), group.expect or "")
+            name: report.GroupText(group_question(plan, name), group.expect or "", group.primary_metric or "")
             for name, group in plan.spec.ablations.items()
         }
-        return Target(plan.experiment, list(plan.spec.ablations), plan.spec.description or "", texts)
+        spec = plan.spec
+        return Target(
+            plan.experiment, list(spec.ablations), spec.description or "", texts, spec.primary_metric
+        )
     return Target(target if target.startswith("ablab/") else f"ablab/{target}", [])
 
 
@@ -76,6 +82,7 @@ def make_report(
             n_resamples=n_resamples,
             links=links,
             texts=found.texts,
+            primary_metric=found.primary_metric,
         )
     except report.NothingToReport as exc:
         raise UserError(str(exc)) from None

@@ -18,6 +18,10 @@ runs once per seed::
         overrides: {schedule.warmup_steps: 2000}   # applied to every point of the group
         question: Which schedule trains best?      # optional; default: from the keys varied
         expect: Noam and cosine close (Vaswani et al. 2017)   # optional, shown by the verdicts
+      label_smoothing:
+        arms: {none: {loss.label_smoothing: 0.0}}
+        primary_metric: ece                        # optional; default: the spec's
+    primary_metric: bleu               # what the report's verdicts are decided on (default bleu)
     seeds: [1, 2, 3]
     resources: {cpus: 1, gpus: 0.5}
     max_concurrent: 4

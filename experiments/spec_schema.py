@@ -15,7 +15,9 @@ from trainer.errors import UserError
 MAX_TRIALS = 1000
 """More trials than this in one spec is almost surely a mistake (a pasted list, a typo'd range)."""
 
-GROUP_KEYS = ("arms", "grid", "zip", "overrides", "resources", "question", "expect", "search")
+GROUP_KEYS = (
+    "arms", "grid", "zip", "overrides", "resources", "question", "expect", "primary_metric", "search"
+)  # fmt: skip
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -36,6 +38,8 @@ class _Strict(BaseModel):
 
 
 Overrides = dict[str, Any]
+PrimaryMetric = Literal["bleu", "bleu_lc", "chrf", "ece", "test_nll"]
+"""The test metrics a report compares (analysis.metrics.METRICS)."""
 
 
 class Resources(_Strict):
@@ -133,6 +137,8 @@ class Ablation(_Strict):
     """What the group asks, in the report and MLflow; default: derived from the keys it varies."""
     expect: str | None = None
     """What to expect (e.g. the published direction), shown beside the group's verdicts."""
+    primary_metric: PrimaryMetric | None = None
+    """The metric this group's verdicts and finding lead with (default: the spec's)."""
     search: dict[str, Domain] | None = Field(default=None, min_length=1)
     """With the spec's ``search``: the space this group's points search instead of its
     ``search.space`` (each optimizer at its own learning-rate range, say)."""
@@ -201,7 +207,10 @@ class Spec(_Strict):
     run page when it ends, a few CPU-seconds a trial; false for sweeps of many tiny trials. No
     trial's identity or result depends on it."""
     metric: str = "val_bleu"
-    """The metric progress and reports rank trials by."""
+    """The validation metric progress and searches rank trials by."""
+    primary_metric: PrimaryMetric = "bleu"
+    """The test metric the report's verdicts are decided on: Holm's primary family holds every
+    comparison on it; the other metrics form a secondary family (see analysis.verdicts)."""
     mode: Literal["max", "min"] = "max"
     search: Search | None = None
 

@@ -67,7 +67,7 @@ def test_the_design_is_read_from_the_configs_with_the_baseline_as_reference():
 
 def test_contrasts_match_their_closed_form_and_the_verdicts_come_out_as_constructed(tmp_path):
     runs = nll_sweep(pre=-0.2, no_warmup=0.5, interaction=-0.5)
-    made = report.build(runs, tmp_path, n_resamples=1000)
+    made = report.build(runs, tmp_path, n_resamples=1000, primary_metric="test_nll")
     (section,) = made.sections
     y = run_scores(runs)
     post, no_warmup, pre, both = ([y[c, s] for s in SEEDS] for c in CELLS)  # per seed, in CELLS' order
@@ -99,7 +99,7 @@ def test_contrasts_match_their_closed_form_and_the_verdicts_come_out_as_construc
 
 def test_an_interaction_of_zero_is_inconclusive_while_the_main_effects_differ(tmp_path):
     runs = nll_sweep(pre=-0.3, no_warmup=0.4, interaction=0.0, seed=3)
-    made = report.build(runs, tmp_path, n_resamples=1000)
+    made = report.build(runs, tmp_path, n_resamples=1000, primary_metric="test_nll")
     verdicts = {(r["effect"], r["metric"]): r["verdict"] for r in made.sections[0].comparisons}
     assert verdicts["model.norm post → pre", "test NLL"] == "differs (lower)"
     assert verdicts["schedule.warmup_steps 200 → 0", "test NLL"] == "differs (higher)"

@@ -6,7 +6,7 @@ import pytest
 import sacrebleu
 from scipy import stats as scipy_stats
 
-from analysis import questions, render, report
+from analysis import questions, render, report, verdicts
 from analysis.load import SweepRuns
 from trainer.record import setting_of
 
@@ -114,25 +114,57 @@ def test_a_large_consistent_effect_differs_and_the_table_says_so(tmp_path):
     page = "http://127.0.0.1:5000/#/experiments/7/runs/no_label_smoothing-1?workflowType=machine_learning"
     assert arm["runs"][0] == ("seed 1", "no_label_smoothing-1", page)
     by_metric = {row["metric"]: row for row in section.comparisons}
-    assert set(by_metric) == {"BLEU", "BLEU (lowercased)", "chrF", "ECE", "test NLL"}
+    assert set(by_metric) == {"BLEU", "chrF (secondary)", "ECE (secondary)", "test NLL (secondary)"}
     # seed level only (no per-sentence statistics): t with 2 df, yet +0.037 against a seed sd of 0.002
     paired_t = scipy_stats.ttest_rel([0.058, 0.060, 0.056], [0.020, 0.022, 0.021]).pvalue
-    assert by_metric["ECE"]["verdict"] == "differs (higher)"
-    assert by_metric["ECE"]["p (Holm)"].startswith(f"{paired_t:.1e} (")
-    assert by_metric["test NLL"]["verdict"] == "inconclusive"  # identical logged NLL
-    assert by_metric["test NLL"]["baseline → arm"] == "2.000 → 2.000"
+    ece = by_metric["ECE (secondary)"]
+    assert ece["verdict"] == "differs (higher)"
+    assert ece["p (Holm)"].startswith(f"{paired_t:.1e} (")
+    assert by_metric["test NLL (secondary)"]["verdict"] == "inconclusive"  # identical logged NLL
+    assert by_metric["test NLL (secondary)"]["baseline → arm"] == "2.000 → 2.000"
     assert by_metric["BLEU"]["same test set"].count("; ") == 2
-    assert by_metric["ECE"]["same test set"] == "-"  # no per-sentence statistics for ECE
-    # the finding puts ECE first for a label-smoothing group, then BLEU, all from verdicts
-    assert section.finding.startswith("no_label_smoothing raised ECE: 0.0210 → 0.0580 (adjusted interval [+")
-    assert "no_label_smoothing lowered BLEU:" in section.finding and "Holm p" in section.finding
-    assert section.to_resolve == [  # logged and identical in every run: nothing to detect
-        "no_label_smoothing on BLEU (lowercased): no effect to detect",
-        "no_label_smoothing on test NLL: no effect to detect",
-    ]
-    assert "Holm–Bonferroni adjusts all 5 comparisons" in " ".join(made.intro)
+    assert ece["same test set"] == "-"  # no per-sentence statistics for ECE
+    # the finding is the primary metric's (BLEU by default), from its verdict
+    assert section.finding.startswith("no_label_smoothing lowered BLEU:") and "Holm p" in section.finding
+    assert "ECE" not in section.finding
+    assert section.to_resolve == ["no_label_smoothing on test NLL: no effect to detect"]  # identical logs
+    intro = " ".join(made.intro)
+    assert "Primary metric: BLEU; secondary: chrF, ECE, test NLL." in intro
+    assert "on the primary metric together (1 of them), and the secondary ones (3," in intro
     assert [f.name for f in section.figures] == ["no_label_smoothing_reliability"]
     assert (tmp_path / "figures" / "no_label_smoothing_reliability.png").stat().st_size > 1000
+
+
+def test_a_group_s_primary_metric_leads_its_table_and_finding_and_has_its_own_holm_family(tmp_path):
+    runs = smoothing_sweep()
+    texts = {"no_label_smoothing": report.GroupText(primary="ece")}
+    made = report.build(runs, tmp_path, n_resamples=1000, texts=texts)
+    (section,) = made.sections
+    assert section.rows[1]["Δ ECE [adjusted interval]"].startswith("+0.0370")
+    assert "Δ BLEU [adjusted interval]" not in section.rows[1]
+    assert section.finding.startswith("no_label_smoothing raised ECE: 0.0210 → 0.0580")
+    by_metric = {row["metric"]: row for row in section.comparisons}
+    assert set(by_metric) == {"ECE", "BLEU (secondary)", "chrF (secondary)", "test NLL (secondary)"}
+    assert "Primary metric: ECE; secondary: BLEU, chrF, test NLL." in " ".join(made.intro)
+    # each family is adjusted on its own: ECE alone is not adjusted; the secondary p's by Holm over 3
+    evidence = verdicts.gather(runs, runs.trials, 1000)
+    judged = verdicts.judge(evidence, primary={"no_label_smoothing": "ece"})
+    primary = [v for v in judged.values() if v.family_name == verdicts.PRIMARY]
+    secondary = [v for v in judged.values() if v.family_name == verdicts.SECONDARY]
+    assert [v.comparison.metric for v in primary] == ["ece"] and primary[0].family == 1
+    assert primary[0].p_adjusted == primary[0].comparison.p
+    assert {v.comparison.metric for v in secondary} == {"bleu", "chrf", "test_nll"}
+    expected = verdicts.holm([v.comparison.p for v in secondary])
+    assert [v.p_adjusted for v in secondary] == pytest.approx(list(expected))
+    assert all(v.family == 3 for v in secondary)
+
+
+def test_lowercased_bleu_is_compared_only_where_it_is_the_primary_metric(tmp_path):
+    evidence = verdicts.gather(smoothing_sweep(), smoothing_sweep().trials, 200)
+    assert "bleu_lc" not in {m for _, m in verdicts.judge(evidence)}
+    judged = verdicts.judge(evidence, primary={"no_label_smoothing": "bleu_lc"})
+    assert judged[("no_label_smoothing", "bleu_lc")].family_name == verdicts.PRIMARY
+    assert judged[("no_label_smoothing", "bleu")].family_name == verdicts.SECONDARY
 
 
 def test_an_arm_like_the_baseline_is_inconclusive_on_every_metric(tmp_path):

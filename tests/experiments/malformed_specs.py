@@ -26,6 +26,12 @@ MALFORMED = [
     ("empty-file", "", "the spec is empty"),
     ("missing-baseline", "ablations: {x: {model.heads: 1}}\n", "baseline: Field required"),
     ("unknown-top-level-key", "baseline: {config: {tiny}}\nseed: [1]\n", "seed: unknown key"),
+    ("primary-metric-unknown", "baseline: {config: {tiny}}\nprimary_metric: sacrebleu\n", "primary_metric: "),
+    (
+        "group-primary-metric-unknown",
+        "baseline: {config: {tiny}}\nablations: {x: {arms: {a: {model.heads: 1}}, primary_metric: ECE}}\n",
+        "ablations.x.primary_metric",
+    ),
     ("baseline-file-missing", "baseline: {config: nowhere.yaml}\n", "no such file"),
     ("baseline-not-mapping", "baseline: {config: 42}\n", "baseline.config"),
     ("baseline-unknown-config-key", "baseline: {config: {model: {head: 4}}}\n", "unknown key 'model.head'"),

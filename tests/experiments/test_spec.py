@@ -1,15 +1,18 @@
 """Spec expansion: counts, names, hashes, deduplication, and every shipped spec."""
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
 
+from analysis.metrics import METRICS
 from experiments.plan import estimate, plan_records
 from experiments.plan_table import crossed_groups
 from experiments.reporting import target_experiment
 from experiments.runs import describe, group_question
 from experiments.spec import SpecError, load_plan
+from experiments.spec_schema import PrimaryMetric
 from tests.conftest import tiny_dict
 from trainer.corpus import SplitFiles, split_files
 from trainer.evaluate import bleu_tokenizer
@@ -160,6 +163,18 @@ def test_a_crossed_group_plans_as_its_grid_and_carries_its_own_question():
     assert target.texts["norm_warmup"].expect.startswith("Xiong et al. 2020: without warmup post-LN")
 
 
+def test_the_primary_metric_is_the_spec_s_unless_a_group_names_its_own(tmp_path):
+    groups = {
+        "no_ls": {"arms": {"none": {"loss.label_smoothing": 0.0}}, "primary_metric": "ece"},
+        "d": {"model.dropout": 0.0},
+    }
+    target = target_experiment(str(write_spec(tmp_path, spec(ablations=groups, primary_metric="chrf"))))
+    assert target.primary_metric == "chrf"
+    assert target.texts["no_ls"].primary == "ece" and target.texts["d"].primary == ""
+    plain = target_experiment(str(write_spec(tmp_path, spec(ablations=groups), name="plain.yaml")))
+    assert plain.primary_metric == "bleu"
+
+
 def test_a_groups_question_is_derived_from_every_key_it_varies(tmp_path):
     groups = {
         "both": {"grid": {"model.heads": [1, 8], "model.layers": [2, 4]}},
@@ -194,3 +209,7 @@ def test_malformed_specs_are_refused_with_the_problem_named(tmp_path, text, frag
     with pytest.raises(SpecError) as err:
         load_plan(path)
     assert fragment in str(err.value) and str(path) in str(err.value)
+
+
+def test_the_primary_metrics_a_spec_may_name_are_the_metrics_a_report_compares():
+    assert get_args(PrimaryMetric) == tuple(METRICS)
