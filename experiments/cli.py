@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -366,6 +367,9 @@ def schedules_command(
 
 
 def main() -> None:  # pragma: no cover - console entry point
+    # MLflow draws a progress bar for every artifact it reads back (a run's summary, a report):
+    # noise among the command's own lines
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     app()
 
 

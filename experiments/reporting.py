@@ -7,7 +7,6 @@ schedule exercise, and the spec's group order and description. The report is wri
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +63,6 @@ def target_experiment(target: str) -> Target:
 def make_report(
     target: str, tracking_uri: str, out: Path | None, n_resamples: int = RESAMPLES, links: bool = True
 ) -> Made:
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     found = target_experiment(target)
     experiment = found.experiment
     try:
