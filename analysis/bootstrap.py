@@ -138,7 +138,8 @@ class Comparison:
     df: float  # math.inf for a test-set-only comparison
     p: float
     scope: str
-    p_better: float  # P(a_i better than b_j) over all pairs of seeds i, j (arm vs baseline runs)
+    better_seeds: int  # paired seeds in which the arm is better (d_s on the metric's better side)
+    tied_seeds: int  # paired seeds with d_s = 0
     seed_var: float
     sentence_var: float
     sentence_df: float
@@ -214,14 +215,14 @@ def contrast(
     a, b = combine(plus), combine(minus)
     d, n = a - b, len(seeds)
     sign = 1.0 if metric.higher_is_better else -1.0
-    better = np.sign(sign * (a[:, None] - b[None, :]))
     common = dict(
         metric=metric.name,
         seeds=seeds,
         baseline=float(b.mean()),
         arm=float(a.mean()),
         delta=float(d.mean()),
-        p_better=float((better.mean() + 1) / 2),
+        better_seeds=int(np.sum(sign * d > 0)),
+        tied_seeds=int(np.sum(d == 0)),
         n_resamples=resampled.n_resamples,
     )
     if not all((runs[s], metric.name) in resampled.replicates for _, runs in terms for s in seeds):

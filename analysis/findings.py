@@ -9,7 +9,7 @@ from analysis import budget, hardware
 from analysis.bootstrap import SEEDS_ONLY
 from analysis.factorial import INTERACTION, MAIN, Contrast
 from analysis.metrics import METRICS
-from analysis.stats import format_p
+from analysis.stats import P_SHOWN_FLOOR, format_p
 from analysis.verdicts import (
     CONFOUNDED,
     DIFFERS,
@@ -124,6 +124,8 @@ def _evidence(v: Verdict) -> str:
     """The interval, p or power and seeds behind a verdict, for the parentheses of a sentence."""
     c, m = v.comparison, METRICS[v.comparison.metric]
     seeds = f"{len(c.seeds)} seed{'s' if len(c.seeds) != 1 else ''}"
+    if v.left_out:
+        seeds += " (" + "; ".join(f"seed {seed} left out: {why}" for seed, why in v.left_out) + ")"
     adjusted = f"adjusted interval {interval(v.adjusted, m.digits)}"
     if v.word == DIFFERS:
         return f"{adjusted}, {format_p(v.p_adjusted, name='Holm p')}, {seeds}"
@@ -165,7 +167,8 @@ def method_text(
         "excludes 0 and 'inconclusive' "
         "otherwise; 'detects' is the smallest difference this test (these seeds, these sentences) "
         "finds with 80 % power; "
-        "P(better) is the share of (arm seed, baseline seed) pairs in which the arm is better. The "
+        "'better in' counts the paired seeds in which the arm (the effect's level) is better; "
+        f"p-values below {P_SHOWN_FLOOR:.4f} are written < {P_SHOWN_FLOOR:.4f}. The "
         "'same test set' p-values (sacreBLEU's paired bootstrap, one per seed) only say whether two "
         "outputs differ on these sentences."
     )
@@ -197,6 +200,20 @@ def p_cell(v: Verdict) -> str:
     return format_p(v.comparison.p, v.comparison.p_floor, name="")
 
 
+def seeds_cell(v: Verdict) -> str:
+    """The paired seeds compared, and each seed left out with why (``2 (seed 3: arm diverged)``)."""
+    left = "; ".join(f"seed {seed}: {why}" for seed, why in v.left_out)
+    return f"{len(v.comparison.seeds)}" + (f" ({left})" if left else "")
+
+
+def better_in(c, effect: Contrast | None = None) -> str:
+    """The paired effect size: in how many of the paired seeds the arm is better (``2/3 seeds``,
+    ``2/3 seeds, 1 tied``); '-' for one seed and for an interaction, which has no better side."""
+    if len(c.seeds) < 2 or (effect is not None and effect.kind == INTERACTION):
+        return "-"
+    return f"{c.better_seeds}/{len(c.seeds)} seeds" + (f", {c.tied_seeds} tied" if c.tied_seeds else "")
+
+
 def comparison_row(v: Verdict, effect: Contrast | None = None) -> dict:
     """One comparison as a row of the group's table of comparisons (of a factorial group's
     effects, with ``effect``: its kind, and its two parts)."""
@@ -210,7 +227,8 @@ def comparison_row(v: Verdict, effect: Contrast | None = None) -> dict:
         "Δ [95 % CI]": f"{number(c.delta, m.digits, True)} {interval(v.interval, m.digits)}",
         "adjusted": interval(v.adjusted, m.digits),
         "p (Holm)": "-" if v.word == CONFOUNDED else f"{p_cell(v)} ({format_p(v.p_adjusted, name='')})",
-        "P(better)": f"{c.p_better:.2f}" if len(c.seeds) > 1 else "-",  # one pair of runs is no share
+        "seeds": seeds_cell(v),
+        "better in": better_in(c, effect),
         "verdict": verdict_cell(v),
         "detects": detectable_cell(v),
         "same test set": "; ".join(format_p(p, 1 / (c.n_resamples + 1), "") for p in c.same_test_set) or "-",

@@ -43,14 +43,23 @@ def summarize(values: np.ndarray) -> tuple[float, float, float]:
     return mean, sd, float(scipy_stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n))
 
 
+P_SHOWN_FLOOR = 1e-4
+"""Smaller p-values are written ``p < 0.0001``: that far into a t distribution's tail the value
+says more about the normal model than about the runs (a t with estimated degrees of freedom
+printed 1e-52 for a 3-seed comparison)."""
+
+
 def format_p(p: float | None, floor: float | None = None, name: str = "p") -> str:
-    """``p = 0.03``, ``p = 0.004``, ``p = 2.1e-05``; a resampling p-value at its floor
-    ``1/(B + 1)`` is written ``p ≤ 1/(B + 1)``, since resampling cannot tell smaller values
-    apart; '-' where there is no test. With ``name`` empty, the value alone (``0.03``, ``≤ 1/1,001``)."""
+    """``p = 0.03``, ``p = 0.004``, ``p = 2.1e-04``, ``p < 0.0001`` (below
+    :data:`P_SHOWN_FLOOR`); a resampling p-value at its floor ``1/(B + 1)`` is written
+    ``p ≤ 1/(B + 1)``, since resampling cannot tell smaller values apart; '-' where there is no
+    test. With ``name`` empty, the value alone (``0.03``, ``≤ 1/1,001``)."""
     if p is None or math.isnan(p):
         return "-"
     if floor is not None and p <= floor * (1 + 1e-9):
         value = f"≤ 1/{round(1 / floor):,}"
+    elif p < P_SHOWN_FLOOR:
+        value = f"< {P_SHOWN_FLOOR:.4f}"
     else:
         value = f"= {p:.1e}" if p < 0.001 else f"= {p:.3f}" if p < 0.01 else f"= {p:.2f}"
     return f"{name} {value}" if name else value.removeprefix("= ")

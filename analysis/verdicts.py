@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -129,6 +129,7 @@ class Verdict:
     seeds_needed: int | None  # inconclusive only: seeds that would detect the observed Δ
     test_set_limited: bool  # the test set's part of the variance alone hides the observed Δ
     family_name: str = PRIMARY  # PRIMARY or SECONDARY
+    left_out: tuple[tuple[int, str], ...] = ()  # (seed, why) of seeds some run has but not every system
 
     @property
     def interval(self) -> tuple[float, float]:
@@ -196,6 +197,18 @@ class Evidence:
         run_ids = {self.runs[s][seed] for s in settings for seed in c.seeds if seed in self.runs.get(s, {})}
         return hardware.mixed(self.trials[self.trials["run_id"].isin(run_ids)])
 
+    def left_out(self, c: Comparison, settings) -> tuple[tuple[int, str], ...]:
+        """The seeds some run of ``settings`` has that ``c`` could not pair, each with why (a run
+        diverged, failed, never ran, or has no score on the metric): none drops out unsaid."""
+        rows = self.trials[self.trials["setting"].isin(list(settings))]
+        out = []
+        for seed in sorted(set(rows["seed"].astype(int)) - set(c.seeds)):
+            at = rows[rows["seed"] == seed]
+            why = [f"{r.setting} {r.status}" for r in at.itertuples() if r.status != "finished"]
+            why += [f"{s} not run" for s in settings if s not in set(at["setting"])]
+            out.append((seed, ", ".join(why) or f"no {METRICS[c.metric].label}"))
+        return tuple(out)
+
     def contrast(self, metric: str, plus: dict[str, float], minus: dict[str, float]) -> Comparison | None:
         """``Σ w·setting`` over ``plus`` minus the same over ``minus`` (setting -> weight)."""
 
@@ -236,9 +249,11 @@ def judge(
     for setting, groups in zip(trials["setting"], trials["groups"], strict=True):
         groups_of.setdefault(setting, set()).update(g for g in groups if g != BASELINE)
     found: list[tuple[str, str, Comparison, bool, bool]] = []  # key, setting, comparison, confounded, lead
+    settings_of: dict[str, set[str]] = {}  # key -> the settings its contrast involves
 
     def add(key: str, name: str, plus: dict[str, float], minus: dict[str, float], groups: set[str]) -> None:
         leads = {primary.get(g, DEFAULT_PRIMARY) for g in groups}
+        settings_of[key] = {*plus, *minus}
         for metric in METRICS:
             if metric in NO_FAMILY and metric not in leads:
                 continue
@@ -263,5 +278,7 @@ def judge(
             confounded=[mixed for *_, mixed in members],
             family_name=family_name,
         )
-        out |= {(key, v.comparison.metric): v for (key, *_), v in zip(members, verdicts, strict=True)}
+        for (key, *_), v in zip(members, verdicts, strict=True):
+            left_out = evidence.left_out(v.comparison, settings_of[key])
+            out[(key, v.comparison.metric)] = replace(v, left_out=left_out)
     return out

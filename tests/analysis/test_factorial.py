@@ -91,6 +91,8 @@ def test_contrasts_match_their_closed_form_and_the_verdicts_come_out_as_construc
         assert rows[effect]["verdict"].startswith("differs")
     interaction = rows["schedule.warmup_steps 200 → 0 × model.norm post → pre"]
     assert interaction["kind"] == INTERACTION and interaction["verdict"] == "differs (lower)"
+    assert interaction["better in"] == "-"  # an interaction has no better side
+    assert rows["model.norm post → pre"]["better in"].endswith(f"/{len(SEEDS)} seeds")
     # its two parts are the warmup effect with post-LN and with pre-LN
     with_post, with_pre = np.mean(no_warmup - post), np.mean(both - pre)
     assert interaction["reference → level"] == f"{with_post:+.3f} → {with_pre:+.3f}".replace("-", "−")

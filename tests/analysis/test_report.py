@@ -123,6 +123,7 @@ def test_a_large_consistent_effect_differs_and_the_table_says_so(tmp_path):
     assert by_metric["test NLL (secondary)"]["verdict"] == "inconclusive"  # identical logged NLL
     assert by_metric["test NLL (secondary)"]["baseline → arm"] == "2.000 → 2.000"
     assert by_metric["BLEU"]["same test set"].count("; ") == 2
+    assert by_metric["BLEU"]["seeds"] == "3" and by_metric["BLEU"]["better in"] == "0/3 seeds"
     assert ece["same test set"] == "-"  # no per-sentence statistics for ECE
     # the finding is the primary metric's (BLEU by default), from its verdict
     assert section.finding.startswith("no_label_smoothing lowered BLEU:") and "Holm p" in section.finding
@@ -159,6 +160,20 @@ def test_a_group_s_primary_metric_leads_its_table_and_finding_and_has_its_own_ho
     assert all(v.family == 3 for v in secondary)
 
 
+def test_a_seed_left_out_of_the_pairs_is_counted_and_named_and_the_effect_size_is_paired(tmp_path):
+    runs = smoothing_sweep()
+    trials = runs.trials.copy()
+    diverged = trials["run_id"] == "no_label_smoothing-2"
+    trials.loc[diverged, ["status", "bleu", "bleu_lc", "ece"]] = ["diverged", None, None, None]
+    stats = {k: v for k, v in runs.statistics.items() if k != "no_label_smoothing-2"}
+    made = report.build(sweep(trials.to_dict("records"), stats), tmp_path, n_resamples=500)
+    (section,) = made.sections
+    bleu = next(row for row in section.comparisons if row["metric"] == "BLEU")
+    assert bleu["seeds"] == "2 (seed 2: no_label_smoothing diverged)"
+    assert bleu["better in"] == "0/2 seeds"  # the arm kept fewer words in both paired seeds
+    assert "2 seeds (seed 2 left out: no_label_smoothing diverged)" in section.finding
+
+
 def test_lowercased_bleu_is_compared_only_where_it_is_the_primary_metric(tmp_path):
     evidence = verdicts.gather(smoothing_sweep(), smoothing_sweep().trials, 200)
     assert "bleu_lc" not in {m for _, m in verdicts.judge(evidence)}
@@ -182,7 +197,7 @@ def test_one_seed_gives_no_verdict_across_training_runs(tmp_path):
     assert verdict.startswith("test set only: p ≤ 1/1,001")
     assert "covers test-set variation only" in made.sections[0].finding
     assert any("one seed" in line for line in made.intro)
-    assert {row["P(better)"] for row in made.sections[0].comparisons} == {"-"}  # one pair of runs: no share
+    assert {row["better in"] for row in made.sections[0].comparisons} == {"-"}  # one pair of runs: no share
 
 
 def test_runs_still_improving_are_counted_and_a_mostly_flagged_group_says_it(tmp_path):

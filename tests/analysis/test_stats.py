@@ -28,8 +28,9 @@ def test_aggregate_per_setting_skips_missing_values():
     assert out.loc["b", "bleu_sd"] == pytest.approx(math.sqrt(2))
 
 
-def test_format_p_writes_a_resampling_floor_as_a_bound():
+def test_format_p_writes_a_resampling_floor_and_the_shown_floor_as_bounds():
     assert format_p(0.0004) == "p = 4.0e-04"
+    assert format_p(1e-52) == "p < 0.0001" and format_p(0.99e-4, name="") == "< 0.0001"
     assert format_p(0.004) == "p = 0.004"
     assert format_p(0.2345) == "p = 0.23"
     assert format_p(math.nan) == "-" and format_p(None) == "-"
