@@ -63,8 +63,11 @@ def seeds_to_resolve(v: Verdict) -> str:
         return "-"
     if v.comparison.delta == 0:
         return "no effect to detect"
-    if v.seeds_needed is not None:
-        return f"{v.seeds_needed} seeds"
+    fewest, most = v.seeds_needed or (None, None)
+    if fewest is not None:
+        if most == fewest:
+            return f"{fewest} seeds"
+        return f"{fewest}–{most} seeds" if most is not None else f"{fewest} to more than {MAX_SEEDS} seeds"
     if v.test_set_limited:
         return "a larger test set (the sentences' own variation hides it at any number of seeds)"
     return f"more than {MAX_SEEDS} seeds"
@@ -134,7 +137,10 @@ def _evidence(v: Verdict) -> str:
         text += f"; this test detects |Δ| ≥ {number(v.detectable, m.digits)} with 80 % power"
     resolve = seeds_to_resolve(v)
     if resolve.endswith("seeds") and resolve[0].isdigit():
-        text += f"; about {resolve} would detect {number(c.delta, m.digits, True)}"
+        text += (
+            f"; {resolve} would detect {number(c.delta, m.digits, True)} (the seed variance at either "
+            "end of its 80 % interval)"
+        )
     elif resolve != "-":
         text += f"; resolving it needs {resolve}"
     return text

@@ -26,7 +26,10 @@
   :data:`analysis.metrics.METRICS` that is in a family) and decides each family together.
 - **Seeds needed**: the smallest n whose power reaches 80 % for the observed Δ at ``α/k``,
   with the comparison's own components, ``SE² = s²_d/n + V_sent`` (the test set's part does not
-  shrink with seeds; where it alone prevents detection no number of seeds will do).
+  shrink with seeds; where it alone prevents detection no number of seeds will do). Given as a
+  range: ``s²_d`` at either end of its 80 % interval, ``s²_d·(n − 1)/χ²_{0.9, n−1}`` to
+  ``s²_d·(n − 1)/χ²_{0.1, n−1}``; with 3 seeds the variance has 2 degrees of freedom, and one
+  figure ("about 54 seeds") would treat it as known.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ SECONDARY = "secondary"
 NO_FAMILY = ("bleu_lc",)  # compared only where a group names it its primary metric
 POWER = 0.8
 MAX_SEEDS = 100
+SEED_VARIANCE_LEVEL = 0.8  # the interval of s²_d that seeds-to-resolve is given over
 
 DIFFERS = "differs"
 INCONCLUSIVE = "inconclusive"
@@ -105,16 +109,28 @@ def detectable_effect(se: float, df: float, alpha: float, target: float = POWER)
     return float(optimize.brentq(lambda e: power(e, se, df, alpha) - target, 0.0, high, xtol=se * 1e-6))
 
 
-def seeds_needed(c: Comparison, alpha: float, target: float = POWER) -> int | None:
-    """The fewest seeds that detect the observed Δ of ``c`` with probability ``target``; None if
-    even ``MAX_SEEDS`` do not."""
-    per_seed = c.seed_var * len(c.seeds)  # s²_d
+def seeds_needed(
+    c: Comparison, alpha: float, target: float = POWER, per_seed: float | None = None
+) -> int | None:
+    """The fewest seeds that detect the observed Δ of ``c`` with probability ``target``, the
+    seeds' differences having variance ``per_seed`` (default: their sample variance ``s²_d``);
+    None if even ``MAX_SEEDS`` do not."""
+    per_seed = c.seed_var * len(c.seeds) if per_seed is None else per_seed
     for n in range(2, MAX_SEEDS + 1):
         se = math.sqrt(per_seed / n + c.sentence_var)
         df = satterthwaite(per_seed / n, n - 1, c.sentence_var, c.sentence_df)
         if power(c.delta, se, df, alpha) >= target:
             return n
     return None
+
+
+def seeds_needed_range(c: Comparison, alpha: float) -> tuple[int | None, int | None]:
+    """:func:`seeds_needed` with ``s²_d`` at the low and the high end of its
+    ``SEED_VARIANCE_LEVEL`` interval (chi-square with n − 1 degrees of freedom)."""
+    n = len(c.seeds)
+    tail = (1 - SEED_VARIANCE_LEVEL) / 2
+    low, high = (c.seed_var * n * (n - 1) / scipy_stats.chi2.ppf(q, n - 1) for q in (1 - tail, tail))
+    return seeds_needed(c, alpha, per_seed=low), seeds_needed(c, alpha, per_seed=high)
 
 
 @dataclass(frozen=True)
@@ -126,7 +142,7 @@ class Verdict:
     word: str
     adjusted_level: float
     detectable: float | None  # smallest |Δ| this comparison's test detects with 80 % power
-    seeds_needed: int | None  # inconclusive only: seeds that would detect the observed Δ
+    seeds_needed: tuple[int | None, int | None] | None  # inconclusive: seeds_needed_range
     test_set_limited: bool  # the test set's part of the variance alone hides the observed Δ
     family_name: str = PRIMARY  # PRIMARY or SECONDARY
     left_out: tuple[tuple[int, str], ...] = ()  # (seed, why) of seeds some run has but not every system
@@ -161,7 +177,7 @@ def decide(
         ratio = c.p / p_adj if p_adj > 0 else 1 / k
         word = ONE_SEED if c.scope == TEST_SET_ONLY else DIFFERS if p_adj <= alpha else INCONCLUSIVE
         detectable = None if c.scope == TEST_SET_ONLY else detectable_effect(c.se, c.df, alpha / k)
-        needed = seeds_needed(c, alpha / k) if word == INCONCLUSIVE else None
+        needed = seeds_needed_range(c, alpha / k) if word == INCONCLUSIVE else None
         limited = (
             c.sentence_var > 0 and power(c.delta, math.sqrt(c.sentence_var), c.sentence_df, alpha / k) < POWER
         )

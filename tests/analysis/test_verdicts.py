@@ -17,6 +17,7 @@ from analysis.verdicts import (
     holm,
     power,
     seeds_needed,
+    seeds_needed_range,
 )
 
 
@@ -109,3 +110,15 @@ def test_seeds_needed_grows_as_the_effect_shrinks_and_stops_at_the_test_sets_lim
     )
     stuck = Comparison(**{**c.__dict__, "sentence_var": 4.0, "sentence_df": 999.0})
     assert seeds_needed(stuck, 0.05) is None  # the test set's own variation hides Δ = 1 at any seed count
+
+
+def test_seeds_needed_is_a_range_over_the_seed_variance_s_interval_narrowing_with_more_seeds():
+    few = comparison(1.0, 0.6, df=2, seeds=(1, 2, 3))  # s_d^2 = 3 * 0.36, 2 degrees of freedom
+    fewest, most = seeds_needed_range(few, 0.05)
+    assert fewest < seeds_needed(few, 0.05) < most
+    low = 3 * 0.36 * 2 / scipy_stats.chi2.ppf(0.9, 2)  # the low end of s_d^2's 80 % interval
+    assert fewest == seeds_needed(few, 0.05, per_seed=low)
+    many = comparison(1.0, 0.6 * math.sqrt(3 / 30), df=29, seeds=tuple(range(30)))  # the same s_d^2
+    assert many.seed_var * 30 == pytest.approx(few.seed_var * 3)
+    narrow = seeds_needed_range(many, 0.05)
+    assert narrow[1] - narrow[0] < most - fewest and narrow[0] <= seeds_needed(many, 0.05) <= narrow[1]
