@@ -8,8 +8,10 @@ every combination of their levels (a full factorial). The design is read from th
 alone, so a report of an experiment needs no spec.
 
 Each factor has a **reference level**: the baseline's, where the baseline is one of the cells,
-else its first level. The contrasts are those of treatment coding, each averaged over the levels
-of the factors it does not involve (``cell(·)`` a setting's score, ``ref`` the reference):
+else the first level the spec declares (its first arm or axis value; without a spec, the first
+in the runs' order, said so in the report). The contrasts are those of treatment coding, each
+averaged over the levels of the factors it does not involve (``cell(·)`` a setting's score,
+``ref`` the reference):
 
 - **main effect** of factor F at level l: ``mean(cell(F = l)) − mean(cell(F = ref))``;
 - **interaction** of factors F1 … Fk at levels l1 … lk (k ≥ 2): the effect of F2 … Fk at
@@ -18,13 +20,14 @@ of the factors it does not involve (``cell(·)`` a setting's score, ``ref`` the 
   differences (in Xiong et al. 2020, warmup matters with post-LN and not with pre-LN).
 
 Every contrast is one :func:`analysis.bootstrap.contrast` (seeds and test sentences), decided
-with the report's other comparisons under one Holm adjustment.
+with the report's other comparisons of its metric's Holm family.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -75,6 +78,14 @@ class Design:
     factors: tuple[Factor, ...]
     cells: dict[Cell, str]  # cell -> setting
     baseline_cell: Cell | None  # the baseline's cell, where it is one
+    declared: bool = False  # without a baseline cell: the references are the spec's first levels
+
+    @property
+    def reference_rule(self) -> str:
+        """Where the reference levels come from, in words."""
+        if self.baseline_cell:
+            return "the baseline's level"
+        return "the first level the spec declares" if self.declared else "the first level in the runs' order"
 
     @property
     def shape(self) -> str:
@@ -173,9 +184,17 @@ def factors_of(rows: pd.DataFrame, keys: list[str]) -> list[list[str]]:
     return _factor_keys(_setting_values(rows, keys), keys)
 
 
-def design(group: str, members: pd.DataFrame, keys: list[str], baseline: str = "baseline") -> Design | None:
+def design(
+    group: str,
+    members: pd.DataFrame,
+    keys: list[str],
+    baseline: str = "baseline",
+    declared: Mapping[str, Sequence[str]] | None = None,
+) -> Design | None:
     """The crossed design of ``group`` (its own runs: ``members`` whose groups name it), or None
-    where the group is not a full factorial of two or more factors."""
+    where the group is not a full factorial of two or more factors. ``declared``: config key ->
+    its values in the order the spec declares them (as the spec wrote them), for the reference
+    level where the baseline is not a cell."""
     own = members[[group in gs for gs in members["groups"]]]
     if "model.arch" in own.columns:  # runs that never started logged no config
         own = own[own["model.arch"].notna()]
@@ -194,10 +213,21 @@ def design(group: str, members: pd.DataFrame, keys: list[str], baseline: str = "
     baseline_cell = next((c for c, s in cells.items() if s == baseline), None)
     factors = []
     for i, (f, levels) in enumerate(zip(grouped, levels_of, strict=True)):
-        reference = baseline_cell[i] if baseline_cell else levels[0]
+        reference = baseline_cell[i] if baseline_cell else _first_declared(f, levels, declared or {})
         ordered = [reference, *[lv for lv in _natural(levels) if lv != reference]]
         factors.append(Factor(tuple(f), tuple(ordered)))
-    return Design(group, tuple(factors), cells, baseline_cell)
+    return Design(group, tuple(factors), cells, baseline_cell, declared=bool(declared))
+
+
+def _first_declared(keys: list[str], levels: list[Level], declared: Mapping[str, Sequence[str]]) -> Level:
+    """The level the spec declares first (by the first of ``keys`` it declares), else the first of
+    ``levels`` (the runs' order)."""
+    for position, key in enumerate(keys):
+        order = list(declared.get(key, ()))
+        known = [level for level in levels if level[position] in order]
+        if known:
+            return min(known, key=lambda level: order.index(level[position]))
+    return levels[0]
 
 
 def _natural(levels: list[Level]) -> list[Level]:

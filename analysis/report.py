@@ -60,6 +60,7 @@ class GroupText:
     question: str = ""
     expect: str = ""
     primary: str = ""
+    levels: dict[str, list[str]] | None = None  # key -> values as declared (factorial references)
 
 
 @dataclass
@@ -115,11 +116,12 @@ def build(
     order = [g for g in (groups or []) if g in found] + [g for g in found if g not in (groups or [])]
     evidence = gather(runs, trials, n_resamples)
     designs = {}
+    texts = texts or {}
     for group in order:
         members = _members(trials, group)
-        if crossed := design(group, members, varied_keys(members)):
+        declared = texts.get(group, GroupText()).levels
+        if crossed := design(group, members, varied_keys(members), declared=declared):
             designs[group] = crossed
-    texts = texts or {}
     leads = {g: texts.get(g, GroupText()).primary or primary_metric for g in order}
     verdicts = judge(evidence, list(designs.values()), leads)
     flagged = budget.flags(trials, runs.curves)
@@ -283,8 +285,7 @@ def _design_section(
             if crossed.baseline_cell
             else "; the baseline is not one of them."
         )
-        + " Each effect is a contrast of cell means (seeds paired), its reference the "
-        + ("baseline's level." if crossed.baseline_cell else "first level.")
+        + f" Each effect is a contrast of cell means (seeds paired), its reference {crossed.reference_rule}."
     )
     cells = {metric: _cells(ctx, crossed, metric) for metric in dict.fromkeys([lead, "bleu"])}
     for metric, table in cells.items():

@@ -50,7 +50,12 @@ def target_experiment(target: str) -> Target:
 
         plan = load_plan(path)
         texts = {
-            name: report.GroupText(group_question(plan, name), group.expect or "", group.primary_metric or "")
+            name: report.GroupText(
+                group_question(plan, name),
+                group.expect or "",
+                group.primary_metric or "",
+                group.declared_levels(),
+            )
             for name, group in plan.spec.ablations.items()
         }
         spec = plan.spec

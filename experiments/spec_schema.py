@@ -155,6 +155,18 @@ class Ablation(_Strict):
             out.append(SpecFactor(list(self.zip), " + ".join(self.zip), labels))
         return out
 
+    def declared_levels(self) -> dict[str, list[str]]:
+        """Each key the group varies -> its values in the order the spec declares them (arms in
+        their order, then grid and zip values), as the spec wrote them: a crossed group's
+        reference levels where the baseline is not one of its cells."""
+        out: dict[str, list[str]] = {}
+        for overrides in self.arms.values():
+            for key, value in overrides.items():
+                out.setdefault(key, []).append(value_label(value))
+        for key, values in (*self.grid.items(), *self.zip.items()):
+            out.setdefault(key, []).extend(value_label(v) for v in values)
+        return {key: list(dict.fromkeys(values)) for key, values in out.items()}
+
     @field_validator("grid", "zip")
     @classmethod
     def _non_empty_axes(cls, axes: dict[str, list[Any]]) -> dict[str, list[Any]]:

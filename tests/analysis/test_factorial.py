@@ -141,6 +141,22 @@ def test_zipped_keys_are_one_factor_and_an_incomplete_crossing_is_no_design():
     assert design("g", trials.iloc[:3], ["model.layers", "optim.lr", "model.heads"]) is None
 
 
+def test_without_a_baseline_cell_the_reference_is_the_level_the_spec_declares_first():
+    rows = [  # the runs came back 8 heads first, pre-LN first: the order a sweep finished them in
+        trial(f"heads={h},norm={n}", 1, group="g", **{"model.heads": h, "model.norm": n})
+        for h, n in itertools.product([8, 1], ["pre", "post"])
+    ]
+    trials = pd.DataFrame(rows)
+    keys = ["model.heads", "model.norm"]
+    plain = design("g", trials, keys)
+    assert [f.reference for f in plain.factors] == [("8",), ("pre",)]
+    assert plain.reference_rule == "the first level in the runs' order"
+    declared = design("g", trials, keys, declared={"model.heads": ["1", "8"], "model.norm": ["post", "pre"]})
+    assert [f.reference for f in declared.factors] == [("1",), ("post",)]
+    assert declared.reference_rule == "the first level the spec declares"
+    assert [c.label for c in declared.contrasts()][:2] == ["model.heads 1 → 8", "model.norm post → pre"]
+
+
 def test_three_factors_give_main_effects_and_interactions_of_every_order():
     rows = [
         trial(f"c{a}{b}{c}", 1, group="g", **{"x.a": a, "x.b": b, "x.c": c})

@@ -211,5 +211,24 @@ def test_malformed_specs_are_refused_with_the_problem_named(tmp_path, text, frag
     assert fragment in str(err.value) and str(path) in str(err.value)
 
 
+def test_a_group_declares_its_levels_in_its_own_order_for_the_report_s_references(tmp_path):
+    groups = {
+        "g": {
+            "arms": {"big": {"model.ff_dim": 64}, "small": {"model.ff_dim": 16, "model.dropout": 0.0}},
+            "grid": {"model.heads": [4, 1]},
+            "zip": {"model.layers": [2, 1], "optim.lr": [0.001, 0.002]},
+        }
+    }
+    plan = load_plan(write_spec(tmp_path, spec(ablations=groups)))
+    assert plan.spec.ablations["g"].declared_levels() == {
+        "model.ff_dim": ["64", "16"],
+        "model.dropout": ["0.0"],
+        "model.heads": ["4", "1"],
+        "model.layers": ["2", "1"],
+        "optim.lr": ["0.001", "0.002"],
+    }
+    assert target_experiment(str(plan.path)).texts["g"].levels["model.heads"] == ["4", "1"]
+
+
 def test_the_primary_metrics_a_spec_may_name_are_the_metrics_a_report_compares():
     assert get_args(PrimaryMetric) == tuple(METRICS)
