@@ -17,7 +17,12 @@ averaged over the levels of the factors it does not involve (``cell(·)`` a sett
 - **interaction** of factors F1 … Fk at levels l1 … lk (k ≥ 2): the effect of F2 … Fk at
   ``F1 = l1`` minus the same effect at ``F1 = ref``; in a 2 × 2,
   ``(cell(l1, l2) − cell(l1, ref)) − (cell(ref, l2) − cell(ref, ref))``, a difference of
-  differences (in Xiong et al. 2020, warmup matters with post-LN and not with pre-LN).
+  differences (in Xiong et al. 2020, warmup matters with post-LN and not with pre-LN);
+- **simple effect** of F1 at ``F2 = l``: ``mean(cell(F1 = l1, F2 = l)) − mean(cell(F1 = ref,
+  F2 = l))``. Where a two-factor interaction is real (its verdict is *differs*, or its estimate
+  is larger than one of its factors' main effects), a main effect averages effects that differ,
+  and each factor's effect at each level of the other is what a reader asks:
+  :mod:`analysis.verdicts` then adds these to the primary family.
 
 Every contrast is one :func:`analysis.bootstrap.contrast` (seeds and test sentences), decided
 with the report's other comparisons of its metric's Holm family.
@@ -38,6 +43,7 @@ Weights = dict[Cell, float]
 
 MAIN = "main effect"
 INTERACTION = "interaction"
+SIMPLE = "simple effect"
 
 
 @dataclass(frozen=True)
@@ -63,13 +69,23 @@ class Contrast:
     the reference; an interaction's are the ``inner`` effect at the first factor's level
     (``after``) and at its reference (``before``)."""
 
-    kind: str  # MAIN or INTERACTION
+    kind: str  # MAIN, INTERACTION or SIMPLE
     label: str  # "schedule.warmup_steps 200 → 0", "schedule.warmup_steps 200 → 0 × model.norm post → pre"
     plus: Weights
     minus: Weights
     inner: str  # MAIN: the factor's name; INTERACTION: the effect that changes
     before: str  # "200", "model.norm post": where the minus part is taken
     after: str
+
+
+@dataclass(frozen=True)
+class SimpleEffects:
+    """The simple effects behind a two-factor interaction (by label), and the main effects of
+    its two factors."""
+
+    interaction: str
+    mains: tuple[str, str]
+    effects: tuple[Contrast, ...]
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,35 @@ class Design:
                 for levels in itertools.product(*(self.factors[f].levels[1:] for f in chosen)):
                     out.append(self._contrast(dict(zip(chosen, levels, strict=True))))
         return out
+
+    def simple_effects(self) -> list[SimpleEffects]:
+        """For each two-factor interaction: each of its two factors' effect (to the interaction's
+        level) at the other's reference and at the other's level, averaged over any further
+        factors: what a reader asks when the interaction is real."""
+        out = []
+        for i, j in itertools.combinations(range(len(self.factors)), 2):
+            for li, lj in itertools.product(self.factors[i].levels[1:], self.factors[j].levels[1:]):
+                effects = [
+                    self._simple(f, level, g, at)
+                    for (f, level), (g, other) in (((i, li), (j, lj)), ((j, lj), (i, li)))
+                    for at in (self.factors[g].reference, other)
+                ]
+                mains = (self._contrast({i: li}).label, self._contrast({j: lj}).label)
+                out.append(SimpleEffects(self._contrast({i: li, j: lj}).label, mains, tuple(effects)))
+        return out
+
+    def _simple(self, f: int, level: Level, g: int, at: Level) -> Contrast:
+        """Factor ``f``'s effect (reference → ``level``) where factor ``g`` is at ``at``."""
+        F, G = self.factors[f], self.factors[g]
+        return Contrast(
+            SIMPLE,
+            f"{F.name} {F.label(F.reference)} → {F.label(level)} at {G.name} = {G.label(at)}",
+            self._effect({}, {f: level, g: at}),
+            self._effect({}, {f: F.reference, g: at}),
+            F.name,
+            F.label(F.reference),
+            F.label(level),
+        )
 
     def _contrast(self, chosen: dict[int, Level]) -> Contrast:
         first, *rest = chosen

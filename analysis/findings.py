@@ -7,7 +7,7 @@ import pandas as pd
 
 from analysis import budget, hardware
 from analysis.bootstrap import SEEDS_ONLY
-from analysis.factorial import INTERACTION, MAIN, Contrast
+from analysis.factorial import INTERACTION, MAIN, SIMPLE, Contrast
 from analysis.metrics import METRICS
 from analysis.stats import P_SHOWN_FLOOR, format_p
 from analysis.verdicts import (
@@ -100,10 +100,12 @@ def sentence(v: Verdict) -> str:
 
 def effect_sentence(v: Verdict, effect: Contrast) -> str:
     """A factorial contrast as a sentence: a main effect like an arm's, averaged over the other
-    factors; an interaction as its inner effect at two levels of the first factor."""
+    factors; a simple effect likewise, at one level of another factor; an interaction as its
+    inner effect at two levels of the first factor."""
     c, m = v.comparison, METRICS[v.comparison.metric]
-    if effect.kind == MAIN:
-        subject = f"{effect.label} (main effect, averaged over the other factors)"
+    if effect.kind in (MAIN, SIMPLE):
+        averaged = "main effect, averaged over the other factors" if effect.kind == MAIN else SIMPLE
+        subject = f"{effect.label} ({averaged})"
         if v.word == DIFFERS:
             verb = "raised" if c.delta > 0 else "lowered"
             change = f"{number(c.baseline, m.digits)} → {number(c.arm, m.digits)}"

@@ -46,7 +46,7 @@ TEXT_COLUMNS = {
 """Columns of words, left-aligned; the others hold numbers, right-aligned."""
 FAMILIES = "the primary metric first; Holm-adjusted within its family over the whole report"
 COMPARISONS_TITLE = f"Every comparison against the baseline ({FAMILIES})"
-EFFECTS_TITLE = f"The design's main effects and interactions ({FAMILIES})"
+EFFECTS_TITLE = f"The design's main effects, interactions and, where one is real, simple effects ({FAMILIES})"
 
 
 SEARCH_TITLE = "How each point's values were chosen"

@@ -290,9 +290,9 @@ def _design_section(
     cells = {metric: _cells(ctx, crossed, metric) for metric in dict.fromkeys([lead, "bleu"])}
     for metric, table in cells.items():
         section.cell_tables += _cell_tables(table, crossed, metric)
-    effects = crossed.contrasts()
+    simple = {e.label: e for s in crossed.simple_effects() for e in s.effects}  # shown where judged
     mine, sentences = [], []
-    for effect in effects:
+    for effect in [*crossed.contrasts(), *simple.values()]:
         for metric in _lead_first(lead):
             v = ctx.verdicts.get((f"{crossed.group}/{effect.label}", metric))
             if v is not None:

@@ -267,10 +267,10 @@ def judge(
     found: list[tuple[str, str, Comparison, bool, bool]] = []  # key, setting, comparison, confounded, lead
     settings_of: dict[str, set[str]] = {}  # key -> the settings its contrast involves
 
-    def add(key: str, name: str, plus: dict[str, float], minus: dict[str, float], groups: set[str]) -> None:
+    def add(key: str, name: str, plus: dict, minus: dict, groups: set[str], metrics=tuple(METRICS)) -> None:
         leads = {primary.get(g, DEFAULT_PRIMARY) for g in groups}
         settings_of[key] = {*plus, *minus}
-        for metric in METRICS:
+        for metric in metrics:
             if metric in NO_FAMILY and metric not in leads:
                 continue
             c = evidence.contrast(metric, plus, minus)
@@ -281,11 +281,39 @@ def judge(
         if setting == BASELINE or groups_of[setting] <= crossed:  # a cell of crossed designs only
             continue
         add(setting, setting, {setting: 1.0}, {BASELINE: 1.0}, groups_of[setting] - crossed)
+
+    def add_effect(d: Design, effect, metrics=tuple(METRICS)) -> None:
+        plus = {d.cells[cell]: w for cell, w in effect.plus.items()}
+        minus = {d.cells[cell]: w for cell, w in effect.minus.items()}
+        add(f"{d.group}/{effect.label}", effect.label, plus, minus, {d.group}, metrics)
+
     for d in designs:
         for effect in d.contrasts():
-            plus = {d.cells[cell]: w for cell, w in effect.plus.items()}
-            minus = {d.cells[cell]: w for cell, w in effect.minus.items()}
-            add(f"{d.group}/{effect.label}", effect.label, plus, minus, {d.group})
+            add_effect(d, effect)
+    out = _decide_families(evidence, found, settings_of)
+    added = False
+    for d in designs:  # a real interaction: its factors' simple effects join the primary family
+        lead = primary.get(d.group, DEFAULT_PRIMARY)
+        for s in d.simple_effects():
+            interaction = out.get((f"{d.group}/{s.interaction}", lead))
+            mains = [out.get((f"{d.group}/{m}", lead)) for m in s.mains]
+            if interaction is not None and _is_real(interaction, [m for m in mains if m is not None]):
+                for effect in s.effects:
+                    if f"{d.group}/{effect.label}" not in settings_of:
+                        add_effect(d, effect, (lead,))
+                        added = True
+    return _decide_families(evidence, found, settings_of) if added else out
+
+
+def _is_real(interaction: Verdict, mains: list[Verdict]) -> bool:
+    """An interaction to read through its simple effects: *differs*, or larger than a main effect
+    of its factors."""
+    size = abs(interaction.comparison.delta)
+    return interaction.word == DIFFERS or any(size > abs(m.comparison.delta) for m in mains)
+
+
+def _decide_families(evidence: Evidence, found: list, settings_of: dict) -> dict[tuple[str, str], Verdict]:
+    """Each family of ``found`` (key, name, comparison, confounded, primary) decided on its own."""
     out = {}
     for family_name, leads in ((PRIMARY, True), (SECONDARY, False)):
         members = [(key, name, c, mixed) for key, name, c, mixed, lead in found if lead == leads]

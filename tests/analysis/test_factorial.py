@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis import render, report
-from analysis.factorial import INTERACTION, MAIN, design, shown
+from analysis.factorial import INTERACTION, MAIN, SIMPLE, design, shown
 from tests.analysis.test_report import sweep, trial
 
 SEEDS = (1, 2, 3, 4)
@@ -82,7 +82,7 @@ def test_contrasts_match_their_closed_form_and_the_verdicts_come_out_as_construc
         "schedule.warmup_steps 200 → 0": 0.5 + -0.5 / 2,
         "schedule.warmup_steps 200 → 0 × model.norm post → pre": -0.5,
     }
-    rows = {r["effect"]: r for r in section.comparisons if r["metric"] == "test NLL"}
+    rows = {r["effect"]: r for r in section.comparisons if r["metric"] == "test NLL" and r["kind"] != SIMPLE}
     assert set(rows) == set(closed)
     for effect, value in closed.items():
         delta = float(rows[effect]["Δ [95 % CI]"].split()[0].replace("−", "-"))
@@ -97,6 +97,29 @@ def test_contrasts_match_their_closed_form_and_the_verdicts_come_out_as_construc
     with_post, with_pre = np.mean(no_warmup - post), np.mean(both - pre)
     assert interaction["reference → level"] == f"{with_post:+.3f} → {with_pre:+.3f}".replace("-", "−")
     assert "verdict" not in section.rows[0]  # cells are not compared one by one with the baseline
+    # the interaction differs: each factor's effect at each level of the other joins the primary family
+    simple = {
+        r["effect"]: r for r in section.comparisons if r["kind"] == SIMPLE and r["metric"] == "test NLL"
+    }
+    closed_simple = {
+        "model.norm post → pre at schedule.warmup_steps = 200": np.mean(pre - post),
+        "model.norm post → pre at schedule.warmup_steps = 0": np.mean(both - no_warmup),
+        "schedule.warmup_steps 200 → 0 at model.norm = post": np.mean(no_warmup - post),
+        "schedule.warmup_steps 200 → 0 at model.norm = pre": np.mean(both - pre),
+    }
+    assert set(simple) == set(closed_simple)
+    for effect, value in closed_simple.items():
+        assert float(simple[effect]["Δ [95 % CI]"].split()[0].replace("−", "-")) == pytest.approx(
+            value, abs=5e-4
+        )
+    assert simple["schedule.warmup_steps 200 → 0 at model.norm = post"]["verdict"] == "differs (higher)"
+    assert (
+        simple["schedule.warmup_steps 200 → 0 at model.norm = pre"]["verdict"] == "inconclusive"
+    )  # 0 by design
+    assert (
+        "schedule.warmup_steps 200 → 0 at model.norm = post (simple effect) raised test NLL"
+        in section.finding
+    )
 
 
 def test_an_interaction_of_zero_is_inconclusive_while_the_main_effects_differ(tmp_path):
@@ -106,6 +129,7 @@ def test_an_interaction_of_zero_is_inconclusive_while_the_main_effects_differ(tm
     assert verdicts["model.norm post → pre", "test NLL"] == "differs (lower)"
     assert verdicts["schedule.warmup_steps 200 → 0", "test NLL"] == "differs (higher)"
     assert verdicts["schedule.warmup_steps 200 → 0 × model.norm post → pre", "test NLL"] == "inconclusive"
+    assert not any(" at " in effect for effect, _ in verdicts)  # no real interaction: no simple effects
 
 
 def test_the_section_shows_the_table_the_effects_and_the_interaction_plot(tmp_path):
@@ -126,7 +150,7 @@ def test_the_section_shows_the_table_the_effects_and_the_interaction_plot(tmp_pa
     assert (tmp_path / "figures" / "norm_warmup_interaction.png").stat().st_size > 5000
     assert section.finding.count(": inconclusive, +0.00") == 3  # BLEU is logged alike in every run
     markdown = render.to_markdown(made)
-    assert "The design's main effects and interactions" in markdown and "| model.norm |" in markdown
+    assert "The design's main effects, interactions and" in markdown and "| model.norm |" in markdown
 
 
 def test_zipped_keys_are_one_factor_and_an_incomplete_crossing_is_no_design():
