@@ -177,8 +177,8 @@ def method_text(
         "finds with 80 % power; "
         "'better in' counts the paired seeds in which the arm (the effect's level) is better; "
         f"p-values below {P_SHOWN_FLOOR:.4f} are written < {P_SHOWN_FLOOR:.4f}. The "
-        "'same test set' p-values (sacreBLEU's paired bootstrap, one per seed) only say whether two "
-        "outputs differ on these sentences."
+        "'same test set' table beneath (sacreBLEU's paired bootstrap, one p per seed) only says "
+        "whether two outputs differ on these sentences: it is not a verdict."
     )
     if crossed:
         text += (
@@ -239,9 +239,22 @@ def comparison_row(v: Verdict, effect: Contrast | None = None) -> dict:
         "better in": better_in(c, effect),
         "verdict": verdict_cell(v),
         "detects": detectable_cell(v),
-        "same test set": "; ".join(format_p(p, 1 / (c.n_resamples + 1), "") for p in c.same_test_set) or "-",
         "to resolve": seeds_to_resolve(v),
     }
+
+
+def same_test_set_row(v: Verdict, effect: Contrast | None = None) -> dict | None:
+    """A comparison's per-seed sacreBLEU paired-bootstrap p-values, a diagnostic of whether two
+    outputs differ on these sentences (not of the verdict), kept apart from the verdicts; None
+    where the metric has no per-sentence statistics."""
+    c = v.comparison
+    if not c.same_test_set:
+        return None
+    floor = 1 / (c.n_resamples + 1)
+    per_seed = zip(c.seeds, c.same_test_set, strict=True)
+    head = {"setting": v.setting} if effect is None else {"effect": v.setting}
+    seeds = "; ".join(f"seed {s}: {format_p(p, floor, '')}" for s, p in per_seed)
+    return head | {"metric": METRICS[c.metric].label, "p per seed": seeds}
 
 
 def group_finding(sentences: list[str], members, summary, keys: list[str], flagged: dict[str, str]) -> str:

@@ -42,6 +42,9 @@ TEXT_COLUMNS = {
     "MLflow",
     "effect",
     "kind",
+    "seeds",
+    "better in",
+    "p per seed",
 }
 """Columns of words, left-aligned; the others hold numbers, right-aligned."""
 FAMILIES = "the primary metric first; Holm-adjusted within its family over the whole report"
@@ -50,6 +53,10 @@ EFFECTS_TITLE = f"The design's main effects, interactions and, where one is real
 
 
 SEARCH_TITLE = "How each point's values were chosen"
+SAME_TEST_SET_TITLE = (
+    "Same test set: sacreBLEU's paired bootstrap, one p per seed (do two outputs differ on these "
+    "sentences? not a verdict)"
+)
 
 
 def _comparisons_title(s: Section) -> str:
@@ -100,6 +107,8 @@ def to_markdown(report: Report) -> str:
             lines += [f"**Expected** (the spec's words). {s.expect}", ""]
         if s.comparisons:
             lines += [f"**{_comparisons_title(s)}.**", "", *_markdown_table(s.comparisons, links=False)]
+        if s.same_test_set:
+            lines += [f"*{SAME_TEST_SET_TITLE}.*", "", *_markdown_table(s.same_test_set, links=False)]
         for figure in s.figures:
             lines += [f"![{figure.name}](figures/{figure.name}.png)", "", f"*{figure.caption}*", ""]
     lines += ["## Trials that did not finish", ""]
@@ -154,6 +163,9 @@ def _html_section(s: Section, out: Path) -> list[str]:
     if s.comparisons:
         body.append(f"<details open><summary>{e(_comparisons_title(s))}</summary>")
         body += [_html_table(s.comparisons, links=False), "</details>"]
+    if s.same_test_set:
+        body.append(f"<details><summary>{e(SAME_TEST_SET_TITLE)}</summary>")
+        body += [_html_table(s.same_test_set, links=False), "</details>"]
     for figure in s.figures:
         data = base64.b64encode((out / "figures" / f"{figure.name}.png").read_bytes()).decode()
         image = f'<img alt="{e(figure.caption)}" src="data:image/png;base64,{data}">'

@@ -50,6 +50,7 @@ class Section:
     expect: str = ""  # the spec's expectation, shown beside the verdicts
     design: str = ""  # a crossed group: its factors and levels, in words
     cell_tables: list[tuple[str, list[dict]]] = field(default_factory=list)  # (caption, rows)
+    same_test_set: list[dict] = field(default_factory=list)  # per-seed paired-bootstrap p's, apart
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,7 @@ def _section(ctx: _Context, group: str, text: GroupText, exercise) -> Section:
     else:
         mine = [ctx.verdicts[(s, m)] for s in settings for m in _lead_first(lead) if (s, m) in ctx.verdicts]
         section.comparisons = [findings.comparison_row(v) for v in mine]
+        section.same_test_set = [r for v in mine if (r := findings.same_test_set_row(v))]
         sentences = [
             findings.sentence(ctx.verdicts[(s, lead)]) for s in settings if (s, lead) in ctx.verdicts
         ]
@@ -298,6 +300,8 @@ def _design_section(
             if v is not None:
                 mine.append(v)
                 section.comparisons.append(findings.comparison_row(v, effect))
+                if row := findings.same_test_set_row(v, effect):
+                    section.same_test_set.append(row)
                 if metric == lead:
                     sentences.append(findings.effect_sentence(v, effect))
     section.finding = findings.group_finding(sentences, members, summary, keys, ctx.flagged)

@@ -122,9 +122,13 @@ def test_a_large_consistent_effect_differs_and_the_table_says_so(tmp_path):
     assert ece["p (Holm)"].startswith(f"{paired_t:.1e} (")
     assert by_metric["test NLL (secondary)"]["verdict"] == "inconclusive"  # identical logged NLL
     assert by_metric["test NLL (secondary)"]["baseline → arm"] == "2.000 → 2.000"
-    assert by_metric["BLEU"]["same test set"].count("; ") == 2
+    assert "same test set" not in by_metric["BLEU"]  # a diagnostic, in a table of its own:
+    assert [(r["metric"], r["p per seed"].count("seed ")) for r in section.same_test_set] == [
+        ("BLEU", 3),
+        ("chrF", 3),
+    ]
     assert by_metric["BLEU"]["seeds"] == "3" and by_metric["BLEU"]["better in"] == "0/3 seeds"
-    assert ece["same test set"] == "-"  # no per-sentence statistics for ECE
+    assert "ECE" not in {r["metric"] for r in section.same_test_set}  # no per-sentence statistics
     # the finding is the primary metric's (BLEU by default), from its verdict
     assert section.finding.startswith("no_label_smoothing lowered BLEU:") and "Holm p" in section.finding
     assert "ECE" not in section.finding

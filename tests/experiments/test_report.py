@@ -162,7 +162,7 @@ def comparison_rows(markdown: str) -> list[dict[str, str]]:
     rows, header = [], None
     for line in markdown.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else None
-        if cells and cells[:2] == ["setting", "metric"]:
+        if cells and cells[:2] == ["setting", "metric"] and "verdict" in cells:
             header = cells
         elif cells and header and not set(line) <= set("|-"):
             rows.append(dict(zip(header, cells, strict=False)))
