@@ -25,16 +25,20 @@ and its variance has the components of a crossed seeds × sentences design:
   what the sentences share across seeds: how the two systems differ on this sample of
   sentences, the part a new test set would change (clipped at 0).
 
-Interval and p-value: Student's t with Satterthwaite's degrees of freedom,
-``df = Var² / (V_seed²/(n − 1) + V_sent²/df_sent)``, ``df_sent`` being those of ``V_sent``
-as a difference of two mean squares (:func:`sentence_component`): with few seeds and no real
-sentence part the t tails of ``n − 1`` degrees of freedom apply, and a large, real sentence
-part earns more (``benchmarks/stats_calibration.py`` measures the false-positive rate on null
-effects: 4–6 % at α = 0.05 for 3, 5 and 10 seeds). With one sentence per seed (or no
-per-sentence statistics) this is the paired t-test over seeds. With one seed there is no
-seed level: the comparison covers test-set variation only, with the percentile interval of
-the resampled differences and sacreBLEU's paired-bootstrap p-value (Koehn 2004), whose floor
-is ``1/(B + 1)``.
+Interval and p-value: ``|Δ|/SE`` against Welch's critical function ``c_ν(ρ̂; α)`` of the
+seeds' estimated share ``ρ̂ = V_seed/(V_seed + V_sent)`` and ``ν = n − 1``
+(:mod:`analysis.critical`, which says why not Satterthwaite's degrees of freedom): the
+interval at level L is ``Δ ± c_ν(ρ̂; 1 − L)·SE`` and p the α at which ``c_ν(ρ̂; α)`` equals
+``|Δ|/SE``, calibrated at every level Holm uses (``benchmarks/stats_calibration.py``). With
+no sentence part (one sentence per seed, or no per-sentence statistics) ``c`` is Student's
+``t_{n−1}``: the paired t-test over seeds. With one seed there is no seed level: the comparison
+covers test-set variation only, with the percentile interval of the resampled differences and
+sacreBLEU's paired-bootstrap p-value (Koehn 2004), whose floor is ``1/(B + 1)``.
+
+What the seed controls, and so why seeds pair: a run's seed fixes its parameters'
+initialisation, the order of its batches and its dropout masks, so seed s of the arm and seed
+s of the baseline see the same data order from the same start; their difference cancels what
+the two share.
 """
 
 from __future__ import annotations
@@ -43,8 +47,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as scipy_stats
 
+from analysis import critical
 from analysis.metrics import METRICS, Metric
 
 RESAMPLES = 10_000
@@ -135,14 +139,12 @@ class Comparison:
     arm: float
     delta: float  # arm - baseline
     se: float
-    df: float  # math.inf for a test-set-only comparison
     p: float
     scope: str
     better_seeds: int  # paired seeds in which the arm is better (d_s on the metric's better side)
     tied_seeds: int  # paired seeds with d_s = 0
     seed_var: float
     sentence_var: float
-    sentence_df: float
     n_resamples: int
     differences: np.ndarray | None = None  # (B,) resampled Δ, one seed only
     same_test_set: tuple[float, ...] = ()  # per seed: sacreBLEU's paired-bootstrap p
@@ -152,15 +154,23 @@ class Comparison:
         """The smallest p the resampling can give (test-set-only comparisons)."""
         return 1 / (self.n_resamples + 1) if self.scope == TEST_SET_ONLY else None
 
+    @property
+    def seed_share(self) -> float:
+        """ρ̂: the seeds' estimated share of Var(Δ) (1 where the sentences' part is 0)."""
+        total = self.seed_var + self.sentence_var
+        return self.seed_var / total if total > 0 else 1.0
+
+    def critical(self, alpha: float) -> float:
+        """The critical value of ``|Δ|/SE`` at level ``alpha`` (seed-level comparisons)."""
+        return float(critical.critical_value(alpha, self.seed_share, len(self.seeds) - 1))
+
     def interval(self, level: float = 0.95) -> tuple[float, float]:
         """The two-sided ``level`` interval of Δ."""
         tail = (1 - level) / 2
         if self.scope == TEST_SET_ONLY:
             low, high = np.quantile(self.differences, [tail, 1 - tail])
             return float(low), float(high)
-        if self.se == 0:
-            return self.delta, self.delta
-        half = scipy_stats.t.ppf(1 - tail, self.df) * self.se
+        half = self.critical(1 - level) * self.se
         return self.delta - half, self.delta + half
 
 
@@ -228,7 +238,7 @@ def contrast(
     if not all((runs[s], metric.name) in resampled.replicates for _, runs in terms for s in seeds):
         if n == 1:
             return None  # one seed and no sentences: nothing to resample
-        return _t_comparison(common, d, (0.0, 0.0), SEEDS_ONLY)
+        return _seed_comparison(common, d, 0.0, SEEDS_ONLY)
     each = np.stack(
         [sum(w * resampled.replicates[(runs[s], metric.name)] for w, runs in terms) for s in seeds]
     )  # (n, B)
@@ -238,69 +248,52 @@ def contrast(
         return Comparison(
             **common,
             se=float(each[0].std(ddof=1)),
-            df=math.inf,
             p=same_test_set[0],
             scope=TEST_SET_ONLY,
             seed_var=math.nan,
             sentence_var=float(each[0].var(ddof=1)),
-            sentence_df=m - 1,
             differences=each[0],
             same_test_set=same_test_set,
         )
     v_all = float(each.mean(axis=0).var(ddof=1))
     v_each = float(each.var(axis=1, ddof=1).mean())
-    return _t_comparison(
+    return _seed_comparison(
         common, d, sentence_component(v_all, v_each, n, m), SEEDS_AND_SENTENCES, same_test_set
     )
 
 
-def sentence_component(v_all: float, v_each: float, n: int, m: int) -> tuple[float, float]:
-    """The test sentences' share of Var(Δ) and its degrees of freedom.
+def sentence_component(v_all, v_each, n: int, m: int):
+    """The test sentences' share of Var(Δ) (scalars, or arrays of studies alike).
 
     In a seeds × sentences layout, ``V_all`` estimates ``(σ²_sent + σ²_noise/n)/m`` and
     ``R = (V_each − V_all)/(n − 1)`` estimates ``σ²_noise/(n·m)``, so ``V_sent = V_all − R`` (the
-    module's formula), clipped at 0. As a difference of two mean squares its degrees of freedom
-    are Satterthwaite's, ``(V_all − R)² / (V_all²/(m − 1) + R²/((m − 1)(n − 1)))``: large where
-    the sentences' share is real, small where it is noise around 0."""
+    module's formula), clipped at 0. Its degrees of freedom, ``(V_all − R)² / (V_all²/(m − 1) +
+    R²/((m − 1)(n − 1)))``, are in the hundreds with a thousand sentences wherever the part
+    matters, so the test takes it as known (:mod:`analysis.critical`)."""
     if m < 2:  # one sentence: nothing to resample
-        return 0.0, 0.0
-    r = max(0.0, (v_each - v_all) / (n - 1))
-    v_sent = v_all - r
-    if v_sent <= 0:
-        return 0.0, 0.0
-    return v_sent, v_sent**2 / (v_all**2 / (m - 1) + r**2 / ((m - 1) * (n - 1)))
+        return 0.0 * v_all
+    r = np.maximum(0.0, (v_each - v_all) / (n - 1))
+    return np.maximum(0.0, v_all - r)
 
 
-def _t_comparison(
-    common: dict, d: np.ndarray, sentences: tuple[float, float], scope: str, same_test_set=()
-) -> Comparison:
-    n = len(d)
-    v_seed = float(d.var(ddof=1)) / n
-    v_sent, df_sent = sentences
-    df = satterthwaite(v_seed, n - 1, v_sent, df_sent)
-    se = math.sqrt(v_seed + v_sent)
-    delta = common["delta"]
-    if se == 0:
-        p = 1.0 if delta == 0 else 0.0
-    else:
-        p = float(2 * scipy_stats.t.sf(abs(delta) / se, df))
+def seed_test(delta, v_seed, v_sent, n: int):
+    """``(SE, p)`` of Δ with ``SE² = V_seed + V_sent`` and ``n`` paired seeds (scalars, or arrays
+    of studies alike): p from Welch's critical function of the seeds' share (:mod:`analysis.critical`)."""
+    se = np.sqrt(v_seed + v_sent)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = critical.p_value(delta / se, v_seed / se**2, n - 1)
+    return se, np.where(se > 0, p, np.where(delta == 0, 1.0, 0.0))
+
+
+def _seed_comparison(common: dict, d: np.ndarray, v_sent: float, scope: str, same_test_set=()) -> Comparison:
+    v_seed = float(d.var(ddof=1)) / len(d)
+    se, p = seed_test(common["delta"], v_seed, v_sent, len(d))
     return Comparison(
         **common,
-        se=se,
-        df=df,
-        p=p,
+        se=float(se),
+        p=float(p),
         scope=scope,
         seed_var=v_seed,
-        sentence_var=v_sent,
-        sentence_df=df_sent,
+        sentence_var=float(v_sent),
         same_test_set=same_test_set,
     )
-
-
-def satterthwaite(v_seed: float, df_seed: float, v_sent: float, df_sent: float) -> float:
-    """Welch–Satterthwaite degrees of freedom of ``v_seed + v_sent``."""
-    if v_sent <= 0 or df_sent <= 0:
-        return float(df_seed)
-    if v_seed <= 0:
-        return float(df_sent)
-    return (v_seed + v_sent) ** 2 / (v_seed**2 / df_seed + v_sent**2 / df_sent)

@@ -29,6 +29,13 @@ UNTESTED = (
 )
 
 
+HOLM_ONLY_MARK = "†"
+HOLM_ONLY = (
+    "† differs by a later step of Holm's procedure, which tests the j-th smallest p of k at "
+    "α/(k − j + 1); the simultaneous interval, which holds for all k at once, still touches 0"
+)
+
+
 def number(value: float, digits: int, signed: bool = False) -> str:
     """A value at the metric's precision, ``+``/``−`` signed when asked (a real minus sign)."""
     text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
@@ -42,16 +49,16 @@ def interval(bounds: tuple[float, float], digits: int, signed: bool = True) -> s
 
 
 def delta_cell(v: Verdict) -> str:
-    """``+0.85 [−3.10, +4.80]``: Δ with its Holm-adjusted interval."""
+    """``+0.85 [−3.10, +4.80]``: Δ with its simultaneous interval."""
     digits = METRICS[v.comparison.metric].digits
-    return f"{number(v.comparison.delta, digits, True)} {interval(v.adjusted, digits)}"
+    return f"{number(v.comparison.delta, digits, True)} {interval(v.simultaneous, digits)}"
 
 
 def verdict_cell(v: Verdict) -> str:
     """``differs (lower)``, ``inconclusive`` or ``test set only: p = …``."""
     c = v.comparison
     if v.word == DIFFERS:
-        return f"differs ({'higher' if c.delta > 0 else 'lower'})"
+        return f"differs ({'higher' if c.delta > 0 else 'lower'})" + (HOLM_ONLY_MARK if v.holm_only else "")
     if v.word == ONE_SEED:
         return f"{ONE_SEED}: {format_p(c.p, c.p_floor)}"
     return v.word  # inconclusive, or confounded by hardware
@@ -131,10 +138,11 @@ def _evidence(v: Verdict) -> str:
     seeds = f"{len(c.seeds)} seed{'s' if len(c.seeds) != 1 else ''}"
     if v.left_out:
         seeds += " (" + "; ".join(f"seed {seed} left out: {why}" for seed, why in v.left_out) + ")"
-    adjusted = f"adjusted interval {interval(v.adjusted, m.digits)}"
+    simultaneous = f"simultaneous interval {interval(v.simultaneous, m.digits)}"
     if v.word == DIFFERS:
-        return f"{adjusted}, {format_p(v.p_adjusted, name='Holm p')}, {seeds}"
-    text = f"{adjusted} includes 0, {seeds}"
+        holm = format_p(v.p_adjusted, name="Holm p")
+        return f"{simultaneous}{HOLM_ONLY_MARK if v.holm_only else ''}, {holm}, {seeds}"
+    text = f"{simultaneous} includes 0, {seeds}"
     if v.detectable is not None:
         text += f"; this test detects |Δ| ≥ {number(v.detectable, m.digits)} with 80 % power"
     resolve = seeds_to_resolve(v)
@@ -168,13 +176,16 @@ def method_text(
         "Its interval and p-value account for both things a repetition would change: the training "
         f"runs (seeds) and the test sentences (a two-level bootstrap: {n_resamples:,} resamples of the "
         "sentence indices, the same for every run, each run's corpus score recomputed from its "
-        "per-sentence statistics; the seed level in closed form; Student-t with Satterthwaite's "
-        f"degrees of freedom). Holm–Bonferroni adjusts the comparisons on the primary metric together "
+        "per-sentence statistics; the seed level in closed form; Welch's critical values for a "
+        "seed variance with n − 1 degrees of freedom beside the sentences' part, calibrated at every "
+        "level Holm tests at). Holm–Bonferroni adjusts the comparisons on the primary metric together "
         f"({families.get(PRIMARY, 0)} of them), and the secondary ones ({families.get(SECONDARY, 0)}, "
-        "labelled so) as a family of their own: a verdict is 'differs' when the adjusted interval "
-        "excludes 0 and 'inconclusive' "
-        "otherwise; 'detects' is the smallest difference this test (these seeds, these sentences) "
-        "finds with 80 % power; "
+        "labelled so) as a family of their own: a verdict is 'differs' when the Holm-adjusted p is at "
+        "most 0.05 and 'inconclusive' otherwise. The 'simultaneous' interval is at confidence "
+        "1 − 0.05/k for a family of k (Bonferroni): the family's intervals hold together, and one "
+        "excludes 0 when its p is below 0.05/k. "
+        "'detects' is the smallest difference this test (these seeds, these sentences) finds at that "
+        f"level with 80 % power; {HOLM_ONLY}; "
         "'better in' counts the paired seeds in which the arm (the effect's level) is better; "
         f"p-values below {P_SHOWN_FLOOR:.4f} are written < {P_SHOWN_FLOOR:.4f}. The "
         "'same test set' table beneath (sacreBLEU's paired bootstrap, one p per seed) only says "
@@ -233,7 +244,7 @@ def comparison_row(v: Verdict, effect: Contrast | None = None) -> dict:
         "metric": m.label if v.family_name == PRIMARY else f"{m.label} ({v.family_name})",
         parts: f"{number(c.baseline, m.digits, signed)} → {number(c.arm, m.digits, signed)}",
         "Δ [95 % CI]": f"{number(c.delta, m.digits, True)} {interval(v.interval, m.digits)}",
-        "adjusted": interval(v.adjusted, m.digits),
+        "simultaneous": interval(v.simultaneous, m.digits),
         "p (Holm)": "-" if v.word == CONFOUNDED else f"{p_cell(v)} ({format_p(v.p_adjusted, name='')})",
         "seeds": seeds_cell(v),
         "better in": better_in(c, effect),

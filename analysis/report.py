@@ -29,9 +29,10 @@ from analysis.load import SweepRuns
 from analysis.metrics import METRICS
 from analysis.report_figures import ReportFigure, group_figures
 from analysis.searches import search_rows
-from analysis.stats import aggregate
+from analysis.stats import aggregate, format_pm
 from analysis.verdicts import BASELINE, DEFAULT_PRIMARY, INCONCLUSIVE, Evidence, Verdict, gather, judge
 from trainer import record
+from trainer.tracking import ablab_version
 
 DESCRIPTIVE = ("bleu", "chrf", "ece", "ppl", "params", "train_seconds", "epochs_to_90pct")
 IGNORED_KEYS = {"train.seed", "train.threads", "data.dir", "data.cache_dir"}
@@ -169,6 +170,7 @@ def build(
         }
         for row in trials[trials["status"] != "finished"].itertuples()
     ]
+    intro.append(f"Made by {ablab_version()}.")
     return Report(
         f"ablab report: {runs.experiment}",
         [t for t in intro if t],
@@ -386,30 +388,23 @@ def _row(
         "setting": setting,
         "changed": "(reference)" if setting == BASELINE else change or "-",
         "seeds": f"{int(s.get('n', 0))}/{len(runs)}" + (f", {diverged} diverged" if diverged else ""),
-        "BLEU": _pm(s, "bleu", 2),
+        "BLEU": format_pm(s, "bleu", 2),
     }
     if hardware.mixed(members[members["status"].isin(record.DONE)]):  # the group's table says so
         row["trained on"] = hardware.runs_text(runs[runs["status"].isin(record.DONE)])
     if lead is not None:
         verdict = ctx.verdicts.get((setting, lead))
-        row[f"Δ {METRICS[lead].label} [adjusted interval]"] = findings.delta_cell(verdict) if verdict else "-"
+        row[f"Δ {METRICS[lead].label} [simultaneous interval]"] = (
+            findings.delta_cell(verdict) if verdict else "-"
+        )
         row["verdict"] = findings.verdict_cell(verdict) if verdict else "-"
     if calibration:
-        row["ECE"] = _pm(s, "ece", 3)
+        row["ECE"] = format_pm(s, "ece", 3)
     row |= {
-        "PPL": _pm(s, "ppl", 2),
+        "PPL": format_pm(s, "ppl", 2),
         "params": "-" if pd.isna(s.get("params_mean", math.nan)) else f"{s['params_mean'] / 1e6:.2f} M",
-        "train min": _pm(s, "train_seconds", 1, scale=1 / 60),
+        "train min": format_pm(s, "train_seconds", 1, scale=1 / 60),
         "still improving": f"{sum(r in ctx.flagged for r in finished['run_id'])}/{len(finished)}",
         "runs": [(f"seed {r.seed}", r.run_id, ctx.link(r.run_id)) for r in runs.itertuples()],
     }
     return row
-
-
-def _pm(s: pd.Series, metric: str, digits: int, scale: float = 1.0) -> str:
-    """``mean ± sd`` of a metric of an aggregated row, '-' where there is no value."""
-    mean, sd = s.get(f"{metric}_mean", math.nan), s.get(f"{metric}_sd", math.nan)
-    if mean is None or pd.isna(mean):
-        return "-"
-    text = f"{mean * scale:.{digits}f}"
-    return text if sd is None or pd.isna(sd) else f"{text} ± {sd * scale:.{digits}f}"

@@ -79,15 +79,18 @@ def simulate_study(
     rng: np.random.Generator,
     n_resamples: int = 1000,
     old: bool = True,
+    pairing: float = 0.0,
 ) -> StudyResult:
     """One study: n seeds of baseline and arm (quality shift ``effect`` in logits), compared on
     BLEU by :func:`analysis.bootstrap.compare` and (``old``) by the sentence bootstrap with the
-    seeds' outputs concatenated."""
+    seeds' outputs concatenated. ``pairing``: the correlation of the arm's and the baseline's
+    seed effects at one seed (0: unpaired; near 1: a seed fixes most of what a run does)."""
     m = len(model.ref_lengths)
     z = rng.normal(0, model.sentence_sd, m)
     b = rng.normal(0, model.interaction_sd, m) / 2
-    u = rng.normal(0, model.seed_sd, 2 * n_seeds)
-    shifts = np.concatenate([(u[:n_seeds] + effect)[:, None] + b, u[n_seeds:, None] - b])
+    base = rng.normal(0, model.seed_sd, n_seeds)
+    arm = pairing * base + np.sqrt(1 - pairing**2) * rng.normal(0, model.seed_sd, n_seeds)
+    shifts = np.concatenate([(arm + effect)[:, None] + b, base[:, None] - b])
     stats = draw_runs(model, shifts, rng, sentences=z)
     names = [f"a{s}" for s in range(n_seeds)] + [f"b{s}" for s in range(n_seeds)]
     seed = int(rng.integers(2**31))

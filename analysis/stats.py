@@ -63,3 +63,12 @@ def format_p(p: float | None, floor: float | None = None, name: str = "p") -> st
     else:
         value = f"= {p:.1e}" if p < 0.001 else f"= {p:.3f}" if p < 0.01 else f"= {p:.2f}"
     return f"{name} {value}" if name else value.removeprefix("= ")
+
+
+def format_pm(s: pd.Series, metric: str, digits: int, scale: float = 1.0) -> str:
+    """``mean ± sd`` of a metric of an aggregated row, '-' where there is no value."""
+    mean, sd = s.get(f"{metric}_mean", math.nan), s.get(f"{metric}_sd", math.nan)
+    if mean is None or pd.isna(mean):
+        return "-"
+    text = f"{mean * scale:.{digits}f}"
+    return text if sd is None or pd.isna(sd) else f"{text} ± {sd * scale:.{digits}f}"

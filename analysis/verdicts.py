@@ -7,17 +7,20 @@
   duplicate of BLEU, is in no family unless it is a group's primary metric.
 - **Holm–Bonferroni** within a family: with its k p-values sorted,
   ``p_adj(i) = max_{j ≤ i} min(1, (k − j + 1)·p(j))``.
-- **Verdict**: *differs* where ``p_adj ≤ α`` (α = 0.05), else *inconclusive*. The *adjusted
-  interval* is Δ's interval at confidence ``1 − α·p/p_adj``, the level Holm's step tested this
-  comparison at, so it excludes 0 exactly when the verdict is *differs*. A comparison with one
-  seed gets no verdict across training runs (*test set only*).
-- **Detectable effect**: the smallest |Δ| the comparison's own test detects with 80 % power:
-  its SE and Satterthwaite degrees of freedom (seeds and sentences, as its interval), power from
-  the noncentral t at the report's Bonferroni level ``α/k`` (the level a lone effect must pass
-  under Holm). So an observed Δ at least this large, alone in its report, is called *differs*.
-  (Taken from the baseline's seed sd with ``n − 1`` degrees of freedom instead, it ignored that
-  the test pools the sentences' part: 3 seeds "detected" only |Δ| ≥ 12 BLEU beside comparisons
-  of 2.6 BLEU the same report called *differs*.)
+- **Verdict**: *differs* where ``p_adj ≤ α`` (α = 0.05), else *inconclusive*. A comparison
+  with one seed gets no verdict across training runs (*test set only*).
+- **Simultaneous interval**: Δ's interval at confidence ``1 − α/k`` (Bonferroni), so the k
+  intervals of a family cover their true Δ together with probability at least 1 − α. It
+  excludes 0 exactly where ``p ≤ α/k``; Holm's later steps test at ``α/(k − j + 1)`` and can
+  call *differs* where it still touches 0 (:attr:`Verdict.holm_only`, marked in the report).
+  (The interval at ``1 − α·p/p_adj`` it replaces matched the verdicts but depended on the data
+  and covered nothing jointly.)
+- **Detectable effect**: the smallest |Δ| the comparison's own test detects with 80 % power at
+  the simultaneous interval's level ``α/k`` (the level a lone effect must pass under Holm), with
+  its SE and critical function (:func:`analysis.critical.power`): an observed Δ that large
+  excludes 0 from the interval printed beside it. (Taken from the baseline's seed sd with
+  ``n − 1`` degrees of freedom instead, it ignored that the test pools the sentences' part:
+  3 seeds "detected" only |Δ| ≥ 12 BLEU beside comparisons of 2.6 BLEU called *differs*.)
 - **Hardware**: a comparison whose runs trained in different precisions or on different kinds
   of device is *confounded by hardware* (:mod:`analysis.hardware`): no verdict, and not a
   member of the Holm family.
@@ -26,7 +29,8 @@
   :data:`analysis.metrics.METRICS` that is in a family) and decides each family together.
 - **Seeds needed**: the smallest n whose power reaches 80 % for the observed Δ at ``α/k``,
   with the comparison's own components, ``SE² = s²_d/n + V_sent`` (the test set's part does not
-  shrink with seeds; where it alone prevents detection no number of seeds will do). Given as a
+  shrink with seeds; where it alone prevents detection no number of seeds will do), the test's
+  critical function at ``n − 1`` degrees of freedom. Given as a
   range: ``s²_d`` at either end of its 80 % interval, ``s²_d·(n − 1)/χ²_{0.9, n−1}`` to
   ``s²_d·(n − 1)/χ²_{0.1, n−1}``; with 3 seeds the variance has 2 degrees of freedom, and one
   figure ("about 54 seeds") would treat it as known.
@@ -44,16 +48,8 @@ import pandas as pd
 from scipy import optimize
 from scipy import stats as scipy_stats
 
-from analysis import hardware
-from analysis.bootstrap import (
-    RESAMPLES,
-    TEST_SET_ONLY,
-    Comparison,
-    Resampled,
-    contrast,
-    resample_runs,
-    satterthwaite,
-)
+from analysis import critical, hardware
+from analysis.bootstrap import RESAMPLES, TEST_SET_ONLY, Comparison, Resampled, contrast, resample_runs
 from analysis.factorial import Design
 from analysis.load import SweepRuns
 from analysis.metrics import METRICS
@@ -88,25 +84,27 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return out
 
 
-def power(effect: float, se: float, df: float, alpha: float) -> float:
-    """Power of the two-sided t-test at level ``alpha`` to detect ``effect`` (noncentral t)."""
-    if se <= 0:
-        return 1.0 if effect else 0.0
-    crit = scipy_stats.t.ppf(1 - alpha / 2, df)
-    shift = abs(effect) / se
-    upper = scipy_stats.nct.sf(crit, df, shift)
-    lower = scipy_stats.nct.cdf(-crit, df, shift)  # the wrong side: negligible, NaN far out in scipy
-    return float(np.nan_to_num(upper, nan=1.0) + np.nan_to_num(lower, nan=0.0))
+def power(effect: float, v_seed: float, v_sent: float, n: int, alpha: float) -> float:
+    """The power of the comparison test at level ``alpha`` to find a true Δ of ``effect`` where
+    ``SE² = v_seed + v_sent`` and the seed part has ``n − 1`` degrees of freedom (``v_seed = 0``:
+    the sentences' part alone, as with infinitely many seeds)."""
+    se = math.sqrt(v_seed + v_sent)
+    share = v_seed / se**2 if se > 0 else 1.0
+    return critical.power(effect, se, share, n - 1, alpha)
 
 
-def detectable_effect(se: float, df: float, alpha: float, target: float = POWER) -> float:
-    """The smallest |effect| detected with probability ``target``."""
-    if se <= 0:
+def detectable_effect(c: Comparison, alpha: float, target: float = POWER) -> float:
+    """The smallest |effect| ``c``'s test detects at level ``alpha`` with probability ``target``."""
+    if c.se <= 0:
         return 0.0
-    high = se
-    while power(high, se, df, alpha) < target:
+
+    def reach(effect: float) -> float:
+        return power(effect, c.seed_var, c.sentence_var, len(c.seeds), alpha) - target
+
+    high = c.se
+    while reach(high) < 0:
         high *= 2
-    return float(optimize.brentq(lambda e: power(e, se, df, alpha) - target, 0.0, high, xtol=se * 1e-6))
+    return float(optimize.brentq(reach, 0.0, high, xtol=c.se * 1e-6))
 
 
 def seeds_needed(
@@ -117,9 +115,7 @@ def seeds_needed(
     None if even ``MAX_SEEDS`` do not."""
     per_seed = c.seed_var * len(c.seeds) if per_seed is None else per_seed
     for n in range(2, MAX_SEEDS + 1):
-        se = math.sqrt(per_seed / n + c.sentence_var)
-        df = satterthwaite(per_seed / n, n - 1, c.sentence_var, c.sentence_df)
-        if power(c.delta, se, df, alpha) >= target:
+        if power(c.delta, per_seed / n, c.sentence_var, n, alpha) >= target:
             return n
     return None
 
@@ -140,7 +136,7 @@ class Verdict:
     p_adjusted: float
     family: int  # comparisons in its Holm family
     word: str
-    adjusted_level: float
+    simultaneous_level: float  # 1 − α/k
     detectable: float | None  # smallest |Δ| this comparison's test detects with 80 % power
     seeds_needed: tuple[int | None, int | None] | None  # inconclusive: seeds_needed_range
     test_set_limited: bool  # the test set's part of the variance alone hides the observed Δ
@@ -152,8 +148,14 @@ class Verdict:
         return self.comparison.interval(0.95)
 
     @property
-    def adjusted(self) -> tuple[float, float]:
-        return self.comparison.interval(self.adjusted_level)
+    def simultaneous(self) -> tuple[float, float]:
+        return self.comparison.interval(self.simultaneous_level)
+
+    @property
+    def holm_only(self) -> bool:
+        """*differs* by a later Holm step while the simultaneous interval still touches 0."""
+        low, high = self.simultaneous
+        return self.word == DIFFERS and low <= 0 <= high
 
 
 def decide(
@@ -174,14 +176,11 @@ def decide(
         if mixed:
             out.append(Verdict(setting, c, math.nan, k, CONFOUNDED, 0.95, None, None, False, family_name))
             continue
-        ratio = c.p / p_adj if p_adj > 0 else 1 / k
         word = ONE_SEED if c.scope == TEST_SET_ONLY else DIFFERS if p_adj <= alpha else INCONCLUSIVE
-        detectable = None if c.scope == TEST_SET_ONLY else detectable_effect(c.se, c.df, alpha / k)
+        detectable = None if c.scope == TEST_SET_ONLY else detectable_effect(c, alpha / k)
         needed = seeds_needed_range(c, alpha / k) if word == INCONCLUSIVE else None
-        limited = (
-            c.sentence_var > 0 and power(c.delta, math.sqrt(c.sentence_var), c.sentence_df, alpha / k) < POWER
-        )
-        level = 1 - alpha * ratio
+        limited = c.sentence_var > 0 and power(c.delta, 0.0, c.sentence_var, len(c.seeds), alpha / k) < POWER
+        level = 1 - alpha / k
         out.append(
             Verdict(setting, c, float(p_adj), k, word, level, detectable, needed, limited, family_name)
         )

@@ -1,30 +1,35 @@
-"""Is "differs" trustworthy? The report's comparison on simulated studies with a known answer.
+"""Is "differs" trustworthy at every level Holm tests at? The comparison on simulated studies
+with a known answer, beside the method it replaced.
 
-Each study is n seeds of a baseline and of an arm on a new test set (:mod:`analysis.simulation`),
-compared on BLEU as the report compares them (:func:`analysis.bootstrap.compare`, α = 0.05, one
-comparison, so no Holm adjustment). The noise model is fitted to real runs: by default the
-per-sentence BLEU statistics of three seeds of the seed baseline trained 1,000 updates on all of
-Multi30k (``benchmarks/data/baseline_bleu_statistics.npz``, from ``statistics/test_2016_flickr.npz``
-of those runs; ``--real`` takes other runs' files): their lengths, n-gram precisions and
-sentence-bootstrap spreads. The seed sd of corpus BLEU is then set to each of ``--seed-sds``.
+Holm's first step tests the smallest of k p-values at α/k: a report of 12 BLEU comparisons
+decides at α/12, one of 60 at α/60. Printed:
 
-Printed:
-- the real runs' figures beside the fitted model's;
-- the false-positive rate of "differs" on null effects (true Δ = 0) for 3, 5 and 10 seeds and
-  each seed sd, with its 95 % binomial interval, beside the rate of the method it replaced
-  (sacreBLEU's paired bootstrap over test sentences, seeds' outputs concatenated);
-- a second null, the arm better on some sentences and worse on others by as much (zero on
-  average over test sets): the comparison against a paired t-test over seeds alone, which
-  treats the test set as fixed;
-- power for true Δ of 0.5, 1 and 2 BLEU.
+1. **False-positive rate / α** on null effects at α = 0.05, α/12 and α/60, for 3, 5 and 10
+   seeds and the sentences' share of Var(Δ) from 0.05 to 0.9 (paired seeds give the large shares,
+   unpaired the small ones), by ablab's test (Welch's critical function, :mod:`analysis.critical`)
+   and by the one before (Student's t with Satterthwaite's degrees of freedom). The studies are
+   drawn from the exact distributions of the comparison's statistics (:mod:`analysis.replica`,
+   ``--studies`` per cell, 200,000 by default: at α/60 the rate's 95 % interval is about ±15 %)
+   and go through ablab's own formulas.
+2. **Power** at true Δ = 0.5, 1 and 2 BLEU, both methods, at the same levels, for the variance
+   components of real runs (``--seed-diff-sd``: the sd of one seed's arm − baseline difference,
+   the real baseline's √2 × 0.33; ``--sentence-sd``: the sentences' part of Δ's sd): the cost
+   of holding the level.
+3. **The whole pipeline** at α = 0.05: per-sentence BLEU statistics of simulated runs
+   (:mod:`analysis.simulation`, fitted to three real runs) compared by
+   :func:`analysis.bootstrap.compare` with 1,000 sentence resamples, unpaired and paired seeds,
+   beside sacreBLEU's paired bootstrap with the seeds' outputs concatenated (the method before
+   the two-level comparison); then a null in which the arm is better on some sentences and worse
+   on others (a sentences' share the replica's table spans), against a paired t over seeds.
 
-    python benchmarks/stats_calibration.py                      # 1,000 studies per cell
-    python benchmarks/stats_calibration.py --studies 300        # quicker, rougher
+    python benchmarks/stats_calibration.py                       # about 5 minutes on 2 cores
+    python benchmarks/stats_calibration.py --studies 50000 --pipeline-studies 200   # quicker
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -32,14 +37,18 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as scipy_stats
 
-from analysis.simulation import fit, shift_for, simulate_study, with_seed_sd
+from analysis import replica
+from analysis.simulation import fit, simulate_study, with_seed_sd
 
 REAL = Path(__file__).resolve().parent / "data" / "baseline_bleu_statistics.npz"
+ALPHA = 0.05
+LEVELS = {"α": ALPHA, "α/12": ALPHA / 12, "α/60": ALPHA / 60}
+METHODS = {"ablab (Welch)": replica.welch_p, "before (Satterthwaite)": replica.satterthwaite_p}
 
 
-def rate(hits: list[bool]) -> str:
+def rate(hits: list[bool] | np.ndarray) -> str:
     """A share with its 95 % Clopper–Pearson interval."""
-    k, n = int(sum(hits)), len(hits)
+    k, n = int(np.sum(hits)), len(hits)
     ci = scipy_stats.binomtest(k, n).proportion_ci()
     return f"{100 * k / n:5.1f} % [{100 * ci.low:4.1f}, {100 * ci.high:4.1f}]"
 
@@ -52,22 +61,43 @@ def load_real(paths: list[Path]) -> list[np.ndarray]:
     return runs
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--studies", type=int, default=1000)
-    parser.add_argument("--resamples", type=int, default=1000, help="sentence resamples per study")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[3, 5, 10])
-    parser.add_argument("--seed-sds", type=float, nargs="+", default=[0.5, 1.0, 1.5])
-    parser.add_argument("--effects", type=float, nargs="+", default=[0.5, 1.0, 2.0])
-    parser.add_argument("--real", type=Path, nargs="+", default=[REAL], help="statistics .npz of real runs")
-    args = parser.parse_args()
-    rng = np.random.default_rng(2026)
-    started = time.monotonic()
+def calibration(args, rng: np.random.Generator) -> None:
+    print(f"1. false-positive rate / nominal on null effects ({args.studies:,} studies per cell)")
+    head = " ".join(f"{name:>6}" for name in LEVELS)
+    print(f"{'seeds':>5} {'sentences':>9}   {'ablab (Welch)':^20}   {'before (Satterthwaite)':^22}")
+    print(f"{'':>5} {'share':>9}   {head}   {head}")
+    for n in args.seeds:
+        for share in args.shares:
+            studies = replica.draw(n, share, args.studies, rng)
+            cells = []
+            for method in METHODS.values():
+                p = method(studies)
+                cells.append(" ".join(f"{np.mean(p <= a) / a:6.2f}" for a in LEVELS.values()))
+            print(f"{n:>5} {share:>9.2f}   {cells[0]}   {cells[1]}")
 
-    model, real, simulated = fit(load_real(args.real), rng)
+
+def power(args, rng: np.random.Generator) -> None:
     print(
-        f"noise model fitted to {len(load_real(args.real))} real runs ({len(model.ref_lengths)} sentences):"
+        f"\n2. power (share 'differs' in the true direction), seed-difference sd {args.seed_diff_sd} BLEU, "
+        f"sentences' part {args.sentence_sd} BLEU ({args.studies // 4:,} studies per cell)"
     )
+    print(f"{'seeds':>5} {'share':>6} {'Δ BLEU':>7}   " + "   ".join(f"{m:^22}" for m in METHODS))
+    print(f"{'':>21}   " + "   ".join(" ".join(f"{name:>6}" for name in LEVELS) + "  " for _ in METHODS))
+    for n in args.seeds:
+        sd = math.sqrt(args.seed_diff_sd**2 / n + args.sentence_sd**2)
+        share = args.sentence_sd**2 / sd**2
+        for effect in args.effects:
+            studies = replica.draw(n, share, args.studies // 4, rng, effect=effect / sd)
+            cells = []
+            for method in METHODS.values():
+                p, right = method(studies), studies.delta > 0
+                cells.append(" ".join(f"{np.mean((p <= a) & right):6.2f}" for a in LEVELS.values()) + "  ")
+            print(f"{n:>5} {share:>6.2f} {effect:>7.1f}   " + "   ".join(cells))
+
+
+def pipeline(args, rng: np.random.Generator) -> None:
+    model, real, simulated = fit(load_real(args.real), rng)
+    print(f"\n3. the whole pipeline at α = 0.05 ({args.pipeline_studies} studies per cell); noise model:")
     for name, label in (
         ("bleu", "corpus BLEU"),
         ("seed_sd", "sd across seeds"),
@@ -75,50 +105,53 @@ def main() -> None:
         ("pair_sd", "sentence-bootstrap sd of two seeds' difference"),
     ):
         print(f"  {label:<48} real {real[name]:6.2f}   model {simulated[name]:6.2f}")
-    print(
-        f"  (logits: sentence difficulty sd {model.sentence_sd:.2f}, run-by-sentence noise sd "
-        f"{model.noise_sd:.2f}; without a seed effect the sd across seeds is that noise alone)\n"
-    )
+    seeded = with_seed_sd(model, args.pipeline_seed_sd, rng)
 
-    def run(model, seeds: int, effect: float, old: bool) -> list:
+    def run(m, seeds: int, old: bool, pairing: float = 0.0) -> list:
         return [
-            simulate_study(model, seeds, effect, rng, args.resamples, old=old) for _ in range(args.studies)
+            simulate_study(m, seeds, 0.0, rng, args.resamples, old=old, pairing=pairing)
+            for _ in range(args.pipeline_studies)
         ]
 
-    print(f"false-positive rate of 'differs' on null effects ({args.studies} studies per cell, α = 0.05)")
-    print(f"{'seed sd':>8} {'seeds':>6}   {'two-level (ablab)':>26}   {'sentences only, concatenated':>28}")
-    models = {sd: with_seed_sd(model, sd, rng) for sd in args.seed_sds}
-    for sd, m in models.items():
-        for seeds in args.seeds:
-            results = run(m, seeds, 0.0, old=True)
-            print(
-                f"{sd:>8.1f} {seeds:>6}   {rate([r.p <= 0.05 for r in results]):>26}   "
-                f"{rate([r.p_old <= 0.05 for r in results]):>28}"
-            )
-
-    middle_sd = sorted(models)[len(models) // 2]
-    middle = models[middle_sd]
-    low_sd = min(models)
-    crossed = replace(models[low_sd], interaction_sd=model.sentence_sd)
     print(
-        f"\nnull with sentence-specific differences (interaction sd {crossed.interaction_sd:.2f} logits, as "
-        f"large as the sentences' own spread; seed sd {low_sd:.1f} BLEU)"
+        f"seed sd {args.pipeline_seed_sd} BLEU per run; paired: the arm's seed effect correlates 0.96 "
+        "with the baseline's"
     )
+    print(f"{'seeds':>6}   {'unpaired':>26}   {'paired':>26}   {'sentences only, concatenated':>28}")
+    for seeds in args.seeds:
+        unpaired, paired = run(seeded, seeds, True), run(seeded, seeds, False, pairing=0.96)
+        print(
+            f"{seeds:>6}   {rate([r.p <= ALPHA for r in unpaired]):>26}   "
+            f"{rate([r.p <= ALPHA for r in paired]):>26}   {rate([r.p_old <= ALPHA for r in unpaired]):>28}"
+        )
+    crossed = replace(model, interaction_sd=model.sentence_sd)
+    print(f"null with sentence-specific differences (interaction sd {crossed.interaction_sd:.2f} logits)")
     print(f"{'seeds':>6}   {'two-level (ablab)':>26}   {'paired t over seeds only':>26}")
     for seeds in args.seeds:
-        results = run(crossed, seeds, 0.0, old=False)
-        ours, seeds_only = rate([r.p <= 0.05 for r in results]), rate([r.p_seeds <= 0.05 for r in results])
+        results = run(crossed, seeds, False)
+        ours, seeds_only = rate([r.p <= ALPHA for r in results]), rate([r.p_seeds <= ALPHA for r in results])
         print(f"{seeds:>6}   {ours:>26}   {seeds_only:>26}")
 
-    print(f"\npower (share 'differs' at α = 0.05, in the true direction), seed sd {middle_sd:.1f} BLEU")
-    print(f"{'true Δ BLEU':>12} " + " ".join(f"{f'{s} seeds':>24}" for s in args.seeds))
-    for effect in args.effects:
-        shift = shift_for(middle, effect)
-        cells = []
-        for seeds in args.seeds:
-            results = run(middle, seeds, shift, old=False)
-            cells.append(f"{rate([r.p <= 0.05 and r.delta > 0 for r in results]):>24}")
-        print(f"{effect:>12.1f} " + " ".join(cells))
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--studies", type=int, default=200_000, help="replica studies per cell")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[3, 5, 10])
+    parser.add_argument("--shares", type=float, nargs="+", default=[0.05, 0.1, 0.25, 0.5, 0.75, 0.9])
+    parser.add_argument("--effects", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    parser.add_argument("--seed-diff-sd", type=float, default=0.47)
+    parser.add_argument("--sentence-sd", type=float, default=0.25)
+    parser.add_argument("--pipeline-studies", type=int, default=500)
+    parser.add_argument("--pipeline-seed-sd", type=float, default=1.0)
+    parser.add_argument("--resamples", type=int, default=1000, help="sentence resamples per pipeline study")
+    parser.add_argument("--real", type=Path, nargs="+", default=[REAL], help="statistics .npz of real runs")
+    args = parser.parse_args()
+    rng = np.random.default_rng(2026)
+    started = time.monotonic()
+    calibration(args, rng)
+    power(args, rng)
+    if args.pipeline_studies:
+        pipeline(args, rng)
     print(f"\ntook {time.monotonic() - started:.0f} s")
 
 

@@ -252,12 +252,27 @@ def report_command(
             help="Link each run's MLflow page; --no-links writes run ids as text (a report to commit)."
         ),
     ] = True,
+    export: Annotated[
+        bool,
+        typer.Option(
+            help="Also write the runs the report reads to OUT/runs (no checkpoints): a committed "
+            "report rebuilds from it with --from."
+        ),
+    ] = False,
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Build from a runs export (a report's runs/ folder) instead of MLflow; no links, "
+            "nothing logged.",
+        ),
+    ] = None,
 ) -> None:
     """Write the comparison report (report.html, report.md, figures/) and log it to the sweep's run."""
     from experiments.reporting import make_report
 
-    uri = resolve_tracking_uri(tracking_uri)
-    made = make_report(target, uri, out, links=links)
+    uri = "" if source else resolve_tracking_uri(tracking_uri)  # an export needs no store
+    made = make_report(target, uri, out, links=links, source=source, write_export=export)
     sections = ", ".join(s.group for s in made.report.sections)
     typer.echo(
         f"report of {len(made.report.sections)} sections ({sections}): {made.html} and {made.markdown}"

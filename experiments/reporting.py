@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis import render, report
+from analysis import export, render, report
 from analysis.bootstrap import RESAMPLES
 from analysis.load import NoRuns, load
 from analysis.verdicts import DEFAULT_PRIMARY
@@ -65,16 +65,33 @@ def target_experiment(target: str) -> Target:
     return Target(target if target.startswith("ablab/") else f"ablab/{target}", [])
 
 
+EXPORT = "runs"  # the export's folder beside a report
+
+
 def make_report(
-    target: str, tracking_uri: str, out: Path | None, n_resamples: int = RESAMPLES, links: bool = True
+    target: str,
+    tracking_uri: str,
+    out: Path | None,
+    n_resamples: int = RESAMPLES,
+    links: bool = True,
+    source: Path | None = None,
+    write_export: bool = False,
 ) -> Made:
+    """The report of ``target``'s runs, read from the store at ``tracking_uri``, or from the runs
+    export ``source`` (:mod:`analysis.export`; no store then: no links, nothing logged);
+    ``write_export``: also write the runs' export to ``out/runs``."""
     found = target_experiment(target)
     experiment = found.experiment
-    try:
-        runs = load(tracking_uri, experiment)
-    except NoRuns as exc:
-        raise UserError(f"{exc}; run the sweep first (ablab run SPEC) or check --tracking-uri.") from None
+    if source is not None:
+        runs, links = _from_export(source, experiment), False
+    else:
+        try:
+            runs = load(tracking_uri, experiment)
+        except NoRuns as exc:
+            raise UserError(f"{exc}; run the sweep first (ablab run SPEC) or check --tracking-uri.") from None
     out = (out or Path("reports") / experiment.removeprefix("ablab/")).resolve()
+    if write_export:
+        export.write(runs, out / EXPORT)
     try:
         made = report.build(
             runs,
@@ -90,7 +107,7 @@ def make_report(
     except report.NothingToReport as exc:
         raise UserError(str(exc)) from None
     markdown, page = render.write(made, out)
-    if runs.parent_run_id:
+    if runs.parent_run_id and source is None:
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri)
@@ -98,6 +115,19 @@ def make_report(
         link = record.ui_link(tracking_uri, runs.experiment_id, runs.parent_run_id, "report/report.html")
         _link_report(client, runs.experiment_id, runs.parent_run_id, link)
     return Made(markdown, page, made, runs.parent_run_id)
+
+
+def _from_export(source: Path, experiment: str):
+    try:
+        runs = export.read(source)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--from {source}: {exc}") from None
+    if runs.experiment != experiment:
+        raise UserError(
+            f"--from {source}: the export holds experiment {runs.experiment!r}, the spec names "
+            f"{experiment!r}; give the spec the export was made from"
+        )
+    return runs
 
 
 REPORT_LINE = "The comparison report:"

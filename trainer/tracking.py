@@ -76,6 +76,17 @@ def git_commit() -> str:
     return (commit + ("-dirty" if dirty else "")) if commit else "unknown"
 
 
+def ablab_version() -> str:
+    """``ablab 0.1.0, commit <hash>`` of the installed package and its source tree."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("ablab")
+    except PackageNotFoundError:
+        number = "(not installed)"
+    return f"ablab {number}, commit {git_commit()}"
+
+
 def ensure_experiment(tracking_uri: str, name: str) -> str:
     """The id of experiment ``name``, created (with a local artifact root) if missing, and marked
     a model-training experiment so that MLflow's UI opens it on its runs."""

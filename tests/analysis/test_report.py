@@ -109,7 +109,7 @@ def test_a_large_consistent_effect_differs_and_the_table_says_so(tmp_path):
     assert section.changes == ["no_label_smoothing: loss.label_smoothing 0.1 → 0.0"]
     base, arm = section.rows
     assert base["setting"] == "baseline" and base["changed"] == "(reference)" and base["seeds"] == "3/3"
-    assert base["ECE"] == "0.021 ± 0.001" and base["Δ BLEU [adjusted interval]"] == "-"
+    assert base["ECE"] == "0.021 ± 0.001" and base["Δ BLEU [simultaneous interval]"] == "-"
     assert arm["changed"] == "loss.label_smoothing 0.1 → 0.0" and arm["verdict"] == "differs (lower)"
     page = "http://127.0.0.1:5000/#/experiments/7/runs/no_label_smoothing-1?workflowType=machine_learning"
     assert arm["runs"][0] == ("seed 1", "no_label_smoothing-1", page)
@@ -145,8 +145,8 @@ def test_a_group_s_primary_metric_leads_its_table_and_finding_and_has_its_own_ho
     texts = {"no_label_smoothing": report.GroupText(primary="ece")}
     made = report.build(runs, tmp_path, n_resamples=1000, texts=texts)
     (section,) = made.sections
-    assert section.rows[1]["Δ ECE [adjusted interval]"].startswith("+0.0370")
-    assert "Δ BLEU [adjusted interval]" not in section.rows[1]
+    assert section.rows[1]["Δ ECE [simultaneous interval]"].startswith("+0.0370")
+    assert "Δ BLEU [simultaneous interval]" not in section.rows[1]
     assert section.finding.startswith("no_label_smoothing raised ECE: 0.0210 → 0.0580")
     by_metric = {row["metric"]: row for row in section.comparisons}
     assert set(by_metric) == {"ECE", "BLEU (secondary)", "chrF (secondary)", "test NLL (secondary)"}

@@ -169,3 +169,20 @@ def comparison_rows(markdown: str) -> list[dict[str, str]]:
         elif not cells:
             header = None
     return rows
+
+
+def test_a_report_rebuilds_from_its_runs_export_without_mlflow(smoke, smoke_report, tmp_path):
+    folder, _, _, _, spec = smoke
+    first = ablab("report", spec, "--out", tmp_path / "a", "--no-links", "--export", cwd=folder)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert not list((tmp_path / "a" / "runs").rglob("*.pt"))  # no checkpoints
+    elsewhere = tmp_path / "elsewhere"  # no store here: the export is all it reads
+    elsewhere.mkdir()
+    again = ablab("report", spec, "--from", tmp_path / "a" / "runs", "--out", tmp_path / "b", cwd=elsewhere)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert not (elsewhere / "mlruns").exists()
+    before, after = ((tmp_path / side / "report.md").read_text() for side in "ab")
+    assert comparison_rows(after) == comparison_rows(before) and comparison_rows(before)
+    assert re.search(r"Made by ablab \S+, commit [0-9a-f]{40}", after)
+    wrong = ablab("report", spec, "--from", tmp_path / "a", "--out", tmp_path / "c", cwd=elsewhere)
+    assert wrong.returncode == 2 and "runs.json.gz" in wrong.stderr and not (tmp_path / "c").exists()
