@@ -59,13 +59,14 @@ def artifact_root(tracking_uri: str) -> str | None:
 
 
 def git_commit() -> str:
-    """The commit of the ablab source tree, ``-dirty`` if it has uncommitted changes."""
+    """The commit of the ablab source tree, ``-dirty`` if it has uncommitted changes (outside
+    ``results/``, where a committed report is rewritten while it is being made)."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
             cwd=PROJECT_ROOT,
             capture_output=True,
             text=True,
