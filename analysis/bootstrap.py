@@ -211,7 +211,7 @@ def contrast(
 
     def score(run: str) -> float | None:
         value = resampled.full.get((run, metric.name), logged.get((run, metric.name)))
-        return None if value is None or math.isnan(value) else value
+        return None if value is None or not math.isfinite(value) else value
 
     terms = [(w, runs) for w, runs in plus] + [(-w, runs) for w, runs in minus]
     common_seeds = set.intersection(*(set(runs) for _, runs in terms))
@@ -279,10 +279,11 @@ def sentence_component(v_all, v_each, n: int, m: int):
 def seed_test(delta, v_seed, v_sent, n: int):
     """``(SE, p)`` of Δ with ``SE² = V_seed + V_sent`` and ``n`` paired seeds (scalars, or arrays
     of studies alike): p from Welch's critical function of the seeds' share (:mod:`analysis.critical`)."""
-    se = np.sqrt(v_seed + v_sent)
+    total = np.asarray(v_seed + v_sent, dtype=float)
+    se = np.sqrt(total)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = critical.p_value(delta / se, v_seed / se**2, n - 1)
-    return se, np.where(se > 0, p, np.where(delta == 0, 1.0, 0.0))
+        p = critical.p_value(delta / se, v_seed / total, n - 1)  # the share exactly 1 without sentences
+    return se, np.where(se > 0, p, np.where(se == 0, np.where(delta == 0, 1.0, 0.0), np.nan))
 
 
 def _seed_comparison(common: dict, d: np.ndarray, v_sent: float, scope: str, same_test_set=()) -> Comparison:

@@ -10,10 +10,11 @@ With ``ρ̂ = V_seed/(V_seed + V_sent)``, the seeds' estimated share, a comparis
 **Why not Satterthwaite's degrees of freedom.** Student's t with ``df = ν/ρ̂²`` (Welch 1938,
 Satterthwaite 1946; what ablab used before) rewards a seed variance that came out small by
 chance twice: the SE shrinks and df grows, so the critical value shrinks with it. With 3 seeds
-its false-positive rate is up to 1.5× nominal at α = 0.05 but 5× at α/12 and 14× at α/60, the
-levels Holm's first steps test at (``benchmarks/stats_calibration.py``). Student's t with
-``ν`` degrees of freedom alone is valid but, where the sentences' part is large, has almost no
-power (a 3-seed t₂ needs |t| > 24.5 at α/60).
+its false-positive rate is up to 1.5× nominal at α = 0.05 but 5× at α/12 and 14× at α/60 (6× and
+19× at the worst share), the levels Holm's first steps test at
+(``benchmarks/stats_calibration.py``). Student's t with ``ν`` degrees of freedom alone is valid
+but, where the sentences' part is large, has almost no power (a 3-seed t₂ needs |t| > 34.6 at
+α/60).
 
 **Welch's critical function.** Under the normal model (Δ̂ normal; ``V̂_seed = V_seed·W`` with
 ``W ~ χ²_ν/ν``; ``V_sent`` known), with ``ρ`` the seeds' true share, the test's size is
@@ -31,16 +32,17 @@ Solutions for :data:`NUS` × :data:`ALPHAS` are in :data:`TABLE_PATH` (``python 
 analysis.critical`` writes it, in about a minute); other ν interpolate ``log c`` linearly in 1/ν
 (ν = ∞ being the normal test), other α linearly in ``log α``.
 
-What they reach, size/α over seeds' shares 0.1–0.95 (sentences' shares 0.05–0.9), with the
-table's interpolation: ν ≥ 5 within [0.91, 1.02] at every α ≥ 2e-4; ν = 4 (5 seeds) [0.96,
-1.01] at α/12 = 0.0042 and [0.87, 1.01] at α/60; ν = 3 [0.85, 1.01] and [0.62, 1.04]; ν = 2
-(3 seeds) [0.99, 1.00] at 0.05, [0.50, 0.96] at α/12 and [0.26, 1.23] at α/60; ν = 1 (2 seeds)
-[0.74, 1.06] at 0.05 and [0.10, 1.48] at α/12. With two degrees of freedom the estimated seed
-variance is below w times its truth with probability about w, so a share that came out small
-is as likely as the level itself; a critical function that trusts it loses the level at large
-shares, one that does not loses it at small ones (Linnik 1968: no exact test of this kind is
-regular). At 3 seeds and Holm's small levels the test is therefore conservative, and its power
-low (``benchmarks/stats_calibration.py`` prints both); 5 seeds are calibrated everywhere.
+What they reach, size/α over seeds' true shares from 0.005 to 0.9995, with the table's
+interpolation: ν ≥ 5 (6 seeds) within [0.97, 1.01] at α, α/12 and α/60; ν = 4 (5 seeds) [0.96,
+1.01] at α/12 = 0.0042 and [0.87, 1.03] at α/60 = 0.00083; ν = 3 [0.85, 1.02] and [0.62, 1.05];
+ν = 2 (3 seeds) [0.99, 1.00] at 0.05, [0.51, 1.08] at α/12 and [0.26, 1.22] at α/60; ν = 1 (2
+seeds) [0.74, 1.06] at 0.05 but [0.10, 1.50] at α/12 and up to 2.4 at α/60. With two degrees of
+freedom the estimated seed variance is below w times its truth with probability about w, so a
+share that came out small is about as likely as the level itself; a critical function that
+trusts it loses the level at large shares, one that does not loses it at small ones (Linnik
+1968: no exact test of this kind is regular). At 3 seeds and Holm's small levels the test is
+therefore mostly conservative, with little power (``benchmarks/stats_calibration.py`` prints
+both); 2 seeds cannot be calibrated there at all.
 
 p-values invert the same function: ``p`` is the α at which ``c_ν(ρ̂; α) = |Δ|/SE``, so a
 comparison differs at α exactly when ``p ≤ α``. Values below ``ALPHAS[-1]`` are given as it.
@@ -68,7 +70,9 @@ TABLE_PATH = Path(__file__).resolve().parent / "critical_values.csv"
 KNOTS = (1 - np.cos(np.pi * np.arange(21) / 20)) / 2  # ρ̂ at which log c is tabulated, dense at the ends
 NUS = (*range(1, 21), 24, 30, 40, 60, 120)
 ALPHAS = (0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 5e-3, 2e-3, 1e-3, 5e-4, 2e-4, 1e-4, 5e-5, 2e-5, 1e-5)
-SHARES = np.linspace(0.02, 0.98, 60)  # the seeds' true shares the solution is calibrated over
+SHARES = np.concatenate(  # the seeds' true shares the solution is calibrated over
+    [np.linspace(0.02, 0.98, 60), [0.99, 0.995, 0.998, 0.999]]
+)
 EXCESS_WEIGHT = 5.0  # an excess of size/α counts this many times a shortfall: validity first
 QUADRATURE_NODES = 500
 
@@ -103,8 +107,9 @@ class Size:
     def __init__(self, nu: float, alpha: float, shares: np.ndarray = SHARES):
         w, self.weight = chi2_nodes(nu)
         rho = np.asarray(shares, dtype=float)[:, None]
-        self.scale = np.sqrt(rho * w + (1 - rho))
-        self.basis = knot_weights(rho * w / self.scale**2)  # (shares, nodes, K)
+        variance = rho * w + (1 - rho)
+        self.scale = np.sqrt(variance)
+        self.basis = knot_weights(rho * w / variance)  # (shares, nodes, K)
         self.alpha = alpha
         self.ends = np.log([scipy_stats.norm.isf(alpha / 2), scipy_stats.t.isf(alpha / 2, nu)])
 
@@ -190,15 +195,18 @@ def log_critical_table(nu: float) -> np.ndarray:
 
 
 def critical_value(alpha: float, share: float | np.ndarray, nu: float) -> np.ndarray:
-    """``c_ν(ρ̂; α)`` at the seeds' estimated share(s) ``share`` (α within ALPHAS' range; at
-    ρ̂ = 0 and 1 exactly the normal and Student's quantiles at any α)."""
+    """``c_ν(ρ̂; α)`` at the seeds' estimated share(s) ``share``: log-linear in α between tabulated
+    levels, linear in α from ``ALPHAS[0]`` to c = 0 at α = 1 (as :func:`p_value`), ``ALPHAS[-1]``'s
+    below the table; at ρ̂ = 0 and 1 exactly the normal and Student's quantiles at any α."""
     share = np.asarray(share, dtype=float)
-    clipped = min(max(alpha, ALPHAS[-1]), ALPHAS[0])
-    by_alpha = knot_weights(share) @ log_critical_table(nu).T  # (..., A)
-    x = -np.log(ALPHAS)  # increasing
-    j = int(np.clip(np.searchsorted(x, -math.log(clipped)), 1, len(x) - 1))
-    f = (-math.log(clipped) - x[j - 1]) / (x[j] - x[j - 1])
-    inside = np.exp((1 - f) * by_alpha[..., j - 1] + f * by_alpha[..., j])
+    log_c = knot_weights(share) @ log_critical_table(nu).T  # (..., A)
+    if alpha > ALPHAS[0]:
+        inside = np.exp(log_c[..., 0]) * (1 - alpha) / (1 - ALPHAS[0])
+    else:
+        x, at = -np.log(ALPHAS), -math.log(max(alpha, ALPHAS[-1]))  # x increasing
+        j = int(np.clip(np.searchsorted(x, at), 1, len(x) - 1))
+        f = (at - x[j - 1]) / (x[j] - x[j - 1])
+        inside = np.exp((1 - f) * log_c[..., j - 1] + f * log_c[..., j])
     ends = np.where(share >= 1, scipy_stats.t.isf(alpha / 2, nu), scipy_stats.norm.isf(alpha / 2))
     return np.where((share <= 0) | (share >= 1), ends, inside)
 
@@ -232,8 +240,8 @@ def power(effect: float, se: float, share: float, nu: float, alpha: float) -> fl
         c = float(scipy_stats.norm.isf(alpha / 2))
         return float(special.ndtr(delta - c) + special.ndtr(-c - delta))
     w, weight = chi2_nodes(nu)
-    scale = np.sqrt(share * w + (1 - share))
-    c = critical_value(alpha, share * w / scale**2, nu) * scale
+    variance = share * w + (1 - share)
+    c = critical_value(alpha, share * w / variance, nu) * np.sqrt(variance)
     return float(np.sum(weight * (special.ndtr(delta - c) + special.ndtr(-c - delta))))
 
 

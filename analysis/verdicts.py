@@ -88,8 +88,8 @@ def power(effect: float, v_seed: float, v_sent: float, n: int, alpha: float) -> 
     """The power of the comparison test at level ``alpha`` to find a true Δ of ``effect`` where
     ``SE² = v_seed + v_sent`` and the seed part has ``n − 1`` degrees of freedom (``v_seed = 0``:
     the sentences' part alone, as with infinitely many seeds)."""
-    se = math.sqrt(v_seed + v_sent)
-    share = v_seed / se**2 if se > 0 else 1.0
+    total = v_seed + v_sent
+    se, share = math.sqrt(total), v_seed / total if total > 0 else 1.0
     return critical.power(effect, se, share, n - 1, alpha)
 
 

@@ -1,6 +1,7 @@
 """The two-level comparison against independent references: sacreBLEU's paired bootstrap for one
 seed, scipy's paired t-test for one sentence per seed, and the resampling itself."""
 
+import math
 import random
 
 import numpy as np
@@ -17,6 +18,7 @@ from analysis.bootstrap import (
     TEST_SET_ONLY,
     compare,
     resample_runs,
+    seed_test,
     sentence_component,
 )
 from analysis.metrics import METRICS
@@ -140,3 +142,13 @@ def test_a_constant_difference_with_no_spread_is_certain():
         resample_runs(stats, (METRICS["test_nll"],), 50),
     )
     assert c.se == 0 and c.p == 0.0 and c.interval() == (1.0, 1.0)
+
+
+def test_without_a_sentence_part_p_and_interval_are_student_s_exactly():
+    # √(v)² rounds above v for some v: the seeds' share must still be exactly 1 (Student's t)
+    d = np.array(
+        [1.091834097425692, 1.597334097425692, 2.102834097425692, 2.6083340974256917, 3.1138340974256917]
+    )
+    se, p = seed_test(d.mean(), d.var(ddof=1) / 5, 0.0, 5)
+    assert p == pytest.approx(scipy_stats.ttest_1samp(d, 0).pvalue, rel=1e-12)
+    assert seed_test(1.0, math.nan, 0.1, 3)[1] != seed_test(1.0, math.nan, 0.1, 3)[1]  # NaN stays NaN

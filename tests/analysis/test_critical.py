@@ -38,18 +38,18 @@ def test_the_committed_table_is_what_the_solver_makes():
     ("nu", "alpha", "low", "high"),
     [
         (2, 0.05, 0.98, 1.01),
-        (2, 0.05 / 12, 0.49, 0.97),
-        (2, 0.05 / 60, 0.25, 1.24),  # 3 seeds at Holm's small levels: valid, conservative (docstring)
-        (3, 0.05 / 60, 0.61, 1.05),
+        (2, 0.05 / 12, 0.50, 1.09),
+        (2, 0.05 / 60, 0.25, 1.23),  # 3 seeds at Holm's small levels: mostly conservative (docstring)
+        (3, 0.05 / 60, 0.61, 1.06),
         (4, 0.05 / 12, 0.95, 1.02),
-        (4, 0.05 / 60, 0.86, 1.02),
+        (4, 0.05 / 60, 0.86, 1.04),
         (9, 0.05 / 60, 0.97, 1.03),
         (25, 0.05 / 60, 0.97, 1.03),  # between tabulated ν
         (500, 0.05 / 60, 0.97, 1.03),  # beyond them, towards the normal test
     ],
 )
 def test_sizes_are_where_the_module_says(nu, alpha, low, high):
-    sizes = size(nu, alpha, np.linspace(0.1, 0.95, 35))
+    sizes = size(nu, alpha, np.concatenate([np.linspace(0.005, 0.98, 40), np.linspace(0.98, 0.9995, 20)]))
     assert low <= sizes.min() and sizes.max() <= high, (sizes.min(), sizes.max())
 
 
@@ -67,7 +67,7 @@ def test_p_values_invert_critical_values_and_are_exact_at_the_ends():
     rng = np.random.default_rng(0)
     for nu in (1, 2, 4, 13, 50):
         shares = rng.uniform(0.001, 0.999, 20)
-        for alpha in (0.3, 0.05, 0.01, 0.05 / 12, 0.05 / 60, 3e-5):
+        for alpha in (0.8, 0.3, 0.05, 0.01, 0.05 / 12, 0.05 / 60, 3e-5):
             c = critical.critical_value(alpha, shares, nu)
             assert critical.p_value(c, shares, nu) == pytest.approx(alpha, rel=1e-9)
         t = np.linspace(0, 50, 400)
