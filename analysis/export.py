@@ -47,10 +47,11 @@ def write(runs: SweepRuns, folder: Path) -> Path:
         "test_sets": runs.test_sets,
         "attention": runs.attention,
     }
-    with gzip.open(folder / RUNS, "wt") as f:
-        json.dump(document, f, indent=1, allow_nan=False)
-    runs.curves.to_csv(folder / CURVES, index=False)
-    runs.bins.to_csv(folder / BINS, index=False)
+    with open(folder / RUNS, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as packed:
+        packed.write(json.dumps(document, indent=1, allow_nan=False).encode())
+    same_bytes = {"method": "gzip", "mtime": 0}  # the same runs give the same file: no churn in git
+    runs.curves.to_csv(folder / CURVES, index=False, compression=same_bytes)
+    runs.bins.to_csv(folder / BINS, index=False, compression=same_bytes)
     arrays = {
         f"{run}/{name}": _compact(a) for run, stats in runs.statistics.items() for name, a in stats.items()
     }

@@ -132,7 +132,8 @@ def group_figures(
     for kind, fig, caption in made:
         name = f"{group}_{kind}"
         fig.savefig(out / "figures" / f"{name}.png", dpi=110)
-        fig.savefig(out / "figures" / f"{name}.svg")
+        with plt.rc_context({"svg.hashsalt": "ablab"}):  # the same figure, the same file: no churn in git
+            fig.savefig(out / "figures" / f"{name}.svg", metadata={"Date": None})
         saved.append(ReportFigure(name, caption, tuple(collisions(fig))))
         plt.close(fig)
     return saved
