@@ -29,14 +29,14 @@ numerically (:func:`solve`) to minimise, over ρ ∈ :data:`SHARES`, the largest
 ``log(size/α)``, an excess counting :data:`EXCESS_WEIGHT` times a shortfall (validity first).
 The expectation is a quadrature over W (:func:`chi2_nodes`), exact to about 1e-8 relative.
 Solutions for :data:`NUS` × :data:`ALPHAS` are in :data:`TABLE_PATH` (``python -m
-analysis.critical`` writes it, in about a minute); other ν interpolate ``log c`` linearly in 1/ν
+analysis.critical`` writes it, in about two minutes); other ν interpolate ``log c`` linearly in 1/ν
 (ν = ∞ being the normal test), other α linearly in ``log α``.
 
 What they reach, size/α over seeds' true shares from 0.005 to 0.9995, with the table's
-interpolation: ν ≥ 5 (6 seeds) within [0.97, 1.01] at α, α/12 and α/60; ν = 4 (5 seeds) [0.96,
-1.01] at α/12 = 0.0042 and [0.87, 1.03] at α/60 = 0.00083; ν = 3 [0.85, 1.02] and [0.62, 1.05];
-ν = 2 (3 seeds) [0.99, 1.00] at 0.05, [0.51, 1.08] at α/12 and [0.26, 1.22] at α/60; ν = 1 (2
-seeds) [0.74, 1.06] at 0.05 but [0.10, 1.50] at α/12 and up to 2.4 at α/60. With two degrees of
+interpolation: ν ≥ 5 (6 seeds) within [0.98, 1.01] at α, α/12 and α/60; ν = 4 (5 seeds) [0.99,
+1.01] at α/12 = 0.0042 and [0.89, 1.03] at α/60 = 0.00083; ν = 3 [0.89, 1.02] and [0.65, 1.08];
+ν = 2 (3 seeds) [0.99, 1.00] at 0.05, [0.56, 1.08] at α/12 and [0.29, 1.22] at α/60; ν = 1 (2
+seeds) [0.74, 1.06] at 0.05 but [0.10, 1.55] at α/12 and up to 2.4 at α/60. With two degrees of
 freedom the estimated seed variance is below w times its truth with probability about w, so a
 share that came out small is about as likely as the level itself; a critical function that
 trusts it loses the level at large shares, one that does not loses it at small ones (Linnik
@@ -45,7 +45,7 @@ therefore mostly conservative, with little power (``benchmarks/stats_calibration
 both); 2 seeds cannot be calibrated there at all.
 
 p-values invert the same function: ``p`` is the α at which ``c_ν(ρ̂; α) = |Δ|/SE``, so a
-comparison differs at α exactly when ``p ≤ α``. Values below ``ALPHAS[-1]`` are given as it.
+comparison differs at α exactly when ``p ≤ α``. Values below ``ALPHAS[-1]`` (1e-7) are given as it.
 
 References: B. L. Welch (1947), "The generalization of 'Student's' problem when several
 different population variances are involved", Biometrika 34, 28–35; A. A. Aspin (1948), its
@@ -69,7 +69,9 @@ from scipy import stats as scipy_stats
 TABLE_PATH = Path(__file__).resolve().parent / "critical_values.csv"
 KNOTS = (1 - np.cos(np.pi * np.arange(21) / 20)) / 2  # ρ̂ at which log c is tabulated, dense at the ends
 NUS = (*range(1, 21), 24, 30, 40, 60, 120)
-ALPHAS = (0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 5e-3, 2e-3, 1e-3, 5e-4, 2e-4, 1e-4, 5e-5, 2e-5, 1e-5)
+ALPHAS = tuple(  # 0.5, 0.3, 0.2, 0.1, 0.07, 0.05, 0.03, 0.02, 0.01, ..., 1e-7: about 1.5x apart
+    float(f"{m}e{e}") for e in range(-1, -8, -1) for m in (5, 3, 2, 1, 0.7) if not (e == -7 and m < 1)
+)
 SHARES = np.concatenate(  # the seeds' true shares the solution is calibrated over
     [np.linspace(0.02, 0.98, 60), [0.99, 0.995, 0.998, 0.999]]
 )
@@ -117,7 +119,7 @@ class Size:
         return np.concatenate([[self.ends[0]], interior, [self.ends[1]]])
 
     def __call__(self, interior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        c = np.exp(np.clip(self.basis @ self.full(interior), -20, 14)) * self.scale
+        c = np.exp(np.clip(self.basis @ self.full(interior), -20, 25)) * self.scale
         log_tail = special.log_ndtr(-c) + np.log(2 * self.weight)
         log_size = special.logsumexp(log_tail, axis=1)
         share = np.exp(log_tail - log_size[:, None])
