@@ -31,8 +31,9 @@ UNTESTED = (
 
 HOLM_ONLY_MARK = "†"
 HOLM_ONLY = (
-    "† differs by a later step of Holm's procedure, which tests the j-th smallest p of k at "
-    "α/(k − j + 1); the simultaneous interval, which holds for all k at once, still touches 0"
+    "a 'differs' marked † was reached by a later step of Holm's procedure, which tests the j-th "
+    "smallest p of k at 0.05/(k − j + 1): its simultaneous interval, which holds for all k at once, "
+    "still touches 0"
 )
 
 
