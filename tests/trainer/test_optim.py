@@ -1,3 +1,4 @@
+import pydantic
 import pytest
 import torch
 
@@ -134,5 +135,5 @@ def test_sgd_decay_is_decoupled_and_the_step_is_momentum_sgds():
 def test_8bit_adam_is_refused_clearly_without_cuda():
     with pytest.raises(ConfigError, match="needs a CUDA device"):
         build_optimizer(OptimConfig(name="adamw8bit"), model())
-    with pytest.raises(Exception, match="adamw8bit' needs CUDA"):
+    with pytest.raises(pydantic.ValidationError, match="adamw8bit' needs CUDA"):
         Config(optim=OptimConfig(name="adamw8bit"), train=TrainConfig(device="cpu"))

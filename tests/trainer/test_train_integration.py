@@ -124,9 +124,19 @@ def test_divergence_is_a_result_not_a_crash(tmp_path, lr, factor):
     assert result.metrics["steps"] == diverged_at
 
 
-def test_seq2seq_trains_end_to_end(tmp_path):
-    result = train(tiny_config(model={"arch": "seq2seq"}), workdir=tmp_path)
+def seq2seq_losses(tmp_path, lr: float) -> list[float]:
+    """The training loss curve of the tiny GRU seq2seq at learning rate ``lr``."""
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    cfg = tiny_config(model={"arch": "seq2seq"}, optim={"lr": lr}, train={"log_every": 2})
+    result = train(cfg, workdir=tmp_path / "work", tracker=MlflowTracker(uri, "seq2seq"))
     assert result.status == "finished" and result.metrics["bleu"] is not None
+    history = MlflowClient(uri).get_metric_history(result.run_id, "train/loss")
+    return [h.value for h in sorted(history, key=lambda h: h.step)]
+
+
+def test_seq2seq_trains_end_to_end_and_learns(tmp_path):
+    losses = seq2seq_losses(tmp_path, 0.01)  # 6.9 -> 5.5 nats in 30 updates; at lr 1e-9 flat (ratio 1.00)
+    assert len(losses) >= 10 and np.mean(losses[-3:]) < 0.9 * np.mean(losses[:3])
 
 
 def test_a_max_len_that_drops_every_pair_is_refused(tmp_path):
