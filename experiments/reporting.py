@@ -90,8 +90,6 @@ def make_report(
         except NoRuns as exc:
             raise UserError(f"{exc}; run the sweep first (ablab run SPEC) or check --tracking-uri.") from None
     out = (out or Path("reports") / experiment.removeprefix("ablab/")).resolve()
-    if write_export:
-        export.write(runs, out / EXPORT)
     try:
         made = report.build(
             runs,
@@ -107,7 +105,9 @@ def make_report(
     except report.NothingToReport as exc:
         raise UserError(str(exc)) from None
     markdown, page = render.write(made, out)
-    if runs.parent_run_id and source is None:
+    if write_export:  # after the report: a sweep with nothing to report leaves no export behind
+        export.write(runs, out / EXPORT)
+    if runs.parent_run_id:  # none in an export
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri)
