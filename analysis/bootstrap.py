@@ -27,7 +27,7 @@ and its variance has the components of a crossed seeds × sentences design:
 
 Interval and p-value: ``|Δ|/SE`` against Welch's critical function ``c_ν(ρ̂; α)`` of the
 seeds' estimated share ``ρ̂ = V_seed/(V_seed + V_sent)`` and ``ν = n − 1``
-(:mod:`analysis.critical`, which says why not Satterthwaite's degrees of freedom): the
+(:mod:`ablab.analysis.critical`, which says why not Satterthwaite's degrees of freedom): the
 interval at level L is ``Δ ± c_ν(ρ̂; 1 − L)·SE`` and p the α at which ``c_ν(ρ̂; α)`` equals
 ``|Δ|/SE``, calibrated at every level Holm uses (``benchmarks/stats_calibration.py``). With
 no sentence part (one sentence per seed, or no per-sentence statistics) ``c`` is Student's
@@ -48,8 +48,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis import critical
-from analysis.metrics import METRICS, Metric
+from ablab.analysis import critical
+from ablab.analysis.metrics import METRICS, Metric
 
 RESAMPLES = 10_000
 SEED = 12345  # sacreBLEU's default, so one seed's comparison equals its --paired-bs
@@ -269,7 +269,7 @@ def sentence_component(v_all, v_each, n: int, m: int):
     ``R = (V_each − V_all)/(n − 1)`` estimates ``σ²_noise/(n·m)``, so ``V_sent = V_all − R`` (the
     module's formula), clipped at 0. Its degrees of freedom, ``(V_all − R)² / (V_all²/(m − 1) +
     R²/((m − 1)(n − 1)))``, are in the hundreds with a thousand sentences wherever the part
-    matters, so the test takes it as known (:mod:`analysis.critical`)."""
+    matters, so the test takes it as known (:mod:`ablab.analysis.critical`)."""
     if m < 2:  # one sentence: nothing to resample
         return 0.0 * v_all
     r = np.maximum(0.0, (v_each - v_all) / (n - 1))
@@ -278,7 +278,8 @@ def sentence_component(v_all, v_each, n: int, m: int):
 
 def seed_test(delta, v_seed, v_sent, n: int):
     """``(SE, p)`` of Δ with ``SE² = V_seed + V_sent`` and ``n`` paired seeds (scalars, or arrays
-    of studies alike): p from Welch's critical function of the seeds' share (:mod:`analysis.critical`)."""
+    of studies alike): p from Welch's critical function of the seeds' share
+    (:mod:`ablab.analysis.critical`)."""
     total = np.asarray(v_seed + v_sent, dtype=float)
     se = np.sqrt(total)
     with np.errstate(divide="ignore", invalid="ignore"):

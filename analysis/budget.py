@@ -70,7 +70,7 @@ def budget_text(trials: pd.DataFrame) -> str:
 
 
 def compute_text(trials: pd.DataFrame, curves: pd.DataFrame) -> str:
-    """The compute the runs spent, from each run's own clocks (see :func:`trainer.run.final_metrics`):
+    """The compute the runs spent, from each run's own clocks (see :func:`ablab.trainer.run.final_metrics`):
     trial-minutes = Σ over runs of (setup + training with validation + test evaluation) / 60, and
     the part of it in forward, backward and update. Runs without clocks (not run, or stopped
     before their end) are left out and counted. Then the wall time in which they trained

@@ -1,7 +1,7 @@
 """The test behind every seed-aware comparison: critical values and p-values of ``Δ/SE`` when
 ``SE² = V_seed + V_sent`` and only the seed part is estimated from few degrees of freedom.
 
-:mod:`analysis.bootstrap` estimates Δ's variance from two parts: the seeds', ``V_seed = s²_d/n``
+:mod:`ablab.analysis.bootstrap` estimates Δ's variance from two parts: the seeds', ``V_seed = s²_d/n``
 with ``ν = n − 1`` degrees of freedom (2 for 3 seeds), and the test sentences', ``V_sent``, from
 about a thousand sentences (hundreds of degrees of freedom), which this test takes as known.
 With ``ρ̂ = V_seed/(V_seed + V_sent)``, the seeds' estimated share, a comparison differs at level
@@ -29,7 +29,7 @@ numerically (:func:`solve`) to minimise, over ρ ∈ :data:`SHARES`, the largest
 ``log(size/α)``, an excess counting :data:`EXCESS_WEIGHT` times a shortfall (validity first).
 The expectation is a quadrature over W (:func:`chi2_nodes`), exact to about 1e-8 relative.
 Solutions for :data:`NUS` × :data:`ALPHAS` are in :data:`TABLE_PATH` (``python -m
-analysis.critical`` writes it, in about two minutes); other ν interpolate ``log c`` linearly in 1/ν
+ablab.analysis.critical`` writes it, in about two minutes); other ν interpolate ``log c`` linearly in 1/ν
 (ν = ∞ being the normal test), other α linearly in ``log α``.
 
 What they reach, size/α over seeds' true shares from 0.005 to 0.9995, with the table's

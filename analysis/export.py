@@ -1,4 +1,4 @@
-"""A sweep's runs as files: everything a report reads (:class:`~analysis.load.SweepRuns`), without
+"""A sweep's runs as files: everything a report reads (:class:`~ablab.analysis.load.SweepRuns`), without
 MLflow and without checkpoints, so a committed report can be rebuilt from what is committed
 beside it.
 
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.load import SweepRuns
+from ablab.analysis.load import SweepRuns
 
 RUNS = "runs.json.gz"
 CURVES = "curves.csv.gz"

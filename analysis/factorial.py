@@ -22,9 +22,9 @@ averaged over the levels of the factors it does not involve (``cell(·)`` a sett
   F2 = l))``. Where a two-factor interaction is real (its verdict is *differs*, or its estimate
   is larger than one of its factors' main effects), a main effect averages effects that differ,
   and each factor's effect at each level of the other is what a reader asks:
-  :mod:`analysis.verdicts` then adds these to the primary family.
+  :mod:`ablab.analysis.verdicts` then adds these to the primary family.
 
-Every contrast is one :func:`analysis.bootstrap.contrast` (seeds and test sentences), decided
+Every contrast is one :func:`ablab.analysis.bootstrap.contrast` (seeds and test sentences), decided
 with the report's other comparisons of its metric's Holm family.
 """
 

@@ -3,7 +3,7 @@
 Conventions every figure keeps: one colour per setting, the same in every figure of a report
 (:func:`palette`; the baseline is always black); parameter counts in millions; panels that are
 compared share their y-scale; labels beside points are placed clear of each other and of the
-axes' edges (:mod:`analysis.placement`); curves over seeds are the mean with a band (the seeds'
+axes' edges (:mod:`ablab.analysis.placement`); curves over seeds are the mean with a band (the seeds'
 range), so that one setting is one line.
 """
 
@@ -22,9 +22,9 @@ import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
-from analysis.placement import place_labels  # noqa: E402
+from ablab.analysis.placement import place_labels  # noqa: E402
+from ablab.trainer.tracking.record import BASELINE  # noqa: E402
 
-BASELINE = "baseline"
 SMOOTHING = 9
 """Logged points in the centred moving average of a training curve."""
 
@@ -76,7 +76,7 @@ def plot_metric_vs_params(
     summary: pd.DataFrame, colors: dict, metric: str = "bleu", title: str = ""
 ) -> Figure:
     """``<metric>_mean`` (± sd across seeds) against ``params_mean`` in millions, each point
-    labelled by its setting; ``summary`` as :func:`analysis.stats.aggregate` makes it."""
+    labelled by its setting; ``summary`` as :func:`ablab.analysis.stats.aggregate` makes it."""
     sns.set_theme(style="whitegrid")
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     data = summary.dropna(subset=[f"{metric}_mean", "params_mean"]).sort_values("params_mean")

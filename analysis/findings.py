@@ -1,16 +1,16 @@
 """Verdicts in plain words: the sentences and table cells of the report, computed, never written
-by hand. Every number comes from a :class:`~analysis.verdicts.Verdict`."""
+by hand. Every number comes from a :class:`~ablab.analysis.verdicts.Verdict`."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from analysis import budget, hardware
-from analysis.bootstrap import SEEDS_ONLY
-from analysis.factorial import INTERACTION, MAIN, SIMPLE, Contrast
-from analysis.metrics import METRICS
-from analysis.stats import P_SHOWN_FLOOR, format_p
-from analysis.verdicts import (
+from ablab.analysis import budget, hardware
+from ablab.analysis.bootstrap import SEEDS_ONLY
+from ablab.analysis.factorial import INTERACTION, MAIN, SIMPLE, Contrast
+from ablab.analysis.metrics import METRICS
+from ablab.analysis.stats import P_SHOWN_FLOOR, format_p
+from ablab.analysis.verdicts import (
     CONFOUNDED,
     DIFFERS,
     INCONCLUSIVE,
@@ -21,7 +21,7 @@ from analysis.verdicts import (
     SECONDARY,
     Verdict,
 )
-from trainer import record
+from ablab.trainer.tracking import record
 
 UNTESTED = (
     "no verdict: confounded by hardware (the runs compared trained in different precisions or on "

@@ -2,11 +2,12 @@
 
 Every run records the precision its ``train.precision`` resolved to and the kind of device it
 trained on, the GPU's name or the CPU's model with its instruction set
-(:data:`trainer.record.PRECISION`, :data:`trainer.record.DEVICE_KIND`; ``a + b`` where a resumed
+(:data:`ablab.trainer.tracking.record.PRECISION`, :data:`ablab.trainer.tracking.record.DEVICE_KIND`;
+``a + b`` where a resumed
 run changed them). Runs in different precisions, or on different kinds of hardware, differ in
 more than the ablation: in their numerics (bf16 rounds where fp32 does not) and in every
 figure of time. A comparison whose runs span more than one precision or device kind is
-therefore *confounded by hardware*: it gets no verdict (:mod:`analysis.verdicts`), and the
+therefore *confounded by hardware*: it gets no verdict (:mod:`ablab.analysis.verdicts`), and the
 group's table and finding say which runs trained on what.
 
 Runs recorded before ablab wrote these tags carry their precision only where the config

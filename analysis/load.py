@@ -3,7 +3,7 @@
 - ``trials``: one row per trial (the newest run of each trial hash, preferring one that is
   done): ``run_id``, ``trial`` (``heads=8,seed=1``), ``setting`` (the name without its seed),
   ``groups``, ``arm`` (for a named arm), ``seed``, ``status``, ``error``, what it trained in and
-  on (``precision``, ``device_kind``: :mod:`analysis.hardware`), the headline
+  on (``precision``, ``device_kind``: :mod:`ablab.analysis.hardware`), the headline
   metrics (``bleu``, ``bleu_lc``, ``chrf``, ``ece``, ``test_nll``, ``params``,
   ``setup_seconds``, ``train_seconds``, ``wall_seconds``, ``eval_seconds``, ``epochs``,
   ``epochs_to_90pct``, ``seconds_to_90pct``, ``tgt_tokens_per_s``, ``diverged_step``) and the
@@ -14,7 +14,7 @@
   the time it was logged (Unix seconds).
 - ``bins``: the reliability bins, ``run_id, setting, seed, bin, count, confidence, accuracy``.
 - ``statistics``: per run id, the per-sentence sufficient statistics of every test metric on
-  the headline test set (``statistics/<test set>.npz``, layout in :mod:`trainer.evaluate`;
+  the headline test set (``statistics/<test set>.npz``, layout in :mod:`ablab.trainer.evaluation.evaluate`;
   calibration flattened to ``(sentences, 3·bins)``), which the comparisons resample.
 - ``attention``: per run id, the attention maps of the fixed sentence.
 """
@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trainer import record
-from trainer.config import neutral_defaults, valid_keys
+from ablab.trainer.config.schema import neutral_defaults, valid_keys
+from ablab.trainer.tracking import record
 
 HEADLINE = (
     "bleu",

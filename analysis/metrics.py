@@ -1,7 +1,7 @@
 """Corpus metrics recomputed from summed per-sentence statistics, vectorized over resamples.
 
 Every test metric of a run is a function of column sums of its per-sentence statistics (the
-``statistics/<test set>.npz`` artifact the trainer logs; layout in :mod:`trainer.evaluate`).
+``statistics/<test set>.npz`` artifact the trainer logs; layout in :mod:`ablab.trainer.evaluation.evaluate`).
 Resampling test sentences is then a weighted sum of rows, and the score of each resample
 one call of the functions here on an array ``(..., columns)`` of sums:
 

@@ -12,7 +12,7 @@ import html
 import re
 from pathlib import Path
 
-from analysis.report import Report, Section
+from ablab.analysis.report import Report, Section
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222;"

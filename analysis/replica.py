@@ -1,6 +1,6 @@
 """A comparison's statistics drawn from their exact distributions: hundreds of thousands of
 studies in seconds, to measure false-positive rates at Holm's small levels (α/60 = 0.00083 needs
-about 10⁵ studies per cell to be seen at all; :mod:`analysis.simulation`, which draws every
+about 10⁵ studies per cell to be seen at all; :mod:`ablab.analysis.simulation`, which draws every
 sentence of every run and resamples them, affords a thousand).
 
 The normal model of a seeds × sentences layout, per seed s and test sentence j, the arm's
@@ -8,7 +8,7 @@ difference from the baseline being ``Δ + a_s + u_j + e_sj``: ``a_s`` the seeds'
 (what pairing by seed does not cancel), ``u_j`` how the two systems differ on sentence j
 (the same for every seed: the test set's sample), ``e_sj`` which sentences one seed's pair of
 runs happens to get right. With ``n`` seeds and ``m`` sentences, the quantities
-:func:`analysis.bootstrap.contrast` computes are, in units of Var(Δ̂) = 1, with ``q`` the
+:func:`ablab.analysis.bootstrap.contrast` computes are, in units of Var(Δ̂) = 1, with ``q`` the
 sentences' share of it and ``φ`` the share of the seed part that is seed × sentence noise,
 
     Δ̂      ~ N(δ, 1)
@@ -19,8 +19,8 @@ sentences' share of it and ``φ`` the share of the seed part that is seed × sen
 independent of each other (the seed means, sentence means and interaction of a two-way layout):
 ``V_all`` is ``(σ²_u + σ²_e/n)/m`` estimated, ``R`` is ``σ²_e/(n·m)``. The bootstrap's ``V_all``
 and ``V_each`` are these up to the resampling noise of B = 10,000 replicates. Each study then goes
-through ablab's own formulas, :func:`~analysis.bootstrap.sentence_component` and
-:func:`~analysis.bootstrap.seed_test`, or through the method they replaced
+through ablab's own formulas, :func:`~ablab.analysis.bootstrap.sentence_component` and
+:func:`~ablab.analysis.bootstrap.seed_test`, or through the method they replaced
 (:func:`satterthwaite_p`). Paired and unpaired seeds differ only in ``q``: pairing removes from
 the seed part what the two runs of a seed share, so the sentences' share grows.
 """
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as scipy_stats
 
-from analysis.bootstrap import seed_test, sentence_component
+from ablab.analysis.bootstrap import seed_test, sentence_component
 
 SENTENCES = 1000  # test_2016_flickr
 NOISE_SHARE = 0.5  # φ: of the seed part, the seed × sentence noise (the real baseline: ~0.8)

@@ -2,11 +2,11 @@
 table of the settings with each arm's effect on the primary metric and its verdict, every
 comparison against the baseline in detail, its figures and a finding computed from the verdicts
 (a crossed group: its factorial tables, main effects and interactions instead,
-:mod:`analysis.factorial`); then every trial that did not finish, with its reason.
+:mod:`ablab.analysis.factorial`); then every trial that did not finish, with its reason.
 
-The statistics are :mod:`analysis.bootstrap` (effect, interval, p across seeds and sentences)
-and :mod:`analysis.verdicts` (Holm within each family, verdicts, seeds it would take); the
-words are :mod:`analysis.findings`; what budget each result had, :mod:`analysis.budget`.
+The statistics are :mod:`ablab.analysis.bootstrap` (effect, interval, p across seeds and sentences)
+and :mod:`ablab.analysis.verdicts` (Holm within each family, verdicts, seeds it would take); the
+words are :mod:`ablab.analysis.findings`; what budget each result had, :mod:`ablab.analysis.budget`.
 
 Writes ``report.md`` with the figures (PNG and SVG) beside it in ``figures/``, and a
 self-contained ``report.html`` (figures embedded as data URIs, opens offline).
@@ -21,18 +21,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import budget, findings, hardware, questions
-from analysis.bootstrap import RESAMPLES, SEEDS_ONLY
-from analysis.factorial import Design, cell_estimates, design, display_levels, factors_of, shown
-from analysis.figures import palette
-from analysis.load import SweepRuns
-from analysis.metrics import METRICS
-from analysis.report_figures import ReportFigure, group_figures
-from analysis.searches import search_rows
-from analysis.stats import aggregate, format_pm
-from analysis.verdicts import BASELINE, DEFAULT_PRIMARY, INCONCLUSIVE, Evidence, Verdict, gather, judge
-from trainer import record
-from trainer.tracking import ablab_version
+from ablab.analysis import budget, findings, hardware, questions
+from ablab.analysis.bootstrap import RESAMPLES, SEEDS_ONLY
+from ablab.analysis.factorial import Design, cell_estimates, design, display_levels, factors_of, shown
+from ablab.analysis.figures import palette
+from ablab.analysis.load import SweepRuns
+from ablab.analysis.metrics import METRICS
+from ablab.analysis.report_figures import ReportFigure, group_figures
+from ablab.analysis.searches import search_rows
+from ablab.analysis.stats import aggregate, format_pm
+from ablab.analysis.verdicts import DEFAULT_PRIMARY, INCONCLUSIVE, Evidence, Verdict, gather, judge
+from ablab.trainer.tracking import record
+from ablab.trainer.tracking.mlflow_tracker import ablab_version
 
 DESCRIPTIVE = ("bleu", "chrf", "ece", "ppl", "params", "train_seconds", "epochs_to_90pct")
 IGNORED_KEYS = {"train.seed", "train.threads", "data.dir", "data.cache_dir"}
@@ -105,7 +105,7 @@ def build(
 ) -> Report:
     """Compute every section, write the figures into ``out/figures``; returns the report.
     ``texts``: the spec's question, expectation and primary metric of each group;
-    ``primary_metric``: the one of a group that names none (analysis.verdicts: families)."""
+    ``primary_metric``: the one of a group that names none (ablab.analysis.verdicts: families)."""
     trials = runs.trials.assign(ppl=np.exp(runs.trials["test_nll"].astype(float)))
     done = trials[trials["status"].isin(record.DONE)]
     if done.empty:
@@ -114,7 +114,7 @@ def build(
             f"{', '.join(sorted(set(trials['status'])))}); run the sweep first (ablab run SPEC)."
         )
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    found = list(dict.fromkeys(g for gs in trials["groups"] for g in gs if g != BASELINE))
+    found = list(dict.fromkeys(g for gs in trials["groups"] for g in gs if g != record.BASELINE))
     order = [g for g in (groups or []) if g in found] + [g for g in found if g not in (groups or [])]
     evidence = gather(runs, trials, n_resamples)
     designs = {}
@@ -129,7 +129,7 @@ def build(
     flagged = budget.flags(trials, runs.curves)
     context = _Context(
         runs, trials, out, run_link(runs, links), evidence, verdicts, designs, flagged,
-        palette([BASELINE, *trials["setting"]]), leads,
+        palette([record.BASELINE, *trials["setting"]]), leads,
     )  # fmt: skip
     sections = []
     for group in order:
@@ -217,7 +217,7 @@ def varied_keys(rows: pd.DataFrame) -> list[str]:
 
 def _members(trials: pd.DataFrame, group: str) -> pd.DataFrame:
     """The group's runs and the baseline's."""
-    return trials[[group in gs or BASELINE in gs for gs in trials["groups"]]]
+    return trials[[group in gs or record.BASELINE in gs for gs in trials["groups"]]]
 
 
 def _section(ctx: _Context, group: str, text: GroupText, exercise) -> Section:
@@ -225,7 +225,7 @@ def _section(ctx: _Context, group: str, text: GroupText, exercise) -> Section:
     keys = varied_keys(members)
     crossed = ctx.designs.get(group)
     factors = [list(f.keys) for f in crossed.factors] if crossed else factors_of(members, keys)
-    base = members[[BASELINE in gs for gs in members["groups"]]]
+    base = members[[record.BASELINE in gs for gs in members["groups"]]]
     settings = _settings(members)
     changes = {s: _change(base, members[members["setting"] == s], keys) for s in settings}
     summary = aggregate(members[members["status"] == "finished"], "setting", DESCRIPTIVE)
@@ -234,7 +234,7 @@ def _section(ctx: _Context, group: str, text: GroupText, exercise) -> Section:
     compared = crossed is None  # a design's cells are not compared one by one with the baseline
     rows = [
         _row(summary, members, s, changes.get(s, ""), ctx, lead if compared else None, calibration)
-        for s in [BASELINE, *settings]
+        for s in [record.BASELINE, *settings]
     ]
     section = Section(
         group,
@@ -356,7 +356,7 @@ def _cell_tables(cells: pd.DataFrame, crossed: Design, metric: str) -> list[tupl
 
 def _settings(members: pd.DataFrame) -> list[str]:
     """The group's settings other than the baseline, in trial order."""
-    return [s for s in dict.fromkeys(members["setting"]) if s != BASELINE]
+    return [s for s in dict.fromkeys(members["setting"]) if s != record.BASELINE]
 
 
 def _change(base: pd.DataFrame, rows: pd.DataFrame, keys: list[str]) -> str:
@@ -386,7 +386,7 @@ def _row(
     finished = runs[runs["status"] == "finished"]
     row = {
         "setting": setting,
-        "changed": "(reference)" if setting == BASELINE else change or "-",
+        "changed": "(reference)" if setting == record.BASELINE else change or "-",
         "seeds": f"{int(s.get('n', 0))}/{len(runs)}" + (f", {diverged} diverged" if diverged else ""),
         "BLEU": format_pm(s, "bleu", 2),
     }

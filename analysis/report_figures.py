@@ -10,10 +10,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from analysis import figures
-from analysis.factorial import Design
-from analysis.load import SweepRuns
-from analysis.placement import collisions
+from ablab.analysis import figures
+from ablab.analysis.factorial import Design
+from ablab.analysis.load import SweepRuns
+from ablab.analysis.placement import collisions
 
 SIZE_KEYS = {"model.layers", "model.d_model", "model.ff_dim", "model.arch", "data.vocab_size"}
 CAPTIONS = {
@@ -65,7 +65,9 @@ CAPTIONS = {
 class ReportFigure:
     name: str  # file stem under figures/
     caption: str
-    collisions: tuple[str, ...] = ()  # text that overlaps or escapes (analysis.placement): none, we hope
+    collisions: tuple[
+        str, ...
+    ] = ()  # text that overlaps or escapes (ablab.analysis.placement): none, we hope
 
 
 def seeds_text(members: pd.DataFrame) -> str:

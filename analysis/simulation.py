@@ -1,7 +1,7 @@
 """Simulated ablation studies with a known answer, to measure a test's false-positive rate and power.
 
 A study is n seeds of a baseline and of an arm, each run a table of per-sentence BLEU
-statistics (:mod:`analysis.metrics`) on one test set of m sentences. Per run and sentence,
+statistics (:mod:`ablab.analysis.metrics`) on one test set of m sentences. Per run and sentence,
 every n-gram order's precision is ``sigmoid(a_k + q_run + z_i + e_run,i)``:
 
 - ``a_k``: the precision of order k at average quality (sets the BLEU level);
@@ -26,8 +26,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import optimize
 
-from analysis.bootstrap import Resampled, compare, resample_runs, sacrebleu_p
-from analysis.metrics import MAX_ORDER, METRICS, bleu_from_statistics
+from ablab.analysis.bootstrap import Resampled, compare, resample_runs, sacrebleu_p
+from ablab.analysis.metrics import MAX_ORDER, METRICS, bleu_from_statistics
 
 BLEU = METRICS["bleu"]
 
@@ -82,7 +82,7 @@ def simulate_study(
     pairing: float = 0.0,
 ) -> StudyResult:
     """One study: n seeds of baseline and arm (quality shift ``effect`` in logits), compared on
-    BLEU by :func:`analysis.bootstrap.compare` and (``old``) by the sentence bootstrap with the
+    BLEU by :func:`ablab.analysis.bootstrap.compare` and (``old``) by the sentence bootstrap with the
     seeds' outputs concatenated. ``pairing``: the correlation of the arm's and the baseline's
     seed effects at one seed (0: unpaired; near 1: a seed fixes most of what a run does)."""
     m = len(model.ref_lengths)

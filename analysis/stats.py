@@ -2,7 +2,7 @@
 
 Across seeds: mean, sample standard deviation (n - 1) and the 95 % interval of the mean,
 ``mean ± t_{0.975, n-1} · sd / √n`` (Student's t; none for n = 1). The comparisons against
-the baseline are in :mod:`analysis.bootstrap`, their verdicts in :mod:`analysis.verdicts`.
+the baseline are in :mod:`ablab.analysis.bootstrap`, their verdicts in :mod:`ablab.analysis.verdicts`.
 """
 
 from __future__ import annotations

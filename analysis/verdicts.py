@@ -17,16 +17,16 @@
   and covered nothing jointly.)
 - **Detectable effect**: the smallest |Δ| the comparison's own test detects with 80 % power at
   the simultaneous interval's level ``α/k`` (the level a lone effect must pass under Holm), with
-  its SE and critical function (:func:`analysis.critical.power`): an observed Δ that large
+  its SE and critical function (:func:`ablab.analysis.critical.power`): an observed Δ that large
   excludes 0 from the interval printed beside it. (Taken from the baseline's seed sd with
   ``n − 1`` degrees of freedom instead, it ignored that the test pools the sentences' part:
   3 seeds "detected" only |Δ| ≥ 12 BLEU beside comparisons of 2.6 BLEU called *differs*.)
 - **Hardware**: a comparison whose runs trained in different precisions or on different kinds
-  of device is *confounded by hardware* (:mod:`analysis.hardware`): no verdict, and not a
+  of device is *confounded by hardware* (:mod:`ablab.analysis.hardware`): no verdict, and not a
   member of the Holm family.
 - :func:`judge` makes every comparison of a report (each setting against the setting named
   ``baseline``, and each main effect and interaction of a crossed design, on every metric of
-  :data:`analysis.metrics.METRICS` that is in a family) and decides each family together.
+  :data:`ablab.analysis.metrics.METRICS` that is in a family) and decides each family together.
 - **Seeds needed**: the smallest n whose power reaches 80 % for the observed Δ at ``α/k``,
   with the comparison's own components, ``SE² = s²_d/n + V_sent`` (the test set's part does not
   shrink with seeds; where it alone prevents detection no number of seeds will do), the test's
@@ -48,13 +48,13 @@ import pandas as pd
 from scipy import optimize
 from scipy import stats as scipy_stats
 
-from analysis import critical, hardware
-from analysis.bootstrap import RESAMPLES, TEST_SET_ONLY, Comparison, Resampled, contrast, resample_runs
-from analysis.factorial import Design
-from analysis.load import SweepRuns
-from analysis.metrics import METRICS
+from ablab.analysis import critical, hardware
+from ablab.analysis.bootstrap import RESAMPLES, TEST_SET_ONLY, Comparison, Resampled, contrast, resample_runs
+from ablab.analysis.factorial import Design
+from ablab.analysis.load import SweepRuns
+from ablab.analysis.metrics import METRICS
+from ablab.trainer.tracking.record import BASELINE
 
-BASELINE = "baseline"
 ALPHA = 0.05
 DEFAULT_PRIMARY = "bleu"
 PRIMARY = "primary"

@@ -68,9 +68,9 @@ def generate(folder: Path, pairs: int, seed: int = 0) -> tuple[Path, Path]:
 
 def measure(src: str, tgt: str, cache: str) -> None:
     """In this process: prepare the corpus and bucket one epoch; print seconds and peak RSS."""
-    from trainer.batching import token_batches
-    from trainer.corpus import SplitFiles
-    from trainer.prepare import prepare_training
+    from ablab.trainer.data.batching import token_batches
+    from ablab.trainer.data.corpus import SplitFiles
+    from ablab.trainer.data.prepare import prepare_training
 
     started = time.perf_counter()
     vocabs, encoded = prepare_training(SplitFiles("train", Path(src), Path(tgt)), 8000, True, Path(cache))

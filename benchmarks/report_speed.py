@@ -2,7 +2,7 @@
 
 Writes a fresh sqlite MLflow store holding what a sweep of the seed suite leaves (the same tags,
 params, metric curves and artifacts the trainer and the sweep log; per-sentence statistics of
-1,000 test sentences drawn from the noise model of :mod:`analysis.simulation`), then times
+1,000 test sentences drawn from the noise model of :mod:`ablab.analysis.simulation`), then times
 ``make_report`` end to end with 10,000 sentence resamples per comparison (5 metrics x 12 arms),
 split into reading the store, the statistics, and figures plus rendering.
 
@@ -23,13 +23,13 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from analysis import simulation
-from analysis.load import load
-from analysis.metrics import METRICS
-from analysis.verdicts import gather, judge
-from experiments.reporting import make_report
-from trainer import record
-from trainer.tracking import ensure_experiment
+from ablab.analysis import simulation
+from ablab.analysis.load import load
+from ablab.analysis.metrics import METRICS
+from ablab.analysis.verdicts import gather, judge
+from ablab.experiments.reporting import make_report
+from ablab.trainer.tracking import record
+from ablab.trainer.tracking.mlflow_tracker import ensure_experiment
 
 SETTINGS = {  # setting -> (groups, config overrides)
     "baseline": ("baseline", {}),

@@ -6,9 +6,9 @@ decides at α/12, one of 60 at α/60. Printed:
 
 1. **False-positive rate / α** on null effects at α = 0.05, α/12 and α/60, for 3, 5 and 10
    seeds and the sentences' share of Var(Δ) from 0.05 to 0.9 (paired seeds give the large shares,
-   unpaired the small ones), by ablab's test (Welch's critical function, :mod:`analysis.critical`)
+   unpaired the small ones), by ablab's test (Welch's critical function, :mod:`ablab.analysis.critical`)
    and by the one before (Student's t with Satterthwaite's degrees of freedom). The studies are
-   drawn from the exact distributions of the comparison's statistics (:mod:`analysis.replica`,
+   drawn from the exact distributions of the comparison's statistics (:mod:`ablab.analysis.replica`,
    ``--studies`` per cell, 200,000 by default: at α/60 the rate's 95 % interval is about ±15 %)
    and go through ablab's own formulas.
 2. **Power** at true Δ = 0.5, 1 and 2 BLEU, both methods, at the same levels, for the variance
@@ -16,8 +16,8 @@ decides at α/12, one of 60 at α/60. Printed:
    the real baseline's √2 × 0.33; ``--sentence-sd``: the sentences' part of Δ's sd): the cost
    of holding the level.
 3. **The whole pipeline** at α = 0.05: per-sentence BLEU statistics of simulated runs
-   (:mod:`analysis.simulation`, fitted to three real runs) compared by
-   :func:`analysis.bootstrap.compare` with 1,000 sentence resamples, unpaired and paired seeds,
+   (:mod:`ablab.analysis.simulation`, fitted to three real runs) compared by
+   :func:`ablab.analysis.bootstrap.compare` with 1,000 sentence resamples, unpaired and paired seeds,
    beside sacreBLEU's paired bootstrap with the seeds' outputs concatenated (the method before
    the two-level comparison); then a null in which the arm is better on some sentences and worse
    on others (a sentences' share the replica's table spans), against a paired t over seeds.
@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as scipy_stats
 
-from analysis import replica
-from analysis.simulation import fit, simulate_study, with_seed_sd
+from ablab.analysis import replica
+from ablab.analysis.simulation import fit, simulate_study, with_seed_sd
 
 REAL = Path(__file__).resolve().parent / "data" / "baseline_bleu_statistics.npz"
 ALPHA = 0.05

@@ -34,9 +34,9 @@ from pathlib import Path
 import yaml
 from mlflow import MlflowClient
 
-from experiments.spec import load_plan
-from experiments.sweep import run_sweep
-from trainer.build import build_corpus
+from ablab.experiments.spec.expand import load_plan
+from ablab.experiments.sweep.driver import run_sweep
+from ablab.trainer.build import build_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,14 +9,14 @@ clipping at 1.0. Both loops see the same Multi30k training pairs with the same B
 vocabulary and the same model size (layers, d_model, heads, ff_dim, dropout). Throughput is
 non-pad target tokens per second of the whole update (batch assembly included), measured in
 alternating rounds so that load on the machine affects both alike; MFU uses the FLOP formula
-of trainer/flops.py over the device's peak.
+of trainer/model/flops.py over the device's peak.
 
     python benchmarks/throughput.py                        # baseline config, fp32 and bf16
     python benchmarks/throughput.py --precisions fp32      # one precision only
 
 Both loops run in each precision (the seed-style loop under ``torch.autocast`` for bf16), so the
 speedup is at equal precision; the table also says what ``train.precision: auto`` picks here.
-MFU is against this machine's peak (:mod:`trainer.peak`: the best native matmul rate).
+MFU is against this machine's peak (:mod:`ablab.trainer.hardware.peak`: the best native matmul rate).
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer.build import build_corpus, count_parameters
-from trainer.config_files import load
-from trainer.device import describe, device_kind, pick_device
-from trainer.peak import peak_flops
-from trainer.precision import emulation_note, resolve
-from trainer.run import build_trainer
-from trainer.tokenizer import PAD
+from ablab.trainer.build import build_corpus, count_parameters
+from ablab.trainer.config.files import load
+from ablab.trainer.data.tokenizer import PAD
+from ablab.trainer.hardware.device import describe, device_kind, pick_device
+from ablab.trainer.hardware.peak import peak_flops
+from ablab.trainer.hardware.precision import emulation_note, resolve
+from ablab.trainer.run import build_trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 # The seed code mixes a float causal mask with boolean padding masks, as the tutorials do.
@@ -188,7 +188,7 @@ def main() -> None:
                     start = args.warmup + r * steps[p]
                     results.setdefault((name, p), []).append(measure(loop, start, steps[p], profile))
 
-    peak = peak_flops(device, "fp32")  # the best native rate of any precision (trainer.peak)
+    peak = peak_flops(device, "fp32")  # the best native rate of any precision (ablab.trainer.hardware.peak)
     print(f"device: {describe(device)}   torch {torch.__version__}   peak for MFU {peak / 1e9:,.0f} GFLOP/s")
     print(
         f"model: {cfg.model.layers} layers, d_model {cfg.model.d_model}, {cfg.model.heads} heads, "

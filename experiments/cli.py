@@ -1,6 +1,6 @@
 """The ``ablab`` command line.
 
-Every command turns bad input (:class:`~trainer.errors.UserError`) into one paragraph on
+Every command turns bad input (:class:`~ablab.trainer.errors.UserError`) into one paragraph on
 stderr and exit code 2, before anything is written. With ``--json`` the last line on stdout
 is a JSON object; progress goes to stderr.
 """
@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from trainer.errors import Unavailable, UserError
+from ablab.trainer.errors import Unavailable, UserError
 
 app = typer.Typer(
     name="ablab",
@@ -41,7 +41,7 @@ TrackingUri = Annotated[
 
 def resolve_tracking_uri(value: str | None) -> str:
     """The URI given, made absolute, else the default store."""
-    from trainer.tracking import absolute_uri, default_tracking_uri
+    from ablab.trainer.tracking.mlflow_tracker import absolute_uri, default_tracking_uri
 
     return absolute_uri(value) if value else default_tracking_uri()
 
@@ -82,15 +82,15 @@ def train_command(
     ] = True,
 ) -> None:
     """Train and evaluate one model; resumes from its work directory if interrupted."""
-    from trainer.config import config_hash
-    from trainer.config_files import load, parse_override
+    from ablab.trainer.config.files import load, parse_override
+    from ablab.trainer.config.schema import config_hash
 
     cfg = load(config, dict(parse_override(s) for s in set_ or []))  # bad input fails before torch loads
-    from experiments.progress import TerminalReporter
-    from experiments.run_figures import log_run_figures
-    from trainer.disk import check_store_writable, check_writable
-    from trainer.run import train
-    from trainer.tracking import MlflowTracker
+    from ablab.experiments.sweep.run_figures import log_run_figures
+    from ablab.experiments.train_progress import TerminalReporter
+    from ablab.trainer.disk import check_store_writable, check_writable
+    from ablab.trainer.run import train
+    from ablab.trainer.tracking.mlflow_tracker import MlflowTracker
 
     workdir = (workdir or Path("runs") / f"{config.stem}-{config_hash(cfg)}").resolve()
     if fresh and workdir.exists():
@@ -113,7 +113,7 @@ def _page(uri: str, experiment: str, run_id: str | None = None) -> str:
     """The experiment's runs, or one run, in the MLflow UI (``ablab ui`` serves a local store)."""
     from mlflow import MlflowClient
 
-    from trainer.record import ui_link
+    from ablab.trainer.tracking.record import ui_link
 
     found = MlflowClient(uri).get_experiment_by_name(experiment)
     page = ui_link(uri, found.experiment_id, run_id) if found else ""
@@ -154,10 +154,10 @@ def plan_command(
 ) -> None:
     """List the trials a spec expands to, with parameters, FLOPs, the precision each trial uses
     on this machine and its estimated time (from rates measured here in a few seconds)."""
-    from experiments.spec import load_plan
+    from ablab.experiments.spec.expand import load_plan
 
     plan = load_plan(spec)  # a bad spec fails before torch loads
-    from experiments.plan import estimate, plan_records
+    from ablab.experiments.planning.cost import estimate, plan_records
 
     records = plan_records(plan, estimate(plan, tflops * 1e12 if tflops else None, mfu))
     warning = seed_warning(len(plan.spec.seeds))
@@ -166,7 +166,7 @@ def plan_command(
     if json_output:
         typer.echo(json.dumps(records))
         return
-    from experiments.plan_table import print_plan
+    from ablab.experiments.planning.table import print_plan
 
     print_plan(plan, records, typer.echo)
 
@@ -208,10 +208,10 @@ def run_command(
     ] = None,
 ) -> None:
     """Run a spec's trials with Ray Tune; each trial is one MLflow run. Finished trials are skipped."""
-    from experiments.spec import load_plan
+    from ablab.experiments.spec.expand import load_plan
 
     plan = load_plan(spec)  # a bad spec fails before Ray and torch load
-    from experiments.sweep import run_sweep
+    from ablab.experiments.sweep.driver import run_sweep
 
     uri = resolve_tracking_uri(tracking_uri)
     summary = run_sweep(
@@ -269,7 +269,7 @@ def report_command(
     ] = None,
 ) -> None:
     """Write the comparison report (report.html, report.md, figures/) and log it to the sweep's run."""
-    from experiments.reporting import make_report
+    from ablab.experiments.reporting import make_report
 
     uri = "" if source else resolve_tracking_uri(tracking_uri)  # an export needs no store
     made = make_report(target, uri, out, links=links, source=source, write_export=export)
@@ -352,7 +352,7 @@ def _experiment_pages(uri: str, base: str) -> list[str]:
     """Each ablab experiment of the store and its runs page, newest first."""
     from mlflow import MlflowClient
 
-    from trainer.record import ui_link
+    from ablab.trainer.tracking.record import ui_link
 
     experiments = [e for e in MlflowClient(uri).search_experiments() if e.name.startswith("ablab")]
     return [f"  {e.name}: {ui_link(base, e.experiment_id)}" for e in experiments]
@@ -367,8 +367,8 @@ def schedules_command(
     ),
 ) -> None:
     """Plot the seed schedules: Noam (warmup 4000, d 512), warmup+cosine/linear (2000, 3e-4)."""
-    from analysis.figures import plot_schedules
-    from experiments.schedule_table import seed_schedules_table
+    from ablab.analysis.figures import plot_schedules
+    from ablab.experiments.schedule_table import seed_schedules_table
 
     table = seed_schedules_table(steps)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,13 +11,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis import export, render, report
-from analysis.bootstrap import RESAMPLES
-from analysis.load import NoRuns, load
-from analysis.verdicts import DEFAULT_PRIMARY
-from experiments.schedule_table import seed_schedules_table
-from trainer import record
-from trainer.errors import UserError
+from ablab.analysis import export, render, report
+from ablab.analysis.bootstrap import RESAMPLES
+from ablab.analysis.load import NoRuns, load
+from ablab.analysis.verdicts import DEFAULT_PRIMARY
+from ablab.experiments.schedule_table import seed_schedules_table
+from ablab.trainer.errors import UserError
+from ablab.trainer.tracking import record
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,8 @@ def target_experiment(target: str) -> Target:
     """The report's :class:`Target` from a SPEC path or an EXPERIMENT name."""
     path = Path(target)
     if path.suffix in (".yaml", ".yml") or path.is_file():
-        from experiments.runs import group_question
-        from experiments.spec import load_plan
+        from ablab.experiments.spec.expand import load_plan
+        from ablab.experiments.sweep.mlflow_runs import group_question
 
         plan = load_plan(path)
         texts = {
@@ -78,7 +78,7 @@ def make_report(
     write_export: bool = False,
 ) -> Made:
     """The report of ``target``'s runs, read from the store at ``tracking_uri``, or from the runs
-    export ``source`` (:mod:`analysis.export`; no store then: no links, nothing logged);
+    export ``source`` (:mod:`ablab.analysis.export`; no store then: no links, nothing logged);
     ``write_export``: also write the runs' export to ``out/runs``."""
     found = target_experiment(target)
     experiment = found.experiment

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trainer.schedules import make_schedule
+from ablab.trainer.optim.schedules import make_schedule
 
 SEED_SCHEDULES = {
     "noam": dict(d_model=512, warmup=4000),

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from trainer.config import Config, from_dict
-from trainer.multi30k import file_name
-from trainer.text_files import Parallel, read_parallel
+from ablab.trainer.config.schema import Config, from_dict
+from ablab.trainer.data.multi30k import file_name
+from ablab.trainer.data.text_files import Parallel, read_parallel
 
 REPO = Path(__file__).resolve().parent.parent
 KERNEL_LIMITS = {"ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"}

@@ -11,18 +11,18 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from trainer.batching import EncodedSplit
-from trainer.config import EvalConfig, ModelConfig
-from trainer.corpus import split_files
-from trainer.data_config import DataConfig
-from trainer.errors import ConfigError
-from trainer.evaluate import EvalSet, bleu_tokenizer
-from trainer.model import Transformer
-from trainer.multi30k import cache_root
-from trainer.prepare import prepare_training
-from trainer.seq2seq import Seq2Seq
-from trainer.text_files import Parallel, read_parallel
-from trainer.tokenizer import Vocabularies
+from ablab.trainer.config.schema import EvalConfig, ModelConfig
+from ablab.trainer.data.batching import EncodedSplit
+from ablab.trainer.data.config import DataConfig
+from ablab.trainer.data.corpus import split_files
+from ablab.trainer.data.multi30k import cache_root
+from ablab.trainer.data.prepare import prepare_training
+from ablab.trainer.data.text_files import Parallel, read_parallel
+from ablab.trainer.data.tokenizer import Vocabularies
+from ablab.trainer.errors import ConfigError
+from ablab.trainer.evaluation.evaluate import EvalSet, bleu_tokenizer
+from ablab.trainer.model.seq2seq import Seq2Seq
+from ablab.trainer.model.transformer import Transformer
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"transformer": Transformer, "seq2seq": Seq2Seq}
 

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from trainer.errors import UserError
+from ablab.trainer.errors import UserError
 
 MIN_FREE_BYTES = 512 * 2**20
 """Room a run needs at least: a few checkpoints (weights and optimizer state) and its logs."""

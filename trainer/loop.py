@@ -1,5 +1,5 @@
 """The training loop: set lr -> forward/backward (accumulated) -> clip -> step -> log ->
-validate and checkpoint each epoch. Everything it needs arrives built (see :mod:`trainer.run`).
+validate and checkpoint each epoch. Everything it needs arrives built (see :mod:`ablab.trainer.run`).
 
 Resuming is exact: a checkpoint holds the model, optimizer, grad scaler, RNG state and the
 :class:`Progress` (epoch and batch position, clocks, validation history); the batches of an
@@ -20,17 +20,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer import checkpoint, record
-from trainer.batching import EncodedSplit, token_batches
-from trainer.config import Config, config_hash
-from trainer.evaluate import EvalSet, bleu_metrics, teacher_forced, translate
-from trainer.flops import FlopsProfile
-from trainer.losses import linear_label_smoothed_loss
-from trainer.optim import set_lr
-from trainer.precision import compute_context
-from trainer.run_length import updates_in_time
-from trainer.tokenizer import PAD, Vocabularies
-from trainer.tracker import Tracker
+from ablab.trainer import checkpoint
+from ablab.trainer.config.schema import Config, config_hash
+from ablab.trainer.data.batching import EncodedSplit, token_batches
+from ablab.trainer.data.tokenizer import PAD, Vocabularies
+from ablab.trainer.evaluation.evaluate import EvalSet, bleu_metrics, teacher_forced, translate
+from ablab.trainer.hardware.precision import compute_context
+from ablab.trainer.model.flops import FlopsProfile
+from ablab.trainer.optim.losses import linear_label_smoothed_loss
+from ablab.trainer.optim.optimizers import set_lr
+from ablab.trainer.optim.run_length import updates_in_time
+from ablab.trainer.tracking import record
+from ablab.trainer.tracking.tracker import Tracker
 
 KEEP_CHECKPOINTS = 2
 
@@ -75,7 +76,7 @@ class Progress:
     done: bool = False
     status: str = "running"
     precision: str = ""  # the resolved precision it trained in ("bf16 + fp32": resumed in another)
-    device_kind: str = ""  # what it trained on (trainer.device.device_kind), likewise
+    device_kind: str = ""  # what it trained on (ablab.trainer.hardware.device.device_kind), likewise
 
     def record_hardware(self, precision: str, device_kind: str) -> None:
         """Add this attempt's precision and device kind to those the run trained in before."""
@@ -103,7 +104,7 @@ class Trainer:
     val_data: EvalSet
     vocabs: Vocabularies
     device: torch.device
-    precision: str  # train.precision resolved on the device (trainer.precision)
+    precision: str  # train.precision resolved on the device (ablab.trainer.hardware.precision)
     profile: FlopsProfile
     workdir: Path
     tracker: Tracker

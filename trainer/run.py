@@ -1,7 +1,7 @@
 """``train(config)``: one complete run, the function the CLI, Ray Tune and the tests all call.
 
 Order of work, chosen so that bad input leaves nothing behind: build data, vocabularies and
-model (any :class:`~trainer.errors.UserError` is raised here, before a run or a file exists),
+model (any :class:`~ablab.trainer.errors.UserError` is raised here, before a run or a file exists),
 resume from the newest valid checkpoint in ``workdir`` if there is one, open the tracking
 run (reopening the same run on resume), train, evaluate the best checkpoint on the test
 sets, log the artifacts, and write ``result.json`` so that calling again returns at once
@@ -22,27 +22,28 @@ import numpy as np
 import torch
 import yaml
 
-from trainer import checkpoint, record
-from trainer.batching import token_batches
-from trainer.build import Corpus, build_corpus, build_model, count_parameters
-from trainer.config import Config, config_hash, flatten, to_dict
-from trainer.device import assigned_gpus, describe, device_kind, pick_device
-from trainer.errors import Unavailable, UserError
-from trainer.evaluate import (
+from ablab.trainer import checkpoint
+from ablab.trainer.build import Corpus, build_corpus, build_model, count_parameters
+from ablab.trainer.config.schema import Config, config_hash, flatten, to_dict
+from ablab.trainer.data.batching import token_batches
+from ablab.trainer.errors import Unavailable, UserError
+from ablab.trainer.evaluation.evaluate import (
     attention_record,
     bleu_metrics,
     sentence_statistics,
     teacher_forced,
     translate,
 )
-from trainer.loop import NullReporter, Reporter, Trainer
-from trainer.optim import build_optimizer
-from trainer.peak import peak_flops
-from trainer.precision import emulation_note, resolve
-from trainer.run_length import schedule_updates
-from trainer.schedules import make_schedule
-from trainer.tracker import NullTracker, Tracker
-from trainer.tracking import git_commit
+from ablab.trainer.hardware.device import assigned_gpus, describe, device_kind, pick_device
+from ablab.trainer.hardware.peak import peak_flops
+from ablab.trainer.hardware.precision import emulation_note, resolve
+from ablab.trainer.loop import NullReporter, Reporter, Trainer
+from ablab.trainer.optim.optimizers import build_optimizer
+from ablab.trainer.optim.run_length import schedule_updates
+from ablab.trainer.optim.schedules import make_schedule
+from ablab.trainer.tracking import record
+from ablab.trainer.tracking.mlflow_tracker import git_commit
+from ablab.trainer.tracking.tracker import NullTracker, Tracker
 
 SAMPLE_TRANSLATIONS = 20
 UNSENT = "unsent_tracking.json"

@@ -11,8 +11,8 @@ from sacrebleu.metrics import BLEU
 from sacrebleu.significance import PairedTest
 from scipy import stats as scipy_stats
 
-from analysis import bootstrap
-from analysis.bootstrap import (
+from ablab.analysis import bootstrap
+from ablab.analysis.bootstrap import (
     SEEDS_AND_SENTENCES,
     SEEDS_ONLY,
     TEST_SET_ONLY,
@@ -21,7 +21,7 @@ from analysis.bootstrap import (
     seed_test,
     sentence_component,
 )
-from analysis.metrics import METRICS
+from ablab.analysis.metrics import METRICS
 
 REFERENCES = [f"Ein {a} Mann {b} auf der {c} Straße ." for a in "abcd" for b in "efgh" for c in "ijk"]  # 48
 

@@ -6,8 +6,8 @@ per-sentence statistics and resampling included (1,000 studies per seed count)."
 import numpy as np
 import pytest
 
-from analysis import replica
-from analysis.simulation import NoiseModel, shift_for, simulate_study, with_seed_sd
+from ablab.analysis import replica
+from ablab.analysis.simulation import NoiseModel, shift_for, simulate_study, with_seed_sd
 
 STUDIES = 1000
 REPLICAS = 60_000
@@ -22,7 +22,11 @@ def model():
 
 @pytest.mark.parametrize(
     ("seeds", "low", "high"),
-    [(3, 0.15, 1.45), (5, 0.6, 1.45), (10, 0.6, 1.45)],  # 3 seeds: conservative at α/60 (analysis.critical)
+    [
+        (3, 0.15, 1.45),
+        (5, 0.6, 1.45),
+        (10, 0.6, 1.45),
+    ],  # 3 seeds: conservative at α/60 (ablab.analysis.critical)
 )
 def test_null_effects_differ_at_the_nominal_rate_at_holm_s_levels(seeds, low, high):
     rng = np.random.default_rng(seeds)

@@ -6,7 +6,7 @@ import pytest
 from scipy import special
 from scipy import stats as scipy_stats
 
-from analysis import critical
+from ablab.analysis import critical
 
 
 def size(nu, alpha, shares):

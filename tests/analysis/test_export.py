@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import export, report
+from ablab.analysis import export, report
 from tests.analysis.test_report import smoothing_sweep
 
 

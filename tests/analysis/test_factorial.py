@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import render, report
-from analysis.factorial import INTERACTION, MAIN, SIMPLE, design, shown
+from ablab.analysis import render, report
+from ablab.analysis.factorial import INTERACTION, MAIN, SIMPLE, design, shown
 from tests.analysis.test_report import sweep, trial
 
 SEEDS = (1, 2, 3, 4)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.figures import (
+from ablab.analysis.figures import (
     attention_matrix,
     palette,
     plot_attention,
@@ -14,7 +14,7 @@ from analysis.figures import (
     plot_schedules,
     plot_training_curves,
 )
-from analysis.placement import collisions, place_labels
+from ablab.analysis.placement import collisions, place_labels
 
 SETTINGS = ["baseline", "layers=1", "layers=2", "layers=4", "layers=6"]
 COLORS = palette(SETTINGS)

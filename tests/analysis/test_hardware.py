@@ -6,8 +6,8 @@ import math
 import pandas as pd
 import pytest
 
-from analysis import hardware, report
-from analysis.verdicts import CONFOUNDED, DIFFERS, decide
+from ablab.analysis import hardware, report
+from ablab.analysis.verdicts import CONFOUNDED, DIFFERS, decide
 from tests.analysis.test_report import statistics, sweep, trial
 from tests.analysis.test_verdicts import comparison
 

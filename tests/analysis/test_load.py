@@ -6,9 +6,9 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from analysis.load import load
-from trainer import record
-from trainer.tracking import ensure_experiment
+from ablab.analysis.load import load
+from ablab.trainer.tracking import record
+from ablab.trainer.tracking.mlflow_tracker import ensure_experiment
 
 pytestmark = pytest.mark.integration
 
@@ -71,8 +71,8 @@ def test_a_run_recorded_before_an_option_existed_or_after_one_was_removed_reads_
     has carries its param, which is not read. Either way the report sees no key varied."""
     from mlflow.entities import Param
 
-    from analysis.report import varied_keys
-    from trainer.config import Config, flatten, neutral_defaults
+    from ablab.analysis.report import varied_keys
+    from ablab.trainer.config.schema import Config, flatten, neutral_defaults
 
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     experiment_id = ensure_experiment(uri, "ablab/mixed")

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import sacrebleu
 
-from analysis.metrics import (
+from ablab.analysis.metrics import (
     METRICS,
     bleu_from_statistics,
     chrf_from_statistics,
     ece_from_statistics,
     nll_from_statistics,
 )
-from trainer.calibration import reliability_bins, sentence_bin_sums
+from ablab.trainer.evaluation.calibration import reliability_bins, sentence_bin_sums
 
 REFERENCES = [
     f"Ein {a} Mann {b} auf einer {c} Straße ."

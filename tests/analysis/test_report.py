@@ -6,9 +6,9 @@ import pytest
 import sacrebleu
 from scipy import stats as scipy_stats
 
-from analysis import questions, render, report, verdicts
-from analysis.load import SweepRuns
-from trainer.record import setting_of
+from ablab.analysis import questions, render, report, verdicts
+from ablab.analysis.load import SweepRuns
+from ablab.trainer.tracking.record import setting_of
 
 REFS = [f"ein hund läuft über die wiese nummer {i} ." for i in range(40)]
 
@@ -312,7 +312,7 @@ def test_a_sweep_with_nothing_done_is_refused(tmp_path):
 
 
 def test_a_schedule_is_drawn_from_its_lowest_seed_that_trained():
-    from analysis.report_figures import trained_schedules
+    from ablab.analysis.report_figures import trained_schedules
 
     members = pd.DataFrame(
         [

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from analysis.searches import search_rows
+from ablab.analysis.searches import search_rows
 
 
 def test_each_point_lists_its_samples_best_first_and_the_values_its_seeds_ran_with():

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.stats import aggregate, format_p, summarize
+from ablab.analysis.stats import aggregate, format_p, summarize
 
 
 def test_summarize_is_mean_sd_and_students_t_interval():

@@ -8,9 +8,9 @@ import pytest
 from scipy import stats as scipy_stats
 from statsmodels.stats.multitest import multipletests
 
-from analysis import critical
-from analysis.bootstrap import SEEDS_AND_SENTENCES, TEST_SET_ONLY, Comparison
-from analysis.verdicts import (
+from ablab.analysis import critical
+from ablab.analysis.bootstrap import SEEDS_AND_SENTENCES, TEST_SET_ONLY, Comparison
+from ablab.analysis.verdicts import (
     DIFFERS,
     INCONCLUSIVE,
     ONE_SEED,

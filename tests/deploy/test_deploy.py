@@ -11,8 +11,8 @@ import pytest
 import typer
 import yaml
 
-from experiments.cli import app
-from experiments.spec import load_plan
+from ablab.experiments.cli import app
+from ablab.experiments.spec.expand import load_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "deploy" / "ray-cluster-aws.yaml"

@@ -12,6 +12,8 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from ablab.trainer.hardware.device import device_kind
+from ablab.trainer.hardware.precision import resolve
 from tests.conftest import script
 from tests.experiments.conftest import ablab, sqlite_uri
 from tests.experiments.helpers import (
@@ -23,8 +25,6 @@ from tests.experiments.helpers import (
     write_spec,
 )
 from tests.experiments.ray_nodes import Cluster
-from trainer.device import device_kind
-from trainer.precision import resolve
 
 pytestmark = pytest.mark.integration
 

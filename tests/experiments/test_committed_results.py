@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.reporting import EXPORT, make_report
+from ablab.experiments.reporting import EXPORT, make_report
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS, SPECS = ROOT / "results", ROOT / "experiments" / "specs"

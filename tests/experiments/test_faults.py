@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from ablab.trainer.tracking import record
 from tests.experiments.conftest import ablab, sqlite_uri
 from tests.experiments.helpers import (
     assert_unique_steps,
@@ -27,7 +28,6 @@ from tests.experiments.helpers import (
     wait_healthy,
     write_spec,
 )
-from trainer import record
 
 pytestmark = pytest.mark.integration
 

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from experiments import pace
-from experiments.trial import TuneReporter
-from trainer import precision as precision_module
-from trainer import record
-from trainer.loop import Progress
-from trainer.tracker import NullTracker
+from ablab.experiments.sweep import pace
+from ablab.experiments.sweep.trial import TuneReporter
+from ablab.trainer.hardware import precision as precision_module
+from ablab.trainer.loop import Progress
+from ablab.trainer.tracking import record
+from ablab.trainer.tracking.tracker import NullTracker
 
 CPU = torch.device("cpu")
 

@@ -7,14 +7,21 @@ import pytest
 import torch
 import yaml
 
-from experiments import plan as plan_module
-from experiments.plan import DEFAULT_MFU, RAY_START_SECONDS, estimate, lanes, plan_records, sweep_seconds
-from experiments.plan_table import estimate_lines
-from experiments.spec import load_plan
+from ablab.experiments.planning import cost
+from ablab.experiments.planning.cost import (
+    DEFAULT_MFU,
+    RAY_START_SECONDS,
+    estimate,
+    lanes,
+    plan_records,
+    sweep_seconds,
+)
+from ablab.experiments.planning.table import estimate_lines
+from ablab.experiments.spec.expand import load_plan
+from ablab.trainer.hardware import precision as precision_module
+from ablab.trainer.hardware.peak import peak_flops
+from ablab.trainer.hardware.precision import resolve
 from tests.experiments.helpers import TINY
-from trainer import precision as precision_module
-from trainer.peak import peak_flops
-from trainer.precision import resolve
 
 
 def write(tmp_path, **body):
@@ -37,7 +44,7 @@ def test_each_shape_is_measured_here_and_the_times_add_up(tmp_path):
     by_name = {t.name: e for t, e in zip(plan.trials, estimates, strict=True)}
     base, wide = by_name["baseline,seed=1"], by_name["wide,seed=1"]
     assert base.train_flops_per_s == by_name["baseline,seed=2"].train_flops_per_s  # one probe per shape
-    assert wide.flops > base.flops and wide.seconds > base.seconds > plan_module.TRIAL_OVERHEAD_SECONDS
+    assert wide.flops > base.flops and wide.seconds > base.seconds > cost.TRIAL_OVERHEAD_SECONDS
     records = plan_records(plan, estimates)
     assert records[0]["precision"] == base.precision and records[0]["rate_measured"]
     lines = estimate_lines(plan, records)

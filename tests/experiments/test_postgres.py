@@ -15,7 +15,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from experiments.spec import load_plan
+from ablab.experiments.spec.expand import load_plan
 from tests.experiments.conftest import ablab, smoke_at_test_scale
 from tests.experiments.helpers import (
     free_port,

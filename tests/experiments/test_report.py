@@ -11,10 +11,10 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from ablab.trainer.tracking import record
 from tests.browser import LAYOUT, browser
 from tests.experiments.conftest import ablab
 from tests.experiments.helpers import TINY, free_port, start_ablab, stop, wait_healthy
-from trainer import record
 
 pytestmark = pytest.mark.integration
 

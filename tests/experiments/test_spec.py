@@ -6,16 +6,16 @@ from typing import get_args
 import pytest
 import yaml
 
-from analysis.metrics import METRICS
-from experiments.plan import estimate, plan_records
-from experiments.plan_table import crossed_groups
-from experiments.reporting import target_experiment
-from experiments.runs import describe, group_question
-from experiments.spec import SpecError, load_plan
-from experiments.spec_schema import PrimaryMetric
+from ablab.analysis.metrics import METRICS
+from ablab.experiments.planning.cost import estimate, plan_records
+from ablab.experiments.planning.table import crossed_groups
+from ablab.experiments.reporting import target_experiment
+from ablab.experiments.spec.expand import SpecError, load_plan
+from ablab.experiments.spec.schema import PrimaryMetric
+from ablab.experiments.sweep.mlflow_runs import describe, group_question
+from ablab.trainer.data.corpus import SplitFiles, split_files
+from ablab.trainer.evaluation.evaluate import bleu_tokenizer
 from tests.conftest import tiny_dict
-from trainer.corpus import SplitFiles, split_files
-from trainer.evaluate import bleu_tokenizer
 
 SPECS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "specs").glob("*.yaml"))
 # specs sized for this 2-core CPU

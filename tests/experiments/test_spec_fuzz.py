@@ -9,8 +9,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from experiments.plan import estimate, plan_records
-from experiments.spec import SpecError, load_plan
+from ablab.experiments.planning.cost import estimate, plan_records
+from ablab.experiments.spec.expand import SpecError, load_plan
 
 VALID = {
     "description": "fuzzed",

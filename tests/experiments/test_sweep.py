@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import shutil
 import signal
 import socket
+import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
 import torch
 from mlflow import MlflowClient
 
-from analysis.load import load
-from experiments.ray_cluster import refuse_local_store
+from ablab.analysis.load import load
+from ablab.experiments.spec.expand import load_plan
+from ablab.experiments.sweep.ray_cluster import refuse_local_store
+from ablab.trainer.errors import UserError
+from ablab.trainer.hardware.device import device_kind
+from ablab.trainer.hardware.precision import resolve
 from tests.experiments.conftest import ablab, sqlite_uri
 from tests.experiments.helpers import (
     assert_unique_steps,
@@ -29,9 +37,6 @@ from tests.experiments.helpers import (
     write_spec,
 )
 from tests.experiments.malformed_specs import MALFORMED, spec_text
-from trainer.device import device_kind
-from trainer.errors import UserError
-from trainer.precision import resolve
 
 pytestmark = pytest.mark.integration
 
@@ -358,6 +363,26 @@ def test_resume_without_an_interrupted_sweep_is_a_clear_error(tmp_path):
     assert out.returncode == 2 and "no interrupted sweep of fresh" in out.stderr
 
 
+def test_resume_of_a_state_saved_before_the_one_namespace_is_a_clear_error(tmp_path, monkeypatch):
+    """Tune pickles its state with module names; those of an older ablab (``experiments.trial``)
+    no longer import, and Tune's restore would fail deep inside Ray."""
+    spec = write_spec(tmp_path, "old")
+    state = tmp_path / "runs" / "sweeps" / "old"
+    (state / "tune").mkdir(parents=True)
+    (state / "ablab_sweep.json").write_text(
+        json.dumps({"spec_hash": load_plan(spec).hash, "parent_run_id": "x"})
+    )
+    old_module = types.ModuleType("experiments.trial")
+    monkeypatch.setitem(sys.modules, "experiments.trial", old_module)
+    old_module.run_trial = type("run_trial", (), {"__module__": "experiments.trial"})
+    (state / "tune" / "tuner.pkl").write_bytes(pickle.dumps({"trainable": old_module.run_trial}))
+
+    out = ablab("run", spec, "--resume", cwd=tmp_path)
+    assert out.returncode == 2 and "saved by an older ablab" in out.stderr, out.stderr
+    assert "experiments.trial" in out.stderr and "run it without --resume" in out.stderr
+    assert "Traceback" not in out.stderr and not list(tmp_path.glob("mlruns/*"))
+
+
 def test_ui_serves_the_store_on_loopback_only_and_stops_with_its_server(tmp_path):
     port = free_port()
     ui = start_ablab(tmp_path, "ui", "--port", str(port))
@@ -388,7 +413,7 @@ def test_malformed_specs_exit_2_before_anything_starts(tmp_path, monkeypatch, te
     import ray
     from typer.testing import CliRunner
 
-    from experiments.cli import app
+    from ablab.experiments.cli import app
 
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "bad.yaml"

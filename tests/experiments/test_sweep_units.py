@@ -10,10 +10,10 @@ from types import SimpleNamespace
 import pytest
 from ray.exceptions import OutOfMemoryError
 
-from experiments.ray_cluster import _local_addresses, worker_env
-from experiments.sweep_progress import SweepProgress
-from experiments.tune_runs import WorkerOutOfMemory, _fit, best_values
-from trainer.corpus import WORKDIR_ENV
+from ablab.experiments.sweep.progress import SweepProgress
+from ablab.experiments.sweep.ray_cluster import _local_addresses, worker_env
+from ablab.experiments.sweep.tune_runs import WorkerOutOfMemory, _fit, best_values
+from ablab.trainer.data.corpus import WORKDIR_ENV
 
 
 def trial(name, status, result_status=None):
@@ -79,10 +79,10 @@ def test_a_worker_killed_by_the_memory_monitor_is_told_apart_from_other_errors()
 def test_the_payload_a_trial_receives_is_typed_at_both_ends_and_plain_inside_tune(tmp_path):
     """The driver builds a TrialPayload, Tune carries it as a plain mapping (its saved state
     must restore it after the driver died), the trial reads it back typed."""
-    from experiments.runs import SweepRuns
-    from experiments.spec import load_plan
-    from experiments.trial import TrialPayload
-    from experiments.tune_runs import payload as make_payload
+    from ablab.experiments.spec.expand import load_plan
+    from ablab.experiments.sweep.mlflow_runs import SweepRuns
+    from ablab.experiments.sweep.trial import TrialPayload
+    from ablab.experiments.sweep.tune_runs import payload as make_payload
     from tests.experiments.test_spec import spec, write_spec
 
     plan = load_plan(write_spec(tmp_path, spec(ablations={"no_ls": {"loss.label_smoothing": 0.0}})))

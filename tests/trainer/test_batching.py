@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.batching import EncodedSplit, sorted_batches, token_batches
-from trainer.ragged import Ragged
-from trainer.tokenizer import BOS, EOS, PAD
+from ablab.trainer.data.batching import EncodedSplit, sorted_batches, token_batches
+from ablab.trainer.data.ragged import Ragged
+from ablab.trainer.data.tokenizer import BOS, EOS, PAD
 
 
 def random_split(n=500, seed=0) -> EncodedSplit:

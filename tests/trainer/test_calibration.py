@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from trainer.calibration import bins_from_sums, reliability_bins, sentence_bin_sums
+from ablab.trainer.evaluation.calibration import bins_from_sums, reliability_bins, sentence_bin_sums
 
 
 def naive_ece(confidence, correct, n_bins):

@@ -3,7 +3,7 @@ import pickle
 import pytest
 import torch
 
-from trainer import checkpoint
+from ablab.trainer import checkpoint
 
 
 def state(step):

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from ablab.trainer.build import build_corpus
+from ablab.trainer.run import build_trainer
 from tests.conftest import tiny_config
-from trainer.build import build_corpus
-from trainer.run import build_trainer
 
 
 @pytest.mark.integration

@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from trainer import config as C
-from trainer import config_files as F
-from trainer.errors import ConfigError
+from ablab.trainer.config import files as F
+from ablab.trainer.config import schema as C
+from ablab.trainer.errors import ConfigError
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "configs").glob("*.yaml"))
 

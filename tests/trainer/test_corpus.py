@@ -12,13 +12,13 @@ import sacrebleu
 import yaml
 from mlflow import MlflowClient
 
+from ablab.trainer.config.schema import config_hash, from_dict
+from ablab.trainer.data import prepare
+from ablab.trainer.data.corpus import WORKDIR_ENV, SplitFiles, split_files
+from ablab.trainer.data.text_files import read_lines
+from ablab.trainer.errors import ConfigError, DataError
+from ablab.trainer.evaluation.evaluate import bleu_metrics, bleu_tokenizer
 from tests.conftest import script, tiny_dict
-from trainer import prepare
-from trainer.config import config_hash, from_dict
-from trainer.corpus import WORKDIR_ENV, SplitFiles, split_files
-from trainer.errors import ConfigError, DataError
-from trainer.evaluate import bleu_metrics, bleu_tokenizer
-from trainer.text_files import read_lines
 
 CJK = [chr(0x4E00 + i) for i in range(400)]
 

@@ -6,10 +6,10 @@ from functools import partial
 
 import pytest
 
+from ablab.trainer.data import multi30k as data
+from ablab.trainer.data import text_files
+from ablab.trainer.errors import DataError
 from tests.conftest import multi30k_split
-from trainer import multi30k as data
-from trainer import text_files
-from trainer.errors import DataError
 
 NEEDED = [data.file_name(split, lang) for split in ("train", "val") for lang in ("en", "de")]
 

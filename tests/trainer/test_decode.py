@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 
-from trainer.config import ModelConfig
-from trainer.decode import DecodeState, beam_search, greedy, max_lengths
-from trainer.model import Transformer
-from trainer.seq2seq import Seq2Seq
-from trainer.tokenizer import BOS, EOS
+from ablab.trainer.config.schema import ModelConfig
+from ablab.trainer.data.tokenizer import BOS, EOS
+from ablab.trainer.evaluation.decode import DecodeState, beam_search, greedy, max_lengths
+from ablab.trainer.model.seq2seq import Seq2Seq
+from ablab.trainer.model.transformer import Transformer
 
 WORDS = [4, 5, 6]  # real tokens of the toy vocabulary, besides </s>
 V = 7

@@ -4,8 +4,8 @@
 import pytest
 import torch
 
-from trainer.device import assigned_gpus, pick_device
-from trainer.errors import ConfigError
+from ablab.trainer.errors import ConfigError
+from ablab.trainer.hardware.device import assigned_gpus, pick_device
 
 
 @pytest.fixture

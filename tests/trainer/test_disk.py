@@ -3,8 +3,8 @@ from collections import namedtuple
 
 import pytest
 
-from trainer.disk import check_store_writable, check_writable
-from trainer.errors import UserError
+from ablab.trainer.disk import check_store_writable, check_writable
+from ablab.trainer.errors import UserError
 
 Usage = namedtuple("Usage", "total used free")
 
@@ -36,7 +36,9 @@ def test_a_nearly_full_disk_is_refused(tmp_path, monkeypatch):
 
 def test_only_a_local_store_is_checked_here_a_server_checks_its_own_disk(tmp_path, monkeypatch):
     checked = []
-    monkeypatch.setattr("trainer.disk.check_writable", lambda path, what: checked.append((str(path), what)))
+    monkeypatch.setattr(
+        "ablab.trainer.disk.check_writable", lambda path, what: checked.append((str(path), what))
+    )
     check_store_writable("http://127.0.0.1:5000")
     check_store_writable("https://mlflow.example.org")
     assert checked == []

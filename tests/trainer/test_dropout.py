@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from trainer.dropout import LANES, Dropout, keep_mask
+from ablab.trainer.model.dropout import LANES, Dropout, keep_mask
 
 
 def test_keep_rate_and_expectation():

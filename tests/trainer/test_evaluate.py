@@ -6,10 +6,10 @@ import pytest
 import sacrebleu
 import torch
 
-from tests.conftest import multi30k_split
-from trainer.batching import EncodedSplit
-from trainer.config import EvalConfig, ModelConfig
-from trainer.evaluate import (
+from ablab.trainer.config.schema import EvalConfig, ModelConfig
+from ablab.trainer.data.batching import EncodedSplit
+from ablab.trainer.data.tokenizer import build_vocabularies
+from ablab.trainer.evaluation.evaluate import (
     EvalSet,
     attention_record,
     bleu_metrics,
@@ -17,8 +17,8 @@ from trainer.evaluate import (
     teacher_forced,
     translate,
 )
-from trainer.model import Transformer
-from trainer.tokenizer import build_vocabularies
+from ablab.trainer.model.transformer import Transformer
+from tests.conftest import multi30k_split
 
 
 def sacrebleu_cli(refs, hyps, tmp_path, *args) -> float:

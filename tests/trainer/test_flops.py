@@ -2,10 +2,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer.config import ModelConfig
-from trainer.flops import FlopsProfile, matmul_params
-from trainer.model import Transformer
-from trainer.seq2seq import Seq2Seq
+from ablab.trainer.config.schema import ModelConfig
+from ablab.trainer.model.flops import FlopsProfile, matmul_params
+from ablab.trainer.model.seq2seq import Seq2Seq
+from ablab.trainer.model.transformer import Transformer
 
 
 def test_transformer_profile_counts_matmul_weights_only():

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from ablab.trainer.build import build_corpus
+from ablab.trainer.optim.schedules import warmup_cosine
+from ablab.trainer.run import build_trainer, convergence, train
 from tests.conftest import tiny_config
-from trainer.build import build_corpus
-from trainer.run import build_trainer, convergence, train
-from trainer.schedules import warmup_cosine
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_convergence_is_first_epoch_at_ninety_percent_of_best():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_fp16_without_cuda_is_refused_before_anything_is_written(tmp_path):
-    from trainer.errors import ConfigError
+    from ablab.trainer.errors import ConfigError
 
     with pytest.raises(ConfigError, match="fp16"):
         train(tiny_config(train={"precision": "fp16"}), workdir=tmp_path / "w")

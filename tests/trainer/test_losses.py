@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainer import losses
-from trainer.losses import linear_label_smoothed_loss
+from ablab.trainer.optim import losses
+from ablab.trainer.optim.losses import linear_label_smoothed_loss
 
 
 def _problem(n: int, d: int = 12, K: int = 50, seed: int = 0):

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from trainer.masks import causal_mask, decoder_self_mask, padding_mask
+from ablab.trainer.model.masks import causal_mask, decoder_self_mask, padding_mask
 
 
 def test_padding_mask_marks_real_keys():

@@ -4,12 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-from trainer.build import count_parameters
-from trainer.config import ModelConfig
-from trainer.decode import DecodeState
-from trainer.model import SinusoidalPositions, Transformer, attend
-from trainer.seq2seq import Seq2Seq
-from trainer.tokenizer import BOS, PAD
+from ablab.trainer.build import count_parameters
+from ablab.trainer.config.schema import ModelConfig
+from ablab.trainer.data.tokenizer import BOS, PAD
+from ablab.trainer.evaluation.decode import DecodeState
+from ablab.trainer.model.seq2seq import Seq2Seq
+from ablab.trainer.model.transformer import SinusoidalPositions, Transformer, attend
 
 V = 97
 

@@ -2,10 +2,10 @@ import pydantic
 import pytest
 import torch
 
-from trainer.config import Config, ModelConfig, OptimConfig, TrainConfig
-from trainer.errors import ConfigError
-from trainer.model import Transformer
-from trainer.optim import Lion, build_optimizer, parameter_groups, set_lr
+from ablab.trainer.config.schema import Config, ModelConfig, OptimConfig, TrainConfig
+from ablab.trainer.errors import ConfigError
+from ablab.trainer.model.transformer import Transformer
+from ablab.trainer.optim.optimizers import Lion, build_optimizer, parameter_groups, set_lr
 
 
 def model():

@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
-from trainer import peak
-from trainer.device import device_kind
+from ablab.trainer.hardware import peak
+from ablab.trainer.hardware.device import device_kind
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from ablab.trainer.config.schema import config_hash
+from ablab.trainer.hardware import device as device_module
+from ablab.trainer.hardware import precision as precision_module
+from ablab.trainer.hardware.precision import emulation_note, resolve
+from ablab.trainer.run import train
+from ablab.trainer.tracking import record
+from ablab.trainer.tracking.tracker import NullTracker
 from tests.conftest import KERNEL_LIMITS, tiny_config
-from trainer import device as device_module
-from trainer import precision as precision_module
-from trainer import record
-from trainer.config import config_hash
-from trainer.precision import emulation_note, resolve
-from trainer.run import train
-from trainer.tracker import NullTracker
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -63,7 +63,10 @@ def test_native_bf16_is_what_the_cpu_flags_say():
 def test_a_cpu_limited_to_avx2_kernels_has_no_native_bf16():
     """oneDNN told to stop at AVX2 (the way to try an AVX2-only CPU's slow path on any CPU)
     leaves no native bf16, so 'auto' trains in fp32 there."""
-    code = "from trainer.device import native_bf16_cpu, cpu_isa; print(native_bf16_cpu(), cpu_isa())"
+    code = (
+        "from ablab.trainer.hardware.device import native_bf16_cpu, cpu_isa; "
+        "print(native_bf16_cpu(), cpu_isa())"
+    )
     env = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "AVX2"]

@@ -1,7 +1,7 @@
 """The run record's names: what the trainer writes is what the report reads, today's stores and
 older ones alike."""
 
-from trainer import record
+from ablab.trainer.tracking import record
 
 
 def test_final_metrics_are_named_by_phase_each_once():

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from ablab.trainer import checkpoint
+from ablab.trainer.loop import NullReporter
+from ablab.trainer.run import train
 from tests.conftest import tiny_config
-from trainer import checkpoint
-from trainer.loop import NullReporter
-from trainer.run import train
 
 TIMING = {"setup_seconds", "train_seconds", "wall_seconds", "tgt_tokens_per_s", "mfu", "eval_seconds"}
 TIMING |= {"seconds_to_90pct", "mlflow_io_seconds"}
@@ -68,7 +68,7 @@ def test_finished_run_returns_its_result(tmp_path):
 
 
 def test_a_different_config_refuses_the_workdir(tmp_path):
-    from trainer.errors import UserError
+    from ablab.trainer.errors import UserError
 
     with pytest.raises(Crash):
         train(

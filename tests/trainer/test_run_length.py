@@ -2,8 +2,7 @@
 
 import pytest
 
-from tests.conftest import tiny_config
-from trainer.run_length import (
+from ablab.trainer.optim.run_length import (
     NO_PACE_YET,
     planned_epochs,
     planned_updates,
@@ -11,6 +10,7 @@ from trainer.run_length import (
     updates_in_time,
     updates_per_epoch,
 )
+from tests.conftest import tiny_config
 
 
 def test_limits_in_updates_epochs_and_for_the_schedule():

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from trainer.errors import ConfigError
-from trainer.schedules import (
+from ablab.trainer.errors import ConfigError
+from ablab.trainer.optim.schedules import (
     NEEDS_TOTAL,
     SCHEDULES,
     constant,
@@ -103,7 +103,7 @@ def test_make_schedule_requires_total_for_decaying_schedules():
 
 
 def test_a_schedule_whose_total_comes_later_takes_it_at_each_call():
-    """A run that ends with its minutes learns its last update as it goes (trainer.run_length)."""
+    """A run that ends with its minutes learns its last update as it goes (ablab.trainer.optim.run_length)."""
     lr = make_schedule("warmup_cosine", total_later=True, lr_max=1.0, warmup=10, lr_min=0.1)
     for step, total in ((5, 100), (55, 100), (55, 200), (100, 100)):
         assert lr(step, total) == warmup_cosine(step, lr_max=1.0, warmup=10, total=total, lr_min=0.1)

@@ -1,7 +1,7 @@
 import pytest
 
+from ablab.trainer.data.tokenizer import BOS, EOS, PAD, SPECIALS, UNK, build_vocabularies, cached_bpe
 from tests.conftest import multi30k_split
-from trainer.tokenizer import BOS, EOS, PAD, SPECIALS, UNK, build_vocabularies, cached_bpe
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,13 @@ import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from ablab.trainer.errors import Unavailable
+from ablab.trainer.loop import NullReporter
+from ablab.trainer.run import UNSENT, train
+from ablab.trainer.tracking import record
+from ablab.trainer.tracking.mlflow_tracker import MlflowTracker
+from ablab.trainer.tracking.outbox import unreachable
 from tests.conftest import tiny_config
-from trainer import record
-from trainer.errors import Unavailable
-from trainer.loop import NullReporter
-from trainer.outbox import unreachable
-from trainer.run import UNSENT, train
-from trainer.tracking import MlflowTracker
 
 pytestmark = pytest.mark.integration
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from ablab.trainer.config.schema import from_dict
+from ablab.trainer.errors import ConfigError
+from ablab.trainer.run import train
+from ablab.trainer.tracking.mlflow_tracker import MlflowTracker
 from tests.conftest import tiny_config
-from trainer.config import from_dict
-from trainer.errors import ConfigError
-from trainer.run import train
-from trainer.tracking import MlflowTracker
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,1 @@
+"""Ablation specs: the schema of the YAML, and its expansion into the plan's trials."""

@@ -1,0 +1,134 @@
+"""A sweep's progress, one line per event: trials done, running and failed, and the best
+value of the spec's metric so far; and a line for each trial far slower than planned."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from ray import tune
+
+from ablab.trainer.tracking import record
+
+
+class SweepProgress(tune.Callback):
+    def __init__(self, total: int, metric: str, mode: str, echo: Callable[[str], None]):
+        self.total, self.metric, self.mode, self.echo = total, metric, mode, echo
+        self.running: dict[str, object] = {}  # trial id -> trial, while it runs
+        self.done = self.failed = 0
+        self.best = (-math.inf if mode == "max" else math.inf, None)
+        self.started = time.monotonic()
+        self.counted_earlier = False
+        self.driver = os.getpid()
+
+    def setup(self, **info):
+        """Each Tune experiment of the sweep starts here (a searched sweep runs several, one after
+        another: the counts go on). After a restore, which unpickles this callback from the
+        interrupted driver, counting starts again: the trials that ended before are counted at
+        the first event."""
+        self.running, self.counted_earlier = {}, False
+        if getattr(self, "driver", None) != os.getpid():  # (a callback pickled by older ablab has none)
+            self.done = self.failed = 0
+            self.started, self.driver = time.monotonic(), os.getpid()
+
+    def _count_earlier(self, trials) -> None:
+        if not self.counted_earlier:
+            self.counted_earlier = True
+            for trial in trials:
+                if trial.status == "ERROR" or self._ended_failed(trial):
+                    self.failed += 1
+                elif trial.status == "TERMINATED":
+                    self.done += 1
+
+    @staticmethod
+    def _ended_failed(trial) -> bool:
+        """Ended itself on an input error (reported status ``failed``, without retries)."""
+        return (trial.last_result or {}).get("status") == "failed"
+
+    def _name(self, trial) -> str:
+        return str(trial)  # the trial_name_creator's name: "heads=8,seed=1" (search: ",<trial id>")
+
+    def _line(self, event: str) -> None:
+        best, where = self.best
+        best_text = f"best {self.metric} {best:.2f} ({where})" if where else f"best {self.metric} -"
+        elapsed = time.monotonic() - self.started
+        self.echo(
+            f"[{elapsed / 60:5.1f} min] done {self.done}/{self.total}  running {len(self.running)}  "
+            f"failed {self.failed}  {best_text}  | {event}"
+        )
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._count_earlier(trials)
+        self.running[trial.trial_id] = trial
+        self._line(f"started {self._name(trial)}")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        value = result.get(self.metric)
+        if isinstance(value, (int, float)) and not math.isnan(value):
+            better = value > self.best[0] if self.mode == "max" else value < self.best[0]
+            if better:
+                self.best = (value, self._name(trial))
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self._line(f"retrying {self._name(trial)} from its last checkpoint")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.running.pop(trial.trial_id, None)
+        if self._ended_failed(trial):
+            self.failed += 1
+        else:
+            self.done += 1
+        status = (trial.last_result or {}).get("status", "stopped")
+        self._line(f"{'FAILED' if status == 'failed' else status} {self._name(trial)}")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.running.pop(trial.trial_id, None)
+        self.failed += 1
+        self._line(f"FAILED {self._name(trial)} (retries exhausted)")
+
+
+class SlowTrialWatch:
+    """Prints, once per trial, the line a trial put on its run when it trained far slower than
+    planned (:mod:`ablab.experiments.sweep.pace`). It reads the store every ``every`` seconds, and once more
+    as the sweep ends, on a thread of its own: a store that does not answer never holds up the
+    sweep (the end waits for that last look 5 s at most)."""
+
+    def __init__(self, uri: str, experiment: str, parent_run_id: str, echo: Callable[[str], None]):
+        self.uri, self.experiment, self.parent, self.echo = uri, experiment, parent_run_id, echo
+        self.every = 15.0
+        self.told: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="ablab-slow-trials", daemon=True)
+
+    def __enter__(self) -> SlowTrialWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        stopped = False
+        while not stopped:
+            stopped = self._stop.wait(self.every)
+            self.poll()
+
+    def poll(self) -> None:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        try:
+            client = MlflowClient(self.uri)
+            experiment = client.get_experiment_by_name(self.experiment)
+            query = f"tags.`{record.PARENT}` = '{self.parent}' and tags.`{record.SLOW}` LIKE '%'"
+            found = client.search_runs([experiment.experiment_id], query) if experiment else []
+        except (MlflowException, OSError):
+            return  # the store does not answer now: the next look tries again
+        for run in found:
+            if run.info.run_id not in self.told:
+                self.told.add(run.info.run_id)
+                self.echo(f"ablab: warning: {run.data.tags[record.SLOW]}")

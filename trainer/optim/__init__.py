@@ -1,0 +1,1 @@
+"""What drives the updates: the loss, the optimizers, the learning-rate schedules and the run's length."""
