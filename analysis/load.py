@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ablab.trainer.config.schema import neutral_defaults, valid_keys
-from ablab.trainer.tracking import record
+from ablab.trainer.tracking import older_stores, record
 
 HEADLINE = (
     "bleu",
@@ -257,9 +257,8 @@ def _value(text: str):
 
 
 def _curves(client, run, row: dict) -> list[dict]:
-    """The run's curves at their update steps, each point with its epoch. An older store's are
-    renamed, its validation points moved from the validation count (their step there) to the
-    update step it logged in ``epoch_step``; its ``epoch`` was also at the validation count."""
+    """The run's curves at their update steps, each point with its epoch (an older store's read
+    in today's names and steps by :func:`ablab.trainer.tracking.older_stores.curves`)."""
     run_id, keys = run.info.run_id, set(run.data.metrics)
 
     def history(key: str) -> list:
@@ -267,15 +266,8 @@ def _curves(client, run, row: dict) -> list[dict]:
 
     curves = {key: history(key) for key in CURVES if key in keys}
     epoch_at = {m.step: m.value for m in history(record.EPOCH)}
-    legacy = [key for key in record.LEGACY if key in keys]
-    if legacy:
-        step_of = {m.step: int(m.value) for m in history(record.LEGACY_EPOCH_STEP)}
-        epoch_at = {step_of[count]: epoch for count, epoch in epoch_at.items() if count in step_of}
-        for key in legacy:
-            points = history(key)
-            if key in record.VALIDATION:
-                points = [type(m)(m.key, m.value, m.timestamp, step_of.get(m.step)) for m in points]
-            curves[record.LEGACY[key]] = points
+    older, epoch_at = older_stores.curves(history, keys, epoch_at)
+    curves |= older
     return [
         {
             **row,

@@ -12,7 +12,7 @@ import html
 import re
 from pathlib import Path
 
-from ablab.analysis.report import Report, Section
+from ablab.analysis.report import GroupSection, Report
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222;"
@@ -59,7 +59,7 @@ SAME_TEST_SET_TITLE = (
 )
 
 
-def _comparisons_title(s: Section) -> str:
+def _comparisons_title(s: GroupSection) -> str:
     return EFFECTS_TITLE if s.cell_tables else COMPARISONS_TITLE
 
 
@@ -150,7 +150,7 @@ def _html_table(rows: list[dict], links: bool) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _html_section(s: Section, out: Path) -> list[str]:
+def _html_section(s: GroupSection, out: Path) -> list[str]:
     e = html.escape
     body = [f'<h2 id="{e(s.group)}">{e(s.group)}</h2>', f"<p><b>{e(s.question)}</b></p>"]
     if s.design:

@@ -39,7 +39,7 @@ IGNORED_KEYS = {"train.seed", "train.threads", "data.dir", "data.cache_dir"}
 
 
 @dataclass
-class Section:
+class GroupSection:
     group: str
     question: str
     changes: list[str]
@@ -83,7 +83,7 @@ class _Context:
 class Report:
     title: str
     intro: list[str]
-    sections: list[Section]
+    sections: list[GroupSection]
     not_finished: list[dict]
     searches: list[dict] = field(default_factory=list)  # a searched spec: how each point's values were chosen
 
@@ -96,7 +96,7 @@ def build(
     runs: SweepRuns,
     out: Path,
     groups: list[str] | None = None,
-    exercise: pd.DataFrame | None = None,
+    reference_schedules: pd.DataFrame | None = None,
     description: str = "",
     n_resamples: int = RESAMPLES,
     links: bool = True,
@@ -134,9 +134,9 @@ def build(
     sections = []
     for group in order:
         if _has_rows(trials, group):
-            sections.append(_section(context, group, texts.get(group, GroupText()), exercise))
+            sections.append(_section(context, group, texts.get(group, GroupText()), reference_schedules))
             if any(f.name.endswith("_schedules_100k") for f in sections[-1].figures):
-                exercise = None  # the seed schedules are shown once
+                reference_schedules = None  # the reference schedules are shown once
     seeds = sorted(set(done["seed"]))
     families = {v.family_name: v.family for v in verdicts.values()}  # confounded ones are not in them
     intro = [
@@ -220,7 +220,7 @@ def _members(trials: pd.DataFrame, group: str) -> pd.DataFrame:
     return trials[[group in gs or record.BASELINE in gs for gs in trials["groups"]]]
 
 
-def _section(ctx: _Context, group: str, text: GroupText, exercise) -> Section:
+def _section(ctx: _Context, group: str, text: GroupText, reference_schedules) -> GroupSection:
     members = _members(ctx.trials, group)
     keys = varied_keys(members)
     crossed = ctx.designs.get(group)
@@ -236,7 +236,7 @@ def _section(ctx: _Context, group: str, text: GroupText, exercise) -> Section:
         _row(summary, members, s, changes.get(s, ""), ctx, lead if compared else None, calibration)
         for s in [record.BASELINE, *settings]
     ]
-    section = Section(
+    section = GroupSection(
         group,
         text.question or questions.question(factors, group),
         [f"{s}: {c}" for s, c in changes.items() if c],
@@ -259,7 +259,7 @@ def _section(ctx: _Context, group: str, text: GroupText, exercise) -> Section:
         for v in mine
         if v.word == INCONCLUSIVE
     ]
-    exercise = exercise if "schedule.name" in keys else None
+    reference_schedules = reference_schedules if "schedule.name" in keys else None
     section.figures = group_figures(
         ctx.runs,
         group,
@@ -268,14 +268,14 @@ def _section(ctx: _Context, group: str, text: GroupText, exercise) -> Section:
         keys,
         ctx.out,
         ctx.colors,
-        exercise,
+        reference_schedules,
         (crossed, bleu_cells) if crossed else None,
     )
     return section
 
 
 def _design_section(
-    ctx: _Context, crossed: Design, section: Section, lead: str, members, keys, summary
+    ctx: _Context, crossed: Design, section: GroupSection, lead: str, members, keys, summary
 ) -> tuple[list[Verdict], pd.DataFrame]:
     """A crossed group's factorial tables (its primary metric and BLEU), its effects' rows and
     finding. Returns the verdicts and the cells' BLEU (for the interaction plot)."""

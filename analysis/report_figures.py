@@ -46,7 +46,7 @@ CAPTIONS = {
         "over-confident."
     ),
     "schedules_100k": (
-        "The schedules of the seed exercise over 100,000 updates: Noam (warmup 4,000, d_model 512), "
+        "The reference schedules over 100,000 updates: Noam (warmup 4,000, d_model 512), "
         "and warmup + cosine and warmup + linear decay (warmup 2,000, peak 3e-4); each peak labelled."
     ),
     "schedules_trained": (
@@ -85,10 +85,10 @@ def group_figures(
     keys: list[str],
     out: Path,
     colors: dict,
-    exercise: pd.DataFrame | None = None,
+    reference_schedules: pd.DataFrame | None = None,
     crossed: tuple[Design, pd.DataFrame] | None = None,
 ) -> list[ReportFigure]:
-    """Make and save the figures of one group; ``exercise`` (the seed schedules over 100,000
+    """Make and save the figures of one group; ``reference_schedules`` (the reference schedules over 100,000
     steps) is drawn here if given: the caller gives it to one group only. ``crossed``: a
     factorial group's design and its cells' BLEU (mean, low, high), for the interaction plot."""
     made: list[tuple[str, plt.Figure, str]] = []
@@ -116,8 +116,8 @@ def group_figures(
         ece = summary.set_index("setting")["ece_mean"].to_dict()
         figure = figures.plot_reliability(bins, ece, colors, title=f"{group}: reliability on the test set")
         made.append(("reliability", figure, CAPTIONS["reliability"]))
-    if exercise is not None:
-        figure = figures.plot_schedules(exercise, "The seed schedules over 100,000 updates")
+    if reference_schedules is not None:
+        figure = figures.plot_schedules(reference_schedules, "The reference schedules over 100,000 updates")
         made.append(("schedules_100k", figure, CAPTIONS["schedules_100k"]))
     if any(k.startswith("schedule.") for k in keys):
         trained = trained_schedules(members, curves)

@@ -78,7 +78,7 @@ def simulate_study(
     effect: float,
     rng: np.random.Generator,
     n_resamples: int = 1000,
-    old: bool = True,
+    old: bool = False,
     pairing: float = 0.0,
 ) -> StudyResult:
     """One study: n seeds of baseline and arm (quality shift ``effect`` in logits), compared on

@@ -366,11 +366,11 @@ def schedules_command(
         "outputs/schedules"
     ),
 ) -> None:
-    """Plot the seed schedules: Noam (warmup 4000, d 512), warmup+cosine/linear (2000, 3e-4)."""
+    """Plot the reference schedules: Noam (warmup 4000, d 512), warmup+cosine/linear (2000, 3e-4)."""
     from ablab.analysis.figures import plot_schedules
-    from ablab.experiments.schedule_table import seed_schedules_table
+    from ablab.experiments.schedule_table import reference_schedules_table
 
-    table = seed_schedules_table(steps)
+    table = reference_schedules_table(steps)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "schedules.csv", index=False)
     fig = plot_schedules(table)

@@ -1,7 +1,7 @@
 """``ablab report``: a spec's (or an experiment's) runs made into the comparison report.
 
 The analysis package reads MLflow only; what it needs from elsewhere is gathered here: the seed
-schedule exercise, and the spec's group order and description. The report is written to
+reference schedule comparison, and the spec's group order and description. The report is written to
 ``out`` and logged to the sweep's parent run under ``report/``.
 """
 
@@ -15,7 +15,7 @@ from ablab.analysis import export, render, report
 from ablab.analysis.bootstrap import RESAMPLES
 from ablab.analysis.load import NoRuns, load
 from ablab.analysis.verdicts import DEFAULT_PRIMARY
-from ablab.experiments.schedule_table import seed_schedules_table
+from ablab.experiments.schedule_table import reference_schedules_table
 from ablab.trainer.errors import UserError
 from ablab.trainer.tracking import record
 
@@ -95,7 +95,7 @@ def make_report(
             runs,
             out,
             groups=found.groups,
-            exercise=seed_schedules_table(100_000),
+            reference_schedules=reference_schedules_table(100_000),
             description=found.description,
             n_resamples=n_resamples,
             links=links,

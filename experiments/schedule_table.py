@@ -1,7 +1,7 @@
 """Learning-rate schedules as tables (step, schedule, lr) for plots and reports.
 
-The seed exercise compares, over 100,000 updates: Noam with warmup 4000 at d_model 512,
-and warmup + cosine and warmup + linear decay, both with warmup 2000 and lr_max 3e-4.
+The reference comparison of learning-rate schedules, over 100,000 updates: Noam with warmup 4000
+at d_model 512, and warmup + cosine and warmup + linear decay, both with warmup 2000 and peak 3e-4.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def schedule_table(name: str, steps: int, label: str | None = None, **values) ->
     return pd.DataFrame({"step": step, "schedule": label or name, "lr": [lr(int(s)) for s in step]})
 
 
-def seed_schedules_table(steps: int = 100_000) -> pd.DataFrame:
+def reference_schedules_table(steps: int = 100_000) -> pd.DataFrame:
     return pd.concat(
         [schedule_table(name, steps, **values) for name, values in SEED_SCHEDULES.items()],
         ignore_index=True,

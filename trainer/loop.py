@@ -21,13 +21,13 @@ import torch
 from torch import nn
 
 from ablab.trainer import checkpoint
-from ablab.trainer.config.schema import Config, config_hash
+from ablab.trainer.config.schema import EvalConfig, TrainConfig
 from ablab.trainer.data.batching import EncodedSplit, token_batches
 from ablab.trainer.data.tokenizer import PAD, Vocabularies
 from ablab.trainer.evaluation.evaluate import EvalSet, bleu_metrics, teacher_forced, translate
 from ablab.trainer.hardware.precision import compute_context
 from ablab.trainer.model.flops import FlopsProfile
-from ablab.trainer.optim.losses import linear_label_smoothed_loss
+from ablab.trainer.optim.losses import Loss
 from ablab.trainer.optim.optimizers import set_lr
 from ablab.trainer.optim.run_length import updates_in_time
 from ablab.trainer.tracking import record
@@ -95,11 +95,19 @@ def _joined(before: str, now: str) -> str:
 
 @dataclass
 class Trainer:
-    config: Config
+    """The loop over built objects (:func:`ablab.trainer.run.build_trainer` builds them, each from
+    its config section); of the config it reads only its own sections, ``train`` and ``evaluation``."""
+
+    train: TrainConfig  # how long, how often to log and checkpoint, when to stop
+    evaluation: EvalConfig  # what validation decodes and scores
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     schedule: Callable[..., float]  # lr(step, total=None): total where the time budget sets it
+    loss: Loss  # summed smoothed loss and NLL of the output projection (ablab.trainer.optim.losses)
+    clip_norm: float  # the gradient norm clipped to (optim.clip_norm; inf: none)
+    max_tokens: int  # the token budget of a batch (data.max_tokens)
+    config_hash: str  # the run's identity, kept in every checkpoint
     train_data: EncodedSplit
     val_data: EvalSet
     vocabs: Vocabularies
@@ -113,24 +121,22 @@ class Trainer:
     progress: Progress = field(default_factory=Progress)
 
     def __post_init__(self) -> None:
-        self.forward = torch.compile(self.model, dynamic=True) if self.config.train.compile else self.model
-        self.model.grad_checkpointing = self.config.train.grad_checkpointing
+        self.forward = torch.compile(self.model, dynamic=True) if self.train.compile else self.model
+        self.model.grad_checkpointing = self.train.grad_checkpointing
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self._src_lens, self._tgt_lens = self.train_data.src_lens, self.train_data.tgt_lens
         self._clock_start = time.monotonic()  # reset by run(), which counts resumed time too
-        self.config_hash = config_hash(self.config)  # once: a corpus from files is hashed by content
 
     @property
     def checkpoint_dir(self) -> Path:
         return self.workdir / "checkpoints"
 
     def epoch_batches(self, epoch: int) -> list[np.ndarray]:
-        t = self.config
-        return token_batches(self._src_lens, self._tgt_lens, t.data.max_tokens, t.train.seed, epoch)
+        return token_batches(self._src_lens, self._tgt_lens, self.max_tokens, self.train.seed, epoch)
 
     def run(self) -> str:
         """Train until a limit; returns the status, 'finished' or 'diverged'."""
-        cfg, p = self.config.train, self.progress
+        cfg, p = self.train, self.progress
         self.model.train()
         self._clock_start = time.monotonic() - p.elapsed_seconds
         self.reporter.on_start(self.device, self.precision)
@@ -158,7 +164,7 @@ class Trainer:
 
     def update(self, group: list[np.ndarray]) -> dict[str, float]:
         """One optimizer update over the batches of ``group``; loss normalized by their tokens."""
-        cfg, p = self.config, self.progress
+        p = self.progress
         started = time.perf_counter()
         lr = self.schedule(p.step + 1, self._last_update_in_time())
         set_lr(self.optimizer, lr)
@@ -169,14 +175,11 @@ class Trainer:
             with compute_context(self.device, self.precision):
                 hidden = self.forward(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_lens)
                 real = batch.tgt_out != PAD
-                loss, nll = linear_label_smoothed_loss(
-                    hidden[real], self.model.output.weight, batch.tgt_out[real], cfg.loss.label_smoothing
-                )
+                loss, nll = self.loss(hidden[real], self.model.output.weight, batch.tgt_out[real])
             self.scaler.scale(loss / n_tokens).backward()
             loss_sum, nll_sum = loss_sum + loss.detach(), nll_sum + nll.detach()
         self.scaler.unscale_(self.optimizer)
-        clip = cfg.optim.clip_norm if cfg.optim.clip_norm > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -203,18 +206,18 @@ class Trainer:
         """Where a schedule that ends with the time budget ends (None: it knows its last update)."""
         if not self.ends_with_time:
             return None
-        budget = 60 * self.config.train.max_minutes
+        budget = 60 * self.train.max_minutes
         return updates_in_time(self.progress.step, self.progress.elapsed_seconds, budget)
 
     def _diverging(self, metrics: dict[str, float]) -> bool:
         """NaN or inf loss or gradient, or a loss far above a uniform guess's log(V)."""
         if not (math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["grad_norm"])):
             return True
-        factor = self.config.train.divergence_factor
+        factor = self.train.divergence_factor
         return factor is not None and metrics["train_loss"] > factor * math.log(self.vocabs.tgt_size)
 
     def _limit_reached(self) -> bool:
-        cfg, p = self.config.train, self.progress
+        cfg, p = self.train, self.progress
         return (
             (cfg.epochs is not None and p.epoch >= cfg.epochs)
             or (cfg.max_steps is not None and p.step >= cfg.max_steps)
@@ -223,10 +226,10 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         """Teacher-forced validation loss and greedy BLEU (on the first eval.val_sentences)."""
-        cfg = self.config
-        tf = teacher_forced(self.model, self.val_data, cfg.eval, self.device, self.precision)
-        subset = self.val_data.head(cfg.eval.val_sentences)
-        hyps = translate(self.model, subset, self.vocabs, cfg.eval, self.device, self.precision, beam=1)
+        evaluation = self.evaluation
+        tf = teacher_forced(self.model, self.val_data, evaluation, self.device, self.precision)
+        subset = self.val_data.head(evaluation.val_sentences)
+        hyps = translate(self.model, subset, self.vocabs, evaluation, self.device, self.precision, beam=1)
         self.model.train()
         return {
             "val_loss": tf.nll_per_token,
@@ -237,7 +240,7 @@ class Trainer:
     def _end_of_epoch(self) -> None:
         """Validate (at an epoch's end, or where a limit stopped training), keep the best model,
         decide whether training is done (limits count the validation's time), checkpoint, report."""
-        cfg, p = self.config.train, self.progress
+        cfg, p = self.train, self.progress
         metrics = self.validate()
         p.history.append({"epoch": p.epochs, "step": p.step, "seconds": p.elapsed_seconds, **metrics})
         if metrics["val_bleu"] > p.best_bleu:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -38,9 +39,10 @@ from ablab.trainer.hardware.device import assigned_gpus, describe, device_kind, 
 from ablab.trainer.hardware.peak import peak_flops
 from ablab.trainer.hardware.precision import emulation_note, resolve
 from ablab.trainer.loop import NullReporter, Reporter, Trainer
+from ablab.trainer.optim.losses import build_loss
 from ablab.trainer.optim.optimizers import build_optimizer
 from ablab.trainer.optim.run_length import schedule_updates
-from ablab.trainer.optim.schedules import make_schedule
+from ablab.trainer.optim.schedules import build_schedule
 from ablab.trainer.tracking import record
 from ablab.trainer.tracking.mlflow_tracker import git_commit
 from ablab.trainer.tracking.tracker import NullTracker, Tracker
@@ -85,13 +87,13 @@ def train(
     device = pick_device(config.train.device, config.train.precision)
     precision = resolve(config.train.precision, device)
     corpus = build_corpus(config.data, config.eval)
-    trainer = build_trainer(config, corpus, device, workdir, tracker, reporter, precision)
+    trainer = build_trainer(config, corpus, device, workdir, tracker, reporter, precision, key)
     skipped, unsent = _resume(trainer, key)
     trainer.progress.record_hardware(precision, device_kind(device))
-    run_id = _open_run(tracker, trainer, corpus, device, key, skipped)
+    run_id = _open_run(tracker, trainer, config, corpus, device, key, skipped)
     tracker.resend_metrics(unsent)  # logged before the checkpoint, maybe never delivered
     setup_seconds = time.monotonic() - started
-    status, metrics = _loop_and_evaluate(trainer, corpus, device, tracker, setup_seconds)
+    status, metrics = _loop_and_evaluate(trainer, config, corpus, device, tracker, setup_seconds)
     result = Result(status, {**metrics, "status": status, "run_id": run_id}, run_id, workdir)
     checkpoint.atomic_write(  # the result is kept here whatever the tracking store does
         workdir / "result.json", json.dumps({"config_hash": key, **result.metrics}, indent=1).encode()
@@ -101,11 +103,10 @@ def train(
 
 
 def _open_run(
-    tracker: Tracker, trainer: Trainer, corpus: Corpus, device, key: str, skipped: list[str]
+    tracker: Tracker, trainer: Trainer, config: Config, corpus: Corpus, device, key: str, skipped: list[str]
 ) -> str:
     """Start (or, resumed, reopen) the tracked run with the config, what was derived from it and
     where it runs; returns its id."""
-    config = trainer.config
     run_id = tracker.start(
         params={
             **flatten(config),
@@ -140,7 +141,9 @@ def _open_run(
     return run_id
 
 
-def _loop_and_evaluate(trainer: Trainer, corpus: Corpus, device, tracker: Tracker, setup_seconds: float):
+def _loop_and_evaluate(
+    trainer: Trainer, config: Config, corpus: Corpus, device, tracker: Tracker, setup_seconds: float
+):
     """The training loop (unless the run already diverged), then the final evaluation; a stop
     or a crash ends the tracked run as killed or failed before it propagates."""
     try:
@@ -148,7 +151,7 @@ def _loop_and_evaluate(trainer: Trainer, corpus: Corpus, device, tracker: Tracke
             trainer.progress.status = trainer.run()
         status = trainer.progress.status
         params = count_parameters(trainer.model)
-        return status, final_metrics(trainer, corpus, params, device, trainer.config, status, setup_seconds)
+        return status, final_metrics(trainer, corpus, params, device, config, status, setup_seconds)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or Ray Tune stopping the trial early
         tracker.end(record.KILLED, wait=False)
         raise
@@ -179,9 +182,12 @@ def build_trainer(
     tracker: Tracker | None = None,
     reporter: Reporter | None = None,
     precision: str | None = None,
+    key: str | None = None,
 ) -> Trainer:
-    """Seed, build the model, optimizer and schedule, and wire them into a :class:`Trainer`
-    computing in ``precision`` (default: ``train.precision`` resolved on ``device``)."""
+    """Seed, build the model, optimizer, schedule and loss, each from its config section, and wire
+    them into a :class:`Trainer` computing in ``precision`` (default: ``train.precision`` resolved
+    on ``device``); ``key``: the config's hash where the caller has it (a corpus from files is
+    hashed by content)."""
     precision = precision or resolve(config.train.precision, device)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model, corpus.vocabs).to(device)
@@ -190,25 +196,20 @@ def build_trainer(
             corpus.train.src_lens, corpus.train.tgt_lens, config.data.max_tokens, config.train.seed, 0
         )
     )
-    total = schedule_updates(config, batches_per_epoch)
-    schedule = make_schedule(
-        config.schedule.name,
-        total_later=total is None,  # it ends where train.max_minutes ends (Trainer.update)
-        lr_max=config.peak_lr,
-        warmup=config.schedule.warmup_steps,
-        total=total,
-        lr_min=config.schedule.lr_min,
-        d_model=config.model.d_model,
-        scale=config.schedule.scale,
-        power=config.schedule.power,
-        cooldown_fraction=config.schedule.cooldown_fraction,
-    )
+    total = schedule_updates(config, batches_per_epoch)  # None: it ends where train.max_minutes ends
     return Trainer(
-        config=config,
+        train=config.train,
+        evaluation=config.eval,
         model=model,
         optimizer=build_optimizer(config.optim, model),
         scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
-        schedule=schedule,
+        schedule=build_schedule(
+            config.schedule, peak_lr=config.optim.lr, d_model=config.model.d_model, total=total
+        ),
+        loss=build_loss(config.loss),
+        clip_norm=config.optim.clip_norm if config.optim.clip_norm > 0 else math.inf,
+        max_tokens=config.data.max_tokens,
+        config_hash=key or config_hash(config),
         train_data=corpus.train,
         val_data=corpus.val,
         vocabs=corpus.vocabs,

@@ -65,7 +65,7 @@ from ablab.experiments.spec.schema import (
 )
 from ablab.trainer.config import validation_errors
 from ablab.trainer.config.files import apply_overrides, read_yaml
-from ablab.trainer.config.schema import Config, config_hash, from_dict, to_dict
+from ablab.trainer.config.schema import Config, config_hash, from_dict
 from ablab.trainer.errors import ConfigError
 from ablab.trainer.tracking import record
 
@@ -255,10 +255,14 @@ def expand(spec: Spec, path: Path) -> Plan:
             f"{path}: different trials share the name(s) {duplicates}; "
             "rename the arms or groups that produce them."
         )
-    if spec.search:
+    if spec.search:  # every searched key is a config key, and its domain's edges give valid configs
         for trial in {record.setting_of(t.name): t for t in trials}.values():
             where, space = search_space(spec, trial)
-            _validate_search(space, trial, path, where)
+            for key, domain in space.items():
+                for value in domain.extremes():
+                    edge = {**common, **trial.overrides, key: value}
+                    source = f"{where}[{key}] at {record.setting_of(trial.name)}"
+                    _resolve(base_raw, edge, trial.seed, trial.resources, path, source)
     digest = hashlib.sha256(json.dumps([spec.name, *sorted(t.hash for t in trials)]).encode()).hexdigest()[
         :16
     ]
@@ -292,17 +296,6 @@ def _refuse_escaping_paths(config: Config) -> None:
                 f"{key} is {value!r}: a spec may only name a relative folder without '..' for what "
                 "ablab writes; leave it out to use the user cache ($XDG_CACHE_HOME/ablab or ~/.cache/ablab)."
             )
-
-
-def _validate_search(space: dict[str, Domain], trial: Trial, path: Path, where: str) -> None:
-    """Every searched key is a config key, and the domain's edges give valid configs for the
-    point ``trial`` (``where``: the spec's path to the space, for the error)."""
-    for key, domain in space.items():
-        for value in domain.extremes():
-            try:
-                from_dict(apply_overrides(to_dict(trial.config), {key: value}))
-            except ConfigError as exc:
-                raise SpecError(f"{path}: {where}[{key}] at {record.setting_of(trial.name)}: {exc}") from None
 
 
 def load_plan(path: str | Path) -> Plan:

@@ -52,14 +52,17 @@ def done(uri: str, plan: Plan) -> set[str]:
 
 
 @dataclass(frozen=True)
-class SweepRuns:
+class PreparedSweep:
+    """A sweep's MLflow side, made ready before Tune starts (what :func:`prepare` returns); the
+    report reads the finished runs as :class:`ablab.analysis.load.SweepRuns`."""
+
     experiment_id: str
     parent_run_id: str
     run_ids: dict[str, str]  # trial hash -> run id, for the trials to run
     skipped: list[Trial]  # trials already done in this experiment
 
 
-def prepare(uri: str, plan: Plan, force: bool = False, parent_run_id: str | None = None) -> SweepRuns:
+def prepare(uri: str, plan: Plan, force: bool = False, parent_run_id: str | None = None) -> PreparedSweep:
     """Make the experiment, the parent run and a child run per trial to run; find what is done.
 
     With ``parent_run_id`` (``--resume``) the unfinished runs are reopened: their trials go on
@@ -89,7 +92,7 @@ def prepare(uri: str, plan: Plan, force: bool = False, parent_run_id: str | None
         existing.setdefault(run.data.tags.get(record.TRIAL_HASH), []).append(run)
     skipped, run_ids = [], {}
     if plan.spec.search:  # search trials make their own runs: their configs are sampled
-        return SweepRuns(experiment_id, parent_run_id, run_ids, skipped)
+        return PreparedSweep(experiment_id, parent_run_id, run_ids, skipped)
     for trial in plan.trials:
         previous = existing.get(trial.hash, [])
         if not force and any(record.is_done(r) for r in previous):
@@ -106,7 +109,7 @@ def prepare(uri: str, plan: Plan, force: bool = False, parent_run_id: str | None
         created = client.create_run(experiment_id, run_name=trial.name, tags=tags)
         client.update_run(created.info.run_id, status="SCHEDULED")
         run_ids[trial.hash] = created.info.run_id
-    return SweepRuns(experiment_id, parent_run_id, run_ids, skipped)
+    return PreparedSweep(experiment_id, parent_run_id, run_ids, skipped)
 
 
 def group_question(plan: Plan, group: str) -> str:

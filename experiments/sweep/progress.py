@@ -30,7 +30,7 @@ class SweepProgress(tune.Callback):
         interrupted driver, counting starts again: the trials that ended before are counted at
         the first event."""
         self.running, self.counted_earlier = {}, False
-        if getattr(self, "driver", None) != os.getpid():  # (a callback pickled by older ablab has none)
+        if self.driver != os.getpid():
             self.done = self.failed = 0
             self.started, self.driver = time.monotonic(), os.getpid()
 

@@ -36,7 +36,7 @@ def payload(
     plan: Plan,
     trial: Trial,
     uri: str,
-    sweep: mlflow_runs.SweepRuns,
+    sweep: mlflow_runs.PreparedSweep,
     sweep_dir: Path,
     planned: float | None = None,
 ) -> dict[str, Any]:

@@ -55,15 +55,13 @@ def test_null_effects_come_out_differs_at_the_nominal_rate_through_the_pipeline(
 
 def test_paired_seeds_hold_the_level_through_the_pipeline(model):
     rng = np.random.default_rng(7)
-    results = [
-        simulate_study(model, 3, 0.0, rng, n_resamples=200, old=False, pairing=0.96) for _ in range(STUDIES)
-    ]
+    results = [simulate_study(model, 3, 0.0, rng, n_resamples=200, pairing=0.96) for _ in range(STUDIES)]
     assert 0.02 <= np.mean([r.p <= 0.05 for r in results]) <= 0.07
 
 
 def test_a_real_effect_is_found(model):
     rng = np.random.default_rng(11)
     shift = shift_for(model, 2.0)  # +2 BLEU
-    results = [simulate_study(model, 10, shift, rng, n_resamples=200, old=False) for _ in range(200)]
+    results = [simulate_study(model, 10, shift, rng, n_resamples=200) for _ in range(200)]
     assert np.mean([r.delta for r in results]) == pytest.approx(2.0, abs=0.2)
     assert np.mean([r.p <= 0.05 for r in results]) > 0.7

@@ -35,11 +35,11 @@ def test_a_restored_sweep_counts_the_trials_that_ended_before_it():
     assert "done 2/5  running 0  failed 2  best val_bleu 12.50" in lines[-1]
 
 
-def test_a_progress_saved_by_another_driver_counts_afresh_even_from_an_older_ablab():
+def test_a_progress_saved_by_another_driver_counts_afresh():
     lines = []
     progress = SweepProgress(2, "val_bleu", "max", lines.append)
     progress.done = 5  # counted by the driver that saved it
-    del progress.driver  # as pickled before the attribute existed
+    progress.driver = -1  # restored in another process
     progress.setup()
     run = trial("a", "RUNNING")
     progress.on_trial_start(0, [run], run)
@@ -80,14 +80,14 @@ def test_the_payload_a_trial_receives_is_typed_at_both_ends_and_plain_inside_tun
     """The driver builds a TrialPayload, Tune carries it as a plain mapping (its saved state
     must restore it after the driver died), the trial reads it back typed."""
     from ablab.experiments.spec.expand import load_plan
-    from ablab.experiments.sweep.mlflow_runs import SweepRuns
+    from ablab.experiments.sweep.mlflow_runs import PreparedSweep
     from ablab.experiments.sweep.trial import TrialPayload
     from ablab.experiments.sweep.tune_runs import payload as make_payload
     from tests.experiments.test_spec import spec, write_spec
 
     plan = load_plan(write_spec(tmp_path, spec(ablations={"no_ls": {"loss.label_smoothing": 0.0}})))
     trial = plan.trials[1]
-    sweep = SweepRuns("1", "parent", {trial.hash: "run-1"}, [])
+    sweep = PreparedSweep("1", "parent", {trial.hash: "run-1"}, [])
     params = make_payload(plan, trial, "sqlite:///x.db", sweep, tmp_path)
     assert isinstance(params, dict) and all(isinstance(k, str) for k in params)
     payload = TrialPayload.of(params)

@@ -7,11 +7,15 @@ from ablab.trainer.data.ragged import Ragged
 from ablab.trainer.data.tokenizer import BOS, EOS, PAD
 
 
+def split_of(src: list[list[int]], tgt: list[list[int]]) -> EncodedSplit:
+    return EncodedSplit(Ragged.from_lists(src), Ragged.from_lists(tgt))
+
+
 def random_split(n=500, seed=0) -> EncodedSplit:
     rng = np.random.default_rng(seed)
     src = [rng.integers(4, 100, size=rng.integers(1, 40)).tolist() for _ in range(n)]
     tgt = [rng.integers(4, 100, size=rng.integers(1, 40)).tolist() for _ in range(n)]
-    return EncodedSplit.from_ids(src, tgt)
+    return split_of(src, tgt)
 
 
 def test_every_pair_exactly_once_per_epoch_within_budget():
@@ -51,7 +55,7 @@ def test_oversized_pair_gets_its_own_batch():
 
 
 def test_collate_layout():
-    split = EncodedSplit.from_ids([[10, 11, 12], [20]], [[30, 31], [40, 41, 42]])
+    split = split_of([[10, 11, 12], [20]], [[30, 31], [40, 41, 42]])
     batch = split.collate(np.array([0, 1]))
     assert batch.src.tolist() == [[10, 11, 12, EOS], [20, EOS, PAD, PAD]]
     assert batch.tgt_in.tolist() == [[BOS, 30, 31, PAD], [BOS, 40, 41, 42]]
@@ -99,7 +103,7 @@ def test_collate_and_subset_equal_a_row_by_row_reference():
     rng = np.random.default_rng(3)
     src = [rng.integers(4, 900, size=rng.integers(0, 30)).tolist() for _ in range(300)]
     tgt = [rng.integers(4, 900, size=rng.integers(0, 30)).tolist() for _ in range(300)]
-    split = EncodedSplit.from_ids(src, tgt)
+    split = split_of(src, tgt)
     for indices in (rng.choice(300, 17, replace=False), np.array([5, 5, 0]), np.array([299])):
         batch = split.collate(indices)
         for name, expected in _padded_row_by_row(src, tgt, indices).items():

@@ -1,7 +1,7 @@
 """The run record's names: what the trainer writes is what the report reads, today's stores and
 older ones alike."""
 
-from ablab.trainer.tracking import record
+from ablab.trainer.tracking import older_stores, record
 
 
 def test_final_metrics_are_named_by_phase_each_once():
@@ -38,7 +38,9 @@ def test_an_older_store_reads_the_same():
     back = record.summary(old, "test_2016_flickr")
     assert (back["bleu"], back["ece"], back["params"], back["epochs"]) == (10.6, 0.017, 6001664.0, 4.0)
     assert "train_loss" not in back and "val_bleu" not in back  # curves, not final metrics
-    assert record.LEGACY["train_loss"] == "train/loss" and record.LEGACY["val_bleu"] == "val/bleu"
+    assert (
+        older_stores.RENAMED["train_loss"] == "train/loss" and older_stores.RENAMED["val_bleu"] == "val/bleu"
+    )
 
 
 def test_curves_carry_the_epoch_beside_them():

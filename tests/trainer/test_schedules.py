@@ -8,7 +8,6 @@ from ablab.trainer.optim.schedules import (
     SCHEDULES,
     constant,
     constant_cooldown,
-    get_schedule,
     inverse_sqrt,
     make_schedule,
     noam,
@@ -92,7 +91,7 @@ def test_warmup_is_linear_and_peaks_at_lr_max(name):
 
 def test_registry_errors_list_valid_names():
     with pytest.raises(ConfigError, match="warmup_cosine"):
-        get_schedule("cosine")
+        make_schedule("cosine", lr_max=1.0, warmup=10)
 
 
 def test_make_schedule_requires_total_for_decaying_schedules():

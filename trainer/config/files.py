@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from ablab.trainer.config.schema import SECTIONS, Config, from_dict, valid_keys
+from ablab.trainer.config.schema import RETIRED, SECTIONS, Config, from_dict, valid_keys
 from ablab.trainer.errors import ConfigError, short_repr
 
 
@@ -56,7 +56,7 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
     (``model.head``) rather than as a confusing nested value.
     """
     out = copy.deepcopy(raw) if raw else {}
-    known = set(valid_keys())
+    known = {*valid_keys(), *RETIRED}  # a retired key is read as the key that holds it now
     for key, value in overrides.items():
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import warnings
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
@@ -76,8 +77,6 @@ class ScheduleConfig(_Section):
     """Learning-rate schedule: one of ablab.trainer.optim.schedules.SCHEDULES."""
     warmup_steps: int = Field(default=1000, ge=0)
     """Linear warmup updates; 0 means no warmup."""
-    lr_max: float | None = Field(default=None, gt=0.0)
-    """Peak learning rate; None: optim.lr. Ignored by 'noam', whose peak is set by its formula."""
     lr_min: float = Field(default=0.0, ge=0.0)
     """Floor that decaying schedules reach at total_steps."""
     total_steps: int | None = Field(default=None, ge=1)
@@ -109,7 +108,7 @@ class OptimConfig(_Section):
     (bitsandbytes), CUDA only. Weight decay is decoupled and skips biases and norm weights for
     all but 'adam'."""
     lr: float = Field(default=7e-4, gt=0.0)
-    """Peak learning rate, unless schedule.lr_max is set."""
+    """Peak learning rate: where the schedule's warmup ends ('noam' sets its own peak by formula)."""
     betas: tuple[float, float] = Field(default=(0.9, 0.98), strict=False)
     """Adam betas; (0.9, 0.98) as in Vaswani et al."""
     eps: float = Field(default=1e-9, gt=0.0)
@@ -277,24 +276,17 @@ class Config(_Section):
             raise ValueError("train.precision 'fp16' needs CUDA; use 'auto' or 'fp32' on CPU")
         return self
 
-    @property
-    def peak_lr(self) -> float:
-        """The peak learning rate of non-noam schedules: schedule.lr_max, else optim.lr."""
-        return self.schedule.lr_max if self.schedule.lr_max is not None else self.optim.lr
-
 
 SECTIONS: dict[str, type[_Section]] = {name: field.annotation for name, field in Config.model_fields.items()}
+RETIRED = {"schedule.lr_max": "optim.lr"}
+"""Keys of older configs -> the key that holds their value now (``schedule.lr_max`` was a second
+key for the peak learning rate, and won over ``optim.lr``). Still read, with a warning; each counts
+in :func:`config_hash` at its old default, None, so that finished trials keep their identity."""
 
 
 def valid_keys() -> list[str]:
     """Every dotted config key, in declaration order."""
     return [f"{s}.{k}" for s, cls in SECTIONS.items() for k in cls.model_fields]
-
-
-def describe_key(key: str) -> str:
-    """The docstring of a dotted config key."""
-    section, _, name = key.partition(".")
-    return SECTIONS[section].model_fields[name].description or ""
 
 
 def _unknown_key(err: dict[str, Any]) -> str:
@@ -326,10 +318,29 @@ def from_dict(raw: Any, *, source: str = "config") -> Config:
                 f"{', '.join(SECTIONS[section].model_fields)}."
             )
     try:
-        return Config.model_validate(raw)
+        return Config.model_validate(_without_retired_keys(raw, source))
     except ValidationError as exc:
         problems = validation_errors.describe(exc.errors(), unknown=_unknown_key, values=True)
         raise ConfigError(f"{source}: invalid config: {problems}.") from None
+
+
+def _without_retired_keys(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """``raw`` with each :data:`RETIRED` key's value moved to the key that holds it now."""
+    for old, new in RETIRED.items():
+        section, name = old.split(".")
+        if not isinstance(raw.get(section), dict) or name not in raw[section]:
+            continue
+        value = raw[section][name]
+        warnings.warn(
+            f"{source}: {old} is deprecated, {new} is the one key for it; read as {new} = {value!r}.",
+            FutureWarning,
+            stacklevel=3,
+        )
+        raw = {**raw, section: {k: v for k, v in raw[section].items() if k != name}}
+        if value is not None:
+            new_section, new_name = new.split(".")
+            raw[new_section] = {**raw.get(new_section, {}), new_name: value}
+    return raw
 
 
 def to_dict(config: Config) -> dict[str, dict[str, Any]]:
@@ -357,6 +368,7 @@ def counted_fields(config: Config) -> dict[str, Any]:
     A corpus from files counts by the SHA-256 of its files' contents instead of their paths."""
     neutral = neutral_defaults()
     kept = {k: v for k, v in flatten(config).items() if k not in neutral or neutral[k] != v}
+    kept |= dict.fromkeys(RETIRED)  # at their old default: the hashes of before they retired
     if (content := content_fingerprint(config.data)) is not None:
         kept["data.files"] = {"content": content}  # a corpus's text counts, not where it lies
     return kept

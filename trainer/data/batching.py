@@ -53,10 +53,6 @@ class EncodedSplit:
     src: Ragged
     tgt: Ragged
 
-    @classmethod
-    def from_ids(cls, src: list[list[int]], tgt: list[list[int]]) -> EncodedSplit:
-        return cls(Ragged.from_lists(src), Ragged.from_lists(tgt))
-
     def __len__(self) -> int:
         return len(self.src)
 

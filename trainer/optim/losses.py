@@ -28,7 +28,12 @@ would compute them; the loss and the gradients of ``h`` and ``W`` are accumulate
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
+
+from ablab.trainer.config.schema import LossConfig
 
 # elements of one chunk of logits: 2M float32 = 8 MB fits a CPU's L3; a GPU takes larger pieces
 CHUNK_ELEMENTS = {"cpu": 2**21, "cuda": 2**26}
@@ -86,3 +91,12 @@ def linear_label_smoothed_loss(
     dtype = torch.get_autocast_dtype(device_type) if autocast else hidden.dtype
     with torch.autocast(device_type, enabled=False):
         return _LinearLabelSmoothedCrossEntropy.apply(hidden, weight, target, epsilon, ignore_index, dtype)
+
+
+Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""``(hidden, output weight, target) -> (summed smoothed loss, summed NLL)``: what the loop calls."""
+
+
+def build_loss(cfg: LossConfig) -> Loss:
+    """The training loss the ``loss`` section describes: label smoothing ``cfg.label_smoothing``."""
+    return functools.partial(linear_label_smoothed_loss, epsilon=cfg.label_smoothing)

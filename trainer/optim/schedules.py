@@ -10,7 +10,8 @@ Conventions shared by every schedule:
 * ``total`` is the last update; decaying schedules reach ``lr_min`` there and stay there.
 
 The registry :data:`SCHEDULES` maps the short names that configs, specs and MLflow use to the
-functions and the arguments each takes; :func:`make_schedule` binds them from the values at hand.
+functions and the arguments each takes; :func:`make_schedule` binds them from the values at hand,
+:func:`build_schedule` from the config's ``schedule`` section.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ablab.trainer.errors import ConfigError
+
+if TYPE_CHECKING:  # the config's schema imports the registry below
+    from ablab.trainer.config.schema import ScheduleConfig
 
 
 def _warmup_factor(step: int, warmup: int) -> float:
@@ -141,11 +146,6 @@ NEEDS_TOTAL = frozenset(name for name, schedule in SCHEDULES.items() if "total" 
 """Schedules that decay towards a last update and so need to know ``total``."""
 
 
-def get_schedule(name: str) -> Callable[..., float]:
-    """The schedule function registered as ``name``; an unknown name lists the valid ones."""
-    return _registered(name).fn
-
-
 def _registered(name: str) -> Schedule:
     try:
         return SCHEDULES[name]
@@ -184,3 +184,23 @@ def make_schedule(
 
     lr.__name__ = name
     return lr
+
+
+def build_schedule(
+    cfg: ScheduleConfig, *, peak_lr: float, d_model: int, total: int | None
+) -> Callable[..., float]:
+    """The schedule the ``schedule`` section describes, peaking at ``peak_lr`` (``optim.lr``) and
+    ending at update ``total``; ``total=None`` where a decaying schedule ends with the time budget:
+    it is given at each call then (``lr(step, total)``)."""
+    return make_schedule(
+        cfg.name,
+        total_later=total is None,
+        lr_max=peak_lr,
+        warmup=cfg.warmup_steps,
+        total=total,
+        lr_min=cfg.lr_min,
+        d_model=d_model,
+        scale=cfg.scale,
+        power=cfg.power,
+        cooldown_fraction=cfg.cooldown_fraction,
+    )

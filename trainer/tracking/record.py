@@ -24,7 +24,7 @@ loss became NaN or exploded), ``failed``, ``killed`` (Ctrl-C; ``--resume`` conti
   ``run/train_seconds``, ``run/mfu``, ``run/epochs_to_90pct``, ``run/diverged_step``, ...).
 
 Stores written before these names (``train_loss``, ``val_bleu`` at the validation count with
-``epoch_step``, a bare ``bleu``) are read through :data:`LEGACY` and :func:`summary`.
+``epoch_step``, a bare ``bleu``) are read in these names by :mod:`ablab.trainer.tracking.older_stores`.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
+
+from ablab.trainer.tracking import older_stores
 
 # tags
 KIND, SPEC, SPEC_HASH = "ablab.kind", "ablab.spec", "ablab.spec_hash"
@@ -111,10 +113,6 @@ TEST = {
     "test_tokens": "tokens",
 }
 """Headline test metrics (the trainer's keys) -> their name under ``test/<set>/``."""
-LEGACY = {**TRAIN, **VALIDATION}
-"""Metric names of older stores -> today's (validation curves there were at the validation
-count, with the update step in ``epoch_step``)."""
-LEGACY_EPOCH_STEP = "epoch_step"
 
 
 def ui_link(tracking_uri: str, experiment_id: str, run_id: str | None = None, path: str = "") -> str:
@@ -182,13 +180,11 @@ def final_record(metrics: dict[str, Any], test_set: str | None) -> dict[str, flo
 def summary(metrics: dict[str, float], test_set: str | None) -> dict[str, float]:
     """The trainer's keys back from a run's MLflow metrics (``bleu``, ``ece``, ``params``, ...),
     from today's names or an older store's."""
-    out = {k.removeprefix("run/"): v for k, v in metrics.items() if k.startswith("run/")}
+    out = older_stores.final_metrics(metrics)  # none in a run of today
+    out |= {k.removeprefix("run/"): v for k, v in metrics.items() if k.startswith("run/")}
     for key, name in TEST.items():
         value = metrics.get(test_name(test_set, name)) if test_set else None
-        out[key] = value if value is not None else metrics.get(key)  # older stores: bare names
-    for key, value in metrics.items():
-        if "/" not in key and key not in out and key not in LEGACY:
-            out[key] = value  # older stores: params, epochs, ... without a prefix
+        out[key] = value if value is not None else out.get(key)
     return out
 
 
