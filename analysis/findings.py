@@ -7,6 +7,7 @@ import pandas as pd
 
 from ablab.analysis import budget, hardware
 from ablab.analysis.bootstrap import SEEDS_ONLY
+from ablab.analysis.cells import MISSING, Badge, Number
 from ablab.analysis.factorial import INTERACTION, MAIN, SIMPLE, Contrast
 from ablab.analysis.metrics import METRICS
 from ablab.analysis.stats import P_SHOWN_FLOOR, format_p
@@ -49,20 +50,26 @@ def interval(bounds: tuple[float, float], digits: int, signed: bool = True) -> s
     return f"[{number(low, digits, signed)}, {number(high, digits, signed)}]"
 
 
-def delta_cell(v: Verdict) -> str:
+def delta_cell(v: Verdict) -> Number:
     """``+0.85 [−3.10, +4.80]``: Δ with its simultaneous interval."""
     digits = METRICS[v.comparison.metric].digits
-    return f"{number(v.comparison.delta, digits, True)} {interval(v.simultaneous, digits)}"
+    return Number(f"{number(v.comparison.delta, digits, True)} {interval(v.simultaneous, digits)}")
 
 
-def verdict_cell(v: Verdict) -> str:
-    """``differs (lower)``, ``inconclusive`` or ``test set only: p = …``."""
+BADGES = {DIFFERS: "differs", INCONCLUSIVE: "inconclusive", CONFOUNDED: "confounded", ONE_SEED: "one-seed"}
+"""A verdict's word -> the kind of its badge."""
+
+
+def verdict_cell(v: Verdict) -> Badge:
+    """``differs (lower)``, ``inconclusive`` or ``test set only: p = …``, as a badge."""
     c = v.comparison
     if v.word == DIFFERS:
-        return f"differs ({'higher' if c.delta > 0 else 'lower'})" + (HOLM_ONLY_MARK if v.holm_only else "")
-    if v.word == ONE_SEED:
-        return f"{ONE_SEED}: {format_p(c.p, c.p_floor)}"
-    return v.word  # inconclusive, or confounded by hardware
+        text = f"differs ({'higher' if c.delta > 0 else 'lower'})" + (HOLM_ONLY_MARK if v.holm_only else "")
+    elif v.word == ONE_SEED:
+        text = f"{ONE_SEED}: {format_p(c.p, c.p_floor)}"
+    else:
+        text = v.word  # inconclusive, or confounded by hardware
+    return Badge(text, BADGES[v.word])
 
 
 def seeds_to_resolve(v: Verdict) -> str:
@@ -81,10 +88,10 @@ def seeds_to_resolve(v: Verdict) -> str:
     return f"more than {MAX_SEEDS} seeds"
 
 
-def detectable_cell(v: Verdict) -> str:
+def detectable_cell(v: Verdict) -> Number:
     if v.detectable is None:
-        return "-"
-    return f"≥ {number(v.detectable, METRICS[v.comparison.metric].digits)}"
+        return Number(MISSING)
+    return Number(f"≥ {number(v.detectable, METRICS[v.comparison.metric].digits)}")
 
 
 def sentence(v: Verdict) -> str:
@@ -243,10 +250,12 @@ def comparison_row(v: Verdict, effect: Contrast | None = None) -> dict:
     signed = effect is not None and effect.kind == INTERACTION
     return head | {
         "metric": m.label if v.family_name == PRIMARY else f"{m.label} ({v.family_name})",
-        parts: f"{number(c.baseline, m.digits, signed)} → {number(c.arm, m.digits, signed)}",
-        "Δ [95 % CI]": f"{number(c.delta, m.digits, True)} {interval(v.interval, m.digits)}",
-        "simultaneous": interval(v.simultaneous, m.digits),
-        "p (Holm)": "-" if v.word == CONFOUNDED else f"{p_cell(v)} ({format_p(v.p_adjusted, name='')})",
+        parts: Number(f"{number(c.baseline, m.digits, signed)} → {number(c.arm, m.digits, signed)}"),
+        "Δ [95 % CI]": Number(f"{number(c.delta, m.digits, True)} {interval(v.interval, m.digits)}"),
+        "simultaneous": Number(interval(v.simultaneous, m.digits)),
+        "p (Holm)": Number(
+            MISSING if v.word == CONFOUNDED else f"{p_cell(v)} ({format_p(v.p_adjusted, name='')})"
+        ),
         "seeds": seeds_cell(v),
         "better in": better_in(c, effect),
         "verdict": verdict_cell(v),

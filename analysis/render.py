@@ -1,199 +1,209 @@
-"""The report rendered: Markdown with the figures beside it, and one self-contained HTML page
-(figures embedded as base64 PNG, so it opens offline and travels as one file).
+"""The report rendered through templates (``templates/``, Jinja2): Markdown with the figures beside
+it, one self-contained HTML page (figures embedded, so it opens offline and travels as one file),
+and the report's tables as CSV beside them.
 
-Each group shows its settings table (one row per setting, the arm's BLEU effect and verdict),
-its finding, every comparison against the baseline, and its figures; a crossed group shows its
-factorial tables first and its main effects and interactions instead of per-setting verdicts."""
+The first screen answers: the spec's question, the baseline's configuration, one table of every
+primary comparison with its verdict as a badge, the budget, the contents; each group follows
+(its settings table, finding, details, comparisons, figures); the method comes after the results.
+A cell is rendered by its kind (:mod:`ablab.analysis.cells`), decided where its value was made."""
 
 from __future__ import annotations
 
 import base64
+import csv
 import html
+import io
 import re
 from pathlib import Path
 
+import jinja2
+from markupsafe import Markup
+
+from ablab.analysis import cells
 from ablab.analysis.report import GroupSection, Report
+from ablab.analysis.report_figures import ReportFigure
+from ablab.analysis.settings_table import DETAILS
+from ablab.analysis.summary import COLUMNS
 
 STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222;"
-    "line-height:1.4}"
-    "table{border-collapse:collapse;font-size:0.8em;margin:1em 0}"
-    "th,td{border:1px solid #ccc;padding:3px 6px;text-align:right;vertical-align:top}"
-    "th{background:#f3f3f3}.t{text-align:left}"
+    "body{font-family:system-ui,sans-serif;max-width:1400px;margin:1em auto;padding:0 1em;color:#222;"
+    "line-height:1.4}h1{font-size:1.5em;margin:0.3em 0}h2{margin-top:1.6em}"
+    "table{border-collapse:collapse;font-size:0.82em;margin:0.6em 0}"
+    "th,td{border:1px solid #ccc;padding:3px 6px;vertical-align:top}th{background:#f3f3f3}"
+    ".text{text-align:left}.number{text-align:right;white-space:nowrap}.badge{text-align:left}"
     ".n{white-space:nowrap}"  # a number, an interval, a value ± sd: never broken across lines
+    ".b{display:inline-block;padding:1px 7px;border-radius:9px;font-weight:600;white-space:nowrap}"
+    ".b-differs{background:#1a7f37;color:#fff}.b-inconclusive{background:#e8e8e8;color:#333}"
+    ".b-confounded{background:#d29922;color:#fff}.b-one-seed{background:#ddf4ff;color:#0a3069}"
+    "tr.group th{text-align:left;background:#fafafa;font-weight:600}tr.reference td{background:#f6f8fa}"
+    ".question{font-size:1.05em}.config,.legend,.intro{font-size:0.85em;color:#444;margin:0.3em 0}"
+    "nav{font-size:0.85em;margin:0.6em 0}"
     "img{max-width:100%}figure{margin:1em 0 2em}figcaption{font-size:0.85em;color:#444;max-width:60em}"
     ".caption{font-size:0.85em;color:#444;margin-bottom:0}"
     ".finding{background:#f6f8fa;padding:0.6em;border-left:4px solid #4a7}"
-    "details{margin:0.5em 0 1.5em}summary{cursor:pointer;font-weight:600}code{font-size:0.95em}"
-    "details table{font-size:0.74em}details td,details th{padding:2px 4px}"
+    "details{margin:0.5em 0 1em}summary{cursor:pointer;font-weight:600}code{font-size:0.95em}"
+    "details table{font-size:0.76em}details td,details th{padding:2px 4px}"
 )
-NUMBER = re.compile(  # an interval; or a number, with its sd, its unit or a bound: 27.94 ± 0.33, ≤ 1/10,001
-    r"\[[^\]]+\]|(?:p [=≤] |[≤<] )?[−+-]?\d[\d,./]*(?:e[−+-]?\d+)?(?: ± [−+-]?\d[\d,.]*)?(?: M\b| %)?"
-)
-TEXT_COLUMNS = {
-    "setting",
-    "changed",
-    "verdict",
-    "metric",
-    "to resolve",
-    "trial",
-    "status",
-    "reason",
-    "MLflow",
-    "effect",
-    "kind",
-    "seeds",
-    "better in",
-    "p per seed",
-}
-"""Columns of words, left-aligned; the others hold numbers, right-aligned."""
 FAMILIES = "the primary metric first; Holm-adjusted within its family over the whole report"
 COMPARISONS_TITLE = f"Every comparison against the baseline ({FAMILIES})"
 EFFECTS_TITLE = f"The design's main effects, interactions and, where one is real, simple effects ({FAMILIES})"
-
-
 SEARCH_TITLE = "How each point's values were chosen"
 SAME_TEST_SET_TITLE = (
     "Same test set: sacreBLEU's paired bootstrap, one p per seed (do two outputs differ on these "
     "sentences? not a verdict)"
 )
+DETAILS_TITLE = "Details: calibration, perplexity, training time and each seed's MLflow run"
+POWER = ("seeds", "better in", "detects", "to resolve")
+"""Columns of a comparison shown in a table of their own (the comparisons' table stays narrow)."""
+POWER_TITLE = "Each comparison's seeds, paired effect size, and what it would take to decide"
+SUMMARY_TITLE = "Summary: every comparison on its group's primary metric"
+SUMMARY_COLUMNS = (*COLUMNS, "still improving")
+SUMMARY_LEGEND = (
+    "Δ is the arm minus the baseline, seeds paired, with the simultaneous interval the verdict is "
+    "read from (all of a family's comparisons at once); 'differs' where it excludes 0 by Holm's "
+    "procedure, 'inconclusive' where it does not (more seeds would tell, see each group); "
+    "'still improving': runs whose validation had not levelled off when their budget ended."
+)
+_ENVIRONMENT = jinja2.Environment(
+    loader=jinja2.PackageLoader("ablab.analysis", "templates"),
+    autoescape=jinja2.select_autoescape(["html.j2"]),
+    trim_blocks=False,
+    keep_trailing_newline=True,
+    undefined=jinja2.StrictUndefined,
+)
 
 
-def _comparisons_title(s: GroupSection) -> str:
+def columns(rows: list[dict], hidden=()) -> list[str]:
+    """A table's columns: those of its first row, without the runs' links and ``hidden``."""
+    return [c for c in rows[0] if c != "runs" and c not in hidden] if rows else []
+
+
+def column_kind(rows: list[dict], column: str) -> str:
+    """``number`` where every value of the column is a number (or missing), else ``text``."""
+    values = [r[column] for r in rows if r.get(column) != cells.MISSING]
+    return "number" if values and all(isinstance(v, cells.Number) for v in values) else "text"
+
+
+def td(value: object) -> Markup:
+    """A table cell's HTML by the value's kind: a number right-aligned on one line, a verdict as
+    a coloured badge, words free to break after underscores and commas (``no_label_<wbr>smoothing``)."""
+    text = html.escape(str(value))
+    kind = cells.kind(value)
+    if kind == "number":
+        return Markup(f'<td class="number"><span class="n">{text}</span></td>')
+    if kind == "badge" and value != cells.MISSING:
+        return Markup(f'<td class="badge"><span class="b b-{value.kind}">{text}</span></td>')
+    breakable = re.sub(r"([_,])", r"\1<wbr>", text)
+    return Markup(f'<td class="text">{breakable}</td>')
+
+
+def run_links(runs: list[tuple[str, str, str | None]]) -> Markup:
+    """Each run as a link to its MLflow page, or its id where the report has no links."""
+    e = html.escape
+    return Markup(
+        " ".join(
+            f'<a href="{e(url)}">{e(label)}</a>' if url else f"{e(label)} <code>{e(run_id[:8])}</code>"
+            for label, run_id, url in runs
+        )
+    )
+
+
+def md(value: object) -> str:
+    return str(value).replace("|", "\\|")
+
+
+def md_links(runs: list[tuple[str, str, str | None]]) -> str:
+    return " ".join(f"[{label}]({url})" if url else f"{label} `{run_id[:8]}`" for label, run_id, url in runs)
+
+
+def detail_rows(rows: list[dict], details=DETAILS) -> list[dict]:
+    """The settings rows' detail columns (with each setting's name and runs)."""
+    return [
+        {"setting": r["setting"], **{c: r[c] for c in details if c in r}, "runs": r["runs"]} for r in rows
+    ]
+
+
+def power_rows(rows: list[dict]) -> list[dict]:
+    """The comparisons' :data:`POWER` columns, each row named by its setting (or effect) and metric."""
+    named = ("setting", "effect", "metric")
+    return [{c: r[c] for c in (*named, *POWER) if c in r} for r in rows]
+
+
+def comparisons_title(s: GroupSection) -> str:
     return EFFECTS_TITLE if s.cell_tables else COMPARISONS_TITLE
 
 
-def _columns(rows: list[dict]) -> list[str]:
-    return [c for c in rows[0] if c != "runs"] if rows else []
+def _environment(out: Path | None) -> jinja2.Environment:
+    env = _ENVIRONMENT.overlay()
+    env.filters |= {
+        "columns": columns,
+        "column_kind": column_kind,
+        "td": td,
+        "run_links": run_links,
+        "md": md,
+        "md_links": md_links,
+        "detail_rows": detail_rows,
+        "power_rows": power_rows,
+        "comparisons_title": comparisons_title,
+        "image": lambda figure: _data_uri(out, figure),
+    }
+    env.globals |= {
+        "style": STYLE,
+        "details": DETAILS,
+        "search_title": SEARCH_TITLE,
+        "same_test_set_title": SAME_TEST_SET_TITLE,
+        "details_title": DETAILS_TITLE,
+        "power": POWER,
+        "power_title": POWER_TITLE,
+        "summary_title": SUMMARY_TITLE,
+        "summary_columns": SUMMARY_COLUMNS,
+        "summary_legend": SUMMARY_LEGEND,
+    }
+    return env
 
 
-def _markdown_table(rows: list[dict], links: bool) -> list[str]:
-    columns = _columns(rows)
-    if not columns:
-        return []
-    head = columns + (["MLflow"] if links else [])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [str(r[c]) for c in columns]
-        if links:
-            cells.append(" ".join(_markdown_link(*run) for run in r["runs"]))
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines + [""]
+def _data_uri(out: Path, figure: ReportFigure) -> str:
+    data = base64.b64encode((out / "figures" / f"{figure.name}.png").read_bytes()).decode()
+    return f"data:image/png;base64,{data}"
 
 
-def _markdown_link(label: str, run_id: str, url: str | None) -> str:
-    """A run's link, or its id as text where the report has no links."""
-    return f"[{label}]({url})" if url else f"{label} `{run_id[:8]}`"
-
-
-def _html_link(label: str, run_id: str, url: str | None) -> str:
-    e = html.escape
-    return f'<a href="{e(url)}">{e(label)}</a>' if url else f"{e(label)} <code>{e(run_id[:8])}</code>"
+def _summary_kinds(report: Report) -> dict[str, str]:
+    rows = [r for g in report.summary for r in g.rows] + ([report.baseline] if report.baseline else [])
+    return {c: column_kind(rows, c) for c in SUMMARY_COLUMNS}
 
 
 def to_markdown(report: Report) -> str:
-    lines = [f"# {report.title}", "", *[f"{t}\n" for t in report.intro]]
-    if report.searches:
-        lines += [f"## {SEARCH_TITLE}", "", *_markdown_table(report.searches, links=False)]
-    for s in report.sections:
-        lines += [f"## {s.group}", "", f"**{s.question}**", ""]
-        if s.design:
-            lines += [s.design, ""]
-        for caption, rows in s.cell_tables:
-            lines += [f"*{caption}.*", "", *_markdown_table(rows, links=False)]
-        lines += _markdown_table(s.rows, links=True)
-        lines += [f"**Finding.** {s.finding}", ""]
-        if s.expect:
-            lines += [f"**Expected** (the spec's words). {s.expect}", ""]
-        if s.comparisons:
-            lines += [f"**{_comparisons_title(s)}.**", "", *_markdown_table(s.comparisons, links=False)]
-        if s.same_test_set:
-            lines += [f"*{SAME_TEST_SET_TITLE}.*", "", *_markdown_table(s.same_test_set, links=False)]
-        for figure in s.figures:
-            lines += [f"![{figure.name}](figures/{figure.name}.png)", "", f"*{figure.caption}*", ""]
-    lines += ["## Trials that did not finish", ""]
-    if report.not_finished:
-        lines += _markdown_table(report.not_finished, links=True)
-    else:
-        lines.append("None: every trial finished.")
-    return "\n".join(lines) + "\n"
-
-
-def cell(text: str) -> str:
-    """A table cell's HTML: escaped, each number kept on one line (``<span class="n">``), and a
-    long name free to break after its underscores and commas (``no_label_<wbr>smoothing``)."""
-
-    def words(part: str) -> str:
-        return re.sub(r"([_,])", r"\1<wbr>", html.escape(part))
-
-    out, last = [], 0
-    for match in NUMBER.finditer(text):
-        out += [words(text[last : match.start()]), f'<span class="n">{html.escape(match.group())}</span>']
-        last = match.end()
-    return "".join(out) + words(text[last:])
-
-
-def _html_table(rows: list[dict], links: bool) -> str:
-    e = html.escape
-    columns = _columns(rows)
-    if not columns:
-        return ""
-    names = columns + (["MLflow"] if links else [])
-    align = {c: ' class="t"' if c in TEXT_COLUMNS else "" for c in names}
-    head = "".join(f"<th{align[c]}>{e(c)}</th>" for c in names)
-    body = []
-    for r in rows:
-        cells = "".join(f"<td{align[c]}>{cell(str(r[c]))}</td>" for c in columns)
-        if links:
-            cells += f'<td class="t">{" ".join(_html_link(*run) for run in r["runs"])}</td>'
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _html_section(s: GroupSection, out: Path) -> list[str]:
-    e = html.escape
-    body = [f'<h2 id="{e(s.group)}">{e(s.group)}</h2>', f"<p><b>{e(s.question)}</b></p>"]
-    if s.design:
-        body.append(f"<p>{e(s.design)}</p>")
-    for caption, rows in s.cell_tables:
-        body.append(f'<p class="caption">{e(caption)}.</p>{_html_table(rows, links=False)}')
-    body += [_html_table(s.rows, links=True), f'<p class="finding"><b>Finding.</b> {e(s.finding)}</p>']
-    if s.expect:
-        body.append(f"<p><b>Expected</b> (the spec's words). {e(s.expect)}</p>")
-    if s.comparisons:
-        body.append(f"<details open><summary>{e(_comparisons_title(s))}</summary>")
-        body += [_html_table(s.comparisons, links=False), "</details>"]
-    if s.same_test_set:
-        body.append(f"<details><summary>{e(SAME_TEST_SET_TITLE)}</summary>")
-        body += [_html_table(s.same_test_set, links=False), "</details>"]
-    for figure in s.figures:
-        data = base64.b64encode((out / "figures" / f"{figure.name}.png").read_bytes()).decode()
-        image = f'<img alt="{e(figure.caption)}" src="data:image/png;base64,{data}">'
-        body.append(f"<figure>{image}<figcaption>{e(figure.caption)}</figcaption></figure>")
-    return body
+    return _environment(None).get_template("report.md.j2").render(report=report)
 
 
 def to_html(report: Report, out: Path) -> str:
     """The report as one HTML page, figures embedded as base64 PNG."""
-    e = html.escape
-    body = [f"<h1>{e(report.title)}</h1>", *[f"<p>{e(t)}</p>" for t in report.intro]]
-    if report.searches:
-        body += [f"<h2>{e(SEARCH_TITLE)}</h2>", _html_table(report.searches, links=False)]
-    for s in report.sections:
-        body += _html_section(s, out)
-    body.append("<h2>Trials that did not finish</h2>")
-    if report.not_finished:
-        body.append(_html_table(report.not_finished, links=True))
-    else:
-        body.append("<p>None: every trial finished.</p>")
-    return (
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{e(report.title)}</title>'
-        f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n"
-    )
+    template = _environment(out).get_template("report.html.j2")
+    return template.render(report=report, summary_kinds=_summary_kinds(report))
+
+
+def tables_csv(report: Report) -> dict[str, str]:
+    """The report's data beside it: ``summary.csv`` (every primary comparison) and
+    ``comparisons.csv`` (every comparison of every group, on every metric)."""
+    summary = [{"group": "", **report.baseline}] if report.baseline else []
+    summary += [{"group": g.group, "primary metric": g.metric, **r} for g in report.summary for r in g.rows]
+    comparisons = [{"group": s.group, **r} for s in report.sections for r in s.comparisons]
+    return {"summary.csv": _csv(summary), "comparisons.csv": _csv(comparisons)}
+
+
+def _csv(rows: list[dict]) -> str:
+    names = list(dict.fromkeys(c for r in rows for c in r if c != "runs"))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, names, restval="", extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def write(report: Report, out: Path) -> tuple[Path, Path]:
-    md, page = out / "report.md", out / "report.html"
-    md.write_text(to_markdown(report))
+    md_path, page = out / "report.md", out / "report.html"
+    md_path.write_text(to_markdown(report))
     page.write_text(to_html(report, out))
-    return md, page
+    for name, text in tables_csv(report).items():
+        (out / name).write_text(text)
+    return md_path, page

@@ -23,19 +23,21 @@ import pandas as pd
 
 from ablab.analysis import budget, findings, hardware, questions
 from ablab.analysis.bootstrap import RESAMPLES, SEEDS_ONLY
-from ablab.analysis.factorial import Design, cell_estimates, design, display_levels, factors_of, shown
+from ablab.analysis.cells import Number
+from ablab.analysis.factorial import Design, cell_estimates, design, display_levels, factors_of
 from ablab.analysis.figures import palette
 from ablab.analysis.load import SweepRuns
 from ablab.analysis.metrics import METRICS
 from ablab.analysis.report_figures import ReportFigure, group_figures
 from ablab.analysis.searches import search_rows
-from ablab.analysis.stats import aggregate, format_pm
+from ablab.analysis.settings_table import change, row, settings, varied_keys
+from ablab.analysis.stats import aggregate
+from ablab.analysis.summary import SummaryGroup, baseline_row, config_line, design_rows, group_rows
 from ablab.analysis.verdicts import DEFAULT_PRIMARY, INCONCLUSIVE, Evidence, Verdict, gather, judge
 from ablab.trainer.tracking import record
 from ablab.trainer.tracking.mlflow_tracker import ablab_version
 
 DESCRIPTIVE = ("bleu", "chrf", "ece", "ppl", "params", "train_seconds", "epochs_to_90pct")
-IGNORED_KEYS = {"train.seed", "train.threads", "data.dir", "data.cache_dir"}
 
 
 @dataclass
@@ -82,10 +84,15 @@ class _Context:
 @dataclass
 class Report:
     title: str
-    intro: list[str]
+    intro: list[str]  # the trials, budget and compute, who made it
     sections: list[GroupSection]
     not_finished: list[dict]
     searches: list[dict] = field(default_factory=list)  # a searched spec: how each point's values were chosen
+    question: str = ""  # the spec's description: what the sweep asks
+    config: str = ""  # the baseline's configuration in one line
+    summary: list[SummaryGroup] = field(default_factory=list)  # every primary comparison, by group
+    baseline: dict | None = None  # the summary's reference row
+    method: list[str] = field(default_factory=list)  # test metrics, statistics, hardware: after the results
 
 
 class NothingToReport(LookupError):
@@ -140,7 +147,6 @@ def build(
     seeds = sorted(set(done["seed"]))
     families = {v.family_name: v.family for v in verdicts.values()}  # confounded ones are not in them
     intro = [
-        description,
         f"{len(trials)} trials in MLflow experiment `{runs.experiment}`; {len(done)} done "
         f"({_count(trials, 'finished')} finished, {_count(trials, 'diverged')} diverged), "
         f"{len(trials) - len(done)} not. Seeds: {', '.join(map(str, seeds))}.",
@@ -148,6 +154,8 @@ def build(
         f"{_count(trials, 'finished')} finished trials were {budget.STILL_IMPROVING} (best validation "
         "BLEU in the last validation, or validation loss still falling).",
         f"Compute: {budget.compute_text(trials, runs.curves)}.",
+    ]
+    method = [
         hardware.intro_text(done),
         f"Test metrics: sacreBLEU, cased and detokenized ({findings.tokenizers_text(trials)}), on "
         + ", ".join(sorted(set(runs.test_sets.values())) or ["the test set"])
@@ -161,6 +169,12 @@ def build(
             crossed=bool(designs),
         ),
     ]
+    summary = [
+        design_rows(designs[s.group], verdicts, leads[s.group])
+        if s.group in designs
+        else group_rows(s.group, s.rows, trials, verdicts, leads[s.group])
+        for s in sections
+    ]
     not_finished = [
         {
             "trial": row.trial,
@@ -171,12 +185,19 @@ def build(
         for row in trials[trials["status"] != "finished"].itertuples()
     ]
     intro.append(f"Made by {ablab_version()}.")
+    test_set = next(iter(sorted(set(runs.test_sets.values()))), "the test set")
+    base = next((r for s in sections for r in s.rows if r["setting"] == record.BASELINE), None)
     return Report(
         f"ablab report: {runs.experiment}",
         [t for t in intro if t],
         sections,
         not_finished,
         search_rows(runs.searched),
+        question=description,
+        config=config_line(trials, test_set),
+        summary=[g for g in summary if g.rows],
+        baseline=baseline_row(base, trials) if base else None,
+        method=[t for t in method if t],
     )
 
 
@@ -203,18 +224,6 @@ def run_link(runs: SweepRuns, links: bool = True):
     return lambda run_id: record.ui_link(runs.tracking_uri, runs.experiment_id, run_id)
 
 
-def varied_keys(rows: pd.DataFrame) -> list[str]:
-    """Config keys (dotted columns) whose values differ among the rows that logged a config (a
-    run that never started has none)."""
-    if "model.arch" in rows.columns:
-        rows = rows[rows["model.arch"].notna()]
-    return [
-        column
-        for column in rows.columns
-        if "." in column and column not in IGNORED_KEYS and shown(rows[column]).nunique() > 1
-    ]
-
-
 def _members(trials: pd.DataFrame, group: str) -> pd.DataFrame:
     """The group's runs and the baseline's."""
     return trials[[group in gs or record.BASELINE in gs for gs in trials["groups"]]]
@@ -226,16 +235,19 @@ def _section(ctx: _Context, group: str, text: GroupText, reference_schedules) ->
     crossed = ctx.designs.get(group)
     factors = [list(f.keys) for f in crossed.factors] if crossed else factors_of(members, keys)
     base = members[[record.BASELINE in gs for gs in members["groups"]]]
-    settings = _settings(members)
-    changes = {s: _change(base, members[members["setting"] == s], keys) for s in settings}
+    arms = settings(members)
+    changes = {s: change(base, members[members["setting"] == s], keys) for s in arms}
     summary = aggregate(members[members["status"] == "finished"], "setting", DESCRIPTIVE)
     lead = ctx.leads[group]
     calibration = "loss.label_smoothing" in keys or lead == "ece"
     compared = crossed is None  # a design's cells are not compared one by one with the baseline
     rows = [
-        _row(summary, members, s, changes.get(s, ""), ctx, lead if compared else None, calibration)
-        for s in [record.BASELINE, *settings]
-    ]
+        row(
+            summary, members, s, changes.get(s, ""), ctx.verdicts, ctx.flagged, ctx.link,
+            lead if compared else None, calibration,
+        )
+        for s in [record.BASELINE, *arms]
+    ]  # fmt: skip
     section = GroupSection(
         group,
         text.question or questions.question(factors, group),
@@ -247,12 +259,10 @@ def _section(ctx: _Context, group: str, text: GroupText, reference_schedules) ->
     if crossed:
         mine, bleu_cells = _design_section(ctx, crossed, section, lead, members, keys, summary)
     else:
-        mine = [ctx.verdicts[(s, m)] for s in settings for m in _lead_first(lead) if (s, m) in ctx.verdicts]
+        mine = [ctx.verdicts[(s, m)] for s in arms for m in _lead_first(lead) if (s, m) in ctx.verdicts]
         section.comparisons = [findings.comparison_row(v) for v in mine]
         section.same_test_set = [r for v in mine if (r := findings.same_test_set_row(v))]
-        sentences = [
-            findings.sentence(ctx.verdicts[(s, lead)]) for s in settings if (s, lead) in ctx.verdicts
-        ]
+        sentences = [findings.sentence(ctx.verdicts[(s, lead)]) for s in arms if (s, lead) in ctx.verdicts]
         section.finding = findings.group_finding(sentences, members, summary, keys, ctx.flagged)
     section.to_resolve = [
         f"{v.setting} on {METRICS[v.comparison.metric].label}: {findings.seeds_to_resolve(v)}"
@@ -348,63 +358,7 @@ def _cell_tables(cells: pd.DataFrame, crossed: Design, metric: str) -> list[tupl
                 if not pd.isna(mean):
                     bounds = findings.interval((r["low"], r["high"]), m.digits, signed=False)
                     text = f"{findings.number(mean, m.digits)} {bounds}"
-                row[f"{cols_f.name} = {r[cols_f.name]}"] = text + (" ◆" if r["baseline"] else "")
+                row[f"{cols_f.name} = {r[cols_f.name]}"] = Number(text + (" ◆" if r["baseline"] else ""))
             table.append(row | {"runs": []})
         out.append((caption, table))
     return out
-
-
-def _settings(members: pd.DataFrame) -> list[str]:
-    """The group's settings other than the baseline, in trial order."""
-    return [s for s in dict.fromkeys(members["setting"]) if s != record.BASELINE]
-
-
-def _change(base: pd.DataFrame, rows: pd.DataFrame, keys: list[str]) -> str:
-    """``model.heads 4 → 1``: how a setting's config differs from the baseline's."""
-    if "model.arch" in rows.columns:  # a run that never started logged no config
-        base, rows = base[base["model.arch"].notna()], rows[rows["model.arch"].notna()]
-    if base.empty or rows.empty:
-        return ""
-    both = pd.concat([base.iloc[:1], rows.iloc[:1]])
-    pairs = [(k, *shown(both[k]).tolist()) for k in keys]
-    return ", ".join(f"{k} {before} → {after}" for k, before, after in pairs if before != after)
-
-
-def _row(
-    summary, members, setting, change, ctx: _Context, lead: str | None, calibration: bool
-) -> dict | None:
-    """A setting as a row of the group's table, in the layout of Vaswani et al. 2017's Table 3:
-    what changed, BLEU and (given the group's primary metric ``lead``: its cells are compared with
-    the baseline) the difference on it with the verdict, PPL, size, time; ECE where the group is
-    about calibration."""
-    runs = members[members["setting"] == setting]
-    if runs.empty:
-        return None
-    found = summary[summary["setting"] == setting]
-    s = found.iloc[0] if len(found) else pd.Series(dtype=float)
-    diverged = (runs["status"] == "diverged").sum()
-    finished = runs[runs["status"] == "finished"]
-    row = {
-        "setting": setting,
-        "changed": "(reference)" if setting == record.BASELINE else change or "-",
-        "seeds": f"{int(s.get('n', 0))}/{len(runs)}" + (f", {diverged} diverged" if diverged else ""),
-        "BLEU": format_pm(s, "bleu", 2),
-    }
-    if hardware.mixed(members[members["status"].isin(record.DONE)]):  # the group's table says so
-        row["trained on"] = hardware.runs_text(runs[runs["status"].isin(record.DONE)])
-    if lead is not None:
-        verdict = ctx.verdicts.get((setting, lead))
-        row[f"Δ {METRICS[lead].label} [simultaneous interval]"] = (
-            findings.delta_cell(verdict) if verdict else "-"
-        )
-        row["verdict"] = findings.verdict_cell(verdict) if verdict else "-"
-    if calibration:
-        row["ECE"] = format_pm(s, "ece", 3)
-    row |= {
-        "PPL": format_pm(s, "ppl", 2),
-        "params": "-" if pd.isna(s.get("params_mean", math.nan)) else f"{s['params_mean'] / 1e6:.2f} M",
-        "train min": format_pm(s, "train_seconds", 1, scale=1 / 60),
-        "still improving": f"{sum(r in ctx.flagged for r in finished['run_id'])}/{len(finished)}",
-        "runs": [(f"seed {r.seed}", r.run_id, ctx.link(r.run_id)) for r in runs.itertuples()],
-    }
-    return row

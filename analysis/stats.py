@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
+from ablab.analysis.cells import MISSING, Number
+
 
 def aggregate(table: pd.DataFrame, by: str | list[str], metrics: Sequence[str]) -> pd.DataFrame:
     """Per group: ``n`` and, for each metric, ``<m>_mean``, ``<m>_sd`` and ``<m>_ci95`` (the
@@ -65,10 +67,10 @@ def format_p(p: float | None, floor: float | None = None, name: str = "p") -> st
     return f"{name} {value}" if name else value.removeprefix("= ")
 
 
-def format_pm(s: pd.Series, metric: str, digits: int, scale: float = 1.0) -> str:
+def format_pm(s: pd.Series, metric: str, digits: int, scale: float = 1.0) -> Number:
     """``mean ± sd`` of a metric of an aggregated row, '-' where there is no value."""
     mean, sd = s.get(f"{metric}_mean", math.nan), s.get(f"{metric}_sd", math.nan)
     if mean is None or pd.isna(mean):
-        return "-"
+        return Number(MISSING)
     text = f"{mean * scale:.{digits}f}"
-    return text if sd is None or pd.isna(sd) else f"{text} ± {sd * scale:.{digits}f}"
+    return Number(text if sd is None or pd.isna(sd) else f"{text} ± {sd * scale:.{digits}f}")

@@ -46,8 +46,14 @@ LAYOUT = """() => {
     tables: [...document.querySelectorAll("table")].map(t => Math.ceil(t.getBoundingClientRect().right)),
     wrapped: [...document.querySelectorAll("td span.n")].filter(s => s.getClientRects().length > 1)
                                                         .map(s => s.textContent),
+    first_screen: window.innerHeight,
+    summary: (document.querySelector("table.summary") || {getBoundingClientRect: () => ({top: 1e9})})
+               .getBoundingClientRect().top,
+    badge: Math.min(1e9, ...[...document.querySelectorAll("table.summary .b")]
+                              .map(b => b.getBoundingClientRect().bottom)),
   };
 }"""
 """What a reader would see break in a page: its width against the window's, images that did not
 load, tables reaching past the window, and numbers broken across lines (``span.n`` with more
-than one line box)."""
+than one line box); and where the answer is: the tops of the summary table and of its first
+verdict badge, against the first screen's height."""

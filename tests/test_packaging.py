@@ -96,6 +96,7 @@ modules = [m.name for m in pkgutil.walk_packages(ablab.__path__, "ablab.")]
 for name in modules:
     assert importlib.import_module(name).__file__.startswith(sys.argv[1]), name
 assert resources.files("ablab.analysis").joinpath("critical_values.csv").is_file()
+assert resources.files("ablab.analysis").joinpath("templates/report.html.j2").is_file()
 assert resources.files("ablab.experiments.specs").joinpath("smoke.yaml").is_file()
 for bare in ("trainer", "experiments", "analysis"):
     try:

@@ -63,7 +63,7 @@ def test_a_report_of_arms_on_different_hardware_says_so_in_table_finding_and_int
     assert all(c["verdict"] == CONFOUNDED and c["p (Holm)"] == "-" for c in section.comparisons)
     assert "confounded by hardware" in section.finding and f"fp32 on {AVX2} (3 runs)" in section.finding
     assert section.to_resolve == []
-    (line,) = [t for t in made.intro if t.startswith("Hardware:")]
+    (line,) = [t for t in made.method if t.startswith("Hardware:")]
     assert f"bf16 on {NATIVE} (3 runs)" in line and "confounded by hardware" in line
 
 
@@ -72,7 +72,7 @@ def test_runs_on_one_kind_of_hardware_are_compared_as_before(tmp_path):
     (section,) = made.sections
     assert "trained on" not in section.rows[0] and section.rows[1]["verdict"] == "differs (lower)"
     assert "hardware" not in section.finding
-    assert f"Hardware: fp32 on {AVX2} (6 runs)." in made.intro
+    assert f"Hardware: fp32 on {AVX2} (6 runs)." in made.method
 
 
 @pytest.mark.parametrize("mix", ["precision", "device_kind"])

@@ -71,7 +71,7 @@ def test_a_run_recorded_before_an_option_existed_or_after_one_was_removed_reads_
     has carries its param, which is not read. Either way the report sees no key varied."""
     from mlflow.entities import Param
 
-    from ablab.analysis.report import varied_keys
+    from ablab.analysis.settings_table import varied_keys
     from ablab.trainer.config.schema import Config, flatten, neutral_defaults
 
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"

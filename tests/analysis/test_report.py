@@ -133,7 +133,7 @@ def test_a_large_consistent_effect_differs_and_the_table_says_so(tmp_path):
     assert section.finding.startswith("no_label_smoothing lowered BLEU:") and "Holm p" in section.finding
     assert "ECE" not in section.finding
     assert section.to_resolve == ["no_label_smoothing on test NLL: no effect to detect"]  # identical logs
-    intro = " ".join(made.intro)
+    intro = " ".join(made.method)
     assert "Primary metric: BLEU; secondary: chrF, ECE, test NLL." in intro
     assert "on the primary metric together (1 of them), and the secondary ones (3," in intro
     assert [f.name for f in section.figures] == ["no_label_smoothing_reliability"]
@@ -150,7 +150,7 @@ def test_a_group_s_primary_metric_leads_its_table_and_finding_and_has_its_own_ho
     assert section.finding.startswith("no_label_smoothing raised ECE: 0.0210 → 0.0580")
     by_metric = {row["metric"]: row for row in section.comparisons}
     assert set(by_metric) == {"ECE", "BLEU (secondary)", "chrF (secondary)", "test NLL (secondary)"}
-    assert "Primary metric: ECE; secondary: BLEU, chrF, test NLL." in " ".join(made.intro)
+    assert "Primary metric: ECE; secondary: BLEU, chrF, test NLL." in " ".join(made.method)
     # each family is adjusted on its own: ECE alone is not adjusted; the secondary p's by Holm over 3
     evidence = verdicts.gather(runs, runs.trials, 1000)
     judged = verdicts.judge(evidence, primary={"no_label_smoothing": "ece"})
@@ -200,7 +200,7 @@ def test_one_seed_gives_no_verdict_across_training_runs(tmp_path):
     verdict = made.sections[0].rows[1]["verdict"]
     assert verdict.startswith("test set only: p ≤ 1/1,001")
     assert "covers test-set variation only" in made.sections[0].finding
-    assert any("one seed" in line for line in made.intro)
+    assert any("one seed" in line for line in made.method)
     assert {row["better in"] for row in made.sections[0].comparisons} == {"-"}  # one pair of runs: no share
 
 
@@ -288,7 +288,7 @@ def test_diverged_and_failed_trials_are_listed_with_their_reason(tmp_path):
     assert "| no_warmup,seed=1 | diverged | diverged at update 37 |" in markdown
     assert "## no_warmup" in markdown and "## Trials that did not finish" in markdown
     page = render.to_html(made, tmp_path)
-    assert page.startswith("<!DOCTYPE html>") and 'diverged at update <span class="n">37</span>' in page
+    assert page.startswith("<!DOCTYPE html>") and '<td class="text">diverged at update 37</td>' in page
 
 
 def test_depth_section_plots_bleu_against_parameters(tmp_path):

@@ -74,14 +74,14 @@ def test_the_report_lists_every_trial_and_writes_every_figure(smoke_report):
         assert {"figures/training_curves.png", "figures/reliability.png", "figures/attention.png"} <= drawn
 
 
-@pytest.mark.parametrize("width", [1024, 1440])
-def test_the_html_reads_in_a_browser_at_laptop_widths(smoke_report, width, tmp_path):
+@pytest.mark.parametrize("width, height", [(1024, 768), (1440, 900)])
+def test_the_html_reads_in_a_browser_at_laptop_widths(smoke_report, width, height, tmp_path):
     out, _, made = smoke_report
     assert made.returncode == 0, made.stderr[-3000:]
     page_text = (out / "report.html").read_text()
     assert 'src="figures/' not in page_text  # self-contained: every image is embedded
     with browser() as chromium:
-        page = chromium.new_page(viewport={"width": width, "height": 900})
+        page = chromium.new_page(viewport={"width": width, "height": height})
         page.goto((out / "report.html").as_uri())
         page.wait_for_load_state("load")
         seen = page.evaluate(LAYOUT)
@@ -89,6 +89,7 @@ def test_the_html_reads_in_a_browser_at_laptop_widths(smoke_report, width, tmp_p
     assert seen["images"] == page_text.count("<img ") >= 7 and seen["broken"] == [], seen
     assert seen["page"] <= seen["width"] and max(seen["tables"]) <= seen["width"], seen  # nothing overflows
     assert seen["wrapped"] == [], seen  # no number broken across lines
+    assert seen["summary"] < seen["badge"] <= seen["first_screen"], seen  # the answer on the first screen
     pixels = matplotlib.image.imread(tmp_path / "shot.png")[..., :3]
     assert pixels.std() > 0.05 and (pixels.mean(axis=2) < 0.9).mean() > 0.02  # drawn on, not blank
 

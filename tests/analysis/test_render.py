@@ -1,0 +1,73 @@
+"""The report as a reader opens it: the answer first (the summary of every primary comparison,
+verdicts as badges), narrow tables, cells rendered by the kind of value they hold, the method
+after the results, and the tables as CSV beside the page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+from ablab.analysis import cells, render, report
+from tests.analysis.test_report import smoothing_sweep, sweep, trial
+
+
+def test_the_summary_leads_with_every_primary_comparison_and_its_verdict(tmp_path):
+    made = report.build(smoothing_sweep(), tmp_path, n_resamples=1000, description="Does smoothing help?")
+    (group,) = made.summary
+    (arm,) = group.rows
+    assert (group.group, group.metric, arm["arm"]) == ("no_label_smoothing", "BLEU", "no_label_smoothing")
+    assert isinstance(arm["verdict"], cells.Badge) and arm["verdict"].kind == "differs"
+    assert arm["verdict"] == "differs (lower)" and arm["Δ [simultaneous interval]"].startswith("−")
+    assert len(arm["BLEU per seed"].split(", ")) == 3 and isinstance(arm["BLEU per seed"], cells.Number)
+    assert made.baseline["arm"] == "baseline" and made.baseline["verdict"] == cells.MISSING
+    assert len(render.SUMMARY_COLUMNS) <= 8
+    assert made.config.startswith("Baseline: ") and "test set " in made.config
+
+    page = render.to_html(made, tmp_path)
+    summary, first_group, method = (
+        page.index(s) for s in ('<table class="summary">', 'id="no_label', 'id="method"')
+    )
+    assert page.index("Does smoothing help?") < summary < first_group < method  # the answer, then the rest
+    assert '<span class="b b-differs">differs (lower)</span>' in page
+    assert "Primary metric: BLEU" in page[method:]  # the method text comes after the results
+
+
+def test_cells_are_rendered_by_the_kind_of_value_they_hold():
+    assert (
+        render.td(cells.Number("27.94 ± 0.33"))
+        == '<td class="number"><span class="n">27.94 ± 0.33</span></td>'
+    )
+    assert render.td(cells.Badge("inconclusive", "inconclusive")).count('class="b b-inconclusive"') == 1
+    assert (
+        render.td("no_label_smoothing, seed 1")
+        == '<td class="text">no_<wbr>label_<wbr>smoothing,<wbr> seed 1</td>'
+    )
+    assert render.td("27.94") == '<td class="text">27.94</td>'  # text that looks like a number stays text
+    assert render.td("<b>") == '<td class="text">&lt;b&gt;</td>'
+    rows = [{"a": cells.Number("1"), "b": "x"}, {"a": cells.Number(cells.MISSING), "b": cells.Number("2")}]
+    assert render.column_kind(rows, "a") == "number" and render.column_kind(rows, "b") == "text"
+    badge = cells.Badge("differs (higher)", "differs")
+    assert badge == "differs (higher)" and re.sub("x", "", badge) == "differs (higher)"
+
+
+def test_the_group_table_keeps_to_eight_columns_and_the_rest_is_in_its_details(tmp_path):
+    made = report.build(smoothing_sweep(), tmp_path, n_resamples=1000)
+    page = render.to_html(made, tmp_path)
+    section = page[page.index('<h2 id="no_label_smoothing">') :]
+    main = section[section.index("<table") : section.index("</table>")]
+    assert len(re.findall(r"<th[ >]", main)) <= 8 and "ECE" not in main and "MLflow" not in main
+    details = section[section.index("<details><summary>Details") :]
+    details = details[: details.index("</details>")]
+    assert all(c in details for c in ("ECE", "PPL", "train min", "MLflow", "seed 1"))
+
+
+def test_the_tables_are_written_as_csv_beside_the_page(tmp_path):
+    rows = [trial("baseline", s) for s in (1, 2)] + [trial("no_label_smoothing", s, ls=0.0) for s in (1, 2)]
+    made = report.build(sweep(rows), tmp_path, n_resamples=200)
+    render.write(made, tmp_path)
+    summary = list(csv.DictReader(io.StringIO((tmp_path / "summary.csv").read_text())))
+    assert [r["arm"] for r in summary] == ["baseline", "no_label_smoothing"]
+    assert summary[1]["group"] == "no_label_smoothing" and summary[1]["primary metric"] == "BLEU"
+    comparisons = list(csv.DictReader(io.StringIO((tmp_path / "comparisons.csv").read_text())))
+    assert {r["metric"] for r in comparisons} >= {"BLEU"} and all(r["group"] for r in comparisons)
