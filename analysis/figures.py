@@ -1,15 +1,18 @@
 """Figures from tidy tables (pandas in, matplotlib ``Figure`` out); nothing here trains or tracks.
 
-Conventions every figure keeps: one colour per setting, the same in every figure of a report
-(:func:`palette`; the baseline is always black); parameter counts in millions; panels that are
-compared share their y-scale; labels beside points are placed clear of each other and of the
-axes' edges (:mod:`ablab.analysis.placement`); curves over seeds are the mean with a band (the seeds'
-range), so that one setting is one line.
+Conventions every figure keeps: one colour per setting, the same in every figure of a report and,
+where no two settings of a report compete for it, in every report (:func:`palette`; the baseline
+is always black, no arm is grey); legends outside the data; axes that start where the data starts;
+tick labels without offset notation; parameter counts in millions; panels that are compared share
+their y-scale; labels beside points are placed clear of each other and of the axes' edges
+(:mod:`ablab.analysis.placement`); curves over seeds are the mean with a band (the seeds' range), so
+that one setting is one line.
 """
 
 from __future__ import annotations
 
 import textwrap
+import zlib
 
 import matplotlib
 
@@ -29,13 +32,52 @@ SMOOTHING = 9
 """Logged points in the centred moving average of a training curve."""
 
 
+COLOURS = [c for i, c in enumerate(sns.color_palette("tab10", 10)) if i != 7]  # tab10 without its grey
+BASELINE_COLOUR = (0.1, 0.1, 0.1)
+
+
 def palette(settings) -> dict[str, tuple]:
-    """Setting -> colour: black for the baseline, the others in order from a qualitative palette."""
-    colours = iter(sns.color_palette("tab10", 10) * 10)
-    out = {}
+    """Setting -> colour: black for the baseline; an arm's colour follows from its name (a stable
+    hash), so ``no_warmup`` is drawn alike in every report; where two settings of one report would
+    share a colour, the later takes the next free one (beyond nine arms, colours repeat)."""
+    out, taken = {}, set()
     for setting in dict.fromkeys(settings):
-        out[setting] = (0.1, 0.1, 0.1) if setting == BASELINE else next(colours)
+        if setting == BASELINE:
+            out[setting] = BASELINE_COLOUR
+            continue
+        start = zlib.crc32(str(setting).encode()) % len(COLOURS)
+        free = [i for i in range(start, start + len(COLOURS)) if i % len(COLOURS) not in taken]
+        index = (free[0] if free else start) % len(COLOURS)
+        taken.add(index)
+        out[setting] = COLOURS[index]
     return out
+
+
+def plain_ticks(axis) -> None:
+    """Tick labels as plain numbers (``0.0003``, ``12,000``), never a shared ``1e−4`` offset."""
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.4g}"))
+
+
+def legend_below(fig: Figure, axes, columns: int = 4) -> None:
+    """One legend for the figure's settings, beneath its axes, outside the data."""
+    handles, labels = {}, []
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in handles:
+                handles[label] = handle
+                labels.append(label)
+    if labels:
+        across = min(columns, len(labels))
+        fig.legend(
+            [handles[name] for name in labels],
+            labels,
+            loc="lower center",
+            ncol=across,
+            fontsize=9,
+            frameon=False,
+        )
+        rows = -(-len(labels) // across)
+        fig.tight_layout(rect=(0, 0.05 + 0.045 * rows, 1, 1))
 
 
 def _millions(value: float, _=None) -> str:
@@ -43,25 +85,33 @@ def _millions(value: float, _=None) -> str:
 
 
 def plot_schedules(table: pd.DataFrame, title: str = "Learning-rate schedules", colors=None) -> Figure:
-    """Learning rate against update step, one line per schedule, each peak marked and labelled.
+    """Learning rate against update step, one line per schedule, each peak marked and labelled
+    (a peak at the first logged step is one from the start: no warmup). Schedules that are the
+    same at every step are one line, named by all of them (``baseline = heads=8``).
 
     ``table`` has columns ``step``, ``schedule``, ``lr``.
     """
     sns.set_theme(style="whitegrid")
-    table = table.reset_index(drop=True)
     colors = colors or palette(table["schedule"])
+    table = _merge_identical(table.reset_index(drop=True))
+    colors = {name: colors[name.split(" = ")[0]] for name in table["schedule"].unique()}
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for name, line in table.groupby("schedule", sort=False):
         ax.plot(line["step"], line["lr"], color=colors[name], linewidth=1.6, label=name)
     peaks = table.loc[table.groupby("schedule", sort=False)["lr"].idxmax()]
     ax.set(xlabel="update step", ylabel="learning rate", title=title)
+    ax.set_xlim(table["step"].min(), table["step"].max())
     ax.set_ylim(0, table["lr"].max() * 1.35)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
-    ax.legend(fontsize=9, loc="upper right")
-    fig.tight_layout()
+    plain_ticks(ax.xaxis)
+    plain_ticks(ax.yaxis)
+    legend_below(fig, [ax])
     ax.plot(peaks["step"], peaks["lr"], "o", color="black", markersize=4)
-    labels = [f"{r.schedule}: {r.lr:.2e} at {int(r.step):,}" for r in peaks.itertuples()]
+    first = table.groupby("schedule", sort=False)["step"].min()
+    labels = [
+        f"{r.schedule}: peak {r.lr:.2g} "
+        + ("from the start" if r.step == first[r.schedule] else f"at update {int(r.step):,}")
+        for r in peaks.itertuples()
+    ]
     place_labels(
         ax,
         list(zip(peaks["step"], peaks["lr"], strict=True)),
@@ -70,6 +120,16 @@ def plot_schedules(table: pd.DataFrame, title: str = "Learning-rate schedules", 
         8,
     )
     return fig
+
+
+def _merge_identical(table: pd.DataFrame) -> pd.DataFrame:
+    """The schedules with the same learning rate at the same steps as one, named ``a = b``."""
+    names: dict[tuple, list[str]] = {}
+    for name, line in table.groupby("schedule", sort=False):
+        names.setdefault(tuple(zip(line["step"], np.round(line["lr"], 12), strict=True)), []).append(name)
+    renamed = {name: " = ".join(same) for same in names.values() for name in same}
+    firsts = {same[0] for same in names.values()}
+    return table[table["schedule"].isin(firsts)].assign(schedule=lambda t: t["schedule"].map(renamed))
 
 
 def plot_metric_vs_params(
@@ -114,25 +174,57 @@ def plot_metric_vs_params(
 
 
 def plot_metric_by_value(
-    summary: pd.DataFrame, key: str, colors: dict, metric: str = "bleu", title: str = ""
+    runs: pd.DataFrame,
+    key: str,
+    colors: dict,
+    intervals: dict[str, tuple[float, float, float]] | None = None,
+    metric: str = "bleu",
+    title: str = "",
 ) -> Figure:
-    """``<metric>_mean`` (± sd across seeds) against the values of one config key, e.g. heads."""
+    """Left: the metric of each seed (dots) and their mean (a bar across them, the means joined)
+    at each value of one config key, e.g. heads. Right, given ``intervals`` (setting -> Δ, low,
+    high: each arm's difference from the baseline with the simultaneous interval its verdict is
+    read from): those intervals against 0. ``runs`` has ``setting``, ``key``, ``seed``, ``metric``."""
     sns.set_theme(style="whitegrid")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    data = summary.dropna(subset=[f"{metric}_mean"]).sort_values(key)
-    positions = list(range(len(data)))
-    ax.plot(positions, data[f"{metric}_mean"], "-", color="grey", linewidth=1)
-    for x, row in zip(positions, data.to_dict("records"), strict=True):
-        ax.errorbar(
-            x,
-            row[f"{metric}_mean"],
-            yerr=_sd(row.get(f"{metric}_sd")),
-            fmt="o",
-            capsize=4,
-            color=colors[row["setting"]],
+    forest = {s: i for s, i in (intervals or {}).items() if s in set(runs["setting"])}
+    fig, axes = plt.subplots(
+        1, 2 if forest else 1, figsize=(10.5 if forest else 6, 4.2), squeeze=False,
+        gridspec_kw={"width_ratios": [3, 2] if forest else [1]},
+    )  # fmt: skip
+    ax = axes[0][0]
+    data = runs.dropna(subset=[metric]).sort_values([key, "seed"])
+    values = list(dict.fromkeys(data[key]))
+    means = data.groupby(key, sort=False)[metric].mean()
+    ax.plot(
+        range(len(values)), [means[v] for v in values], "-", color=BASELINE_COLOUR, linewidth=0.8, alpha=0.5
+    )
+    for x, value in enumerate(values):
+        at = data[data[key] == value]
+        color = colors[at["setting"].iloc[0]]
+        spread = np.linspace(-0.12, 0.12, len(at)) if len(at) > 1 else np.zeros(1)
+        ax.plot(x + spread, at[metric], "o", color=color, markersize=5, alpha=0.8)
+        ax.plot([x - 0.22, x + 0.22], [means[value]] * 2, "-", color=color, linewidth=2.5)
+    ax.set_xticks(range(len(values)), [f"{v:g}" if isinstance(v, float) else str(v) for v in values])
+    ax.set(
+        xlabel=key, ylabel=f"{metric.upper()}: each seed, and their mean", title=title or f"{metric} by {key}"
+    )
+    plain_ticks(ax.yaxis)
+    if forest:
+        right = axes[0][1]
+        names = list(forest)
+        for y, name in enumerate(names):
+            delta, low, high = forest[name]
+            right.errorbar(
+                delta, y, xerr=[[delta - low], [high - delta]], fmt="o", color=colors[name], capsize=4
+            )
+        right.axvline(0, color=BASELINE_COLOUR, linewidth=1)
+        right.set_yticks(range(len(names)), names)
+        right.set_ylim(-0.6, len(names) - 0.4)
+        right.invert_yaxis()
+        right.set(
+            xlabel=f"Δ {metric.upper()} against the baseline", title="the verdicts' simultaneous intervals"
         )
-    ax.set_xticks(positions, [f"{v:g}" if isinstance(v, float) else str(v) for v in data[key]])
-    ax.set(xlabel=key, ylabel=f"{metric.upper()} (mean ± sd over seeds)", title=title or f"{metric} by {key}")
+        plain_ticks(right.xaxis)
     fig.tight_layout()
     return fig
 
@@ -169,75 +261,13 @@ def plot_interaction(
         ax.set_xticks(range(len(levels)), levels)
         ax.set(xlabel=x, title=name or "")
     axes[0][0].set_ylabel(ylabel)
-    axes[0][-1].legend(fontsize=9, loc="best")
     fig.suptitle(textwrap.fill(title, int(width * 9)))
-    fig.tight_layout()
+    legend_below(fig, axes[0][-1:])
     return fig
 
 
 def _sd(value) -> float:
     return 0.0 if value is None or pd.isna(value) else float(value)
-
-
-def plot_reliability(
-    bins: pd.DataFrame, ece: dict[str, float], colors: dict, title: str = "Reliability"
-) -> Figure:
-    """One column per setting (``bins`` has ``setting, seed, bin, lower, upper, count,
-    confidence, accuracy``; seeds pooled by count): accuracy per bin against its mean confidence
-    with the diagonal, ECE in the legend; beneath, the tokens per bin on one shared scale."""
-    sns.set_theme(style="whitegrid")
-    settings = list(dict.fromkeys(bins["setting"]))
-    fig, axes = plt.subplots(
-        2,
-        len(settings),
-        figsize=(4.4 * len(settings), 6),
-        squeeze=False,
-        sharey="row",
-        gridspec_kw={"height_ratios": [3, 1.2]},
-    )
-    for col, setting in enumerate(settings):
-        rows = bins[bins["setting"] == setting]
-        pooled = _pool_bins(rows)
-        seeds = ", ".join(str(s) for s in sorted(set(rows["seed"])))
-        top, bottom = axes[0, col], axes[1, col]
-        top.plot([0, 1], [0, 1], "--", color="grey", linewidth=1, label="perfect calibration")
-        filled = pooled[pooled["count"] > 0]
-        label = f"ECE {ece.get(setting, float('nan')):.3f}"
-        top.plot(filled["confidence"], filled["accuracy"], "o-", color=colors[setting], label=label)
-        top.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy" if col == 0 else "")
-        pooled_seeds = f"seeds {seeds}, pooled" if "," in seeds else f"seed {seeds}"
-        top.set_title(f"{setting} ({pooled_seeds})", fontsize=10)
-        top.legend(fontsize=8, loc="upper left")
-        width = pooled["upper"] - pooled["lower"]
-        bottom.bar(
-            pooled["lower"],
-            pooled["count"],
-            width=width,
-            align="edge",
-            edgecolor="white",
-            color=colors[setting],
-        )
-        bottom.set(xlim=(0, 1), xlabel="confidence (max probability)", ylabel="tokens" if col == 0 else "")
-        bottom.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def _pool_bins(bins: pd.DataFrame) -> pd.DataFrame:
-    """Seeds pooled per bin: counts summed, confidence and accuracy count-weighted."""
-    weighted = bins.assign(
-        c=bins["confidence"].fillna(0) * bins["count"], a=bins["accuracy"].fillna(0) * bins["count"]
-    )
-    pooled = weighted.groupby("bin").agg(
-        lower=("lower", "first"),
-        upper=("upper", "first"),
-        count=("count", "sum"),
-        c=("c", "sum"),
-        a=("a", "sum"),
-    )
-    safe = pooled["count"].where(pooled["count"] > 0)
-    return pooled.assign(confidence=pooled["c"] / safe, accuracy=pooled["a"] / safe).reset_index()
 
 
 def _band(curves: pd.DataFrame, metric: str, smooth: int) -> pd.DataFrame:
@@ -264,16 +294,25 @@ def plot_training_curves(
 ) -> Figure:
     """Left: training NLL per target token (``train/nll``, without the smoothing term, so arms
     with and without label smoothing compare), mean over seeds of each seed's moving average
-    with the seeds' range as a band and the unsmoothed mean faint. Right: validation BLEU at
+    with the seeds' range as a band and the unsmoothed mean faint. Middle: validation BLEU at
     each validation, mean over seeds with their range; a star where a setting first reached
-    90 % of its best. Both against the update step; an x where a run diverged."""
+    90 % of its best. Right: each arm's validation BLEU minus the baseline's at the same seed and
+    epoch, mean over seeds with their range (curves that coincide in the middle part here); drawn
+    where there are a baseline and an arm. An x where a run diverged; one legend beneath."""
     sns.set_theme(style="whitegrid")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6), sharex=True)
+    settings = list(dict.fromkeys(curves["setting"]))
+    compared = BASELINE in settings and len(settings) > 1
+    fig, axes = plt.subplots(
+        1, 3 if compared else 2, figsize=(15, 4.9) if compared else (12, 4.9),
+        gridspec_kw={"width_ratios": [4, 4, 3] if compared else [1, 1]},
+    )  # fmt: skip
+    left, middle = axes[:2]
     train = _band(curves, "train/nll", SMOOTHING)
     if train.empty:  # an older store's runs logged only the smoothed loss
         train = _band(curves, "train/loss", SMOOTHING)
     val = _band(curves, "val/bleu", 1)
-    for setting in dict.fromkeys(curves["setting"]):
+    difference = _difference_from_baseline(curves[curves["metric"] == "val/bleu"])
+    for setting in settings:
         color = colors[setting]
         t = train[train["setting"] == setting]
         if len(t):
@@ -282,79 +321,60 @@ def plot_training_curves(
             left.plot(t["step"], t["mean"], color=color, linewidth=1.6, label=setting)
         v = val[val["setting"] == setting]
         if len(v):
-            right.fill_between(v["step"], v["low"], v["high"], color=color, alpha=0.18, linewidth=0)
-            right.plot(v["step"], v["mean"], "o-", color=color, linewidth=1.4, markersize=3, label=setting)
+            middle.fill_between(v["step"], v["low"], v["high"], color=color, alpha=0.18, linewidth=0)
+            middle.plot(v["step"], v["mean"], "o-", color=color, linewidth=1.4, markersize=3, label=setting)
             reached = v[v["mean"] >= 0.9 * v["mean"].max()].iloc[0]
-            right.plot(
+            middle.plot(
                 reached["step"], reached["mean"], "*", color=color, markersize=13, markeredgecolor="white"
             )
+        d = difference[difference["setting"] == setting]
+        if compared and len(d):
+            right = axes[2]
+            right.fill_between(d["epoch"], d["low"], d["high"], color=color, alpha=0.18, linewidth=0)
+            right.plot(d["epoch"], d["mean"], "o-", color=color, linewidth=1.4, markersize=3, label=setting)
     for run_id, step in (diverged or {}).items():
         run = curves[(curves["run_id"] == run_id) & (curves["metric"].isin(["train/nll", "train/loss"]))]
         if len(run):
-            left.plot(
-                step,
-                run.sort_values("step")["value"].iloc[-1],
-                "x",
-                color="red",
-                markersize=11,
-                markeredgewidth=2,
-            )
+            last = run.sort_values("step")["value"].iloc[-1]
+            left.plot(step, last, "x", color="red", markersize=11, markeredgewidth=2)
     if diverged:
         left.plot([], [], "x", color="red", markeredgewidth=2, label="diverged")
-    right.plot([], [], "*", color="grey", markersize=11, label="90 % of best reached")
-    left.set(
-        xlabel="update step",
-        ylabel="training NLL per target token",
-        title="training (mean of seeds, range shaded)",
-    )
-    right.set(xlabel="update step", ylabel="validation BLEU (greedy)", title="validation")
+    middle.plot([], [], "*", color="grey", markersize=11, label="90 % of best reached")
+    left.set(xlabel="update step", ylabel="training NLL per target token", title="training (mean of seeds)")
+    middle.set(xlabel="update step", ylabel="validation BLEU (greedy)", title="validation")
+    if compared:
+        right = axes[2]
+        right.axhline(0, color=BASELINE_COLOUR, linewidth=1)
+        against = "validation, against the baseline"
+        right.set(xlabel="epoch", ylabel="BLEU − baseline's (same seed)", title=against)
+        right.xaxis.set_major_locator(MaxNLocator(6, integer=True))
     if len(train):
         top, bottom = np.nanpercentile(train["high"], 98), min(train["low"].min(), train["raw"].min())
         left.set_ylim(max(0.0, bottom - 0.1), top + 0.15 * (top - bottom))
-    for ax in (left, right):
+        left.set_xlim(train["step"].min(), train["step"].max())
+    if len(val):
+        span = val["step"].max() - val["step"].min()
+        middle.set_xlim(val["step"].min() - 0.04 * span, val["step"].max() + 0.04 * span)
+    for ax in (left, middle):
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))
-    for ax, where in ((left, "upper right"), (right, "lower right")):
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8, loc=where)
     fig.suptitle(title)
-    fig.tight_layout()
+    legend_below(fig, axes, columns=5)
     return fig
 
 
-def plot_attention(records: dict[str, dict], title: str = "Cross-attention") -> Figure:
-    """Heatmaps of the attention of the same sentence, one panel per model: a Transformer's
-    cross-attention (last layer, averaged over heads) or a seq2seq model's attention; target
-    tokens down, source tokens across. ``records`` maps a label to an attention record."""
-    sns.set_theme(style="white")
-    first = records[next(iter(records))]
-    width = max(5.0, 0.28 * len(first["source_tokens"]) + 2)
-    fig, axes = plt.subplots(1, len(records), figsize=(width * len(records), width * 0.95), squeeze=False)
-    for ax, (label, record) in zip(axes[0], records.items(), strict=True):
-        weights, kind = attention_matrix(record)
-        sns.heatmap(
-            weights,
-            ax=ax,
-            cmap="viridis",
-            vmin=0,
-            vmax=1,
-            xticklabels=record["source_tokens"],
-            yticklabels=record["target_tokens"],
-            cbar=ax is axes[0][-1],
-        )
-        ax.set(xlabel="source", ylabel="target")
-        ax.set_title(f"{label}\n({kind})", fontsize=10)
-        ax.tick_params(axis="x", labelrotation=90, labelsize=8)
-        ax.tick_params(axis="y", labelrotation=0, labelsize=8)
-    fig.suptitle(f"{title}\n“{first['source']}”", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def attention_matrix(record: dict):
-    """(target x source) weights: the last layer's cross-attention averaged over heads for a
-    Transformer (maps['cross'] is layers x heads x T x S), the attention of a seq2seq model."""
-    maps = record["maps"]
-    if "cross" in maps:
-        return np.asarray(maps["cross"])[-1].mean(axis=0), "last layer, mean of heads"
-    return np.asarray(maps["attention"]), "additive attention"
+def _difference_from_baseline(validation: pd.DataFrame) -> pd.DataFrame:
+    """Per arm and epoch: the mean over seeds of its value minus the baseline's at the same seed
+    and epoch, and the seeds' range (seeds without a baseline value at that epoch are left out)."""
+    base = validation[validation["setting"] == BASELINE][["seed", "epoch", "value"]]
+    arms = validation[validation["setting"] != BASELINE]
+    paired = arms.merge(base, on=["seed", "epoch"], suffixes=("", "_base"))
+    if paired.empty:
+        return pd.DataFrame(columns=["setting", "epoch", "mean", "low", "high"])
+    paired = paired.assign(d=paired["value"] - paired["value_base"])
+    return (
+        paired.groupby(["setting", "epoch"], sort=False)
+        .agg(mean=("d", "mean"), low=("d", "min"), high=("d", "max"))
+        .reset_index()
+        .sort_values("epoch")
+    )

@@ -33,7 +33,7 @@ from ablab.analysis.searches import search_rows
 from ablab.analysis.settings_table import change, row, settings, varied_keys
 from ablab.analysis.stats import aggregate
 from ablab.analysis.summary import SummaryGroup, baseline_row, config_line, design_rows, group_rows
-from ablab.analysis.verdicts import DEFAULT_PRIMARY, INCONCLUSIVE, Evidence, Verdict, gather, judge
+from ablab.analysis.verdicts import DEFAULT_PRIMARY, DIFFERS, INCONCLUSIVE, Evidence, Verdict, gather, judge
 from ablab.trainer.tracking import record
 from ablab.trainer.tracking.mlflow_tracker import ablab_version
 
@@ -280,6 +280,11 @@ def _section(ctx: _Context, group: str, text: GroupText, reference_schedules) ->
         ctx.colors,
         reference_schedules,
         (crossed, bleu_cells) if crossed else None,
+        {
+            s: (v.comparison.delta, *v.simultaneous)
+            for s in arms
+            if (v := ctx.verdicts.get((s, "bleu"))) is not None and v.word in (DIFFERS, INCONCLUSIVE)
+        },
     )
     return section
 

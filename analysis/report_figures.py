@@ -10,11 +10,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ablab.analysis import figures
+from ablab.analysis import figures, model_figures
 from ablab.analysis.factorial import Design
 from ablab.analysis.load import SweepRuns
 from ablab.analysis.placement import collisions
 
+DPI = 220
+"""The PNGs' resolution: twice the 110 dpi a page shows them at, sharp on high-resolution screens."""
 SIZE_KEYS = {"model.layers", "model.d_model", "model.ff_dim", "model.arch", "data.vocab_size"}
 CAPTIONS = {
     "training": (
@@ -36,8 +38,9 @@ CAPTIONS = {
         "interaction, whose verdict is in the table of effects."
     ),
     "bleu_by_value": (
-        "Test BLEU (mean ± sd over {seeds}) at each value of {key}; the verdicts in the table say which "
-        "differences from the baseline are beyond the seeds' spread."
+        "Test BLEU of each seed ({seeds}, dots) and their mean (bar) at each value of {key}; right, each "
+        "setting's difference from the baseline with the simultaneous interval its verdict is read "
+        "from: an interval clear of 0 is a difference."
     ),
     "reliability": (
         "Reliability diagrams (token level, teacher forced, 15 confidence bins, the seeds' tokens "
@@ -87,10 +90,12 @@ def group_figures(
     colors: dict,
     reference_schedules: pd.DataFrame | None = None,
     crossed: tuple[Design, pd.DataFrame] | None = None,
+    intervals: dict[str, tuple[float, float, float]] | None = None,
 ) -> list[ReportFigure]:
-    """Make and save the figures of one group; ``reference_schedules`` (the reference schedules over 100,000
-    steps) is drawn here if given: the caller gives it to one group only. ``crossed``: a
-    factorial group's design and its cells' BLEU (mean, low, high), for the interaction plot."""
+    """Make and save the figures of one group; ``reference_schedules`` (the reference schedules
+    over 100,000 steps) is drawn here if given: the caller gives it to one group only. ``crossed``:
+    a factorial group's design and its cells' BLEU (mean, low, high), for the interaction plot;
+    ``intervals``: each arm's BLEU difference from the baseline and its verdict's interval."""
     made: list[tuple[str, plt.Figure, str]] = []
     seeds = seeds_text(members)
     curves = runs.curves[runs.curves["run_id"].isin(members["run_id"])]
@@ -103,18 +108,24 @@ def group_figures(
         )
     if crossed is not None and "mean" in crossed[1] and crossed[1]["mean"].notna().any():
         made.append(_interaction(*crossed, group, seeds))
-    if SIZE_KEYS & set(keys) and summary["params_mean"].nunique() > 1:
+    numeric = [k for k in keys if pd.api.types.is_numeric_dtype(members[k])]
+    by_value = (
+        len(keys) == 1 and numeric and (members[keys[0]].nunique() >= 3 or keys[0].startswith("model."))
+    )
+    if SIZE_KEYS & set(keys) and summary["params_mean"].nunique() >= 3 and not by_value:
         figure = figures.plot_metric_vs_params(summary, colors, title=f"{group}: BLEU against parameters")
         made.append(("bleu_vs_params", figure, CAPTIONS["bleu_vs_params"].format(seeds=seeds)))
-    numeric = [k for k in keys if pd.api.types.is_numeric_dtype(members[k])]
-    if len(keys) == 1 and numeric and (members[keys[0]].nunique() >= 3 or keys[0].startswith("model.")):
-        with_key = summary.merge(members[["setting", keys[0]]].drop_duplicates("setting"), on="setting")
-        figure = figures.plot_metric_by_value(with_key, keys[0], colors, title=f"{group}: BLEU by {keys[0]}")
+    if by_value:
+        finished = members[members["status"] == "finished"]
+        title = f"{group}: BLEU by {keys[0]}"
+        figure = figures.plot_metric_by_value(finished, keys[0], colors, intervals, title=title)
         made.append(("bleu_by_value", figure, CAPTIONS["bleu_by_value"].format(seeds=seeds, key=keys[0])))
     if "loss.label_smoothing" in keys and not runs.bins.empty:
         bins = runs.bins[runs.bins["run_id"].isin(members["run_id"])]
         ece = summary.set_index("setting")["ece_mean"].to_dict()
-        figure = figures.plot_reliability(bins, ece, colors, title=f"{group}: reliability on the test set")
+        figure = model_figures.plot_reliability(
+            bins, ece, colors, title=f"{group}: reliability on the test set"
+        )
         made.append(("reliability", figure, CAPTIONS["reliability"]))
     if reference_schedules is not None:
         figure = figures.plot_schedules(reference_schedules, "The reference schedules over 100,000 updates")
@@ -128,12 +139,12 @@ def group_figures(
         records = _attention(runs, members)
         if len(records) > 1:
             sentence = textwrap.shorten(next(iter(records.values()))["source"], 80)
-            figure = figures.plot_attention(records, f"{group}: attention")
+            figure = model_figures.plot_attention(records, f"{group}: attention")
             made.append(("attention", figure, CAPTIONS["attention"].format(sentence=sentence)))
     saved = []
     for kind, fig, caption in made:
         name = f"{group}_{kind}"
-        fig.savefig(out / "figures" / f"{name}.png", dpi=110)
+        fig.savefig(out / "figures" / f"{name}.png", dpi=DPI)
         with plt.rc_context({"svg.hashsalt": "ablab"}):  # the same figure, the same file: no churn in git
             fig.savefig(out / "figures" / f"{name}.svg", metadata={"Date": None})
         saved.append(ReportFigure(name, caption, tuple(collisions(fig))))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 def run_figures(tracking_uri: str, run_id: str) -> dict:
     """Name -> matplotlib figure, for what the run has: curves, reliability bins, attention."""
-    from ablab.analysis import figures
+    from ablab.analysis import figures, model_figures
     from ablab.analysis.load import load_run
 
     runs = load_run(tracking_uri, run_id)
@@ -29,9 +29,11 @@ def run_figures(tracking_uri: str, run_id: str) -> dict:
         out["training_curves"] = figures.plot_training_curves(runs.curves, colors, diverged, title)
     if not runs.bins.empty:
         ece = {row["setting"]: row["ece"]}
-        out["reliability"] = figures.plot_reliability(runs.bins, ece, colors, f"{row['trial']}: reliability")
+        out["reliability"] = model_figures.plot_reliability(
+            runs.bins, ece, colors, f"{row['trial']}: reliability"
+        )
     if run_id in runs.attention:
-        out["attention"] = figures.plot_attention({row["setting"]: runs.attention[run_id]}, "Attention")
+        out["attention"] = model_figures.plot_attention({row["setting"]: runs.attention[run_id]}, "Attention")
     return out
 
 

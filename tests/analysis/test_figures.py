@@ -5,25 +5,48 @@ import pandas as pd
 import pytest
 
 from ablab.analysis.figures import (
-    attention_matrix,
     palette,
-    plot_attention,
     plot_metric_by_value,
     plot_metric_vs_params,
-    plot_reliability,
     plot_schedules,
     plot_training_curves,
 )
+from ablab.analysis.model_figures import attention_matrix, plot_attention, plot_reliability
 from ablab.analysis.placement import collisions, place_labels
 
 SETTINGS = ["baseline", "layers=1", "layers=2", "layers=4", "layers=6"]
 COLORS = palette(SETTINGS)
 
 
+def assert_readable(fig) -> None:
+    """No legend over plotted data (the points of every line, in display coordinates) and no
+    axis with an offset (``1e−4``) that the reader must apply to its ticks."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            assert axis.get_offset_text().get_text() == "", f"offset notation on {ax.get_title()!r}"
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)]
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in fig.axes:
+            for line in ax.get_lines():
+                points = ax.transData.transform(np.asarray(line.get_xydata(), dtype=float).reshape(-1, 2))
+                covered = [p for p in points if np.isfinite(p).all() and box.contains(*p)]
+                assert covered == [], f"the legend covers {line.get_label()!r} on {ax.get_title()!r}"
+    assert collisions(fig) == []
+
+
 def test_the_baseline_is_black_and_every_setting_keeps_its_colour():
     assert COLORS["baseline"] == (0.1, 0.1, 0.1)
     assert len(set(COLORS.values())) == len(SETTINGS)
     assert palette(["baseline", "layers=1", "x"])["layers=1"] == COLORS["layers=1"]
+    grey = (0.5, 0.5, 0.5)
+    many = palette(["baseline", *(f"arm{i}" for i in range(9))])
+    assert all(tuple(round(c, 2) for c in colour) != grey for colour in many.values())
+    assert len(set(many.values())) == 10  # nine arms, nine colours, and the baseline's black
+    # an arm's colour is its name's: the same in another report with other arms before it
+    assert palette(["baseline", "no_warmup"])["no_warmup"] == palette(["heads=8", "no_warmup"])["no_warmup"]
 
 
 def test_schedule_plot_labels_every_peak_without_collisions():
@@ -37,16 +60,25 @@ def test_schedule_plot_labels_every_peak_without_collisions():
             pd.DataFrame({"step": step, "schedule": "c", "lr": np.minimum(step / 100, 1) * 3e-4}),
         ]
     )
+    table = pd.concat([table, table[table["schedule"] == "a"].assign(schedule="a2")])  # a's twin
     fig = plot_schedules(table)
     ax = fig.axes[0]
     assert ax.get_xlabel() == "update step" and ax.get_ylabel() == "learning rate"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a = a2", "b", "c"]  # twins: one line
     assert sorted(t.get_text() for t in ax.texts) == [
-        "a: 1.00e-03 at 400",
-        "b: 1.00e-03 at 420",
-        "c: 3.00e-04 at 100",
+        "a = a2: peak 0.001 at update 400",
+        "b: peak 0.001 at update 420",
+        "c: peak 0.0003 at update 100",
     ]
-    assert collisions(fig) == []
+    assert_readable(fig)
+
+
+def test_a_schedule_without_warmup_peaks_from_the_start():
+    step = np.arange(20, 400, 20)
+    table = pd.DataFrame({"step": step, "schedule": "no_warmup", "lr": 2e-3 * (1 - step / 400)})
+    fig = plot_schedules(table)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["no_warmup: peak 0.0019 from the start"]
+    assert_readable(fig)
 
 
 SUMMARY = pd.DataFrame(
@@ -82,12 +114,25 @@ def test_bleu_against_params_shows_every_error_bar_whole():
     assert low < 11.30 - 1.63 and high > 11.30 + 1.63
 
 
-def test_metric_by_value_orders_the_axis():
-    fig = plot_metric_by_value(SUMMARY.iloc[::-1], "model.layers", COLORS)
-    ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3", "4", "6"]
-    assert ax.get_lines()[0].get_ydata().tolist() == [24.1, 26.9, 27.9, 27.6, 27.7]
-    assert collisions(fig) == []
+def test_metric_by_value_shows_each_seed_and_the_verdicts_intervals():
+    runs = pd.DataFrame(
+        [
+            {"setting": s, "model.layers": n, "seed": seed, "bleu": mean + d}
+            for s, n, mean in zip(
+                SUMMARY["setting"], SUMMARY["model.layers"], SUMMARY["bleu_mean"], strict=True
+            )
+            for seed, d in ((1, -0.3), (2, 0.0), (3, 0.3))
+        ]
+    ).iloc[::-1]
+    intervals = {"layers=1": (-3.8, -5.0, -2.6), "layers=6": (-0.2, -1.1, 0.7)}
+    fig = plot_metric_by_value(runs, "model.layers", COLORS, intervals)
+    values, forest = fig.axes
+    assert [t.get_text() for t in values.get_xticklabels()] == ["1", "2", "3", "4", "6"]
+    assert values.get_lines()[0].get_ydata() == pytest.approx([24.1, 26.9, 27.9, 27.6, 27.7])  # the means
+    dots = [line for line in values.get_lines() if line.get_marker() == "o"]
+    assert len(dots) == 5 and all(len(d.get_xydata()) == 3 for d in dots)  # every seed
+    assert [t.get_text() for t in forest.get_yticklabels()] == ["layers=1", "layers=6"]
+    assert_readable(fig)
 
 
 def bins_for(setting, seed, accuracy, count):
@@ -114,16 +159,15 @@ def test_reliability_pools_seeds_shares_the_count_scale_and_names_the_seeds():
     )
     fig = plot_reliability(bins, {"baseline": 0.05, "no_ls": 0.15}, palette(["baseline", "no_ls"]))
     top_left, top_right, bottom_left, bottom_right = fig.axes
-    assert (
-        top_left.get_title() == "baseline (seeds 1, 2, pooled)" and top_right.get_title() == "no_ls (seed 1)"
-    )
+    assert top_left.get_title() == "baseline (seeds 1, 2, pooled): ECE 0.050"
+    assert top_right.get_title() == "no_ls (seed 1): ECE 0.150"
     diagonal, curve = top_left.get_lines()
     assert diagonal.get_xydata().tolist() == [[0, 0], [1, 1]]
     assert curve.get_ydata().tolist() == pytest.approx([0.3, 0.7])  # seeds pooled by count
-    assert "ECE 0.050" in top_left.get_legend().get_texts()[1].get_text()
+    assert top_left.get_legend() is None
     assert [p.get_height() for p in bottom_left.patches] == [20, 20]
     assert bottom_left.get_ylim() == bottom_right.get_ylim()  # one scale for both panels
-    assert collisions(fig) == []
+    assert_readable(fig)
 
 
 def curves(rows_per_run: dict[tuple[str, str], tuple[list[float], list[float]]]) -> pd.DataFrame:
@@ -134,10 +178,11 @@ def curves(rows_per_run: dict[tuple[str, str], tuple[list[float], list[float]]])
             for i, v in enumerate(nll)
         ]
         rows += [
-            {"run_id": run_id, "setting": setting, "metric": "val/bleu", "step": 50 * (e + 1), "value": v}
+            {"run_id": run_id, "setting": setting, "metric": "val/bleu", "step": 50 * (e + 1), "value": v,
+             "epoch": e + 1.0}
             for e, v in enumerate(bleu)
-        ]
-    return pd.DataFrame(rows).assign(seed=1, epoch=None)
+        ]  # fmt: skip
+    return pd.DataFrame(rows).assign(seed=lambda t: t["run_id"].str[-1].astype(int))
 
 
 def test_training_curves_are_a_mean_with_the_seeds_range_and_mark_divergence():
@@ -146,11 +191,14 @@ def test_training_curves_are_a_mean_with_the_seeds_range_and_mark_divergence():
             ("a1", "baseline"): ([6, 5, 4, 3, 2] * 2, [5.0, 18.5, 20.0]),
             ("a2", "baseline"): ([6, 5, 4, 3, 2] * 2, [7.0, 20.5, 22.0]),
             ("b1", "no_warmup"): ([6, 9], []),
+            ("c1", "heads=8"): ([6, 5, 4, 3, 2] * 2, [6.0, 19.0, 21.5]),
+            ("c2", "heads=8"): ([6, 5, 4, 3, 2] * 2, [7.0, 21.5, 23.0]),
         }
     )
-    fig = plot_training_curves(table, palette(["baseline", "no_warmup"]), {"b1": 20})
-    left, right = fig.axes
-    assert [t.get_text() for t in left.get_legend().get_texts()] == ["baseline", "no_warmup", "diverged"]
+    fig = plot_training_curves(table, palette(["baseline", "no_warmup", "heads=8"]), {"b1": 20})
+    left, right, difference = fig.axes
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["baseline", "no_warmup", "heads=8", "diverged", "90 % of best reached"]
     mean = [line for line in right.get_lines() if line.get_label() == "baseline"][0]
     assert mean.get_ydata().tolist() == [6.0, 19.5, 21.0]  # the mean of the seeds
     stars = [line for line in right.get_lines() if line.get_marker() == "*" and len(line.get_xydata())]
@@ -158,7 +206,11 @@ def test_training_curves_are_a_mean_with_the_seeds_range_and_mark_divergence():
     crosses = [line for line in left.get_lines() if line.get_marker() == "x" and len(line.get_xydata())]
     assert crosses[0].get_xydata().tolist() == [[20, 9]]
     assert left.collections and right.collections  # the seeds' range, shaded
-    assert collisions(fig) == []
+    # each arm against the baseline at the same seed and epoch: the mean of (+1, 0), (+0.5, +1), (+1.5, +1)
+    (heads,) = [line for line in difference.get_lines() if line.get_label() == "heads=8"]
+    assert heads.get_xydata().tolist() == [[1.0, 0.5], [2.0, 0.75], [3.0, 1.25]]
+    assert right.get_xlim()[0] > 0  # the validation axis starts where its points do
+    assert_readable(fig)
 
 
 def test_attention_heatmaps_put_tokens_on_the_axes():
@@ -176,7 +228,7 @@ def test_attention_heatmaps_put_tokens_on_the_axes():
     assert [t.get_text() for t in left.get_xticklabels()] == ["a", "</s>"]
     assert [t.get_text() for t in right.get_yticklabels()] == ["x", "</s>"]
     assert left.get_title().startswith("Transformer") and right.get_title().startswith("seq2seq")
-    assert collisions(fig) == []
+    assert_readable(fig)
 
 
 def test_collisions_finds_overlapping_and_escaping_text():
@@ -193,3 +245,10 @@ def test_collisions_finds_overlapping_and_escaping_text():
     ax.plot([0, 1], [0, 1])
     drawn = place_labels(ax, [(0.5, 0.5), (0.5, 0.5), (0.5, 0.5)], ["one", "two", "three"])
     assert len(drawn) == 3 and collisions(fig) == []  # three labels on one point dodge each other
+
+
+def test_a_run_of_its_own_has_no_panel_against_a_baseline():
+    table = curves({("a1", "baseline"): ([6, 5, 4, 3, 2] * 2, [5.0, 18.5, 20.0])})
+    fig = plot_training_curves(table, palette(["baseline"]))
+    assert len(fig.axes) == 2
+    assert_readable(fig)

@@ -291,17 +291,25 @@ def test_diverged_and_failed_trials_are_listed_with_their_reason(tmp_path):
     assert page.startswith("<!DOCTYPE html>") and '<td class="text">diverged at update 37</td>' in page
 
 
-def test_depth_section_plots_bleu_against_parameters(tmp_path):
-    rows = [trial("baseline", 1, bleu=21.0)]
-    rows += [trial(f"layers={n}", 1, bleu=15.0 + n, layers=n, params=2e6 * n, group="depth") for n in (1, 6)]
-    made = report.build(sweep(rows), tmp_path, groups=["depth"])
-    (section,) = made.sections
-    assert [f.name for f in section.figures] == ["depth_bleu_vs_params", "depth_bleu_by_value"]
-    assert [r["params"] for r in section.rows] == ["6.00 M", "2.00 M", "12.00 M"]
+def test_a_depth_section_plots_bleu_by_depth_once_and_a_two_point_size_comparison_not_at_all(tmp_path):
+    """BLEU against parameters would repeat BLEU by layers (one key sets both); two points (a
+    seq2seq against a Transformer) are a line that says nothing the table does not."""
+    transformer, gru = {"model.arch": "transformer"}, {"model.arch": "seq2seq"}
+    rows = [trial("baseline", 1, bleu=21.0, **transformer)]
+    rows += [
+        trial(f"layers={n}", 1, bleu=15.0 + n, layers=n, params=2e6 * n, group="depth", **transformer)
+        for n in (1, 6)
+    ]
+    rows += [trial("seq2seq", 1, bleu=12.0, params=5e6, group="seq2seq", **gru)]
+    made = report.build(sweep(rows), tmp_path, groups=["depth", "seq2seq"])
+    depth, seq2seq = made.sections
+    assert [f.name for f in depth.figures] == ["depth_bleu_by_value"]
+    assert "seq2seq_bleu_vs_params" not in [f.name for f in seq2seq.figures]
+    assert [r["params"] for r in depth.rows] == ["6.00 M", "2.00 M", "12.00 M"]
     # one seed and no per-sentence statistics: nothing can be resampled, so no comparison at all
-    assert section.comparisons == [] and "no setting has a finished run to compare" in section.finding
+    assert depth.comparisons == [] and "no setting has a finished run to compare" in depth.finding
     page = render.to_html(made, tmp_path)
-    assert page.count("data:image/png;base64,") == 2
+    assert page.count("data:image/png;base64,") == 1
 
 
 def test_a_sweep_with_nothing_done_is_refused(tmp_path):
