@@ -46,6 +46,7 @@ def write(runs: SweepRuns, folder: Path) -> Path:
         "searched": _records(runs.searched),
         "test_sets": runs.test_sets,
         "attention": runs.attention,
+        "samples": runs.samples,
     }
     with open(folder / RUNS, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as packed:
         packed.write(json.dumps(document, indent=1, allow_nan=False).encode())
@@ -89,6 +90,7 @@ def read(folder: Path) -> SweepRuns:
         statistics=statistics,
         test_sets=document["test_sets"],
         attention=document["attention"],
+        samples=document.get("samples", {}),  # exports made before they were kept have none
         searched=pd.DataFrame(document["searched"]),
     )
 

@@ -52,6 +52,8 @@ HEADLINE = (
     "diverged_step",
 )
 CURVES = (*record.TRAIN.values(), *record.VALIDATION.values())
+SAMPLES = 3
+"""Translations of the first test sentences kept per run, for the report's sample translations."""
 # The trainer's options today: a param of an option since removed is not read, or a store with runs
 # from both sides of the removal would show it as a key that varies between otherwise equal runs.
 OPTIONS = frozenset(valid_keys())
@@ -69,6 +71,7 @@ class SweepRuns:
     statistics: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # run id -> arrays
     test_sets: dict[str, str] = field(default_factory=dict)  # run id -> headline test set
     attention: dict[str, dict] = field(default_factory=dict)  # run id -> attention record
+    samples: dict[str, list[dict]] = field(default_factory=dict)  # run id -> source, reference, hypothesis
     searched: pd.DataFrame = field(default_factory=pd.DataFrame)  # a searched spec's runs, both roles
 
 
@@ -134,6 +137,9 @@ def read(client, out: SweepRuns, runs: list) -> SweepRuns:
             attention = _artifact(client, run_id, "attention/attention.json", tmp)
             if attention is not None:
                 out.attention[run_id] = json.loads(attention.read_text())
+            samples = _artifact(client, run_id, record.SAMPLES, tmp)
+            if samples is not None:
+                out.samples[run_id] = record.read_samples(samples.read_text())[:SAMPLES]
     out.curves = pd.DataFrame(
         curves, columns=["run_id", "setting", "seed", "metric", "step", "epoch", "value", "time"]
     )

@@ -44,6 +44,7 @@ STYLE = (
     ".finding{background:#f6f8fa;padding:0.6em;border-left:4px solid #4a7}"
     "details{margin:0.5em 0 1em}summary{cursor:pointer;font-weight:600}code{font-size:0.95em}"
     "details table{font-size:0.76em}details td,details th{padding:2px 4px}"
+    "table.samples td{min-width:12em}"
 )
 FAMILIES = "the primary metric first; Holm-adjusted within its family over the whole report"
 COMPARISONS_TITLE = f"Every comparison against the baseline ({FAMILIES})"
@@ -58,6 +59,7 @@ POWER = ("seeds", "better in", "detects", "to resolve")
 """Columns of a comparison shown in a table of their own (the comparisons' table stays narrow)."""
 POWER_TITLE = "Each comparison's seeds, paired effect size, and what it would take to decide"
 SUMMARY_TITLE = "Summary: every comparison on its group's primary metric"
+SAMPLES_TITLE = "Sample translations: the first test sentences, as each setting's lowest seed translated them"
 SUMMARY_COLUMNS = (*COLUMNS, "still improving")
 SUMMARY_LEGEND = (
     "Δ is the arm minus the baseline, seeds paired, with the simultaneous interval the verdict is "
@@ -157,6 +159,7 @@ def _environment(out: Path | None) -> jinja2.Environment:
         "power": POWER,
         "power_title": POWER_TITLE,
         "summary_title": SUMMARY_TITLE,
+        "samples_title": SAMPLES_TITLE,
         "summary_columns": SUMMARY_COLUMNS,
         "summary_legend": SUMMARY_LEGEND,
     }

@@ -33,6 +33,7 @@ from ablab.analysis.searches import search_rows
 from ablab.analysis.settings_table import change, row, settings, varied_keys
 from ablab.analysis.stats import aggregate
 from ablab.analysis.summary import SummaryGroup, baseline_row, config_line, design_rows, group_rows
+from ablab.analysis.translations import sample_rows
 from ablab.analysis.verdicts import DEFAULT_PRIMARY, DIFFERS, INCONCLUSIVE, Evidence, Verdict, gather, judge
 from ablab.trainer.tracking import record
 from ablab.trainer.tracking.mlflow_tracker import ablab_version
@@ -54,6 +55,9 @@ class GroupSection:
     design: str = ""  # a crossed group: its factors and levels, in words
     cell_tables: list[tuple[str, list[dict]]] = field(default_factory=list)  # (caption, rows)
     same_test_set: list[dict] = field(default_factory=list)  # per-seed paired-bootstrap p's, apart
+    samples: list[dict] = field(
+        default_factory=list
+    )  # the first test sentences as each setting translated them
 
 
 @dataclass(frozen=True)
@@ -269,6 +273,7 @@ def _section(ctx: _Context, group: str, text: GroupText, reference_schedules) ->
         for v in mine
         if v.word == INCONCLUSIVE
     ]
+    section.samples = sample_rows(ctx.runs, members)
     reference_schedules = reference_schedules if "schedule.name" in keys else None
     section.figures = group_figures(
         ctx.runs,

@@ -322,7 +322,8 @@ def final_metrics(
                 attention_record(trainer.model, data, config.eval.attention_sentence, corpus.vocabs, device),
                 "attention/attention.json",
             )
-            tracker.log_text(_samples(data, hyps), "samples.txt")
+            samples = record.samples_text(data.sources, data.references, hyps, SAMPLE_TRANSLATIONS)
+            tracker.log_text(samples, record.SAMPLES)
     metrics["eval_seconds"] = time.monotonic() - started
     metrics["mlflow_io_seconds"] = tracker.io_seconds
     tracker.log_metrics(record.final_record(metrics, next(iter(corpus.tests), None)), step=p.step)
@@ -344,15 +345,3 @@ def convergence(history: list[dict[str, float]]) -> dict[str, float | None]:
     best = max(h["val_bleu"] for h in history)
     first = next(h for h in history if h["val_bleu"] >= 0.9 * best)
     return {"epochs_to_90pct": first["epoch"], "seconds_to_90pct": first["seconds"]}
-
-
-def _samples(data, hyps: list[str]) -> str:
-    lines = []
-    for i in range(min(SAMPLE_TRANSLATIONS, len(hyps))):
-        lines += [
-            f"[{i}] SRC: {data.sources[i]}",
-            f"    REF: {data.references[i]}",
-            f"    HYP: {hyps[i]}",
-            "",
-        ]
-    return "\n".join(lines)

@@ -33,6 +33,7 @@ def test_an_export_reads_back_as_the_runs_it_was_written_from(tmp_path):
         ]
     )
     runs.attention = {"baseline-1": {"source": ["a", "b"], "target": ["x"], "weights": [[[0.4, 0.6]]]}}
+    runs.samples = {"baseline-1": [{"source": "a b", "reference": "x", "hypothesis": "x y"}]}
     back = export.read(export.write(runs, tmp_path / "runs"))
     assert back.experiment == runs.experiment and back.parent_run_id is None
     pd.testing.assert_frame_equal(back.trials[runs.trials.columns], runs.trials, check_dtype=False)
@@ -43,6 +44,7 @@ def test_an_export_reads_back_as_the_runs_it_was_written_from(tmp_path):
         for name, array in arrays.items():
             assert np.array_equal(back.statistics[run][name], array)
     assert back.test_sets == runs.test_sets and back.attention == runs.attention
+    assert back.samples == runs.samples
     assert isinstance(back.trials["groups"][0], tuple)
     with gzip.open(tmp_path / "runs" / export.RUNS, "rt") as f:
         assert json.load(f)["format"] == export.FORMAT

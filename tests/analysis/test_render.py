@@ -71,3 +71,21 @@ def test_the_tables_are_written_as_csv_beside_the_page(tmp_path):
     assert summary[1]["group"] == "no_label_smoothing" and summary[1]["primary metric"] == "BLEU"
     comparisons = list(csv.DictReader(io.StringIO((tmp_path / "comparisons.csv").read_text())))
     assert {r["metric"] for r in comparisons} >= {"BLEU"} and all(r["group"] for r in comparisons)
+
+
+def test_a_group_shows_the_first_test_sentences_as_each_setting_translated_them(tmp_path):
+    runs = smoothing_sweep()
+    said = [
+        {"source": f"a dog {i}", "reference": f"ein Hund {i}", "hypothesis": f"Hund {i}"} for i in range(3)
+    ]
+    runs.samples = {
+        "baseline-2": said,  # the lowest seed of each setting is shown
+        "baseline-1": [{**s, "hypothesis": f"ein Hund {i}"} for i, s in enumerate(said)],
+        "no_label_smoothing-1": [{**s, "hypothesis": "Katze | Maus"} for s in said],
+    }
+    made = report.build(runs, tmp_path, n_resamples=200)
+    rows = made.sections[0].samples
+    assert [r[""] for r in rows] == ["source", "reference", "baseline", "no_label_smoothing"]
+    assert rows[0]["sentence 2"] == "a dog 1" and rows[2]["sentence 3"] == "ein Hund 2"
+    assert "| Katze \\| Maus |" in render.to_markdown(made)  # a pipe in a translation stays in its cell
+    assert '<table class="samples">' in render.to_html(made, tmp_path)

@@ -40,6 +40,8 @@ def test_the_report_lists_every_trial_and_writes_every_figure(smoke_report):
     for group in ("no_label_smoothing", "seq2seq", "heads_norm"):
         assert f"## {group}" in markdown
     assert markdown.count("**Finding.**") == 3
+    assert markdown.count("*Sample translations:") == 3  # each group's, from the runs' samples.txt
+    assert "| source |" in markdown and "| reference |" in markdown
     # the crossed group as a design: its table, its effects (one seed: test set only), its plot
     assert "A 2 × 2 factorial design: model.heads (1, 4) × model.norm (post, pre); 4 cells" in markdown
     assert "| model.heads | model.norm = post | model.norm = pre |" in markdown

@@ -64,3 +64,12 @@ def test_links_open_the_model_training_view():
     assert record.ui_link("http://tracking:5000/", "3", "abc", "report/report.html") == (
         "http://tracking:5000/#/experiments/3/runs/abc/artifacts/report/report.html?workflowType=machine_learning"
     )
+
+
+def test_sample_translations_read_back_as_they_were_written():
+    text = record.samples_text(["A dog.", "Two cats."], ["Ein Hund.", "Zwei Katzen."], ["Hund.", ""], 20)
+    assert text.startswith("[0] SRC: A dog.\n    REF: Ein Hund.\n    HYP: Hund.\n")
+    assert record.read_samples(text) == [
+        {"source": "A dog.", "reference": "Ein Hund.", "hypothesis": "Hund."},
+        {"source": "Two cats.", "reference": "Zwei Katzen.", "hypothesis": ""},
+    ]

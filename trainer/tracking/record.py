@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from ablab.trainer.tracking import older_stores
@@ -199,3 +200,23 @@ def setting_of(trial: str) -> str:
     """``heads=8,seed=1`` -> ``heads=8``: the trial's name without its seed."""
     parts = [p for p in trial.split(",") if not p.startswith("seed=")]
     return ",".join(parts) or trial
+
+
+SAMPLES = "samples.txt"
+"""The run's artifact of its first test translations, each source, reference and hypothesis."""
+_SAMPLE = re.compile(r"^\[(\d+)\] SRC: (.*)\n    REF: (.*)\n    HYP: (.*)$", re.M)
+
+
+def samples_text(sources: list[str], references: list[str], hypotheses: list[str], n: int) -> str:
+    """The first ``n`` translations as :data:`SAMPLES` holds them (``[0] SRC: …`` / ``REF`` / ``HYP``)."""
+    return "\n".join(
+        f"[{i}] SRC: {sources[i]}\n    REF: {references[i]}\n    HYP: {hypotheses[i]}\n"
+        for i in range(min(n, len(hypotheses)))
+    )
+
+
+def read_samples(text: str) -> list[dict[str, str]]:
+    """:data:`SAMPLES` read back: ``source``, ``reference``, ``hypothesis`` of each sentence, in order."""
+    return [
+        {"source": src, "reference": ref, "hypothesis": hyp} for _, src, ref, hyp in _SAMPLE.findall(text)
+    ]
