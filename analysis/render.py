@@ -23,7 +23,7 @@ from markupsafe import Markup
 from ablab.analysis import cells
 from ablab.analysis.report import GroupSection, Report
 from ablab.analysis.report_figures import ReportFigure
-from ablab.analysis.settings_table import DETAILS
+from ablab.analysis.settings_table import ARCHITECTURE_DETAILS, DETAILS
 from ablab.analysis.summary import COLUMNS
 
 STYLE = (
@@ -59,6 +59,10 @@ POWER = ("seeds", "better in", "detects", "to resolve")
 """Columns of a comparison shown in a table of their own (the comparisons' table stays narrow)."""
 POWER_TITLE = "Each comparison's seeds, paired effect size, and what it would take to decide"
 SUMMARY_TITLE = "Summary: every comparison on its group's primary metric"
+ARCHITECTURE_TITLE = (
+    "As Table 3 of Vaswani et al. (2017): N layers, d_model, d_ff, h heads; train NLL per token at the "
+    "end of training, dev BLEU the best validation (greedy), test PPL and BLEU over seeds."
+)
 SAMPLES_TITLE = "Sample translations: the first test sentences, as each setting's lowest seed translated them"
 SUMMARY_COLUMNS = (*COLUMNS, "still improving")
 SUMMARY_LEGEND = (
@@ -153,6 +157,8 @@ def _environment(out: Path | None) -> jinja2.Environment:
     env.globals |= {
         "style": STYLE,
         "details": DETAILS,
+        "architecture_details": ARCHITECTURE_DETAILS,
+        "architecture_title": ARCHITECTURE_TITLE,
         "search_title": SEARCH_TITLE,
         "same_test_set_title": SAME_TEST_SET_TITLE,
         "details_title": DETAILS_TITLE,

@@ -30,7 +30,14 @@ from ablab.analysis.load import SweepRuns
 from ablab.analysis.metrics import METRICS
 from ablab.analysis.report_figures import ReportFigure, group_figures
 from ablab.analysis.searches import search_rows
-from ablab.analysis.settings_table import change, row, settings, varied_keys
+from ablab.analysis.settings_table import (
+    architecture_rows,
+    change,
+    is_architecture,
+    row,
+    settings,
+    varied_keys,
+)
 from ablab.analysis.stats import aggregate
 from ablab.analysis.summary import SummaryGroup, baseline_row, config_line, design_rows, group_rows
 from ablab.analysis.translations import sample_rows
@@ -55,9 +62,8 @@ class GroupSection:
     design: str = ""  # a crossed group: its factors and levels, in words
     cell_tables: list[tuple[str, list[dict]]] = field(default_factory=list)  # (caption, rows)
     same_test_set: list[dict] = field(default_factory=list)  # per-seed paired-bootstrap p's, apart
-    samples: list[dict] = field(
-        default_factory=list
-    )  # the first test sentences as each setting translated them
+    samples: list[dict] = field(default_factory=list)  # the first test sentences, as translated
+    architecture: list[dict] = field(default_factory=list)  # an architecture group: Vaswani's Table 3
 
 
 @dataclass(frozen=True)
@@ -274,6 +280,8 @@ def _section(ctx: _Context, group: str, text: GroupText, reference_schedules) ->
         if v.word == INCONCLUSIVE
     ]
     section.samples = sample_rows(ctx.runs, members)
+    if is_architecture(keys) and not crossed:
+        section.architecture = architecture_rows(section.rows, members, ctx.runs.curves)
     reference_schedules = reference_schedules if "schedule.name" in keys else None
     section.figures = group_figures(
         ctx.runs,

@@ -94,3 +94,57 @@ def row(
         out["trained on"] = hardware.runs_text(runs[runs["status"].isin(record.DONE)])
     out["runs"] = [(f"seed {r.seed}", r.run_id, link(r.run_id)) for r in runs.itertuples()]
     return out
+
+
+ARCHITECTURE = {"model.layers": "N", "model.d_model": "d_model", "model.ff_dim": "d_ff", "model.heads": "h"}
+"""The keys of an architecture and their names in Table 3 of Vaswani et al. (2017)."""
+ARCHITECTURE_KEYS = {*ARCHITECTURE, "model.arch"}
+ARCHITECTURE_DETAILS = ("changed", "seeds", "still improving", *DETAILS)
+"""An architecture group's details: its table shows the architecture instead."""
+GRU_LACKS = ("model.ff_dim", "model.heads")
+"""Architecture keys a GRU seq2seq model does not use (its layers and hidden size are N, d_model)."""
+FINAL_POINTS = 10
+"""Logged updates at the end of a run whose training NLL is averaged into its final one."""
+
+
+def is_architecture(keys: list[str]) -> bool:
+    """Whether a group varies only the model's shape (and so reads best as Vaswani's Table 3)."""
+    return bool(keys) and set(keys) <= ARCHITECTURE_KEYS
+
+
+def architecture_rows(rows: list[dict], members: pd.DataFrame, curves: pd.DataFrame) -> list[dict]:
+    """The group's settings as Table 3 of Vaswani et al. (2017) lays them out: the architecture
+    (N, d_model, d_ff, h; '-' where a GRU has none), parameters, the final training NLL (mean of
+    each seed's last :data:`FINAL_POINTS` logged updates), the best validation BLEU (greedy), test
+    perplexity and BLEU over seeds, and the difference on the primary metric with its verdict."""
+    nll = curves[curves["metric"] == "train/nll"].sort_values("step")
+    final_nll = nll.groupby("run_id")["value"].apply(lambda v: v.tail(FINAL_POINTS).mean())
+    out = []
+    for row in rows:
+        runs = members[(members["setting"] == row["setting"]) & (members["status"] == "finished")]
+        first = runs.iloc[0] if len(runs) else pd.Series(dtype=object)
+        gru = first.get("model.arch") == "seq2seq"
+        shape = {
+            name: Number(MISSING if gru and key in GRU_LACKS else _integer(first.get(key)))
+            for key, name in ARCHITECTURE.items()
+        }
+        trained = final_nll.reindex(runs["run_id"]).dropna()
+        dev = runs["best_val_bleu"].dropna() if "best_val_bleu" in runs else pd.Series(dtype=float)
+        out.append(
+            {
+                "setting": row["setting"],
+                **shape,
+                "params": row["params"],
+                "train NLL": Number(f"{trained.mean():.2f}" if len(trained) else MISSING),
+                "dev BLEU": Number(f"{dev.mean():.2f}" if len(dev) else MISSING),
+                "test PPL": row["PPL"],
+                "BLEU": row["BLEU"],
+                **{k: v for k, v in row.items() if k.startswith("Δ ") or k == "verdict"},
+                "runs": row["runs"],
+            }
+        )
+    return out
+
+
+def _integer(value) -> str:
+    return MISSING if value is None or pd.isna(value) else f"{int(value)}"

@@ -8,6 +8,8 @@ import csv
 import io
 import re
 
+import pandas as pd
+
 from ablab.analysis import cells, render, report
 from tests.analysis.test_report import smoothing_sweep, sweep, trial
 
@@ -89,3 +91,49 @@ def test_a_group_shows_the_first_test_sentences_as_each_setting_translated_them(
     assert rows[0]["sentence 2"] == "a dog 1" and rows[2]["sentence 3"] == "ein Hund 2"
     assert "| Katze \\| Maus |" in render.to_markdown(made)  # a pipe in a translation stays in its cell
     assert '<table class="samples">' in render.to_html(made, tmp_path)
+
+
+def test_an_architecture_group_reads_as_table_3_of_the_transformer_paper(tmp_path):
+    shape = {"model.arch": "transformer", "model.d_model": 256, "model.ff_dim": 1024, "model.heads": 4}
+    rows, curves = [], []
+    for setting, layers, params, dev in (
+        ("baseline", 3, 6e6, 21.0),
+        ("layers=1", 1, 3.4e6, 17.5),
+        ("layers=6", 6, 9.9e6, 22.0),
+    ):
+        for seed in (1, 2):
+            group = {"group": "depth"} if setting != "baseline" else {}
+            rows.append(
+                trial(setting, seed, layers=layers, params=params, best_val_bleu=dev + seed, **shape, **group)
+            )
+            nll = (
+                [5.0 - 0.1 * i for i in range(30)] if layers > 1 else [4.0] * 30
+            )  # the last ten average 2.55 / 4
+            curves += [
+                {"run_id": f"{setting}-{seed}", "setting": setting, "seed": seed, "metric": "train/nll",
+                 "step": 10 * i, "epoch": 1.0, "value": v}
+                for i, v in enumerate(nll)
+            ]  # fmt: skip
+    rows.append(trial("seq2seq", 1, params=4e6, group="depth", **{**shape, "model.arch": "seq2seq"}))
+    made = report.build(sweep(rows, curves=pd.DataFrame(curves)), tmp_path, groups=["depth"])
+    (section,) = made.sections
+    table = {r["setting"]: r for r in section.architecture}
+    assert list(table) == ["baseline", "layers=1", "layers=6", "seq2seq"]
+    base = table["baseline"]
+    assert (base["N"], base["d_model"], base["d_ff"], base["h"], base["params"]) == (
+        "3",
+        "256",
+        "1024",
+        "4",
+        "6.00 M",
+    )
+    assert base["train NLL"] == "2.55" and table["layers=1"]["train NLL"] == "4.00"
+    assert base["dev BLEU"] == "22.50" and "verdict" in base and "Δ BLEU [simultaneous interval]" in base
+    assert (table["seq2seq"]["d_ff"], table["seq2seq"]["h"]) == (
+        cells.MISSING,
+        cells.MISSING,
+    )  # a GRU has none
+    page = render.to_html(made, tmp_path)
+    section_html = page[page.index('<h2 id="depth">') :]
+    assert "As Table 3 of Vaswani et al. (2017)" in section_html
+    assert section_html.index('<th class="number">N</th>') < section_html.index("Finding.")
