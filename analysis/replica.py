@@ -92,3 +92,41 @@ def satterthwaite_p(s: Studies) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         df = se2**2 / (s.v_seed**2 / (s.n - 1) + np.where(v_sent > 0, v_sent**2 / df_sent, 0.0))
     return 2 * scipy_stats.t.sf(np.abs(s.delta) / np.sqrt(se2), df)
+
+
+@dataclass(frozen=True)
+class SequentialStudies:
+    """Many studies of ``k`` comparisons against one baseline, each seen at every look:
+    ``delta`` and ``v_seed`` are ``(studies, k, looks)``, ``v_sent`` the test set's part."""
+
+    delta: np.ndarray
+    v_seed: np.ndarray
+    v_sent: float
+    seeds: tuple[int, ...]
+
+
+def draw_sequential(
+    seeds: list[int],
+    effects: np.ndarray,
+    share: float,
+    studies: int,
+    rng: np.random.Generator,
+) -> SequentialStudies:
+    """Studies of ``len(effects)`` arms against one baseline with seeds nested across looks (the
+    look at ``seeds[j]`` sees the first ``seeds[j]`` seeds). Arm i's difference at seed s is
+    ``Δ_i + σ(a_is − b_s)/√2``: ``b_s`` the baseline's seed, shared by every arm (their
+    comparisons correlate 0.5); its test-set part ``τ(x_i − y)/√2`` is the same at every look
+    (one test set), ``y`` shared too. In units of Var(Δ̂) = 1 at the first look, of which the
+    seeds' share is ``share``: ``σ² = share·seeds[0]``, ``τ² = 1 − share``; ``effects`` in those
+    units. The test takes ``V_sent = τ²`` as known, as ablab's does (hundreds of degrees of
+    freedom from a thousand sentences)."""
+    effects = np.asarray(effects, dtype=float)
+    k, most = len(effects), max(seeds)
+    sigma, tau = np.sqrt(share * seeds[0]), np.sqrt(1 - share)
+    per_seed = effects[None, :, None] + sigma * (
+        rng.standard_normal((studies, k, most)) - rng.standard_normal((studies, 1, most))
+    ) / np.sqrt(2)
+    test_set = tau * (rng.standard_normal((studies, k)) - rng.standard_normal((studies, 1))) / np.sqrt(2)
+    delta = np.stack([per_seed[..., :n].mean(-1) for n in seeds], -1) + test_set[..., None]
+    v_seed = np.stack([per_seed[..., :n].var(-1, ddof=1) / n for n in seeds], -1)
+    return SequentialStudies(delta, v_seed, float(tau**2), tuple(seeds))

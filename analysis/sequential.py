@@ -1,0 +1,258 @@
+"""Seeds spent where a decision is pending: a group-sequential design over seeds that holds the
+family-wise error rate across every comparison and every look.
+
+The design (a spec's ``seeds: {initial, max, step}``): each comparison starts with ``initial``
+seeds of its arm and of the baseline, paired; at each look its p-value is that of the calibrated
+test on the seeds it has (:func:`ablab.analysis.bootstrap.seed_test`), and a comparison still
+undecided, not futile and below ``max`` seeds gets ``step`` more.
+
+**Error control.** A comparison's level is spent over its looks by ``f(t) = t^ρ`` (the power
+family of Kim & DeMets 1987; ρ = 3 spends little early, near O'Brien & Fleming 1979's boundary),
+``t = n / max`` the share of its most seeds: information counted in seeds and fixed in advance,
+never estimated from the data. Its sequential p-value
+
+    q = min over looks l of  p_l / (f(t_l) − f(t_{l−1}))
+
+is valid whatever the correlation of its looks: q ≤ α only if some p_l ≤ α·Δf_l, which has
+probability at most Σ α·Δf_l = α (Bonferroni across looks); stopping early only removes looks,
+so it can only raise q. Holm's step-down (1979) over the family's q's, at every look, rejects at
+each look a superset of the last (q never rises) and at the end is Holm over valid p-values: the
+family-wise error rate is at most α over all comparisons and looks, whatever their dependence
+(arms share the baseline's seeds). This is the graphical procedure of Bretz et al. (2009) with
+Holm's graph and a group-sequential test at each node (Maurer & Bretz 2013), with Bonferroni
+across looks where they use multivariate-normal boundaries: those need the looks' correlation,
+which paired seeds with two degrees of freedom do not estimate.
+
+**Futility** is non-binding (stopping a comparison never raises the error rate): a comparison
+stops as futile when its conditional power is below :data:`FUTILITY_POWER`: the probability
+that the test at ``max`` seeds, at the level the comparison has left, finds the current estimate
+taken as the truth (the seeds' variance scaled to ``max`` seeds; the test set's part stays).
+
+**Repeated confidence intervals** (Jennison & Turnbull 1989): at each look, Δ̂ ± c·SE with the
+critical value of the level the look spends (:func:`boundary`); a decision at a look is the
+interval excluding 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import special
+
+from ablab.analysis import critical
+
+SPENDING_EXPONENT = 3.0
+"""ρ of the spending function f(t) = t^ρ."""
+CP_NODES, CP_CHUNK = 64, 4096  # quadrature nodes of the conditional power; comparisons per batch
+FUTILITY_POWER = 0.10
+"""A comparison whose conditional power at its most seeds is below this stops as futile."""
+DECIDED, FUTILE, CAP = "decided", "futile", "reached its most seeds"
+"""Why a comparison stopped: its sequential p passed Holm's level; it could not pass it at its
+most seeds; it had them and did not pass."""
+
+
+@dataclass(frozen=True)
+class Design:
+    """Seeds at each look: ``initial``, then ``step`` more until ``maximum`` (the last look has
+    exactly ``maximum``)."""
+
+    initial: int
+    maximum: int
+    step: int
+
+    def __post_init__(self):
+        if not 2 <= self.initial <= self.maximum or self.step < 1:
+            got = f"initial {self.initial}, max {self.maximum}, step {self.step}"
+            raise ValueError(f"seeds: need 2 <= initial <= max and step >= 1, got {got}")
+
+    @property
+    def looks(self) -> list[int]:
+        return [*range(self.initial, self.maximum, self.step), self.maximum]
+
+    def spent(self, seeds: int) -> float:
+        """f(t): the share of a comparison's level spent by the look at ``seeds``."""
+        return min(1.0, seeds / self.maximum) ** SPENDING_EXPONENT
+
+    def increment(self, seeds: int) -> float:
+        """Δf of the look at ``seeds``: what that look spends."""
+        before = [n for n in self.looks if n < seeds]
+        return self.spent(seeds) - (self.spent(before[-1]) if before else 0.0)
+
+
+@dataclass(frozen=True)
+class Look:
+    """One comparison at one look: its estimate and the two parts of its variance."""
+
+    seeds: int
+    delta: float
+    v_seed: float  # s²_d / n: the seeds' part of Var(Δ̂)
+    v_sent: float  # the test sentences' part
+
+    @property
+    def se(self) -> float:
+        return math.sqrt(self.v_seed + self.v_sent)
+
+    @property
+    def share(self) -> float:
+        total = self.v_seed + self.v_sent
+        return self.v_seed / total if total > 0 else 1.0
+
+    @property
+    def p(self) -> float:
+        if self.se == 0:
+            return 1.0 if self.delta == 0 else 0.0
+        return float(critical.p_value(self.delta / self.se, self.share, self.seeds - 1))
+
+
+@dataclass
+class Path:
+    """A comparison's looks so far, and why it stopped (None while it goes on)."""
+
+    name: str
+    looks: list[Look] = field(default_factory=list)
+    stopped: str | None = None
+
+    def q(self, design: Design) -> float:
+        """The sequential p-value: min over looks of p / Δf."""
+        return min((min(1.0, look.p / design.increment(look.seeds)) for look in self.looks), default=1.0)
+
+
+def holm_rejects(q: np.ndarray, alpha: float) -> np.ndarray:
+    """Holm's step-down at ``alpha`` over the last axis (a family per row): which are rejected."""
+    q = np.atleast_2d(q)
+    k = q.shape[-1]
+    order = np.argsort(q, axis=-1, kind="stable")
+    ranked = np.take_along_axis(q, order, -1)
+    passes = ranked <= alpha / (k - np.arange(k))
+    prefix = np.cumprod(passes, axis=-1).astype(bool)  # step-down: stop at the first that fails
+    out = np.zeros_like(prefix)
+    np.put_along_axis(out, order, prefix, -1)
+    return out
+
+
+def conditional_power(delta, v_seed, v_sent, seeds: int, design: Design, level: float) -> np.ndarray:
+    """P(the test at ``design.maximum`` seeds and ``level`` finds Δ = ``delta``), the seeds'
+    variance per seed as estimated at ``seeds`` (``v_seed`` = s²_d/seeds), the test set's part
+    unchanged; arrays of comparisons alike. The seeds' variance estimate at the maximum is
+    integrated over its χ² law (:data:`CP_NODES` nodes: a stopping rule, not a test)."""
+    delta, v_seed, v_sent = np.broadcast_arrays(
+        *(np.asarray(a, dtype=float) for a in (delta, v_seed, v_sent))
+    )
+    if level <= 0:
+        return np.zeros(delta.shape)
+    nu = design.maximum - 1
+    v_seed = v_seed * seeds / design.maximum
+    total = v_seed + v_sent
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(total > 0, v_seed / total, 1.0)
+        effect = np.where(total > 0, np.abs(delta) / np.sqrt(total), np.where(delta != 0, np.inf, 0.0))
+    w, weight = critical.chi2_nodes(nu, CP_NODES)
+    out = np.empty(delta.size)
+    for start in range(0, delta.size, CP_CHUNK):
+        rho, d = share.ravel()[start : start + CP_CHUNK, None], effect.ravel()[start : start + CP_CHUNK, None]
+        variance = rho * w + (1 - rho)
+        c = critical.critical_value(level, rho * w / variance, nu) * np.sqrt(variance)
+        out[start : start + CP_CHUNK] = (weight * (special.ndtr(d - c) + special.ndtr(-c - d))).sum(-1)
+    return out.reshape(delta.shape)
+
+
+def boundary(look: Look, design: Design, alpha: float, family: int) -> tuple[float, float]:
+    """The repeated confidence interval of a look: Δ̂ ± c·SE at the level the look spends of the
+    comparison's Holm share (α / ``family``)."""
+    level = alpha / max(family, 1) * design.increment(look.seeds)
+    c = float(critical.critical_value(level, look.share, look.seeds - 1))
+    return look.delta - c * look.se, look.delta + c * look.se
+
+
+def advance(
+    q: np.ndarray, open_: np.ndarray, seeds: int, delta, v_seed, v_sent, design: Design, alpha: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One look's decisions for families of comparisons (arrays ``(families, k)``; the open ones
+    just looked at ``seeds``): which are rejected by Holm over the sequential ``q``'s (open or
+    stopped), which open ones have reached their cap, and which open ones are futile: their
+    conditional power at the most seeds, at the level they could still spend (Holm's largest
+    share, α over the hypotheses not rejected, times what their looks have not spent), is below
+    :data:`FUTILITY_POWER`."""
+    delta, v_seed, v_sent = np.broadcast_arrays(
+        *(np.asarray(a, dtype=float) for a in (delta, v_seed, v_sent))
+    )
+    rejected = holm_rejects(q, alpha)
+    capped = open_ & ~rejected & (seeds >= design.maximum)
+    futile = np.zeros_like(capped)
+    candidates = open_ & ~rejected & ~capped
+    remaining = q.shape[-1] - rejected.sum(-1, keepdims=True) + np.zeros_like(q, dtype=int)
+    for family in np.unique(remaining[candidates]):
+        at = candidates & (remaining == family)
+        level = alpha / family * (1.0 - design.spent(seeds))
+        power = conditional_power(delta[at], v_seed[at], v_sent[at], seeds, design, level)
+        futile[at] = power < FUTILITY_POWER
+    return rejected, capped, futile
+
+
+def step(paths: list[Path], design: Design, alpha: float) -> dict[str, str]:
+    """Decide after a look (each open path has its newest look, all at the same seeds) by
+    :func:`advance`: an open path that passes Holm is decided, one at its most seeds capped, one
+    without the power to pass futile; one stopped as futile or capped that passes now (others'
+    rejections raised its Holm level) is decided. Returns the paths whose state changed, with
+    why; the open ones left need the next look."""
+    open_ = np.array([[p.stopped is None for p in paths]])
+    newest = [p.looks[-1] for p in paths]
+    seeds = max((look.seeds for look, o in zip(newest, open_[0], strict=True) if o), default=design.maximum)
+    rejected, capped, futile = advance(
+        np.array([[p.q(design) for p in paths]]),
+        open_,
+        seeds,
+        np.array([[look.delta for look in newest]]),
+        np.array([[look.v_seed for look in newest]]),
+        np.array([[look.v_sent for look in newest]]),
+        design,
+        alpha,
+    )
+    changed = {}
+    for i, path in enumerate(paths):
+        now = DECIDED if rejected[0, i] else CAP if capped[0, i] else FUTILE if futile[0, i] else path.stopped
+        if now != path.stopped and path.stopped != DECIDED:
+            path.stopped = changed[path.name] = now
+    return changed
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The procedure run on many studies: per study and comparison, rejected or not, why it
+    stopped, and the arm seeds it used; the baseline needs as many as its most demanding arm."""
+
+    rejected: np.ndarray  # (studies, k)
+    stopped: np.ndarray  # (studies, k): DECIDED, FUTILE, CAP
+    seeds: np.ndarray  # (studies, k)
+
+    @property
+    def runs(self) -> np.ndarray:
+        """Runs per study: every arm's seeds and the baseline's."""
+        return self.seeds.sum(-1) + self.seeds.max(-1)
+
+
+def simulate(delta: np.ndarray, v_seed: np.ndarray, v_sent: float, design: Design, alpha: float) -> Outcome:
+    """The design on studies whose statistics at every look are given (``(studies, k, looks)``,
+    looks at ``design.looks``): each look's p, the sequential q of the comparisons still open,
+    :func:`advance`; the rejections at the end are Holm's over the final q's."""
+    studies, k, _ = delta.shape
+    q = np.ones((studies, k))
+    open_ = np.ones((studies, k), dtype=bool)
+    stopped = np.full((studies, k), "", dtype=object)
+    used = np.zeros((studies, k), dtype=int)
+    for j, n in enumerate(design.looks):
+        se = np.sqrt(v_seed[..., j] + v_sent)
+        p = critical.p_value(delta[..., j] / se, v_seed[..., j] / se**2, n - 1)
+        q = np.where(open_, np.minimum(q, np.minimum(1.0, p / design.increment(n))), q)
+        used = np.where(open_, n, used)
+        rejected, capped, futile = advance(q, open_, n, delta[..., j], v_seed[..., j], v_sent, design, alpha)
+        for mask, why in ((rejected & open_, DECIDED), (capped, CAP), (futile, FUTILE)):
+            stopped[mask] = why
+        open_ &= ~(rejected | capped | futile)
+        if not open_.any():
+            break
+    rejected = holm_rejects(q, alpha)
+    stopped[rejected] = DECIDED
+    return Outcome(rejected, stopped, used)

@@ -1,0 +1,76 @@
+"""The sequential design over seeds: its spending, its sequential p-values, Holm across the family,
+futility and caps, and its error rate across comparisons and looks, by simulation of studies with
+nested seeds and a shared baseline (the noise model of :func:`ablab.analysis.replica.draw_sequential`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from statsmodels.stats.multitest import multipletests
+
+from ablab.analysis import critical, replica
+from ablab.analysis import sequential as seq
+
+DESIGN = seq.Design(initial=3, maximum=10, step=2)
+
+
+def test_the_looks_and_what_each_spends():
+    assert DESIGN.looks == [3, 5, 7, 9, 10]
+    spent = [DESIGN.increment(n) for n in DESIGN.looks]
+    assert spent[0] == pytest.approx(0.3**3) and sum(spent) == pytest.approx(1.0)
+    assert all(s > 0 for s in spent) and DESIGN.spent(10) == 1.0
+    assert seq.Design(3, 3, 2).looks == [3]  # a fixed design is one look
+    with pytest.raises(ValueError, match="2 <= initial <= max"):
+        seq.Design(5, 3, 1)
+
+
+def test_the_sequential_p_is_the_least_p_over_what_each_look_spent():
+    path = seq.Path("a", [seq.Look(3, 1.0, 0.2, 0.05), seq.Look(5, 1.1, 0.12, 0.05)])
+    p = [look.p for look in path.looks]
+    expected = min(p[0] / DESIGN.increment(3), p[1] / DESIGN.increment(5), 1.0)
+    assert path.q(DESIGN) == pytest.approx(expected)
+    look = path.looks[0]
+    assert look.p == pytest.approx(float(critical.p_value(1.0 / look.se, 0.2 / 0.25, 2)))
+
+
+def test_holm_over_families_is_statsmodels_holm_row_by_row():
+    p = np.random.default_rng(0).beta(0.3, 4.0, (200, 7))
+    ours = seq.holm_rejects(p, 0.05)
+    theirs = np.array([multipletests(row, 0.05, method="holm")[0] for row in p])
+    assert (ours == theirs).all() and ours.any() and not ours.all()
+
+
+def test_a_clear_effect_is_decided_a_null_one_with_a_tight_interval_is_futile():
+    clear = seq.Path("clear", [seq.Look(3, 20.0, 0.04, 0.02)])  # p at 3 seeds below α/3 · 0.027
+    nothing = seq.Path("nothing", [seq.Look(3, 0.01, 0.04, 0.02)])
+    open_ = seq.Path("open", [seq.Look(3, 0.6, 0.2, 0.02)])  # could still pass at 10 seeds
+    assert seq.step([clear, nothing, open_], DESIGN, 0.05) == {"clear": seq.DECIDED, "nothing": seq.FUTILE}
+    assert open_.stopped is None
+    open_.looks.append(seq.Look(10, 0.02, 0.06, 0.02))  # at its most seeds, still undecided
+    assert seq.step([clear, nothing, open_], DESIGN, 0.05) == {"open": seq.CAP}
+
+
+def test_the_conditional_power_is_the_tests_power_at_the_most_seeds():
+    cp = seq.conditional_power(1.0, 0.2, 0.1, 3, DESIGN, 0.01)
+    v_seed = 0.2 * 3 / 10
+    total = v_seed + 0.1
+    assert cp == pytest.approx(critical.power(1.0, total**0.5, v_seed / total, 9, 0.01), abs=1e-3)
+
+
+@pytest.mark.parametrize("k, share", [(1, 0.3), (6, 0.9), (12, 0.6)])
+def test_the_family_wise_error_rate_holds_across_comparisons_and_looks(k, share):
+    """Every null true: P(any comparison decided) <= α over 4,000 studies (3 Monte Carlo SE)."""
+    studies = replica.draw_sequential(DESIGN.looks, np.zeros(k), share, 4000, np.random.default_rng(k))
+    outcome = seq.simulate(studies.delta, studies.v_seed, studies.v_sent, DESIGN, 0.05)
+    fwer = outcome.rejected.any(-1).mean()
+    assert fwer <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 4000)
+    assert outcome.runs.mean() < 10 * k + 10  # futility stops most nulls before their most seeds
+
+
+def test_partial_nulls_hold_too_and_real_effects_are_decided():
+    effects = np.array([0.0] * 6 + [4.0] * 6)
+    studies = replica.draw_sequential(DESIGN.looks, effects, 0.6, 3000, np.random.default_rng(7))
+    outcome = seq.simulate(studies.delta, studies.v_seed, studies.v_sent, DESIGN, 0.05)
+    assert outcome.rejected[:, :6].any(-1).mean() <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 3000)
+    assert outcome.rejected[:, 6:].mean() > 0.9
+    assert set(np.unique(outcome.stopped)) <= {seq.DECIDED, seq.FUTILE, seq.CAP}
