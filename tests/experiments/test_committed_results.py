@@ -3,6 +3,7 @@ verdict tables it shows (no MLflow, no runs beyond the export)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,37 @@ def test_a_committed_report_rebuilds_from_its_export(name, tmp_path):
         verdict_tables(p.read_text()) for p in (made.markdown, RESULTS / name / "report.md")
     )
     assert committed_tables and rebuilt == committed_tables
+
+
+QUOTED_FROM_ELSEWHERE = {  # (report, number): where a figure its README section quotes comes from
+    ("de_en_files", "27.94"): "the English-to-German baseline of suite_cpu/, compared with",
+    ("optimizers", "0.9"): "SGD's momentum, a setting of the spec",
+    ("optimizers", "0.0008"): "a p-value of the statistics before the calibrated test, same runs",
+    ("optimizers", "0.001"): "a p-value of the statistics before the calibrated test, same runs",
+}
+DECIMAL = re.compile(r"(?<![\w.])[−+]?\d[\d,]*\.\d+(?!\d)")
+
+
+def readme_sections() -> dict[str, str]:
+    """results/README.md's prose (code blocks left out) by the report each section is about."""
+    text = (RESULTS / "README.md").read_text()
+    sections = {}
+    for part in re.split(r"^## ", text, flags=re.M)[1:]:
+        if found := re.match(r"`([a-z_]+)/`", part):
+            sections[found.group(1)] = re.sub(r"```.*?```", "", part, flags=re.S)
+    return sections
+
+
+@pytest.mark.parametrize("name", [name for name in committed() if name not in PENDING])
+def test_every_figure_the_results_readme_quotes_is_in_its_report(name):
+    """A number with decimals in a report's README section is in that report (or said where it
+    comes from): the README repeats the report, it does not type new figures."""
+    report = (RESULTS / name / "report.md").read_text()
+
+    def in_report(number: str) -> bool:
+        digits = re.escape(number.lstrip("+−"))
+        return re.search(rf"(?<![\d.]){digits}(?!\d)", report) is not None
+
+    quoted = list(dict.fromkeys(DECIMAL.findall(readme_sections()[name])))
+    assert len(quoted) > 5
+    assert [n for n in quoted if not in_report(n) and (name, n) not in QUOTED_FROM_ELSEWHERE] == []
