@@ -56,7 +56,8 @@ most seeds; it had them and did not pass."""
 @dataclass(frozen=True)
 class Design:
     """Seeds at each look: ``initial``, then ``step`` more until ``maximum`` (the last look has
-    exactly ``maximum``)."""
+    exactly ``maximum``; a look within half a step of it is left out: two looks at nearly the same
+    seeds would split the level for nothing, and the last look is the one with the power)."""
 
     initial: int
     maximum: int
@@ -69,7 +70,8 @@ class Design:
 
     @property
     def looks(self) -> list[int]:
-        return [*range(self.initial, self.maximum, self.step), self.maximum]
+        before = [n for n in range(self.initial, self.maximum, self.step) if self.maximum - n > self.step / 2]
+        return [*(before or [self.initial] * (self.initial < self.maximum)), self.maximum]
 
     def spent(self, seeds: int) -> float:
         """f(t): the share of a comparison's level spent by the look at ``seeds``."""

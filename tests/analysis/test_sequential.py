@@ -15,7 +15,8 @@ DESIGN = seq.Design(initial=3, maximum=10, step=2)
 
 
 def test_the_looks_and_what_each_spends():
-    assert DESIGN.looks == [3, 5, 7, 9, 10]
+    assert DESIGN.looks == [3, 5, 7, 10]  # 9 is within half a step of 10
+    assert seq.Design(3, 10, 4).looks == [3, 7, 10] and seq.Design(3, 4, 2).looks == [3, 4]
     spent = [DESIGN.increment(n) for n in DESIGN.looks]
     assert spent[0] == pytest.approx(0.3**3) and sum(spent) == pytest.approx(1.0)
     assert all(s > 0 for s in spent) and DESIGN.spent(10) == 1.0
