@@ -160,7 +160,7 @@ def plan_command(
     from ablab.experiments.planning.cost import estimate, plan_records
 
     records = plan_records(plan, estimate(plan, tflops * 1e12 if tflops else None, mfu))
-    warning = seed_warning(len(plan.spec.seeds))
+    warning = seed_warning(len(plan.spec.initial_seeds))
     if warning:
         typer.echo(f"ablab: warning: {warning}", err=True)
     if json_output:

@@ -272,7 +272,7 @@ def plan_records(plan: Plan, estimates: list[Estimate]) -> list[dict]:
 
 def search_runs(plan: Plan) -> tuple[int, str]:
     """A searched spec's number of runs, and a line saying how they come about."""
-    first, rest = plan.spec.seeds[0], plan.spec.seeds[1:]
+    first, rest = plan.spec.initial_seeds[0], plan.spec.initial_seeds[1:]
     points = sum(t.seed == first for t in plan.trials)
     runs = points * plan.spec.search.trials + len(plan.trials) - points
     then = f", then seed(s) {', '.join(map(str, rest))} at each point's best values" if rest else ""

@@ -59,6 +59,30 @@ def print_plan(plan, records: list[dict], echo: Callable[[str], None]) -> None:
         echo(line)
     for line in estimate_lines(plan, records):
         echo(line)
+    for line in sequential_lines(plan, records):
+        echo(line)
+
+
+def sequential_lines(plan, records: list[dict]) -> list[str]:
+    """A sequential design's looks, and the most runs (and time) its later looks can add: every
+    setting to its most seeds, or the spec's ``max_runs``."""
+    design = plan.spec.design
+    if design is None:
+        return []
+    per_setting: dict[str, list[float]] = {}
+    for r in records:
+        per_setting.setdefault(record.setting_of(r["name"]), []).append(r["est_seconds"] or 0.0)
+    most = len(per_setting) * design.maximum
+    cap = min(most, plan.spec.max_runs) if plan.spec.max_runs else most
+    more = max(0, cap - len(records))
+    seconds = sum(sum(times) / len(times) * (design.maximum - len(times)) for times in per_setting.values())
+    capped = f" (max_runs {plan.spec.max_runs})" if plan.spec.max_runs and plan.spec.max_runs < most else ""
+    return [
+        f"sequential seeds: looks at {', '.join(map(str, design.looks))} seeds; these {len(records)} "
+        f"trials are the first look; later looks add seeds only to comparisons still undecided, at "
+        f"most {more} more runs{capped}, about {seconds / 60:,.0f} more trial-minutes if every "
+        f"setting went to {design.maximum} seeds"
+    ]
 
 
 def estimate_lines(plan, records: list[dict]) -> list[str]:

@@ -217,14 +217,14 @@ def expand(spec: Spec, path: Path) -> Plan:
         for arm, overrides, axes, source in _points(group):
             resources = group.resources or spec.resources
             definitions.append((name, arm, overrides, axes, f"ablations.{name}.{source}", resources))
-    if len(definitions) * len(spec.seeds) > MAX_TRIALS:
+    if len(definitions) * len(spec.initial_seeds) > MAX_TRIALS:
         raise SpecError(
-            f"{path}: the spec expands to {len(definitions) * len(spec.seeds):,} trials "
-            f"({len(definitions):,} points x {len(spec.seeds):,} seeds); a spec may have at most "
+            f"{path}: the spec expands to {len(definitions) * len(spec.initial_seeds):,} trials "
+            f"({len(definitions):,} points x {len(spec.initial_seeds):,} seeds); a spec may have at most "
             f"{MAX_TRIALS:,}: shorten its axes or seeds, or split it into several specs."
         )
     by_hash: dict[str, Trial] = {}
-    for seed in spec.seeds:
+    for seed in spec.initial_seeds:
         for group_name, arm, overrides, axes, source, resources in definitions:
             config = _resolve(base_raw, {**common, **overrides}, seed, resources, path, source)
             key = config_hash(config)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from ablab.trainer.config.schema import limited
 from ablab.trainer.errors import UserError
 from ablab.trainer.tracking import record
+
+if TYPE_CHECKING:
+    from ablab.analysis.sequential import Design
 
 MAX_TRIALS = 1000
 """More trials than this in one spec is almost surely a mistake (a pasted list, a typo'd range)."""
@@ -198,6 +201,42 @@ class Ablation(_Strict):
         return self
 
 
+class SequentialSeeds(_Strict):
+    """Seeds spent where a decision is pending (:mod:`ablab.analysis.sequential`): every setting
+    starts with seeds 1 to ``initial``; after each look a comparison still undecided and not futile
+    gets ``step`` more (and the baseline as many as its most demanding arm), up to ``max``."""
+
+    initial: int = Field(ge=2, le=100)
+    max: int = Field(ge=2, le=100)
+    step: int = Field(default=2, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SequentialSeeds:
+        if self.max < self.initial:
+            raise ValueError(f"seeds.max ({self.max}) is below seeds.initial ({self.initial})")
+        return self
+
+    @property
+    def design(self) -> Design:
+        from ablab.analysis.sequential import Design  # numpy and scipy: not before a spec is read
+
+        return Design(self.initial, self.max, self.step)
+
+
+def _seeds_form(value: Any) -> str:
+    """Which form of ``seeds`` a value is written in, so that an error speaks of that form only."""
+    return "SequentialSeeds" if isinstance(value, dict | SequentialSeeds) else "list[int]"
+
+
+Seeds = Annotated[
+    Annotated[
+        Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=100)], Tag("list[int]")
+    ]
+    | Annotated[SequentialSeeds, Tag("SequentialSeeds")],
+    Discriminator(_seeds_form),
+]
+
+
 class Baseline(_Strict):
     config: str | dict[str, Any]
     """Trainer config: a YAML path relative to the spec file, or an inline mapping."""
@@ -209,7 +248,11 @@ class Spec(_Strict):
     description: str = ""
     baseline: Baseline
     ablations: dict[str, Ablation] = {}
-    seeds: list[Annotated[int, Field(ge=0)]] = Field(default=[1], min_length=1, max_length=100)
+    seeds: Seeds = [1]
+    """The seeds every setting runs with; or ``{initial, max, step}``: a sequential design that adds
+    seeds only where a comparison is still undecided."""
+    max_runs: int | None = Field(default=None, ge=1)
+    """A sequential design's cap on its runs (all seeds of every setting): no look launches past it."""
     resources: Resources = Resources()
     max_concurrent: int | None = Field(default=None, ge=1)
     budget: Budget | None = None
@@ -234,10 +277,20 @@ class Spec(_Strict):
 
     @field_validator("seeds")
     @classmethod
-    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds):
+    def _unique_seeds(cls, seeds: list[int] | SequentialSeeds) -> list[int] | SequentialSeeds:
+        if isinstance(seeds, list) and len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds repeat: {seeds}")
         return seeds
+
+    @property
+    def initial_seeds(self) -> list[int]:
+        """The seeds every setting starts with: all of them, or a sequential design's first."""
+        return self.seeds if isinstance(self.seeds, list) else list(range(1, self.seeds.initial + 1))
+
+    @property
+    def design(self) -> Design | None:
+        """The sequential design over seeds, if the spec has one."""
+        return None if isinstance(self.seeds, list) else self.seeds.design
 
     @field_validator("ablations")
     @classmethod
@@ -245,6 +298,17 @@ class Spec(_Strict):
         for name in groups:
             _slug("ablation name", name, reserved=(record.BASELINE,))
         return groups
+
+    @model_validator(mode="after")
+    def _sequential_needs_no_search(self) -> Spec:
+        if self.design is not None and self.search is not None:
+            raise ValueError(
+                "seeds: {initial, max, step} with a search: a searched point's seeds are its "
+                "confirmation runs; give seeds as a list"
+            )
+        if self.max_runs is not None and self.design is None:
+            raise ValueError("max_runs caps a sequential design; give seeds as {initial, max, step}")
+        return self
 
     @model_validator(mode="after")
     def _group_search_needs_a_search(self) -> Spec:

@@ -122,7 +122,7 @@ def describe(plan: Plan) -> str:
     """What MLflow shows as the experiment's and the sweep's description (Markdown): the spec's
     description, each group's question, and how the report is made (``ablab report`` points it
     at the report once there is one)."""
-    seeds = ", ".join(map(str, plan.spec.seeds))
+    seeds = ", ".join(map(str, plan.spec.initial_seeds))
     lines = [plan.spec.description or f"The ablations of spec {plan.spec.name}.", ""]
     lines += [f"- **{group}**: {group_question(plan, group)}" for group in plan.spec.ablations]
     lines += [

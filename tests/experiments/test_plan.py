@@ -90,3 +90,14 @@ def test_a_sweeps_time_places_trials_in_order_on_the_first_free_lane(tmp_path):
     assert lanes(write(tmp_path, resources={"cpus": 1, "gpus": 0.5}), cpus=16, gpus=1) == 2
     assert lanes(write(tmp_path, resources={"cpus": 4}), cpus=2) == 1  # refused elsewhere; never 0
     assert math.isfinite(sweep_seconds([1.0], 1))
+
+
+def test_a_sequential_plan_says_its_looks_and_the_most_its_later_looks_add(tmp_path):
+    from ablab.experiments.planning.table import sequential_lines
+
+    plan = write(tmp_path, seeds={"initial": 3, "max": 6, "step": 3}, max_runs=10)
+    records = [{"name": t.name, "est_seconds": 60.0} for t in plan.trials]  # baseline and arm, 3 seeds each
+    (line,) = sequential_lines(plan, records)
+    assert "looks at 3, 6 seeds; these 6 trials are the first look" in line
+    assert "at most 4 more runs (max_runs 10)" in line and "about 6 more trial-minutes" in line
+    assert sequential_lines(write(tmp_path, seeds=[1, 2]), records) == []

@@ -1,5 +1,6 @@
 """Spec expansion: counts, names, hashes, deduplication, and every shipped spec."""
 
+import re
 from pathlib import Path
 from typing import get_args
 
@@ -232,3 +233,40 @@ def test_a_group_declares_its_levels_in_its_own_order_for_the_report_s_reference
 
 def test_the_primary_metrics_a_spec_may_name_are_the_metrics_a_report_compares():
     assert get_args(PrimaryMetric) == tuple(METRICS)
+
+
+def test_a_sequential_spec_starts_with_the_same_trials_as_its_first_seeds(tmp_path):
+    """seeds: {initial, max, step} expands to seeds 1..initial, trial for trial (hashes included)
+    the spec with those seeds listed: finished runs of a fixed spec serve its first look."""
+    groups = {"g": {"arms": {"a": {"model.dropout": 0.0}}}}
+    sequential = load_plan(
+        write_spec(tmp_path, spec(ablations=groups, seeds={"initial": 3, "max": 10}), "q.yaml")
+    )
+    fixed = load_plan(write_spec(tmp_path, spec(ablations=groups, seeds=[1, 2, 3]), "f.yaml"))
+    assert [(t.name, t.hash) for t in sequential.trials] == [(t.name, t.hash) for t in fixed.trials]
+    assert sequential.spec.design.looks == [3, 5, 7, 10] and fixed.spec.design is None
+    assert sequential.spec.initial_seeds == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        ({"seeds": {"initial": 3, "max": 2}}, "seeds: seeds.max (2) is below seeds.initial (3)"),
+        ({"seeds": {"initial": 3}}, "seeds.max: Field required"),
+        ({"seeds": {"initial": 3, "max": 6, "stpe": 2}}, "seeds.stpe: unknown key"),
+        ({"seeds": {"initial": 1, "max": 6}}, "seeds.initial: Input should be greater than or equal to 2"),
+        ({"seeds": [1, 2], "max_runs": 10}, "max_runs caps a sequential design"),
+    ],
+)
+def test_a_bad_sequential_design_names_its_key(tmp_path, extra, fragment):
+    with pytest.raises(SpecError, match=re.escape(fragment)):
+        load_plan(write_spec(tmp_path, spec(**extra)))
+
+
+def test_a_sequential_design_with_a_search_is_refused(tmp_path):
+    body = spec(
+        seeds={"initial": 3, "max": 6},
+        search={"space": {"optim.lr": {"loguniform": [1e-4, 1e-2]}}, "trials": 3},
+    )
+    with pytest.raises(SpecError, match="seeds: {initial, max, step} with a search"):
+        load_plan(write_spec(tmp_path, body))
