@@ -36,6 +36,7 @@ interval excluding 0.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -258,3 +259,25 @@ def simulate(delta: np.ndarray, v_seed: np.ndarray, v_sent: float, design: Desig
     rejected = holm_rejects(q, alpha)
     stopped[rejected] = DECIDED
     return Outcome(rejected, stopped, used)
+
+
+def replay(
+    looks_at: Callable[[int], dict[str, Look]], names: list[str], design: Design, alpha: float
+) -> tuple[list[Path], int | None]:
+    """The procedure replayed look by look: at each of the design's looks the open comparisons'
+    :class:`Look` at that many seeds (``looks_at(n)``, which leaves out a comparison whose seeds
+    are not all in), then :func:`step`. Returns the paths, and the seeds of the look that is
+    waiting for runs (None once every comparison has stopped): the same runs give the same looks
+    and decisions, so nothing but the runs needs keeping."""
+    paths = [Path(name) for name in names]
+    for seeds in design.looks:
+        waiting = [p for p in paths if p.stopped is None]
+        if not waiting:
+            return paths, None
+        at = looks_at(seeds)
+        if any(p.name not in at for p in waiting):
+            return paths, seeds
+        for path in waiting:
+            path.looks.append(at[path.name])
+        step(paths, design, alpha)
+    return paths, None

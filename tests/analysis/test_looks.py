@@ -1,0 +1,92 @@
+"""A sequential sweep's looks replayed from its runs: which comparisons are decided, futile or
+waiting, and which seeds the next look needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from ablab.analysis import looks, report
+from ablab.analysis import sequential as seq
+from ablab.analysis.verdicts import gather
+from tests.analysis.test_report import smoothing_sweep
+
+DESIGN = seq.Design(3, 10, 2)
+
+
+@dataclass
+class SeedLevel:
+    """Evidence from each run's score alone: Δ the mean paired difference, its seed part s²/n,
+    a small fixed test-set part."""
+
+    trials: pd.DataFrame
+    runs: dict[str, dict[int, str]]
+
+    def contrast(self, metric, plus, minus):
+        (arm,), (base,) = plus, minus
+        score = dict(zip(self.trials["run_id"], self.trials["bleu"], strict=True))
+        seeds = sorted(set(self.runs.get(arm, {})) & set(self.runs.get(base, {})))
+        if not seeds:
+            return None
+        d = np.array([score[self.runs[arm][s]] - score[self.runs[base][s]] for s in seeds])
+        return SimpleNamespace(delta=d.mean(), seed_var=d.var(ddof=1) / len(d), sentence_var=0.01)
+
+
+def evidence(scores: dict[str, list[float]], status: dict[tuple[str, int], str] | None = None) -> SeedLevel:
+    rows = [
+        {"run_id": f"{s}-{i + 1}", "setting": s, "seed": i + 1, "bleu": v,
+         "status": (status or {}).get((s, i + 1), "finished")}
+        for s, values in scores.items()
+        for i, v in enumerate(values)
+    ]  # fmt: skip
+    trials = pd.DataFrame(rows)
+    runs: dict[str, dict[int, str]] = {}
+    for r in rows:
+        if r["status"] == "finished":
+            runs.setdefault(r["setting"], {})[r["seed"]] = r["run_id"]
+    return SeedLevel(trials, runs)
+
+
+def test_an_undecided_comparison_waits_for_the_next_looks_seeds_and_the_baseline_with_it():
+    base = [27.9, 28.1, 27.8]
+    ev = evidence({"baseline": base, "big": [20.0, 20.3, 19.8], "unclear": [27.1, 28.6, 26.9]})
+    paths, waiting = looks.arm_paths(ev, {"big": "bleu", "unclear": "bleu"}, DESIGN)
+    by_name = {p.name: p for p in paths}
+    assert by_name["big"].stopped == seq.DECIDED and by_name["unclear"].stopped is None
+    assert waiting == 5 and looks.wanted_trials(paths, waiting) == {"unclear": 5, "baseline": 5}
+
+    # the next look's runs arrive: seeds 4 and 5 of the arm and the baseline (not of the decided arm)
+    more = evidence(
+        {
+            "baseline": [*base, 28.0, 27.7],
+            "big": [20.0, 20.3, 19.8],
+            "unclear": [27.1, 28.6, 26.9, 26.8, 27.0],
+        }
+    )
+    again, waiting = looks.arm_paths(more, {"big": "bleu", "unclear": "bleu"}, DESIGN)
+    unclear = {p.name: p for p in again}["unclear"]
+    assert [look.seeds for look in unclear.looks] == [3, 5] and unclear.stopped in (seq.DECIDED, None)
+
+
+def test_a_look_waits_while_a_seed_of_it_is_still_running():
+    ev = evidence({"baseline": [28.0, 28.2, 27.9], "a": [27.0, 28.5, 27.2]}, status={("a", 3): "running"})
+    paths, waiting = looks.arm_paths(ev, {"a": "bleu"}, DESIGN)
+    assert waiting == 3 and paths[0].looks == []
+
+
+def test_an_arm_whose_runs_all_failed_stops_as_futile():
+    failed = {("a", s): "failed" for s in (1, 2, 3)}
+    ev = evidence({"baseline": [28.0, 28.2, 27.9], "a": [0.0, 0.0, 0.0]}, status=failed)
+    paths, waiting = looks.arm_paths(ev, {"a": "bleu"}, DESIGN)
+    assert paths[0].stopped == seq.FUTILE and waiting is None
+
+
+def test_the_real_comparison_of_a_large_effect_is_decided_at_the_first_look(tmp_path):
+    runs = smoothing_sweep(arm_quality=3)
+    ev = gather(runs, runs.trials, 1000)
+    paths, waiting = looks.arm_paths(ev, {"no_label_smoothing": "bleu"}, DESIGN)
+    assert paths[0].stopped == seq.DECIDED and waiting is None
+    assert report  # the report module reads the same evidence
