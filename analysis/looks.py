@@ -13,8 +13,8 @@ from ablab.analysis.sequential import Design, Look, Path, replay
 from ablab.analysis.verdicts import ALPHA, Evidence
 from ablab.trainer.tracking import record
 
-ENDED = (*record.DONE, record.FAILED, record.KILLED)
-"""A trial in one of these states has given its seed's look all it will."""
+ENDED = (*record.DONE, record.FAILED)
+"""A trial in one of these states has given its seed's look all it will (a killed one is resumed)."""
 
 
 def arm_paths(

@@ -208,22 +208,31 @@ def run_command(
     ] = None,
 ) -> None:
     """Run a spec's trials with Ray Tune; each trial is one MLflow run. Finished trials are skipped."""
-    from ablab.experiments.spec.expand import load_plan
+    from ablab.experiments.spec.expand import Plan, load_plan
 
     plan = load_plan(spec)  # a bad spec fails before Ray and torch load
-    from ablab.experiments.sweep.driver import run_sweep
+    from ablab.experiments.sweep.driver import Summary, run_sweep
 
     uri = resolve_tracking_uri(tracking_uri)
-    summary = run_sweep(
-        plan,
-        storage=storage,
-        tracking_uri=uri,
-        address=address,
-        resume=resume,
-        force=force,
-        tflops=tflops,
-        echo=lambda line: typer.echo(line, err=True),
-    )
+
+    def run_look(look: Plan, resume_look: bool) -> Summary:
+        return run_sweep(
+            look,
+            storage=storage,
+            tracking_uri=uri,
+            address=address,
+            resume=resume_look,
+            force=force,
+            tflops=tflops,
+            echo=lambda line: typer.echo(line, err=True),
+        )
+
+    if plan.spec.design is None:
+        summary = run_look(plan, resume)
+    else:  # a sequential design: look after look, seeds only where a decision is pending
+        from ablab.experiments.sweep.looks import run_looks
+
+        summary = run_looks(plan, run_look, uri, resume, lambda line: typer.echo(line, err=True))
     for name, trial in summary.trials.items():
         bleu = "-" if trial["bleu"] is None else f"{trial['bleu']:.2f}"
         error = f"  {trial['error']}" if trial["error"] and trial["status"] == "failed" else ""

@@ -145,7 +145,13 @@ def trial_tags(plan: Plan, trial: Trial) -> dict[str, str]:
         record.GIT_COMMIT: git_commit(),
         record.NOTE: note,
         **trial.tags(),
+        **({record.LOOK: str(look_of(plan, trial.seed))} if plan.spec.design else {}),
     }
+
+
+def look_of(plan: Plan, seed: int) -> int:
+    """The look (from 1) of a sequential design whose seeds first include ``seed``."""
+    return next(j for j, seeds in enumerate(plan.spec.design.looks, 1) if seed <= seeds)
 
 
 def outcome(uri: str, run_ids: list[str]) -> dict[str, dict]:
