@@ -50,10 +50,12 @@ def test_the_report_lists_every_trial_and_writes_every_figure(smoke_report):
     expected = {
         "no_label_smoothing_reliability",
         "seq2seq_attention",
-        "seq2seq_bleu_vs_params",
         "heads_norm_interaction",
     }
-    assert expected <= {f.removeprefix("figures/").removesuffix(".png") for f in figures}
+    drawn = {f.removeprefix("figures/").removesuffix(".png") for f in figures}
+    assert (
+        expected <= drawn and "seq2seq_bleu_vs_params" not in drawn
+    )  # two points say nothing a table does not
     for figure in figures:
         png = out / figure
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
@@ -88,7 +90,7 @@ def test_the_html_reads_in_a_browser_at_laptop_widths(smoke_report, width, heigh
         page.wait_for_load_state("load")
         seen = page.evaluate(LAYOUT)
         page.screenshot(path=str(tmp_path / "shot.png"))
-    assert seen["images"] == page_text.count("<img ") >= 7 and seen["broken"] == [], seen
+    assert seen["images"] == page_text.count("<img ") >= 6 and seen["broken"] == [], seen
     assert seen["page"] <= seen["width"] and max(seen["tables"]) <= seen["width"], seen  # nothing overflows
     assert seen["wrapped"] == [], seen  # no number broken across lines
     assert seen["summary"] < seen["badge"] <= seen["first_screen"], seen  # the answer on the first screen
