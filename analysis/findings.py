@@ -76,6 +76,8 @@ def seeds_to_resolve(v: Verdict) -> str:
     """What it would take to resolve an inconclusive comparison."""
     if v.word != INCONCLUSIVE:
         return "-"
+    if v.stopped:  # a sequential design: where its seeds stand
+        return v.stopped
     if v.comparison.delta == 0:
         return "no effect to detect"
     fewest, most = v.seeds_needed or (None, None)
@@ -321,3 +323,16 @@ def tokenizers_text(trials: pd.DataFrame) -> str:
     signatures = trials["bleu_signature"].dropna() if "bleu_signature" in trials else pd.Series(dtype=str)
     found = sorted({part for sig in signatures for part in sig.split("|") if part.startswith("tok:")})
     return ", ".join(t.replace(":", " ") for t in found) or "tok 13a"
+
+
+def sequential_text(looks: list[int]) -> str:
+    """The method of a sequential design, for the report's method section."""
+    return (
+        f"Seeds were added look by look (at {', '.join(map(str, looks))} seeds) only to comparisons "
+        "still undecided: each comparison's level is spent over its looks (f(t) = t³, t its seeds "
+        "over the most), its sequential p is its least p over what each look spent, and Holm's "
+        "procedure over those decides the primary family at every look (family-wise error ≤ α over "
+        "comparisons and looks); a comparison whose conditional power at the most seeds fell below "
+        "10 % stopped as futile. The primary verdicts are this procedure's; the interval beside each "
+        "is its last look's repeated confidence interval."
+    )

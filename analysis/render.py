@@ -63,6 +63,7 @@ ARCHITECTURE_TITLE = (
     "As Table 3 of Vaswani et al. (2017): N layers, d_model, d_ff, h heads; train NLL per token at the "
     "end of training, dev BLEU the best validation (greedy), test PPL and BLEU over seeds."
 )
+LOOKS_TITLE = "How the seeds were spent: each comparison's looks, and why it stopped"
 SAMPLES_TITLE = "Sample translations: the first test sentences, as each setting's lowest seed translated them"
 SUMMARY_COLUMNS = (*COLUMNS, "still improving")
 SUMMARY_LEGEND = (
@@ -166,6 +167,7 @@ def _environment(out: Path | None) -> jinja2.Environment:
         "power_title": POWER_TITLE,
         "summary_title": SUMMARY_TITLE,
         "samples_title": SAMPLES_TITLE,
+        "looks_title": LOOKS_TITLE,
         "summary_columns": SUMMARY_COLUMNS,
         "summary_legend": SUMMARY_LEGEND,
     }

@@ -27,9 +27,11 @@ from ablab.analysis.cells import Number
 from ablab.analysis.factorial import Design, cell_estimates, design, display_levels, factors_of
 from ablab.analysis.figures import palette
 from ablab.analysis.load import SweepRuns
+from ablab.analysis.looks import arm_paths, look_rows, sequenced_arms, sequential_verdicts
 from ablab.analysis.metrics import METRICS
 from ablab.analysis.report_figures import ReportFigure, group_figures
 from ablab.analysis.searches import search_rows
+from ablab.analysis.sequential import Design as SeedDesign
 from ablab.analysis.settings_table import (
     architecture_rows,
     change,
@@ -103,6 +105,7 @@ class Report:
     summary: list[SummaryGroup] = field(default_factory=list)  # every primary comparison, by group
     baseline: dict | None = None  # the summary's reference row
     method: list[str] = field(default_factory=list)  # test metrics, statistics, hardware: after the results
+    looks: list[dict] = field(default_factory=list)  # a sequential design: each comparison's looks
 
 
 class NothingToReport(LookupError):
@@ -119,6 +122,7 @@ def build(
     links: bool = True,
     texts: dict[str, GroupText] | None = None,
     primary_metric: str = DEFAULT_PRIMARY,
+    seed_design: SeedDesign | None = None,
 ) -> Report:
     """Compute every section, write the figures into ``out/figures``; returns the report.
     ``texts``: the spec's question, expectation and primary metric of each group;
@@ -143,6 +147,12 @@ def build(
             designs[group] = crossed
     leads = {g: texts.get(g, GroupText()).primary or primary_metric for g in order}
     verdicts = judge(evidence, list(designs.values()), leads)
+    looked = []
+    if seed_design is not None:  # seeds added look by look: the primary verdicts are the procedure's
+        arms = sequenced_arms(trials, leads, set(designs))
+        paths, _ = arm_paths(evidence, arms, seed_design)
+        verdicts = sequential_verdicts(verdicts, arms, paths, seed_design)
+        looked = look_rows(paths, arms, seed_design)
     flagged = budget.flags(trials, runs.curves)
     context = _Context(
         runs, trials, out, run_link(runs, links), evidence, verdicts, designs, flagged,
@@ -207,7 +217,9 @@ def build(
         config=config_line(trials, test_set),
         summary=[g for g in summary if g.rows],
         baseline=baseline_row(base, trials) if base else None,
-        method=[t for t in method if t],
+        method=[t for t in method if t]
+        + ([findings.sequential_text(seed_design.looks)] if seed_design else []),
+        looks=looked,
     )
 
 

@@ -142,6 +142,7 @@ class Verdict:
     test_set_limited: bool  # the test set's part of the variance alone hides the observed Δ
     family_name: str = PRIMARY  # PRIMARY or SECONDARY
     left_out: tuple[tuple[int, str], ...] = ()  # (seed, why) of seeds some run has but not every system
+    stopped: str = ""  # a sequential design's: why it took no more seeds, or the look it waits for
 
     @property
     def interval(self) -> tuple[float, float]:

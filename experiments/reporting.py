@@ -39,6 +39,7 @@ class Target:
     description: str = ""
     texts: dict[str, report.GroupText] | None = None
     primary_metric: str = DEFAULT_PRIMARY
+    design: object = None  # a sequential design over seeds (ablab.analysis.sequential.Design)
 
 
 def target_experiment(target: str) -> Target:
@@ -60,7 +61,12 @@ def target_experiment(target: str) -> Target:
         }
         spec = plan.spec
         return Target(
-            plan.experiment, list(spec.ablations), spec.description or "", texts, spec.primary_metric
+            plan.experiment,
+            list(spec.ablations),
+            spec.description or "",
+            texts,
+            spec.primary_metric,
+            spec.design,
         )
     return Target(target if target.startswith("ablab/") else f"ablab/{target}", [])
 
@@ -101,6 +107,7 @@ def make_report(
             links=links,
             texts=found.texts,
             primary_metric=found.primary_metric,
+            seed_design=found.design,
         )
     except report.NothingToReport as exc:
         raise UserError(str(exc)) from None

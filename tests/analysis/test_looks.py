@@ -90,3 +90,26 @@ def test_the_real_comparison_of_a_large_effect_is_decided_at_the_first_look(tmp_
     paths, waiting = looks.arm_paths(ev, {"no_label_smoothing": "bleu"}, DESIGN)
     assert paths[0].stopped == seq.DECIDED and waiting is None
     assert report  # the report module reads the same evidence
+
+
+def test_a_sequential_report_decides_its_primary_verdicts_by_the_procedure(tmp_path):
+    made = report.build(
+        smoothing_sweep(arm_quality=3), tmp_path, n_resamples=1000, seed_design=seq.Design(3, 6, 3)
+    )
+    ((arm,),) = [[r for r in s.rows if r["setting"] == "no_label_smoothing"] for s in made.sections]
+    assert arm["verdict"] == "differs (lower)"
+    (look,) = made.looks
+    assert (look["arm"], look["seeds"], look["then"]) == ("no_label_smoothing", "3", "decided")
+    assert "Seeds were added look by look (at 3, 6 seeds)" in made.method[-1]
+
+    close = report.build(
+        smoothing_sweep(arm_quality=9), tmp_path, n_resamples=1000, seed_design=seq.Design(3, 6, 3)
+    )
+    (open_,) = [c for s in close.sections for c in s.comparisons if c["metric"] == "BLEU"]
+    assert open_["verdict"] == "inconclusive" and open_["to resolve"] == "its look at 6 seeds is still to run"
+
+    same = smoothing_sweep(arm_quality=9)  # the arm's outputs are the baseline's, seed for seed
+    same.statistics |= {f"no_label_smoothing-{s}": same.statistics[f"baseline-{s}"] for s in (1, 2, 3)}
+    nothing = report.build(same, tmp_path, n_resamples=1000, seed_design=seq.Design(3, 6, 3))
+    (futile,) = [c for s in nothing.sections for c in s.comparisons if c["metric"] == "BLEU"]
+    assert futile["verdict"] == "inconclusive" and futile["to resolve"] == "futile at 3 seeds"
