@@ -33,7 +33,7 @@ STYLE = (
     "th,td{border:1px solid #ccc;padding:3px 6px;vertical-align:top}th{background:#f3f3f3}"
     ".text{text-align:left}.number{text-align:right;white-space:nowrap}.badge{text-align:left}"
     ".n{white-space:nowrap}"  # a number, an interval, a value ± sd: never broken across lines
-    ".b{display:inline-block;padding:1px 7px;border-radius:9px;font-weight:600;white-space:nowrap}"
+    ".b{display:inline-block;padding:1px 7px;border-radius:9px;font-weight:600}"  # may wrap: tight tables
     ".b-differs{background:#1a7f37;color:#fff}.b-inconclusive{background:#e8e8e8;color:#333}"
     ".b-confounded{background:#d29922;color:#fff}.b-one-seed{background:#ddf4ff;color:#0a3069}"
     "tr.group th{text-align:left;background:#fafafa;font-weight:600}tr.reference td{background:#f6f8fa}"

@@ -114,7 +114,8 @@ def is_architecture(keys: list[str]) -> bool:
 
 def architecture_rows(rows: list[dict], members: pd.DataFrame, curves: pd.DataFrame) -> list[dict]:
     """The group's settings as Table 3 of Vaswani et al. (2017) lays them out: the architecture
-    (N, d_model, d_ff, h; '-' where a GRU has none), parameters, the final training NLL (mean of
+    (those of N, d_model, d_ff, h that differ between its settings, as the paper leaves the
+    unchanged ones blank; '-' where a GRU has none), parameters, the final training NLL (mean of
     each seed's last :data:`FINAL_POINTS` logged updates), the best validation BLEU (greedy), test
     perplexity and BLEU over seeds, and the difference on the primary metric with its verdict."""
     nll = curves[curves["metric"] == "train/nll"].sort_values("step")
@@ -143,7 +144,8 @@ def architecture_rows(rows: list[dict], members: pd.DataFrame, curves: pd.DataFr
                 "runs": row["runs"],
             }
         )
-    return out
+    varied = [n for n in ARCHITECTURE.values() if len({r[n] for r in out}) > 1]
+    return [{k: v for k, v in r.items() if k not in ARCHITECTURE.values() or k in varied} for r in out]
 
 
 def _integer(value) -> str:
