@@ -10,6 +10,7 @@ from ablab.analysis.bootstrap import SEEDS_ONLY
 from ablab.analysis.cells import MISSING, Badge, Number
 from ablab.analysis.factorial import INTERACTION, MAIN, SIMPLE, Contrast
 from ablab.analysis.metrics import METRICS
+from ablab.analysis.sequential import FUTILITY_POWER, SPENDING_EXPONENT
 from ablab.analysis.stats import P_SHOWN_FLOOR, format_p
 from ablab.analysis.verdicts import (
     CONFOUNDED,
@@ -329,10 +330,10 @@ def sequential_text(looks: list[int]) -> str:
     """The method of a sequential design, for the report's method section."""
     return (
         f"Seeds were added look by look (at {', '.join(map(str, looks))} seeds) only to comparisons "
-        "still undecided: each comparison's level is spent over its looks (f(t) = t³, t its seeds "
-        "over the most), its sequential p is its least p over what each look spent, and Holm's "
-        "procedure over those decides the primary family at every look (family-wise error ≤ α over "
-        "comparisons and looks); a comparison whose conditional power at the most seeds fell below "
-        "10 % stopped as futile. The primary verdicts are this procedure's; the interval beside each "
-        "is its last look's repeated confidence interval."
+        f"still undecided: each comparison's level is spent over its looks (f(t) = t^{SPENDING_EXPONENT:g}, "
+        "t its seeds over the most), its sequential p is its least p over what each look spent, and "
+        "Holm's procedure over those decides the primary family at every look (family-wise error ≤ α "
+        "over comparisons and looks); a comparison whose conditional power at the most seeds fell "
+        f"below {FUTILITY_POWER:.0%} stopped as futile. The primary verdicts are this procedure's; the "
+        "interval beside each is its last look's repeated confidence interval."
     )

@@ -18,7 +18,7 @@ def test_the_looks_and_what_each_spends():
     assert DESIGN.looks == [3, 5, 7, 10]  # 9 is within half a step of 10
     assert seq.Design(3, 10, 4).looks == [3, 7, 10] and seq.Design(3, 4, 2).looks == [3, 4]
     spent = [DESIGN.increment(n) for n in DESIGN.looks]
-    assert spent[0] == pytest.approx(0.3**3) and sum(spent) == pytest.approx(1.0)
+    assert spent[0] == pytest.approx(0.3**seq.SPENDING_EXPONENT) and sum(spent) == pytest.approx(1.0)
     assert all(s > 0 for s in spent) and DESIGN.spent(10) == 1.0
     assert seq.Design(3, 3, 2).looks == [3]  # a fixed design is one look
     with pytest.raises(ValueError, match="2 <= initial <= max"):
@@ -42,7 +42,7 @@ def test_holm_over_families_is_statsmodels_holm_row_by_row():
 
 
 def test_a_clear_effect_is_decided_a_null_one_with_a_tight_interval_is_futile():
-    clear = seq.Path("clear", [seq.Look(3, 20.0, 0.04, 0.02)])  # p at 3 seeds below α/3 · 0.027
+    clear = seq.Path("clear", [seq.Look(3, 500.0, 0.04, 0.02)])  # p at 3 seeds below α/3 · 0.3^ρ
     nothing = seq.Path("nothing", [seq.Look(3, 0.01, 0.04, 0.02)])
     open_ = seq.Path("open", [seq.Look(3, 0.6, 0.2, 0.02)])  # could still pass at 10 seeds
     assert seq.step([clear, nothing, open_], DESIGN, 0.05) == {"clear": seq.DECIDED, "nothing": seq.FUTILE}
