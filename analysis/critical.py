@@ -232,19 +232,32 @@ def p_value(t: float | np.ndarray, share: float | np.ndarray, nu: float) -> np.n
     return np.where((share <= 0) | (share >= 1), ends, inside)
 
 
-def power(effect: float, se: float, share: float, nu: float, alpha: float) -> float:
+POWER_CHUNK = 4096
+"""Comparisons whose power is integrated at once (memory: chunk × nodes × levels)."""
+
+
+def power(effect, se, share, nu: float, alpha: float, nodes: int = QUADRATURE_NODES):
     """P(the test at level α finds a true Δ = ``effect``) when SE² = ``se²`` of which the seeds'
-    part is ``share``: ``E_W[Φ̄(c·√(ρW + 1 − ρ) − δ) + Φ(−c·√(ρW + 1 − ρ) − δ)]``, δ = |effect|/se."""
-    if se <= 0:
-        return 1.0 if effect else 0.0
-    delta, share = abs(effect) / se, min(max(share, 0.0), 1.0)
-    if share <= 0:
-        c = float(scipy_stats.norm.isf(alpha / 2))
-        return float(special.ndtr(delta - c) + special.ndtr(-c - delta))
-    w, weight = chi2_nodes(nu)
-    variance = share * w + (1 - share)
-    c = critical_value(alpha, share * w / variance, nu) * np.sqrt(variance)
-    return float(np.sum(weight * (special.ndtr(delta - c) + special.ndtr(-c - delta))))
+    part is ``share``: ``E_W[Φ̄(c·√(ρW + 1 − ρ) − δ) + Φ(−c·√(ρW + 1 − ρ) − δ)]``, δ = |effect|/se
+    (at ρ = 0 the normal test's power exactly; SE = 0: 1 if there is an effect, else 0). Scalars
+    or arrays of comparisons alike; ``nodes`` of the χ² quadrature."""
+    effect, se, share = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (effect, se, share)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        delta = np.where(se > 0, np.abs(effect) / se, 0.0).ravel()
+    share = np.clip(share, 0.0, 1.0).ravel()
+    normal = float(scipy_stats.norm.isf(alpha / 2))
+    out = special.ndtr(delta - normal) + special.ndtr(-normal - delta)  # no seed part: the normal test
+    seeded = np.flatnonzero(share > 0)
+    if seeded.size:
+        w, weight = chi2_nodes(nu, nodes)
+        for start in range(0, seeded.size, POWER_CHUNK):
+            rows = seeded[start : start + POWER_CHUNK]
+            rho, d = share[rows, None], delta[rows, None]
+            variance = rho * w + (1 - rho)
+            c = critical_value(alpha, rho * w / variance, nu) * np.sqrt(variance)
+            out[rows] = (weight * (special.ndtr(d - c) + special.ndtr(-c - d))).sum(-1)
+    out = np.where(se.ravel() > 0, out, (effect.ravel() != 0).astype(float)).reshape(effect.shape)
+    return float(out) if out.ndim == 0 else out
 
 
 def write_table(path: Path = TABLE_PATH) -> None:

@@ -356,7 +356,7 @@ def plot_training_curves(
         span = val["step"].max() - val["step"].min()
         middle.set_xlim(val["step"].min() - 0.04 * span, val["step"].max() + 0.04 * span)
     for ax in (left, middle):
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        plain_ticks(ax.xaxis)
         ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))
     fig.suptitle(title)
     legend_below(fig, axes, columns=5)

@@ -116,7 +116,7 @@ def look_rows(paths: list[Path], arms: dict[str, str], design: Design, alpha: fl
         for i, look in enumerate(path.looks):
             low, high = boundary(look, design, alpha, family)
             last = i == len(path.looks) - 1
-            q = min(min(1.0, k.p / design.increment(k.seeds)) for k in path.looks[: i + 1])
+            q = replace(path, looks=path.looks[: i + 1]).q(design)
             rows.append(
                 {
                     "arm": path.name if i == 0 else "",

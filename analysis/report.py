@@ -138,14 +138,9 @@ def build(
     found = list(dict.fromkeys(g for gs in trials["groups"] for g in gs if g != record.BASELINE))
     order = [g for g in (groups or []) if g in found] + [g for g in found if g not in (groups or [])]
     evidence = gather(runs, trials, n_resamples)
-    designs = {}
     texts = texts or {}
-    for group in order:
-        members = _members(trials, group)
-        declared = texts.get(group, GroupText()).levels
-        if crossed := design(group, members, varied_keys(members), declared=declared):
-            designs[group] = crossed
-    leads = {g: texts.get(g, GroupText()).primary or primary_metric for g in order}
+    designs = crossed_designs(trials, order, texts)
+    leads = group_leads(order, texts, primary_metric)
     verdicts = judge(evidence, list(designs.values()), leads)
     looked = []
     if seed_design is not None:  # seeds added look by look: the primary verdicts are the procedure's
@@ -221,6 +216,24 @@ def build(
         + ([findings.sequential_text(seed_design.looks)] if seed_design else []),
         looks=looked,
     )
+
+
+def crossed_designs(
+    trials: pd.DataFrame, groups: list[str], texts: dict[str, GroupText]
+) -> dict[str, Design]:
+    """The groups whose settings cross two or more factors, each read as its design."""
+    designs = {}
+    for group in groups:
+        members = _members(trials, group)
+        declared = texts.get(group, GroupText()).levels
+        if crossed := design(group, members, varied_keys(members), declared=declared):
+            designs[group] = crossed
+    return designs
+
+
+def group_leads(groups: list[str], texts: dict[str, GroupText], primary_metric: str) -> dict[str, str]:
+    """Each group's primary metric: its own, else the report's."""
+    return {g: texts.get(g, GroupText()).primary or primary_metric for g in groups}
 
 
 def _count(trials: pd.DataFrame, status: str) -> int:

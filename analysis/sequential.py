@@ -44,13 +44,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special
 
 from ablab.analysis import critical
+from ablab.analysis.bootstrap import seed_test
 
 SPENDING_EXPONENT = 5.0
 """ρ of the spending function f(t) = t^ρ."""
-CP_NODES, CP_CHUNK = 64, 4096  # quadrature nodes of the conditional power; comparisons per batch
+CP_NODES = 64  # quadrature nodes of the conditional power
 FUTILITY_POWER = 0.20
 """A comparison whose conditional power at its most seeds is below this stops as futile."""
 DECIDED, FUTILE, CAP = "decided", "futile", "reached its most seeds"
@@ -108,9 +108,7 @@ class Look:
 
     @property
     def p(self) -> float:
-        if self.se == 0:
-            return 1.0 if self.delta == 0 else 0.0
-        return float(critical.p_value(self.delta / self.se, self.share, self.seeds - 1))
+        return float(seed_test(self.delta, self.v_seed, self.v_sent, self.seeds)[1])
 
 
 @dataclass
@@ -149,20 +147,11 @@ def conditional_power(delta, v_seed, v_sent, seeds: int, design: Design, level: 
     )
     if level <= 0:
         return np.zeros(delta.shape)
-    nu = design.maximum - 1
     v_seed = v_seed * seeds / design.maximum
     total = v_seed + v_sent
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(total > 0, v_seed / total, 1.0)
-        effect = np.where(total > 0, np.abs(delta) / np.sqrt(total), np.where(delta != 0, np.inf, 0.0))
-    w, weight = critical.chi2_nodes(nu, CP_NODES)
-    out = np.empty(delta.size)
-    for start in range(0, delta.size, CP_CHUNK):
-        rho, d = share.ravel()[start : start + CP_CHUNK, None], effect.ravel()[start : start + CP_CHUNK, None]
-        variance = rho * w + (1 - rho)
-        c = critical.critical_value(level, rho * w / variance, nu) * np.sqrt(variance)
-        out[start : start + CP_CHUNK] = (weight * (special.ndtr(d - c) + special.ndtr(-c - d))).sum(-1)
-    return out.reshape(delta.shape)
+    return np.asarray(critical.power(delta, np.sqrt(total), share, design.maximum - 1, level, CP_NODES))
 
 
 def boundary(look: Look, design: Design, alpha: float, family: int) -> tuple[float, float]:
@@ -250,8 +239,7 @@ def simulate(delta: np.ndarray, v_seed: np.ndarray, v_sent: float, design: Desig
     stopped = np.full((studies, k), "", dtype=object)
     used = np.zeros((studies, k), dtype=int)
     for j, n in enumerate(design.looks):
-        se = np.sqrt(v_seed[..., j] + v_sent)
-        p = critical.p_value(delta[..., j] / se, v_seed[..., j] / se**2, n - 1)
+        p = seed_test(delta[..., j], v_seed[..., j], v_sent, n)[1]
         q = np.where(open_, np.minimum(q, np.minimum(1.0, p / design.increment(n))), q)
         used = np.where(open_, n, used)
         rejected, capped, futile = advance(q, open_, n, delta[..., j], v_seed[..., j], v_sent, design, alpha)

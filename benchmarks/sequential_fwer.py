@@ -22,8 +22,9 @@ import time
 
 import numpy as np
 
-from ablab.analysis import critical, replica
+from ablab.analysis import replica
 from ablab.analysis import sequential as seq
+from ablab.analysis.bootstrap import seed_test
 
 ALPHA = 0.05
 SHARES = (0.05, 0.3, 0.6, 0.9, 0.99)
@@ -31,9 +32,7 @@ SHARES = (0.05, 0.3, 0.6, 0.9, 0.99)
 
 def fixed(studies: replica.SequentialStudies, look: int, alpha: float) -> np.ndarray:
     """Holm over the family's p-values at one look: a fixed design of that many seeds."""
-    n = studies.seeds[look]
-    se = np.sqrt(studies.v_seed[..., look] + studies.v_sent)
-    p = critical.p_value(studies.delta[..., look] / se, studies.v_seed[..., look] / se**2, n - 1)
+    p = seed_test(studies.delta[..., look], studies.v_seed[..., look], studies.v_sent, studies.seeds[look])[1]
     return seq.holm_rejects(p, alpha)
 
 

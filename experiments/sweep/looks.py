@@ -23,34 +23,24 @@ from ablab.trainer.tracking import record
 LOOKS_ARTIFACT = "looks.json"
 
 
-def compared_arms(plan: Plan) -> dict[str, str]:
-    """Setting -> its group's primary metric, for every arm compared with the baseline (the
-    cells of a group that crosses two or more factors are compared as a design, not sequenced)."""
-    arms = {}
-    for trial in plan.trials:
-        setting = record.setting_of(trial.name)
-        if setting == record.BASELINE:
-            continue
-        for group in trial.groups:
-            ablation = plan.spec.ablations.get(group)
-            if ablation is not None and len(ablation.grid) < 2:
-                arms[setting] = ablation.primary_metric or plan.spec.primary_metric
-    return arms
-
-
 def due_trials(plan: Plan, uri: str) -> tuple[list[Trial], list, int | None]:
     """The trials of every look so far and of the look that is due: the first look's, and for
     each comparison the seeds its last look had (or the waiting look wants), the baseline as many
     as the most; within ``max_runs``. Also the comparisons' paths and the waiting look's seeds."""
     from ablab.analysis.load import NoRuns, load
-    from ablab.analysis.looks import arm_paths, wanted_trials
+    from ablab.analysis.looks import arm_paths, sequenced_arms, wanted_trials
+    from ablab.analysis.report import crossed_designs, group_leads
     from ablab.analysis.verdicts import gather
+    from ablab.experiments.reporting import target_experiment
 
     try:
         runs = load(uri, plan.experiment)
     except NoRuns:
         return plan.trials, [], plan.spec.design.looks[0]
-    paths, waiting = arm_paths(gather(runs, runs.trials), compared_arms(plan), plan.spec.design)
+    found = target_experiment(str(plan.path))  # the report's groups: its replay decides alike
+    leads = group_leads(found.groups, found.texts, found.primary_metric)
+    arms = sequenced_arms(runs.trials, leads, set(crossed_designs(runs.trials, found.groups, found.texts)))
+    paths, waiting = arm_paths(gather(runs, runs.trials), arms, plan.spec.design)
     seeds = {p.name: p.looks[-1].seeds for p in paths if p.looks} | wanted_trials(paths, waiting)
     seeds[record.BASELINE] = max([*seeds.values(), plan.spec.design.initial])
     most = max(seeds.values())
