@@ -44,7 +44,11 @@ def test_each_shape_is_measured_here_and_the_times_add_up(tmp_path):
     by_name = {t.name: e for t, e in zip(plan.trials, estimates, strict=True)}
     base, wide = by_name["baseline,seed=1"], by_name["wide,seed=1"]
     assert base.train_flops_per_s == by_name["baseline,seed=2"].train_flops_per_s  # one probe per shape
-    assert wide.flops > base.flops and wide.seconds > base.seconds > cost.TRIAL_OVERHEAD_SECONDS
+    assert wide.flops > base.flops and min(base.seconds, wide.seconds) > cost.TRIAL_OVERHEAD_SECONDS
+    # Two measured rates of tiny models may come out in either order on a busy machine; at one
+    # given rate the wider model's trial is the longer.
+    fixed = {t.name: e for t, e in zip(plan.trials, estimate(plan, flops_per_second=1e9), strict=True)}
+    assert fixed["wide,seed=1"].seconds > fixed["baseline,seed=1"].seconds > cost.TRIAL_OVERHEAD_SECONDS
     records = plan_records(plan, estimates)
     assert records[0]["precision"] == base.precision and records[0]["rate_measured"]
     lines = estimate_lines(plan, records)
