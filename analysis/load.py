@@ -1,7 +1,7 @@
 """A sweep's MLflow runs as tidy pandas tables: any tracking URI, nothing else.
 
 - ``trials``: one row per trial (the newest run of each trial hash, preferring one that is
-  done): ``run_id``, ``trial`` (``heads=8,seed=1``), ``setting`` (the name without its seed),
+  done): ``run_id``, ``trial`` (``heads=8,seed=1``), ``trial_hash``, ``setting`` (the name without its seed),
   ``groups``, ``arm`` (for a named arm), ``seed``, ``status``, ``error``, what it trained in and
   on (``precision``, ``device_kind``: :mod:`ablab.analysis.hardware`), the headline
   metrics (``bleu``, ``bleu_lc``, ``chrf``, ``ece``, ``test_nll``, ``params``,
@@ -224,6 +224,7 @@ def _trial_row(run) -> dict:
     row = {
         **_ids(run),
         "trial": tags.get(record.TRIAL, run.info.run_name),
+        "trial_hash": tags.get(record.TRIAL_HASH),
         "groups": tuple(g for g in tags.get(record.GROUPS, "").split(",") if g),
         "arm": tags.get(record.ARM),
         "status": record.status(run),

@@ -310,61 +310,44 @@ def ui_command(
 ) -> None:
     """Serve the MLflow UI over the project's store, on 127.0.0.1 unless --host says otherwise.
     Ctrl-C or SIGTERM stops the server with it."""
-    import os
-    import signal
-    import subprocess
+    from ablab.experiments.mlflow_ui import serve
 
-    uri = resolve_tracking_uri(tracking_uri)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        typer.echo(
-            f"ablab: warning: serving on {host}: anyone who can reach this machine can read and change "
-            "the runs. An SSH tunnel (ssh -L 5000:127.0.0.1:5000 HOST) keeps them private.",
-            err=True,
-        )
-    typer.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C stops it)", err=True)
-    for line in _experiment_pages(uri, f"http://{host}:{port}"):  # before the server opens the store
-        typer.echo(line, err=True)
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
-    command += ["--host", host, "--port", str(port), "--workers", "1"]
-    server = subprocess.Popen(command, env=env, start_new_session=True)  # its own group, stopped below
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        code = server.wait()
-    except KeyboardInterrupt:
-        stop_group(server, timeout=15)
-        code = 0
-    raise typer.Exit(code)
+    raise typer.Exit(
+        serve(resolve_tracking_uri(tracking_uri), host, port, lambda line: typer.echo(line, err=True))
+    )
 
 
-def stop_group(process, timeout: float) -> None:
-    """Stop a process started in its own group (``start_new_session``) and everything it
-    started: SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds."""
-    import os
-    import signal
-    import subprocess
-
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _experiment_pages(uri: str, base: str) -> list[str]:
-    """Each ablab experiment of the store and its runs page, newest first."""
-    from mlflow import MlflowClient
-
+@app.command("import")
+@user_errors
+def import_command(
+    source: Annotated[
+        Path, typer.Argument(help="A runs export: a report's runs/ folder (ablab report --export).")
+    ],
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Write the runs of an export into an MLflow store: to browse them in the MLflow UI, report
+    them beside runs of this store, or go on with their sweep here (`ablab run` skips their trials)."""
+    from ablab.analysis import export
+    from ablab.analysis.into_store import NotImportable, import_runs
     from ablab.trainer.tracking.record import ui_link
 
-    experiments = [e for e in MlflowClient(uri).search_experiments() if e.name.startswith("ablab")]
-    return [f"  {e.name}: {ui_link(base, e.experiment_id)}" for e in experiments]
+    try:
+        runs = export.read(source)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{source}: {exc}") from None
+    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        done = import_runs(runs, uri)
+    except NotImportable as exc:
+        raise UserError(f"{source}: {exc}") from None
+    typer.echo(f"imported {len(done.added)} runs into experiment {runs.experiment!r} of {uri}")
+    if done.present:
+        typer.echo(f"  already there, not imported again: {', '.join(done.present)}")
+    if done.unfinished:
+        typer.echo(
+            f"  unfinished when exported, left out (no checkpoint travels): {', '.join(done.unfinished)}"
+        )
+    typer.echo(f"  browse: ablab ui, then {ui_link(uri, done.experiment_id)}")
 
 
 @app.command("schedules")

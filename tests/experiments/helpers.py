@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from mlflow import MlflowClient
 
-from ablab.experiments.cli import stop_group
+from ablab.experiments.mlflow_ui import stop_group
 from tests.conftest import script
 
 ROOT = Path(__file__).resolve().parents[2]

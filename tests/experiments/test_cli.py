@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -145,3 +146,18 @@ def test_plan_warns_when_a_spec_has_fewer_than_three_seeds(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "4 trials" in out.stdout
     assert "2 seeds; differences smaller than the seed spread cannot be told from noise" in out.stderr
+
+
+def test_import_writes_an_exports_runs_once_and_refuses_a_folder_that_is_not_one(tmp_path):
+    export = Path(__file__).resolve().parents[2] / "results" / "de_en_files" / "runs"
+    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    wrong = ablab("import", tmp_path, "--tracking-uri", uri, cwd=tmp_path)
+    assert wrong.returncode == 2 and "runs.json.gz" in wrong.stderr and str(tmp_path) in wrong.stderr
+    assert not (tmp_path / "store").exists()
+    first = ablab("import", export, "--tracking-uri", uri, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "imported 2 runs into experiment 'ablab/de_en_files'" in first.stdout
+    again = ablab("import", export, "--tracking-uri", uri, cwd=tmp_path)
+    assert "imported 0 runs" in again.stdout and "already there" in again.stdout
+    (experiment,) = [e for e in MlflowClient(uri).search_experiments() if e.name == "ablab/de_en_files"]
+    assert len(MlflowClient(uri).search_runs([experiment.experiment_id])) == 2
