@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -39,7 +40,11 @@ class Cluster:
         self.port = free_port()
         self.env = {
             **os.environ,
+            # Ray's token authentication, with a token of this cluster's own: its nodes and the
+            # drivers joining it agree without a token file under the user's home (a fresh
+            # machine has none, and `ray start` in token mode refuses to start without one)
             "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": secrets.token_hex(32),
             "RAY_TMPDIR": ray_tmpdir,
             # a raylet starts one idle worker per CPU for each driver that joins; a trial's worker
             # carries the sweep's runtime environment, so none of them would ever be used
