@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import pandas as pd
+
 from ablab.analysis.cells import Number
 from ablab.analysis.findings import interval, number
 from ablab.analysis.metrics import METRICS
@@ -106,27 +108,58 @@ def _waiting(design: Design, seeds: int) -> str:
     return f"its look at {following} seeds is still to run"
 
 
-def look_rows(paths: list[Path], arms: dict[str, str], design: Design, alpha: float = ALPHA) -> list[dict]:
-    """Each comparison's looks as table rows: seeds, Δ with the look's repeated confidence
-    interval, p, the sequential q, and at its last look why it stopped."""
-    family = len(paths)
+def look_table(paths: list[Path], arms: dict[str, str], design: Design, alpha: float = ALPHA) -> pd.DataFrame:
+    """One row per comparison and look: ``arm``, ``metric`` (its key), ``seeds``, ``delta``, ``low``
+    and ``high`` (the look's repeated confidence interval), ``p``, ``q`` (the sequential p of the
+    looks so far) and ``stopped`` (at its last look: why it stopped, ``None`` while open; else '')."""
     rows = []
     for path in paths:
-        digits = METRICS[arms[path.name]].digits
         for i, look in enumerate(path.looks):
-            low, high = boundary(look, design, alpha, family)
+            low, high = boundary(look, design, alpha, len(paths))
             last = i == len(path.looks) - 1
-            q = replace(path, looks=path.looks[: i + 1]).q(design)
             rows.append(
                 {
-                    "arm": path.name if i == 0 else "",
-                    "seeds": Number(str(look.seeds)),
-                    f"Δ {METRICS[arms[path.name]].label} [repeated interval]": Number(
-                        f"{number(look.delta, digits, True)} {interval((low, high), digits)}"
-                    ),
-                    "p": Number(format_p(look.p, name="")),
-                    "sequential q": Number(format_p(q, name="")),
-                    "then": (path.stopped or "waiting for seeds") if last else "more seeds",
+                    "arm": path.name,
+                    "metric": arms[path.name],
+                    "seeds": look.seeds,
+                    "delta": look.delta,
+                    "low": low,
+                    "high": high,
+                    "p": look.p,
+                    "q": replace(path, looks=path.looks[: i + 1]).q(design),
+                    "stopped": path.stopped if last else "",
                 }
             )
+    return pd.DataFrame(rows)
+
+
+def look_rows(table: pd.DataFrame) -> list[dict]:
+    """:func:`look_table` as the report's table: seeds, Δ with the look's repeated confidence
+    interval, p, the sequential q, and at its last look why it stopped."""
+    rows, previous = [], None
+    for row in table.itertuples(index=False):
+        metric = METRICS[row.metric]
+        rows.append(
+            {
+                "arm": row.arm if row.arm != previous else "",
+                "seeds": Number(str(row.seeds)),
+                f"Δ {metric.label} [repeated interval]": Number(
+                    f"{number(row.delta, metric.digits, True)} {interval((row.low, row.high), metric.digits)}"
+                ),
+                "p": Number(format_p(row.p, name="")),
+                "sequential q": Number(format_p(row.q, name="")),
+                "then": "more seeds" if row.stopped == "" else (row.stopped or "waiting for seeds"),
+            }
+        )
+        previous = row.arm
     return rows
+
+
+def sequential_report(
+    evidence: Evidence, leads: dict[str, str], crossed: set[str], verdicts: dict, design: Design
+) -> tuple[dict, pd.DataFrame]:
+    """What a sequential design changes in the report: the primary verdicts decided by the
+    procedure (:func:`sequential_verdicts`) and every comparison's looks (:func:`look_table`)."""
+    arms = sequenced_arms(evidence.trials, leads, crossed)
+    paths, _ = arm_paths(evidence, arms, design)
+    return sequential_verdicts(verdicts, arms, paths, design), look_table(paths, arms, design)

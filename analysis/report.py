@@ -27,9 +27,9 @@ from ablab.analysis.cells import Number
 from ablab.analysis.factorial import Design, cell_estimates, design, display_levels, factors_of
 from ablab.analysis.figures import palette
 from ablab.analysis.load import SweepRuns
-from ablab.analysis.looks import arm_paths, look_rows, sequenced_arms, sequential_verdicts
+from ablab.analysis.looks import look_rows, sequential_report
 from ablab.analysis.metrics import METRICS
-from ablab.analysis.report_figures import ReportFigure, group_figures
+from ablab.analysis.report_figures import ReportFigure, group_figures, looks_figure
 from ablab.analysis.searches import search_rows
 from ablab.analysis.sequential import Design as SeedDesign
 from ablab.analysis.settings_table import (
@@ -106,6 +106,7 @@ class Report:
     baseline: dict | None = None  # the summary's reference row
     method: list[str] = field(default_factory=list)  # test metrics, statistics, hardware: after the results
     looks: list[dict] = field(default_factory=list)  # a sequential design: each comparison's looks
+    looks_figure: ReportFigure | None = None  # ... and how its estimate moved as seeds were added
 
 
 class NothingToReport(LookupError):
@@ -142,12 +143,9 @@ def build(
     designs = crossed_designs(trials, order, texts)
     leads = group_leads(order, texts, primary_metric)
     verdicts = judge(evidence, list(designs.values()), leads)
-    looked = []
+    looked = pd.DataFrame()
     if seed_design is not None:  # seeds added look by look: the primary verdicts are the procedure's
-        arms = sequenced_arms(trials, leads, set(designs))
-        paths, _ = arm_paths(evidence, arms, seed_design)
-        verdicts = sequential_verdicts(verdicts, arms, paths, seed_design)
-        looked = look_rows(paths, arms, seed_design)
+        verdicts, looked = sequential_report(evidence, leads, set(designs), verdicts, seed_design)
     flagged = budget.flags(trials, runs.curves)
     context = _Context(
         runs, trials, out, run_link(runs, links), evidence, verdicts, designs, flagged,
@@ -214,7 +212,8 @@ def build(
         baseline=baseline_row(base, trials) if base else None,
         method=[t for t in method if t]
         + ([findings.sequential_text(seed_design.looks)] if seed_design else []),
-        looks=looked,
+        looks=look_rows(looked) if not looked.empty else [],
+        looks_figure=looks_figure(looked, context.colors, seed_design, out) if not looked.empty else None,
     )
 
 

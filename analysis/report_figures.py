@@ -10,7 +10,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ablab.analysis import figures, model_figures
+from ablab.analysis import figures, model_figures, path_figure
 from ablab.analysis.factorial import Design
 from ablab.analysis.load import SweepRuns
 from ablab.analysis.placement import collisions
@@ -141,15 +141,22 @@ def group_figures(
             sentence = textwrap.shorten(next(iter(records.values()))["source"], 80)
             figure = model_figures.plot_attention(records, f"{group}: attention")
             made.append(("attention", figure, CAPTIONS["attention"].format(sentence=sentence)))
-    saved = []
-    for kind, fig, caption in made:
-        name = f"{group}_{kind}"
-        fig.savefig(out / "figures" / f"{name}.png", dpi=DPI)
-        with plt.rc_context({"svg.hashsalt": "ablab"}):  # the same figure, the same file: no churn in git
-            fig.savefig(out / "figures" / f"{name}.svg", metadata={"Date": None})
-        saved.append(ReportFigure(name, caption, tuple(collisions(fig))))
-        plt.close(fig)
+    return [save(fig, f"{group}_{kind}", caption, out) for kind, fig, caption in made]
+
+
+def save(fig: plt.Figure, name: str, caption: str, out: Path) -> ReportFigure:
+    """``out/figures/<name>.png`` and ``.svg``; the figure is closed."""
+    fig.savefig(out / "figures" / f"{name}.png", dpi=DPI)
+    with plt.rc_context({"svg.hashsalt": "ablab"}):  # the same figure, the same file: no churn in git
+        fig.savefig(out / "figures" / f"{name}.svg", metadata={"Date": None})
+    saved = ReportFigure(name, caption, tuple(collisions(fig)))
+    plt.close(fig)
     return saved
+
+
+def looks_figure(table: pd.DataFrame, colors: dict, design, out: Path) -> ReportFigure:
+    """A sequential sweep's looks (:func:`ablab.analysis.looks.look_table`), as ``looks.png``."""
+    return save(path_figure.plot_paths(table, colors, design), "looks", path_figure.CAPTION, out)
 
 
 def trained_schedules(members: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:

@@ -9,8 +9,10 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from ablab.analysis import looks, report
+from ablab.analysis import looks, path_figure, report
 from ablab.analysis import sequential as seq
+from ablab.analysis.figures import palette
+from ablab.analysis.placement import collisions
 from ablab.analysis.verdicts import gather
 from tests.analysis.test_report import smoothing_sweep
 
@@ -96,6 +98,8 @@ def test_a_sequential_report_decides_its_primary_verdicts_by_the_procedure(tmp_p
     (look,) = made.looks
     assert (look["arm"], look["seeds"], look["then"]) == ("no_label_smoothing", "3", "decided")
     assert "Seeds were added look by look (at 3, 6 seeds)" in made.method[-1]
+    assert made.looks_figure.name == "looks" and not made.looks_figure.collisions
+    assert (tmp_path / "figures" / "looks.png").stat().st_size > 10_000
 
     close = report.build(
         smoothing_sweep(arm_quality=8), tmp_path, n_resamples=1000, seed_design=seq.Design(3, 6, 3)
@@ -108,3 +112,33 @@ def test_a_sequential_report_decides_its_primary_verdicts_by_the_procedure(tmp_p
     nothing = report.build(same, tmp_path, n_resamples=1000, seed_design=seq.Design(3, 6, 3))
     (futile,) = [c for s in nothing.sections for c in s.comparisons if c["metric"] == "BLEU"]
     assert futile["verdict"] == "inconclusive" and futile["to resolve"] == "futile at 3 seeds"
+
+
+def test_the_path_figure_draws_each_comparisons_looks_and_how_it_ended():
+    design = seq.Design(3, 9, 2)
+    ev = evidence(
+        {
+            "baseline": [28.0, 28.2, 27.9, 28.1, 28.0, 28.3, 27.9, 28.1, 28.2],
+            "big": [18.0, 18.3, 17.8, 18.1, 18.0, 18.2, 17.9, 18.1, 18.0],
+            "near": [27.6, 28.1, 27.5, 27.9, 27.7, 28.0, 27.6, 27.8, 27.9],
+            "same": [28.0, 28.3, 27.8, 28.1, 28.1],
+        }
+    )
+    arms = {"big": "bleu", "near": "bleu", "same": "bleu"}
+    paths, waiting = looks.arm_paths(ev, arms, design)
+    table = looks.look_table(paths, arms, design)
+    ended = {arm: (own["seeds"].iloc[-1], own["stopped"].iloc[-1]) for arm, own in table.groupby("arm")}
+    assert ended == {"big": (5, seq.DECIDED), "near": (9, seq.DECIDED), "same": (3, seq.FUTILE)}
+    assert waiting is None
+    assert (table["low"] <= table["delta"]).all() and (table["delta"] <= table["high"]).all()
+    decided = table[table["stopped"] == seq.DECIDED]
+    assert (decided["high"] < 0).all()  # decided where the repeated interval leaves 0
+    assert (table[table["stopped"] == ""]["high"] > 0).all()  # and not before
+    fig = path_figure.plot_paths(table, palette(["baseline", *arms]), design)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in shown] == list(arms)
+    assert [[t.get_text() for t in ax.texts] for ax in shown] == [[p.stopped] for p in paths]
+    assert not collisions(fig)
+    rows = looks.look_rows(table)
+    assert [r["arm"] for r in rows] == ["big", "", "near", "", "", "", "same"]
+    assert [r["then"] for r in rows][:2] == ["more seeds", seq.DECIDED]

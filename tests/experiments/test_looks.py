@@ -4,15 +4,20 @@ comparison gets none, that max_runs caps, and that running again launches nothin
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import yaml
 from mlflow import MlflowClient
 
+from ablab.analysis.render import LOOKS_TITLE
 from ablab.experiments.spec.expand import load_plan
 from ablab.experiments.sweep import looks, mlflow_runs
 from ablab.trainer.tracking import record
 from ablab.trainer.tracking.mlflow_tracker import ensure_experiment
-from tests.experiments.helpers import TINY
+from tests.experiments.conftest import ablab, sqlite_uri
+from tests.experiments.helpers import TINY, trial_runs, write_spec
 
 TEST_SET = "test_2016_flickr"
 BLEU = {  # setting -> BLEU of seeds 1, 2, ...: 'far' is far below the baseline, 'near' is unclear
@@ -99,3 +104,50 @@ def test_max_runs_caps_the_looks(tmp_path, sequential):
     looks.run_looks(plan, sweep, uri, False, said.append)
     assert [len(look) for look in sweep.looks] == [9, 1]  # the second look's two seeds, capped at one
     assert sweep.looks[1] == ["baseline,seed=4"] and any("max_runs (10) reached" in line for line in said)
+
+
+@pytest.mark.integration
+def test_a_sequential_spec_runs_look_after_look_through_ray_and_its_report_shows_the_paths(
+    tmp_path, shared_ray
+):
+    """``ablab run`` of a sequential spec for real: each look a sweep on Ray, its runs tagged with
+    their look, the looks kept on a parent run; then nothing more to run, and a report that
+    shows each comparison's looks and their figure."""
+    spec = write_spec(
+        tmp_path,
+        "seq",
+        budget={"epochs": 1},
+        ablations={"slow": {"optim.lr": 0.0003}},
+        seeds={"initial": 2, "max": 3, "step": 1},
+    )
+    uri = sqlite_uri(tmp_path)
+    out = ablab("run", spec, cwd=tmp_path, ray=shared_ray)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "looks: slow " in out.stderr
+    runs = {r.data.tags[record.TRIAL]: r for r in trial_runs(uri, "ablab/seq")}
+    first = names("baseline", (1, 2)) + names("slow", (1, 2))
+    assert {runs[n].data.tags[record.LOOK] for n in first} == {"1"}
+    assert all(r.data.tags[record.STATUS] == record.FINISHED for r in runs.values())
+    trials, paths, waiting = looks.due_trials(load_plan(spec), uri)
+    assert waiting is None and paths[0].stopped is not None  # the procedure has ended
+    assert {t.hash for t in trials} == {r.data.tags[record.TRIAL_HASH] for r in runs.values()}
+    client = MlflowClient(uri)
+    sweeps = client.search_runs([runs[first[0]].info.experiment_id], "tags.`ablab.kind` = 'sweep'")
+    kept = [
+        json.loads(
+            Path(client.download_artifacts(r.info.run_id, looks.LOOKS_ARTIFACT, str(tmp_path))).read_text()
+        )
+        for r in sweeps
+        if any(a.path == looks.LOOKS_ARTIFACT for a in client.list_artifacts(r.info.run_id))
+    ]
+    assert kept and any(k["comparisons"][0]["stopped"] == paths[0].stopped for k in kept)
+
+    again = ablab("run", spec, cwd=tmp_path, ray=shared_ray)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(trial_runs(uri, "ablab/seq")) == len(runs)  # a decided spec launches nothing
+
+    made = ablab("report", spec, "--tracking-uri", uri, "--out", tmp_path / "report", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr[-3000:]
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert LOOKS_TITLE in text and "![looks](figures/looks.png)" in text
+    assert (tmp_path / "report" / "figures" / "looks.png").is_file()
