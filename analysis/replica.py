@@ -97,11 +97,12 @@ def satterthwaite_p(s: Studies) -> np.ndarray:
 @dataclass(frozen=True)
 class SequentialStudies:
     """Many studies of ``k`` comparisons against one baseline, each seen at every look:
-    ``delta`` and ``v_seed`` are ``(studies, k, looks)``, ``v_sent`` the test set's part."""
+    ``delta`` and ``v_seed`` are ``(studies, k, looks)``, ``v_sent`` the test set's part (one
+    for all, or one per comparison)."""
 
     delta: np.ndarray
     v_seed: np.ndarray
-    v_sent: float
+    v_sent: float | np.ndarray
     seeds: tuple[int, ...]
 
 
@@ -113,20 +114,36 @@ def draw_sequential(
     rng: np.random.Generator,
 ) -> SequentialStudies:
     """Studies of ``len(effects)`` arms against one baseline with seeds nested across looks (the
-    look at ``seeds[j]`` sees the first ``seeds[j]`` seeds). Arm i's difference at seed s is
-    ``Δ_i + σ(a_is − b_s)/√2``: ``b_s`` the baseline's seed, shared by every arm (their
-    comparisons correlate 0.5); its test-set part ``τ(x_i − y)/√2`` is the same at every look
-    (one test set), ``y`` shared too. In units of Var(Δ̂) = 1 at the first look, of which the
-    seeds' share is ``share``: ``σ² = share·seeds[0]``, ``τ² = 1 − share``; ``effects`` in those
-    units. The test takes ``V_sent = τ²`` as known, as ablab's does (hundreds of degrees of
-    freedom from a thousand sentences)."""
+    look at ``seeds[j]`` sees the first ``seeds[j]`` seeds), in units of Var(Δ̂) = 1 at the first
+    look, of which the seeds' share is ``share``: :func:`draw_nested` with ``σ² = share·seeds[0]``
+    and ``τ² = 1 − share`` for every arm; ``effects`` in those units."""
+    return draw_nested(seeds, effects, np.sqrt(share * seeds[0]), np.sqrt(1 - share), studies, rng)
+
+
+def draw_nested(
+    seeds: list[int],
+    effects: np.ndarray,
+    sigma: float | np.ndarray,
+    tau: float | np.ndarray,
+    studies: int,
+    rng: np.random.Generator,
+) -> SequentialStudies:
+    """Studies of ``len(effects)`` arms against one baseline, seeds nested across looks. Arm i's
+    difference at seed s is ``Δ_i + σ_i(a_is − b_s)/√2``: ``σ_i²`` the variance of its paired
+    differences over seeds, ``b_s`` the baseline's seed, shared by every arm (their comparisons
+    correlate 0.5); its test-set part ``τ_i(x_i − y)/√2`` is the same at every look (one test
+    set), ``y`` shared too. ``sigma`` and ``tau`` are one for all arms or one per arm. The test
+    takes ``V_sent = τ²`` as known, as ablab's does (hundreds of degrees of freedom from a
+    thousand sentences)."""
     effects = np.asarray(effects, dtype=float)
     k, most = len(effects), max(seeds)
-    sigma, tau = np.sqrt(share * seeds[0]), np.sqrt(1 - share)
-    per_seed = effects[None, :, None] + sigma * (
+    sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (k,))
+    tau = np.broadcast_to(np.asarray(tau, dtype=float), (k,))
+    per_seed = effects[None, :, None] + sigma[None, :, None] * (
         rng.standard_normal((studies, k, most)) - rng.standard_normal((studies, 1, most))
     ) / np.sqrt(2)
     test_set = tau * (rng.standard_normal((studies, k)) - rng.standard_normal((studies, 1))) / np.sqrt(2)
     delta = np.stack([per_seed[..., :n].mean(-1) for n in seeds], -1) + test_set[..., None]
     v_seed = np.stack([per_seed[..., :n].var(-1, ddof=1) / n for n in seeds], -1)
-    return SequentialStudies(delta, v_seed, float(tau**2), tuple(seeds))
+    v_sent = float(tau[0] ** 2) if np.all(tau == tau[0]) else tau**2
+    return SequentialStudies(delta, v_seed, v_sent, tuple(seeds))

@@ -229,7 +229,9 @@ class Outcome:
         return self.seeds.sum(-1) + self.seeds.max(-1)
 
 
-def simulate(delta: np.ndarray, v_seed: np.ndarray, v_sent: float, design: Design, alpha: float) -> Outcome:
+def simulate(
+    delta: np.ndarray, v_seed: np.ndarray, v_sent: float | np.ndarray, design: Design, alpha: float
+) -> Outcome:
     """The design on studies whose statistics at every look are given (``(studies, k, looks)``,
     looks at ``design.looks``): each look's p, the sequential q of the comparisons still open,
     :func:`advance`; the rejections at the end are Holm's over the final q's."""

@@ -10,21 +10,31 @@ procedure (:func:`ablab.analysis.sequential.simulate`). Printed:
    SE (SE at the first look), against (a) fixed ``initial`` seeds and (b) fixed ``max`` seeds for
    every arm: the share of real effects decided, false decisions, and the mean runs (every arm's
    seeds and the baseline's).
+3. **Shaped like a real sweep** (``--like``, a runs export such as ``results/suite_cpu/runs``):
+   each arm's BLEU comparison with the baseline as the sweep measured it taken as the truth (Δ,
+   the variance of its paired seed differences, its test-set variance), the same against the three
+   designs; then every Δ set to 0, the family-wise error rate at that shape.
 
     python benchmarks/sequential_fwer.py                  # about a minute on 2 cores
     python benchmarks/sequential_fwer.py --studies 20000  # a tighter band
+    python benchmarks/sequential_fwer.py --like results/suite_cpu/runs
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
-from ablab.analysis import replica
+from ablab.analysis import export, replica
 from ablab.analysis import sequential as seq
 from ablab.analysis.bootstrap import seed_test
+from ablab.analysis.looks import sequenced_arms
+from ablab.analysis.report import crossed_designs
+from ablab.analysis.verdicts import gather
+from ablab.trainer.tracking.record import BASELINE
 
 ALPHA = 0.05
 SHARES = (0.05, 0.3, 0.6, 0.9, 0.99)
@@ -79,12 +89,67 @@ def savings(design: seq.Design, studies: int, rng: np.random.Generator) -> None:
             )
 
 
+def measured_shape(folder: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, int]:
+    """Each arm's BLEU comparison with the baseline in a runs export: names, Δ, σ (the sd of the
+    paired seed differences), τ (the test set's SE of Δ), and the seeds compared."""
+    runs = export.read(folder)
+    trials = runs.trials
+    groups = list(dict.fromkeys(g for gs in trials["groups"] for g in gs if g != BASELINE))
+    arms = sequenced_arms(trials, dict.fromkeys(groups, "bleu"), set(crossed_designs(trials, groups, {})))
+    evidence = gather(runs, trials)
+    names, rows = [], []
+    for arm in arms:
+        c = evidence.contrast("bleu", {arm: 1.0}, {BASELINE: 1.0})
+        if c is not None and len(c.seeds) >= 2:
+            names.append(arm)
+            rows.append((c.delta, np.sqrt(c.seed_var * len(c.seeds)), np.sqrt(c.sentence_var), len(c.seeds)))
+    if not rows:
+        raise SystemExit(f"{folder}: no arm compared with the baseline over 2 or more paired seeds")
+    delta, sigma, tau, seeds = (np.array(column) for column in zip(*rows, strict=True))
+    return names, delta, sigma, tau, int(seeds.min())
+
+
+def shaped(folder: Path, design: seq.Design, studies: int, rng: np.random.Generator) -> None:
+    names, delta, sigma, tau, measured = measured_shape(folder)
+    k = len(names)
+    most = k * design.maximum + design.maximum
+    print(
+        f"\n3. Shaped like {folder} ({k} BLEU comparisons measured at {measured} seeds; {studies:,} studies)"
+    )
+    drawn = replica.draw_nested(design.looks, delta, sigma, tau, studies, rng)
+    outcome = seq.simulate(drawn.delta, drawn.v_seed, drawn.v_sent, design, ALPHA)
+    at_first, at_most = fixed(drawn, 0, ALPHA), fixed(drawn, len(design.looks) - 1, ALPHA)
+    print(
+        "   arm                  Δ BLEU  sd(d)  SE test | decided: seq / fixed first / fixed max | seeds seq"
+    )
+    for i, name in enumerate(names):
+        decided = (
+            f"{outcome.rejected[:, i].mean():.2f} / {at_first[:, i].mean():.2f} / {at_most[:, i].mean():.2f}"
+        )
+        print(
+            f"   {name:<20} {delta[i]:>+6.2f} {sigma[i]:>6.2f} {tau[i]:>8.2f} | {decided:<39}"
+            f"| {outcome.seeds[:, i].mean():.1f}"
+        )
+    runs, first = outcome.runs.mean(), k * design.initial + design.initial
+    counts = [outcome.rejected.sum(-1).mean(), at_first.sum(-1).mean(), at_most.sum(-1).mean()]
+    print(
+        f"   decided per study: seq {counts[0]:.1f} / fixed {design.initial} {counts[1]:.1f} / fixed "
+        f"{design.maximum} {counts[2]:.1f} of {k}; runs: seq {runs:.0f} ({runs / most:.0%} of fixed "
+        f"{design.maximum}'s {most}), fixed {design.initial} {first}"
+    )
+    null = replica.draw_nested(design.looks, np.zeros(k), sigma, tau, studies, rng)
+    fwer = seq.simulate(null.delta, null.v_seed, null.v_sent, design, ALPHA).rejected.any(-1).mean()
+    band = 1.96 * np.sqrt(ALPHA * (1 - ALPHA) / studies)
+    print(f"   every Δ set to 0: family-wise error rate {fwer:.3f} (α = {ALPHA}, ±{band:.3f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--initial", type=int, default=3)
     parser.add_argument("--max", type=int, default=10)
     parser.add_argument("--step", type=int, default=2)
     parser.add_argument("--studies", type=int, default=4000)
+    parser.add_argument("--like", type=Path, help="a runs export whose BLEU comparisons shape section 3")
     args = parser.parse_args()
     design = seq.Design(args.initial, args.max, args.step)
     started = time.perf_counter()
@@ -93,6 +158,8 @@ def main() -> None:
     rng = np.random.default_rng(20261206)
     error_rates(design, args.studies, rng)
     savings(design, args.studies // 2, rng)
+    if args.like:
+        shaped(args.like, design, args.studies, rng)
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

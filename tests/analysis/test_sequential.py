@@ -75,3 +75,16 @@ def test_partial_nulls_hold_too_and_real_effects_are_decided():
     assert outcome.rejected[:, :6].any(-1).mean() <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 3000)
     assert outcome.rejected[:, 6:].mean() > 0.9
     assert set(np.unique(outcome.stopped)) <= {seq.DECIDED, seq.FUTILE, seq.CAP}
+
+
+def test_studies_of_arms_with_their_own_spreads_have_the_variances_drawn_and_hold_the_level():
+    """``draw_nested`` with a σ and τ per arm (a real sweep's shape): Var(Δ̂) at each look is
+    σ²/n + τ², the seed part's estimate is unbiased, and the family-wise error rate holds."""
+    sigma, tau = np.array([0.5, 1.0, 2.0]), np.array([0.1, 0.4, 0.2])
+    studies = replica.draw_nested(DESIGN.looks, np.zeros(3), sigma, tau, 20_000, np.random.default_rng(3))
+    for j, n in enumerate(DESIGN.looks):
+        np.testing.assert_allclose(studies.delta[..., j].var(0), sigma**2 / n + tau**2, rtol=0.05)
+        np.testing.assert_allclose(studies.v_seed[..., j].mean(0), sigma**2 / n, rtol=0.05)
+    np.testing.assert_allclose(studies.v_sent, tau**2)
+    outcome = seq.simulate(studies.delta, studies.v_seed, studies.v_sent, DESIGN, 0.05)
+    assert outcome.rejected.any(-1).mean() <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 20_000)
