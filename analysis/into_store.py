@@ -31,7 +31,7 @@ import pandas as pd
 
 from ablab.analysis.load import HEADLINE, OPTIONS, SweepRuns
 from ablab.trainer.tracking import record
-from ablab.trainer.tracking.mlflow_tracker import ensure_experiment
+from ablab.trainer.tracking.store import ensure_experiment
 
 IMPORTED_FROM = "ablab.imported_from"
 """Tag: the run id the imported run had in the store its export was written from."""

@@ -45,7 +45,7 @@ from ablab.analysis.summary import SummaryGroup, baseline_row, config_line, desi
 from ablab.analysis.translations import sample_rows
 from ablab.analysis.verdicts import DEFAULT_PRIMARY, DIFFERS, INCONCLUSIVE, Evidence, Verdict, gather, judge
 from ablab.trainer.tracking import record
-from ablab.trainer.tracking.mlflow_tracker import ablab_version
+from ablab.trainer.tracking.store import ablab_version
 
 DESCRIPTIVE = ("bleu", "chrf", "ece", "ppl", "params", "train_seconds", "epochs_to_90pct")
 

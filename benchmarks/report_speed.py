@@ -29,7 +29,7 @@ from ablab.analysis.metrics import METRICS
 from ablab.analysis.verdicts import gather, judge
 from ablab.experiments.reporting import make_report
 from ablab.trainer.tracking import record
-from ablab.trainer.tracking.mlflow_tracker import ensure_experiment
+from ablab.trainer.tracking.store import ensure_experiment
 
 SETTINGS = {  # setting -> (groups, config overrides)
     "baseline": ("baseline", {}),

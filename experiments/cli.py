@@ -41,7 +41,7 @@ TrackingUri = Annotated[
 
 def resolve_tracking_uri(value: str | None) -> str:
     """The URI given, made absolute, else the default store."""
-    from ablab.trainer.tracking.mlflow_tracker import absolute_uri, default_tracking_uri
+    from ablab.trainer.tracking.store import absolute_uri, default_tracking_uri
 
     return absolute_uri(value) if value else default_tracking_uri()
 
@@ -87,7 +87,7 @@ def train_command(
 
     cfg = load(config, dict(parse_override(s) for s in set_ or []))  # bad input fails before torch loads
     from ablab.experiments.sweep.run_figures import log_run_figures
-    from ablab.experiments.train_progress import TerminalReporter
+    from ablab.experiments.train_progress import TerminalReporter, result_summary
     from ablab.trainer.disk import check_store_writable, check_writable
     from ablab.trainer.run import train
     from ablab.trainer.tracking.mlflow_tracker import MlflowTracker
@@ -102,7 +102,7 @@ def train_command(
     result = train(cfg, workdir=workdir, tracker=tracker, reporter=TerminalReporter(cfg))
     if figures:
         log_run_figures(uri, result.run_id)
-    typer.echo(_summary(result.metrics, workdir, uri), err=json_output)
+    typer.echo(result_summary(result.metrics, workdir, uri), err=json_output)
     if result.run_id:
         typer.echo(f"MLflow run page: {_page(uri, experiment, result.run_id)}", err=json_output)
     if json_output:
@@ -118,24 +118,6 @@ def _page(uri: str, experiment: str, run_id: str | None = None) -> str:
     found = MlflowClient(uri).get_experiment_by_name(experiment)
     page = ui_link(uri, found.experiment_id, run_id) if found else ""
     return page + ("  (ablab ui serves it)" if page and not uri.startswith("http") else "")
-
-
-def _summary(metrics: dict, workdir: Path, uri: str) -> str:
-    def fmt(key: str, spec: str = ".2f") -> str:
-        value = metrics.get(key)
-        return "n/a" if value is None else format(value, spec)
-
-    return "\n".join(
-        [
-            f"status {metrics['status']}   run {metrics.get('run_id')}   store {uri}",
-            f"test BLEU {fmt('bleu')} (lowercased {fmt('bleu_lc')}, chrF {fmt('chrf')})   "
-            f"ECE {fmt('ece', '.4f')}",
-            f"params {metrics['params']:,}   epochs {fmt('epochs')}   steps {metrics['steps']}   "
-            f"train {fmt('train_seconds', '.0f')} s   {fmt('tgt_tokens_per_s', ',.0f')} target tokens/s   "
-            f"MFU {fmt('mfu', '.3f')}   {metrics.get('precision')} on {metrics.get('device_kind')}",
-            f"work directory {workdir}",
-        ]
-    )
 
 
 @app.command("plan")
@@ -160,26 +142,25 @@ def plan_command(
     from ablab.experiments.planning.cost import estimate, plan_records
 
     records = plan_records(plan, estimate(plan, tflops * 1e12 if tflops else None, mfu))
+    from ablab.experiments.planning.table import print_plan, seed_warning
+
     warning = seed_warning(len(plan.spec.initial_seeds))
     if warning:
         typer.echo(f"ablab: warning: {warning}", err=True)
     if json_output:
         typer.echo(json.dumps(records))
         return
-    from ablab.experiments.planning.table import print_plan
-
     print_plan(plan, records, typer.echo)
 
 
-def seed_warning(seeds: int) -> str | None:
-    """Why a spec with fewer than 3 seeds cannot support conclusions across training runs."""
-    if seeds >= 3:
-        return None
-    what = "one seed: its report compares outputs on the test set only" if seeds == 1 else f"{seeds} seeds"
-    return (
-        f"the spec has {what}; differences smaller than the seed spread cannot be told from noise. "
-        "Use 3 seeds or more (seeds: [1, 2, 3]) for verdicts across training runs."
-    )
+StatusEvery = Annotated[
+    float,
+    typer.Option(
+        min=0.1,
+        help="Seconds between two looks at the running trials: redrawn in place on a terminal, "
+        "printed every 4th look otherwise (a log file).",
+    ),
+]
 
 
 @app.command("run")
@@ -206,6 +187,10 @@ def run_command(
             help="The sustained TFLOP/s a trial should train at; default: measured on this machine."
         ),
     ] = None,
+    status_every: StatusEvery = 30.0,
+    quiet: Annotated[
+        bool, typer.Option(help="No status of the running trials, only the sweep's events.")
+    ] = False,
 ) -> None:
     """Run a spec's trials with Ray Tune; each trial is one MLflow run. Finished trials are skipped."""
     from ablab.experiments.spec.expand import Plan, load_plan
@@ -225,6 +210,8 @@ def run_command(
             force=force,
             tflops=tflops,
             echo=lambda line: typer.echo(line, err=True),
+            status_every=None if quiet else status_every,
+            live=sys.stderr.isatty(),
         )
 
     if plan.spec.design is None:
@@ -247,6 +234,28 @@ def run_command(
         raise typer.Exit(130)
     if summary.failed:
         raise typer.Exit(1)
+
+
+@app.command("status")
+@user_errors
+def status_command(
+    target: Annotated[str, typer.Argument(help="A spec YAML, or an MLflow experiment name (ablab/NAME).")],
+    tracking_uri: TrackingUri = None,
+    watch: Annotated[
+        bool, typer.Option(help="Look again every --status-every seconds until it ends.")
+    ] = False,
+    status_every: StatusEvery = 30.0,
+) -> None:
+    """The newest sweep of a spec as it stands, read from MLflow (from any shell, also while it
+    runs elsewhere): exit code 0 while it runs or when every trial is done, 1 when trials failed."""
+    from ablab.experiments.sweep import status, status_view
+
+    read = status.reader(target, resolve_tracking_uri(tracking_uri))
+    say = functools.partial(typer.echo, err=True)
+    state = status_view.show(read, say, status_every if watch else None, live=watch and sys.stderr.isatty())
+    if state.count(status.KILLED) and state.ended:
+        say(f"interrupted: continue with  ablab run {target} --resume")
+    raise typer.Exit(1 if state.count(status.FAILED) else 0)
 
 
 @app.command("report")

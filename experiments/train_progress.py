@@ -1,4 +1,5 @@
-"""A rich progress bar for ``ablab train`` on a terminal; plain epoch lines elsewhere.
+"""A rich progress bar for ``ablab train`` on a terminal; plain epoch lines elsewhere; and the
+summary it prints at its end.
 
 It writes to stderr so that stdout stays clean for ``--json``.
 """
@@ -6,6 +7,7 @@ It writes to stderr so that stdout stays clean for ``--json``.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -62,3 +64,23 @@ class TerminalReporter:
                 self.bar.stop()
         else:
             print(line, file=sys.stderr, flush=True)
+
+
+def result_summary(metrics: dict, workdir: Path, uri: str) -> str:
+    """What ``ablab train`` prints at its end: status, test scores, size and speed, where it is."""
+
+    def fmt(key: str, spec: str = ".2f") -> str:
+        value = metrics.get(key)
+        return "n/a" if value is None else format(value, spec)
+
+    return "\n".join(
+        [
+            f"status {metrics['status']}   run {metrics.get('run_id')}   store {uri}",
+            f"test BLEU {fmt('bleu')} (lowercased {fmt('bleu_lc')}, chrF {fmt('chrf')})   "
+            f"ECE {fmt('ece', '.4f')}",
+            f"params {metrics['params']:,}   epochs {fmt('epochs')}   steps {metrics['steps']}   "
+            f"train {fmt('train_seconds', '.0f')} s   {fmt('tgt_tokens_per_s', ',.0f')} target tokens/s   "
+            f"MFU {fmt('mfu', '.3f')}   {metrics.get('precision')} on {metrics.get('device_kind')}",
+            f"work directory {workdir}",
+        ]
+    )

@@ -39,10 +39,22 @@ def pytest_collection_modifyitems(items):
 def isolated_environment(tmp_path_factory):
     """Tokenizer cache and MLflow store of the test session live in a temporary folder."""
     cache = tmp_path_factory.mktemp("cache")
-    saved = {k: os.environ.get(k) for k in ("XDG_CACHE_HOME", "MLFLOW_TRACKING_URI", "MULTI30K_DIR")}
+    saved = {
+        k: os.environ.get(k)
+        for k in (
+            "XDG_CACHE_HOME",
+            "MLFLOW_TRACKING_URI",
+            "MULTI30K_DIR",
+            "ABLAB_LIVE_SECONDS",
+            "ABLAB_SYSTEM_SECONDS",
+        )
+    }
     os.environ["XDG_CACHE_HOME"] = str(cache)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ["MULTI30K_DIR"] = str(_multi30k_dir())
+    # every run of the tests (trials of sweeps too) delivers its metrics each second, not each 30 s,
+    # so that the fault and outage tests check that delivery too, and samples its system metrics
+    os.environ["ABLAB_LIVE_SECONDS"] = os.environ["ABLAB_SYSTEM_SECONDS"] = "1"
     yield
     for key, value in saved.items():
         if value is None:

@@ -38,13 +38,14 @@ from ablab.trainer.evaluation.evaluate import (
 from ablab.trainer.hardware.device import assigned_gpus, describe, device_kind, pick_device
 from ablab.trainer.hardware.peak import peak_flops
 from ablab.trainer.hardware.precision import emulation_note, resolve
+from ablab.trainer.hardware.usage import UsageSampler
 from ablab.trainer.loop import NullReporter, Reporter, Trainer
 from ablab.trainer.optim.losses import build_loss
 from ablab.trainer.optim.optimizers import build_optimizer
-from ablab.trainer.optim.run_length import schedule_updates
+from ablab.trainer.optim.run_length import planned_updates, schedule_updates
 from ablab.trainer.optim.schedules import build_schedule
 from ablab.trainer.tracking import record
-from ablab.trainer.tracking.mlflow_tracker import git_commit
+from ablab.trainer.tracking.store import git_commit
 from ablab.trainer.tracking.tracker import NullTracker, Tracker
 
 SAMPLE_TRANSLATIONS = 20
@@ -93,7 +94,11 @@ def train(
     run_id = _open_run(tracker, trainer, config, corpus, device, key, skipped)
     tracker.resend_metrics(unsent)  # logged before the checkpoint, maybe never delivered
     setup_seconds = time.monotonic() - started
-    status, metrics = _loop_and_evaluate(trainer, config, corpus, device, tracker, setup_seconds)
+    usage = UsageSampler(tracker, trainer.clock, device).start()  # the machine and process, on the run
+    try:
+        status, metrics = _loop_and_evaluate(trainer, config, corpus, device, tracker, setup_seconds)
+    finally:
+        usage.stop()
     result = Result(status, {**metrics, "status": status, "run_id": run_id}, run_id, workdir)
     checkpoint.atomic_write(  # the result is kept here whatever the tracking store does
         workdir / "result.json", json.dumps({"config_hash": key, **result.metrics}, indent=1).encode()
@@ -112,6 +117,7 @@ def _open_run(
             **flatten(config),
             "derived.params": count_parameters(trainer.model),
             "derived.batches_per_epoch": len(trainer.epoch_batches(0)),
+            "derived.planned_updates": planned_updates(config, len(trainer.epoch_batches(0))),
             "derived.train_pairs": len(corpus.train),
             "derived.train_pairs_dropped": corpus.train_pairs_dropped,
             "derived.src_vocab": corpus.vocabs.src_size,

@@ -239,10 +239,15 @@ def lanes(plan: Plan, cpus: int | None = None, gpus: int | None = None) -> int:
 
 def sweep_seconds(seconds: list[float], lanes: int) -> float:
     """Wall time of trials started in order, each on the first lane to come free, plus Ray's start."""
-    free = [0.0] * lanes
+    return makespan(seconds, lanes) + RAY_START_SECONDS
+
+
+def makespan(seconds: list[float], lanes: int) -> float:
+    """Wall time of work items taken in order, each by the first of ``lanes`` to come free."""
+    free = [0.0] * max(lanes, 1)
     for s in seconds:
         free[free.index(min(free))] += s
-    return max(free) + RAY_START_SECONDS
+    return max(free)
 
 
 def plan_records(plan: Plan, estimates: list[Estimate]) -> list[dict]:

@@ -126,3 +126,14 @@ def _rate_source(measured: int, known: int) -> str:
 def _duration(seconds: float) -> str:
     minutes = seconds / 60
     return f"{minutes / 60:.1f} h" if minutes >= 60 else f"{minutes:.1f} min"
+
+
+def seed_warning(seeds: int) -> str | None:
+    """Why a spec with fewer than 3 seeds cannot support conclusions across training runs."""
+    if seeds >= 3:
+        return None
+    what = "one seed: its report compares outputs on the test set only" if seeds == 1 else f"{seeds} seeds"
+    return (
+        f"the spec has {what}; differences smaller than the seed spread cannot be told from noise. "
+        "Use 3 seeds or more (seeds: [1, 2, 3]) for verdicts across training runs."
+    )

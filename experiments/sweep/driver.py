@@ -23,14 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ablab.experiments.planning.cost import estimate, lanes, search_runs, sweep_seconds
+from ablab.experiments.planning.cost import Estimate, estimate, lanes, search_runs, sweep_seconds
 from ablab.experiments.spec.expand import Plan
 from ablab.experiments.sweep import mlflow_runs, ray_cluster, tune_runs
-from ablab.experiments.sweep.progress import SlowTrialWatch, SweepProgress
+from ablab.experiments.sweep.progress import SweepProgress, SweepWatch
 from ablab.trainer.disk import check_store_writable, check_writable
 from ablab.trainer.errors import DataError, UserError
 from ablab.trainer.tracking import record
-from ablab.trainer.tracking.mlflow_tracker import absolute_uri
+from ablab.trainer.tracking.store import absolute_uri
 
 STATE_FILE = "ablab_sweep.json"
 
@@ -58,10 +58,14 @@ def run_sweep(
     force: bool = False,
     tflops: float | None = None,
     echo: Callable[[str], None] = print,
+    status_every: float | None = 30.0,
+    live: bool = False,
 ) -> Summary:
     """Run the trials of ``plan`` that are not done yet; returns what each trial ended as.
     Each trial's training rate is planned on this machine (or is ``tflops``): a trial far
-    slower than that says so (:mod:`ablab.experiments.sweep.pace`)."""
+    slower than that says so (:mod:`ablab.experiments.sweep.pace`). Every ``status_every``
+    seconds the running trials' progress and the time left are shown (:class:`SweepWatch`;
+    ``live``: redrawn in place on a terminal; None: not at all)."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
     import ray
 
@@ -93,7 +97,11 @@ def run_sweep(
             uri, "nothing was started; start it (or fix --tracking-uri) and run again."
         ):
             sweep = mlflow_runs.prepare(
-                uri, plan, force=force, parent_run_id=previous["parent_run_id"] if resume else None
+                uri,
+                plan,
+                force=force,
+                parent_run_id=previous["parent_run_id"] if resume else None,
+                planned_seconds={h: e.seconds for h, e in planned.items() if e.seconds is not None},
             )
         phases.end("mlflow_prepare")
         todo = [t for t in trials if t.hash in sweep.run_ids] if not plan.spec.search else trials
@@ -111,16 +119,21 @@ def run_sweep(
                 f"{plan.spec.name}: {len(todo)} trials to run{runs_text}, {len(sweep.skipped)} already done; "
                 f"MLflow experiment {plan.experiment}, parent run {sweep.parent_run_id}"
             )
-            payloads = [tune_runs.payload(plan, t, uri, sweep, sweep_dir, planned.get(t.hash)) for t in todo]
-            progress = SweepProgress(count, plan.spec.metric, plan.spec.mode, echo)
+            payloads = [
+                tune_runs.payload(plan, t, uri, sweep, sweep_dir, _rate(planned, t.hash)) for t in todo
+            ]
+            watch = SweepWatch(
+                uri, plan.experiment, sweep.parent_run_id, lanes(plan), echo, status_every, live
+            )
+            progress = SweepProgress(count, plan.spec.metric, plan.spec.mode, watch.say)
 
             def restart() -> None:
                 ray.shutdown()  # every worker of the stopped controller goes with it
                 ray_cluster.start_ray(plan, address, uri, env)
 
-            with SlowTrialWatch(uri, plan.experiment, sweep.parent_run_id, echo):
+            with watch:
                 results, summary.interrupted = tune_runs.run_tune(
-                    plan, payloads, sweep_dir, resume, progress, restart, echo
+                    plan, payloads, sweep_dir, resume, progress, restart, watch.say
                 )
             phases.end("tune")
         _settle(plan, uri, sweep, todo, results, summary, sweep_dir)
@@ -131,9 +144,14 @@ def run_sweep(
     return summary
 
 
-def _planned(plan: Plan, pending: list, tflops: float | None, echo) -> dict[str, float]:
-    """The training rate planned for each pending trial (by hash), measured here in a few seconds
-    (or ``tflops``), and a line with the sweep's planned time on this machine."""
+def _rate(planned: dict[str, Estimate], key: str) -> float | None:
+    found = planned.get(key)
+    return found.train_flops_per_s if found else None
+
+
+def _planned(plan: Plan, pending: list, tflops: float | None, echo) -> dict[str, Estimate]:
+    """Each pending trial's estimate (by hash): its training rate measured here in a few seconds
+    (or ``tflops``) and its time; and a line with the sweep's planned time on this machine."""
     if not pending:
         return {}
     try:
@@ -148,9 +166,7 @@ def _planned(plan: Plan, pending: list, tflops: float | None, echo) -> dict[str,
             f"planned: about {sweep_seconds(seconds, at_once) / 60:.1f} min for {len(seconds)} trials, "
             f"{at_once} at once, at the rates measured on this machine"
         )
-    return {
-        t.hash: e.train_flops_per_s for t, e in zip(pending, estimates, strict=True) if e.train_flops_per_s
-    }
+    return {t.hash: e for t, e in zip(pending, estimates, strict=True) if e.train_flops_per_s}
 
 
 def _preflight(plan: Plan, uri: str, sweep_dir: Path, storage: Path, resume: bool) -> dict | None:

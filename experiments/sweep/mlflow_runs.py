@@ -22,8 +22,8 @@ from ablab.experiments.spec.expand import Plan, Trial
 from ablab.experiments.sweep.trial import COMPLETE
 from ablab.trainer.errors import Unavailable
 from ablab.trainer.tracking import record
-from ablab.trainer.tracking.mlflow_tracker import ensure_experiment, git_commit
 from ablab.trainer.tracking.outbox import first_line, unreachable
+from ablab.trainer.tracking.store import ensure_experiment, git_commit
 
 
 def _client(uri: str):
@@ -62,8 +62,15 @@ class PreparedSweep:
     skipped: list[Trial]  # trials already done in this experiment
 
 
-def prepare(uri: str, plan: Plan, force: bool = False, parent_run_id: str | None = None) -> PreparedSweep:
+def prepare(
+    uri: str,
+    plan: Plan,
+    force: bool = False,
+    parent_run_id: str | None = None,
+    planned_seconds: dict[str, float] | None = None,
+) -> PreparedSweep:
     """Make the experiment, the parent run and a child run per trial to run; find what is done.
+    A new child run carries the plan's estimate of its trial's time (``planned_seconds`` by hash).
 
     With ``parent_run_id`` (``--resume``) the unfinished runs are reopened: their trials go on
     from their checkpoints. Otherwise an unfinished run from an earlier invocation is deleted
@@ -99,6 +106,8 @@ def prepare(uri: str, plan: Plan, force: bool = False, parent_run_id: str | None
             skipped.append(trial)
             continue
         tags = {**trial_tags(plan, trial), record.PARENT: parent_run_id}
+        if trial.hash in (planned_seconds or {}):
+            tags[record.PLANNED_SECONDS] = f"{planned_seconds[trial.hash]:.0f}"
         reopen = [r for r in previous if r.data.tags.get(record.PARENT) == parent_run_id] if resume else []
         if reopen:
             run_ids[trial.hash] = reopen[0].info.run_id

@@ -1,8 +1,10 @@
 """A sweep's progress, one line per event: trials done, running and failed, and the best
-value of the spec's metric so far; and a line for each trial far slower than planned."""
+value of the spec's metric so far; between events, each running trial's progress and the time
+left, read from the store; and a line for each trial far slower than planned."""
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -90,45 +92,108 @@ class SweepProgress(tune.Callback):
         self._line(f"FAILED {self._name(trial)} (retries exhausted)")
 
 
-class SlowTrialWatch:
-    """Prints, once per trial, the line a trial put on its run when it trained far slower than
-    planned (:mod:`ablab.experiments.sweep.pace`). It reads the store every ``every`` seconds, and once more
-    as the sweep ends, on a thread of its own: a store that does not answer never holds up the
-    sweep (the end waits for that last look 5 s at most)."""
+_live_view = None  # the live view of the sweep running in this process, while there is one
 
-    def __init__(self, uri: str, experiment: str, parent_run_id: str, echo: Callable[[str], None]):
-        self.uri, self.experiment, self.parent, self.echo = uri, experiment, parent_run_id, echo
-        self.every = 15.0
+
+def say(echo: Callable[[str], None], line: str) -> None:
+    """A line of the sweep's: printed above the live view while there is one, else ``echo``ed."""
+    if _live_view is not None:
+        _live_view.console.print(line, markup=False, highlight=False, soft_wrap=True)
+    else:
+        echo(line)
+
+
+class SweepWatch:
+    """What the sweep looks like from the store, on a thread of its own every ``every`` seconds
+    (and once more as the sweep ends): each running trial's progress and the time left
+    (:mod:`ablab.experiments.sweep.status`), live on a terminal (``live``: a table redrawn in
+    place), as plain lines every ``plain_every`` seconds otherwise (a log file, CI: no control
+    codes); and, once per trial, the line a trial put on its run when it trained far slower than
+    planned (:mod:`ablab.experiments.sweep.pace`). ``every`` None shows no status (``--quiet``),
+    the slow-trial lines still. A store that does not answer never holds up the sweep: a look
+    that fails is skipped, and the end waits for the last look 5 s at most."""
+
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        parent_run_id: str,
+        lanes: int,
+        echo: Callable[[str], None],
+        every: float | None = 30.0,
+        live: bool = False,
+    ):
+        self.uri, self.experiment, self.parent, self.lanes, self.echo = (
+            uri,
+            experiment,
+            parent_run_id,
+            lanes,
+            echo,
+        )
+        self.every, self.live = every, live
+        self.plain_every = 4 * every if every else None
         self.told: set[str] = set()
+        self._last_plain = -math.inf
+        self._view = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="ablab-slow-trials", daemon=True)
+        self._thread = threading.Thread(target=self._watch, name="ablab-sweep-watch", daemon=True)
 
-    def __enter__(self) -> SlowTrialWatch:
+    @property
+    def say(self) -> Callable[[str], None]:
+        """``echo`` as the sweep's lines go: above the live view while there is one. A plain
+        function of this module and ``echo``, so that Tune can pickle the callbacks it is given."""
+        return functools.partial(say, self.echo)
+
+    def __enter__(self) -> SweepWatch:
+        if self.live and self.every:
+            from rich.console import Console
+            from rich.live import Live
+
+            global _live_view
+            self._view = _live_view = Live(
+                console=Console(stderr=True), auto_refresh=False, redirect_stderr=True
+            )
+            self._view.start()
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        if self._view is not None:
+            global _live_view
+            self._view.stop()
+            _live_view = None
 
     def _watch(self) -> None:
         stopped = False
         while not stopped:
-            stopped = self._stop.wait(self.every)
-            self.poll()
+            stopped = self._stop.wait(self.every or 15.0)
+            self.poll(last=stopped)
 
-    def poll(self) -> None:
+    def poll(self, last: bool = False) -> None:
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
+
+        from ablab.experiments.sweep import status, status_view
 
         try:
             client = MlflowClient(self.uri)
             experiment = client.get_experiment_by_name(self.experiment)
             query = f"tags.`{record.PARENT}` = '{self.parent}' and tags.`{record.SLOW}` LIKE '%'"
             found = client.search_runs([experiment.experiment_id], query) if experiment else []
+            state = status.read(self.uri, self.experiment, self.lanes, self.parent) if self.every else None
         except (MlflowException, OSError):
             return  # the store does not answer now: the next look tries again
         for run in found:
             if run.info.run_id not in self.told:
                 self.told.add(run.info.run_id)
-                self.echo(f"ablab: warning: {run.data.tags[record.SLOW]}")
+                say(self.echo, f"ablab: warning: {run.data.tags[record.SLOW]}")
+        if state is None or last:
+            return
+        if self._view is not None:
+            self._view.update(status_view.table(state), refresh=True)
+        elif time.monotonic() - self._last_plain >= self.plain_every:
+            self._last_plain = time.monotonic()
+            for line in status_view.plain_lines(state):
+                self.echo(line)

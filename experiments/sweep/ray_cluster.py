@@ -17,9 +17,10 @@ import torch
 from ablab.experiments.spec.expand import Plan, SpecError, Trial
 from ablab.trainer.data.corpus import WORKDIR_ENV, split_files
 from ablab.trainer.errors import UserError
-from ablab.trainer.tracking.mlflow_tracker import PATIENCE_ENV
+from ablab.trainer.hardware.usage import USAGE_ENV
+from ablab.trainer.tracking.mlflow_tracker import LIVE_ENV, PATIENCE_ENV
 
-FORWARDED = ("MULTI30K_DIR", "XDG_CACHE_HOME", "ABLAB_MULTI30K_URL", PATIENCE_ENV)
+FORWARDED = ("MULTI30K_DIR", "XDG_CACHE_HOME", "ABLAB_MULTI30K_URL", PATIENCE_ENV, LIVE_ENV, USAGE_ENV)
 """Environment variables of the driver that the trial workers see too."""
 MLFLOW_CLIENT = tuple(
     f"MLFLOW_TRACKING_{name}"

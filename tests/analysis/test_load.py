@@ -8,7 +8,7 @@ from mlflow.entities import Metric
 
 from ablab.analysis.load import load
 from ablab.trainer.tracking import record
-from ablab.trainer.tracking.mlflow_tracker import ensure_experiment
+from ablab.trainer.tracking.store import ensure_experiment
 
 pytestmark = pytest.mark.integration
 

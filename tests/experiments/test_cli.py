@@ -136,7 +136,7 @@ def test_schedules_exercise(tmp_path):
 
 
 def test_plan_warns_when_a_spec_has_fewer_than_three_seeds(tmp_path):
-    from ablab.experiments.cli import seed_warning
+    from ablab.experiments.planning.table import seed_warning
 
     assert seed_warning(3) is None and "one seed" in seed_warning(1)
     spec = tmp_path / "two_seeds.yaml"

@@ -15,7 +15,7 @@ from ablab.analysis.render import LOOKS_TITLE
 from ablab.experiments.spec.expand import load_plan
 from ablab.experiments.sweep import looks, mlflow_runs
 from ablab.trainer.tracking import record
-from ablab.trainer.tracking.mlflow_tracker import ensure_experiment
+from ablab.trainer.tracking.store import ensure_experiment
 from tests.experiments.conftest import ablab, sqlite_uri
 from tests.experiments.helpers import TINY, trial_runs, write_spec
 

@@ -4,12 +4,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from ablab.trainer.tracking.mlflow_tracker import (
-    MlflowTracker,
-    absolute_uri,
-    artifact_root,
-    default_tracking_uri,
-)
+from ablab.trainer.tracking.mlflow_tracker import MlflowTracker
+from ablab.trainer.tracking.store import absolute_uri, artifact_root, default_tracking_uri
 
 
 def test_default_uri_is_absolute_sqlite_under_mlruns(tmp_path, monkeypatch):

@@ -191,7 +191,7 @@ class DownThenKilledAt(StoreDownAt):
 def test_metrics_undelivered_when_a_worker_dies_after_a_checkpoint_are_delivered_by_its_resume(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     cfg = tiny_config(train={"epochs": 2, "checkpoint_every": 5, "log_every": 1})
-    flaky = FlakyTracker(uri, "killed", patience=1)
+    flaky = FlakyTracker(uri, "killed", patience=1, live_every=0)  # delivered at checkpoints only
     with pytest.raises(Killed):
         train(cfg, workdir=tmp_path / "work", tracker=flaky, reporter=DownThenKilledAt(flaky, 7, 12))
     assert steps(uri, flaky.run_id, "train/loss") == [1, 2, 3, 4, 5]  # 6-10 only in the checkpoint at 10

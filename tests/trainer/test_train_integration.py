@@ -66,7 +66,9 @@ def test_a_small_model_learns_and_everything_is_logged(tmp_path):
         "run/mfu",
     ):
         assert key in run.data.metrics, key
-    assert {k.split("/")[0] for k in run.data.metrics} == {"train", "val", "test", "run", "epoch"}
+    assert {k.split("/")[0] for k in run.data.metrics} == {"train", "val", "test", "run", "epoch", "system"}
+    usage = client.get_metric_history(run.info.run_id, "system/process_cpu_percentage")  # each second
+    assert len(usage) >= 2 and max(h.value for h in usage) > 10  # it trained on its 2 threads
     assert run.data.metrics[f"{test}/bleu"] == pytest.approx(m["bleu"])  # once, under its test set
     for key in run.data.metrics:  # no metric logged twice at one step
         steps = [h.step for h in client.get_metric_history(run.info.run_id, key)]

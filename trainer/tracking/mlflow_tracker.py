@@ -4,11 +4,9 @@ The trainer talks to a :class:`~ablab.trainer.tracking.tracker.Tracker`; :class:
 real one,
 delivering through an :class:`~ablab.trainer.tracking.outbox.Outbox` so that a store that does not answer
 never holds up training. Step metrics are buffered and
-written in batches (``log_batch``), which keeps per-step logging off the training hot path.
-
-The default store is a sqlite database under ``./mlruns`` (absolute path, so it survives a
-change of working directory), with artifacts beside it; ``MLFLOW_TRACKING_URI`` or an
-explicit URI selects another store or a tracking server.
+written in batches (``log_batch``), which keeps per-step logging off the training hot path, and
+delivered on a timer as well as at each checkpoint, so a run's curves are in the store within
+``ABLAB_LIVE_SECONDS`` (default 30) of being logged, even where an epoch takes hours.
 """
 
 from __future__ import annotations
@@ -16,96 +14,25 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from ablab.trainer.errors import Unavailable
 from ablab.trainer.tracking import record
-from ablab.trainer.tracking.outbox import Outbox, TimedClient, first_line, unreachable
+from ablab.trainer.tracking.outbox import Courier, Outbox, TimedClient, first_line, unreachable
+from ablab.trainer.tracking.store import absolute_uri, ensure_experiment
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PATIENCE_ENV = "ABLAB_TRACKING_PATIENCE"
 DEFAULT_PATIENCE = 600.0
 """Seconds a run waits at its end for a tracking store that does not answer."""
 MAX_BACKOFF = 30.0
 """Longest pause, in seconds, between two tries of a store that does not answer."""
-
-
-def default_tracking_uri(root: Path | None = None) -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else sqlite at ``<root or cwd>/mlruns/mlflow.db``."""
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return absolute_uri(env)
-    store = (root or Path.cwd()).resolve() / "mlruns"
-    return f"sqlite:///{store / 'mlflow.db'}"
-
-
-def absolute_uri(uri: str) -> str:
-    """Make a relative sqlite or file URI absolute (trial workers run in other folders)."""
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}"
-    if "://" not in uri:
-        return Path(uri).resolve().as_uri()
-    return uri
-
-
-def artifact_root(tracking_uri: str) -> str | None:
-    """Where a local store keeps artifacts (``<store folder>/artifacts``); None for servers."""
-    if tracking_uri.startswith("sqlite:///"):
-        return (Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
-    return None
-
-
-def git_commit() -> str:
-    """The commit of the ablab source tree, ``-dirty`` if it has uncommitted changes (outside
-    ``results/``, where a committed report is rewritten while it is being made)."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (commit + ("-dirty" if dirty else "")) if commit else "unknown"
-
-
-def ablab_version() -> str:
-    """``ablab 0.1.0, commit <hash>`` of the installed package and its source tree."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        number = version("ablab")
-    except PackageNotFoundError:
-        number = "(not installed)"
-    return f"ablab {number}, commit {git_commit()}"
-
-
-def ensure_experiment(tracking_uri: str, name: str) -> str:
-    """The id of experiment ``name``, created (with a local artifact root) if missing, and marked
-    a model-training experiment so that MLflow's UI opens it on its runs."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        experiment_id = client.create_experiment(
-            name,
-            artifact_location=artifact_root(tracking_uri),
-            tags={record.EXPERIMENT_KIND: record.MODEL_TRAINING},
-        )
-        return experiment_id
-    if experiment.tags.get(record.EXPERIMENT_KIND) != record.MODEL_TRAINING:
-        client.set_experiment_tag(experiment.experiment_id, record.EXPERIMENT_KIND, record.MODEL_TRAINING)
-    return experiment.experiment_id
+LIVE_ENV = "ABLAB_LIVE_SECONDS"
+DEFAULT_LIVE = 30.0
+"""Seconds between two deliveries of the metrics logged since (0: only at checkpoints)."""
 
 
 class MlflowTracker:
@@ -120,7 +47,13 @@ class MlflowTracker:
     nothing is lost or doubled.
 
     Writes queue in order and are delivered without holding up training: metrics at
-    :meth:`flush` (the training loop calls it after each checkpoint), the rest at once. While
+    :meth:`flush` (the training loop calls it after each checkpoint) and every ``live_every``
+    seconds by a :class:`~ablab.trainer.tracking.outbox.Courier` thread, the rest at once; one
+    lock keeps deliveries in order, and logging a step only appends under a lock of its own, so
+    the loop never waits on the store to log. Steps a killed run delivered after its last
+    checkpoint are in the store when it resumes, which reads the last step of each metric there
+    and drops the replayed ones (their values are those of the replay on a deterministic
+    device, since the replay is the same computation). While
     the store does not answer (a tracking server restarting, a locked sqlite file) training goes
     on and delivery is retried at the next write or flush after a backoff of 1 s doubling up
     to 30 s. A failed request may have reached the store before the answer was lost, so before
@@ -140,6 +73,7 @@ class MlflowTracker:
         tags: dict[str, str] | None = None,
         run_id: str | None = None,
         patience: float | None = None,
+        live_every: float | None = None,
     ):
         self.tracking_uri = absolute_uri(tracking_uri)
         self.client = None
@@ -151,9 +85,13 @@ class MlflowTracker:
         self.patience = (
             float(os.environ.get(PATIENCE_ENV, DEFAULT_PATIENCE)) if patience is None else patience
         )
-        self._metrics: list = []  # logged since the last flush
+        self.live_every = float(os.environ.get(LIVE_ENV, DEFAULT_LIVE)) if live_every is None else live_every
+        self._metrics: list = []  # logged since the last delivery
         self._logged_up_to: dict[str, int] = {}  # metric -> last step already in the run
+        self._logged_lock = threading.Lock()  # the two above: the training loop's and the courier's
         self._outbox = Outbox()
+        self._delivery = threading.RLock()  # the outbox and the client: one delivery at a time
+        self._courier: Courier | None = None
 
     def _connect(self) -> None:
         from mlflow import MlflowClient
@@ -182,6 +120,7 @@ class MlflowTracker:
             )
             self.run_id = run.info.run_id
             self._log_params(params)
+            self._start_courier()
             return self.run_id
         self.run_id = run_id
         self.patiently(lambda: self.client.update_run(run_id, status="RUNNING"))
@@ -189,7 +128,12 @@ class MlflowTracker:
             self._log_params(params)
         self._logged_up_to = self.patiently(lambda: self._last_steps(None))
         self.set_tags(all_tags)
+        self._start_courier()
         return run_id
+
+    def _start_courier(self) -> None:
+        if self.live_every > 0 and self._courier is None:
+            self._courier = Courier(self.flush_logged, self.live_every).start()
 
     def patiently(self, call, patience: float | None = None):
         """``call()``, retried with backoff while the store does not answer, for up to
@@ -249,39 +193,54 @@ class MlflowTracker:
         """Queue metrics at ``step``; a metric already logged at this step or a later one (the
         epoch beside both an update's and a validation's metrics, a replayed step) is dropped."""
         now = int(time.time() * 1000)
-        for key, value in metrics.items():
-            if value is not None and step > self._logged_up_to.get(key, -1):
-                self._metrics.append((key, float(value), now, step))
-                self._logged_up_to[key] = step
+        with self._logged_lock:
+            for key, value in metrics.items():
+                if value is not None and step > self._logged_up_to.get(key, -1):
+                    self._metrics.append((key, float(value), now, step))
+                    self._logged_up_to[key] = step
 
     def flush(self) -> None:
-        """Queue the metrics logged since the last flush and deliver the queue if the store
-        answers (or is not due for a retry yet): never waits."""
-        self._outbox.add_metrics(self._metrics)
-        self._metrics = []
-        self._deliver(wait=False)
+        """Queue the metrics logged since the last delivery and deliver the queue if the store
+        answers (or is not due for a retry yet): never waits for a store that does not answer.
+        Raises what stopped the courier, if anything did."""
+        if self._courier is not None:
+            self._courier.check()
+        self.flush_logged()
+
+    def flush_logged(self) -> None:
+        """What :meth:`flush` and the courier deliver: the metrics logged since, then the queue."""
+        with self._delivery:
+            with self._logged_lock:
+                self._outbox.add_metrics(self._metrics)
+                self._metrics = []
+            self._deliver(wait=False)
 
     def unsent_metrics(self) -> list[tuple]:
         """The metrics logged and not yet delivered, ``(key, value, timestamp ms, step)`` each. A
         checkpoint keeps them, so that a worker killed before they reach the store loses none of
         the steps its checkpoint covers (the resumed trial does not log those steps again)."""
-        return self._outbox.metrics() + self._metrics
+        with self._delivery, self._logged_lock:
+            return self._outbox.metrics() + self._metrics
 
     def resend_metrics(self, metrics: list[tuple]) -> None:
         """Queue again metrics :meth:`unsent_metrics` returned before an interruption; those the
         run already holds (delivered after all) are dropped before sending."""
         if metrics:
-            self._outbox.add_metrics([tuple(m) for m in metrics])
-            self._outbox.unsure = True
-            self._deliver(wait=False)
+            with self._delivery:
+                self._outbox.add_metrics([tuple(m) for m in metrics])
+                self._outbox.unsure = True
+                self._deliver(wait=False)
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        self._outbox.add("tags", {k: str(v) for k, v in tags.items()})
-        self._deliver(wait=False)
+        self._queue("tags", {k: str(v) for k, v in tags.items()})
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self._outbox.add("text", [text, artifact_file])
-        self._deliver(wait=False)
+        self._queue("text", [text, artifact_file])
+
+    def _queue(self, kind: str, body: Any) -> None:
+        with self._delivery:
+            self._outbox.add(kind, body)
+            self._deliver(wait=False)
 
     def log_json(self, data: Any, artifact_file: str) -> None:
         """``data`` as valid JSON: a NaN or infinite number (an empty reliability bin's mean)
@@ -289,23 +248,27 @@ class MlflowTracker:
         self.log_text(json.dumps(json_safe(data), indent=1, allow_nan=False), artifact_file)
 
     def log_file(self, path: Path, artifact_path: str | None = None) -> None:
-        self._outbox.add("file", [str(path), artifact_path])
-        self._deliver(wait=False)
+        self._queue("file", [str(path), artifact_path])
 
     def end(self, status: str, wait: bool = True) -> None:
         """Close the run as ``status``. With ``wait``, wait up to ``patience`` for the store and
         raise :class:`~ablab.trainer.errors.Unavailable` if it never answers; without, try once
         (a run ending on an error or a stop must not hang on the store)."""
-        self.flush()
-        self._outbox.add("tags", {record.STATUS: status})
-        self._outbox.add("end", record.MLFLOW_STATUS[status])
-        self._deliver(wait=wait)
+        if self._courier is not None:
+            self._courier.stop()
+        with self._delivery:
+            self.flush_logged()
+            self._outbox.add("tags", {record.STATUS: status})
+            self._outbox.add("end", record.MLFLOW_STATUS[status])
+            self._deliver(wait=wait)
 
     def save_pending(self, path: Path) -> None:
         """Write the undelivered writes to ``path`` (JSON) for :meth:`resend`."""
         from ablab.trainer.checkpoint import atomic_write
 
-        atomic_write(path, json.dumps({"run_id": self.run_id, "writes": self._outbox.items}).encode())
+        with self._delivery:
+            items = list(self._outbox.items)
+        atomic_write(path, json.dumps({"run_id": self.run_id, "writes": items}).encode())
 
     def resend(self, path: Path) -> None:
         """Deliver the writes :meth:`save_pending` kept in ``path``, then delete it."""

@@ -1,10 +1,11 @@
 """Writes bound for a tracking store that may not answer: the queue of undelivered writes, telling
-"the store did not answer" (retry later) from "the store refused" (a bug, raise), and a client
-that times its calls."""
+"the store did not answer" (retry later) from "the store refused" (a bug, raise), a client
+that times its calls, and a courier that delivers on a timer."""
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from typing import Any
 
@@ -89,3 +90,38 @@ class TimedClient:
                 self.seconds += time.perf_counter() - started
 
         return timed
+
+
+class Courier:
+    """Calls ``deliver()`` every ``every`` seconds on a thread of its own, off the training loop's
+    path, until :meth:`stop`. An error ``deliver`` raises (the store refused a write: a bug, not an
+    outage, which ``deliver`` handles itself) stops the courier and is kept for :meth:`check`,
+    which the training thread calls, so that it is raised where it can stop the run."""
+
+    def __init__(self, deliver, every: float):
+        self._deliver, self.every = deliver, every
+        self.error: BaseException | None = None
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ablab-live-metrics", daemon=True)
+
+    def start(self) -> Courier:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.every):
+            try:
+                self._deliver()
+            except Exception as exc:  # noqa: BLE001 - kept and raised on the training thread
+                self.error = exc
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def check(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error

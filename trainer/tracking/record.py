@@ -60,6 +60,7 @@ TUNE_TRIAL_ID = "ablab.tune_trial_id"  # a search trial's Tune id: its attempts 
 AXIS, SEARCHED = "ablab.axis.", "ablab.search."  # prefixes: a grid point's values, a searched value
 RAY_NODES = "ablab.ray_nodes"  # the Ray nodes a trial ran on, in order (ip/node id)
 LOOK = "ablab.look"  # a sequential design's look (from 1) whose seeds first include the trial's
+PLANNED_SECONDS = "ablab.planned_seconds"  # the plan's estimate of the whole trial, at the sweep's start
 SEARCH_ROLE, SEARCH_METRIC = "ablab.search_role", "ablab.search_metric"  # the metric: "val_bleu max"
 """'search' (a sampled trial with the first seed) or 'confirm' (another seed at the values the
 search found best): of a searched spec, the report compares the confirmation runs."""

@@ -1,0 +1,197 @@
+"""A sweep as it stands, read from MLflow alone, so that ``ablab run`` and ``ablab status`` in
+any other shell see the same: each trial's state (queued, running, done, failed), and for a
+running one its update step of the planned total, epoch, target tokens per second, last
+validation BLEU, the time since it last logged (a hung trial stops logging; a slow one logs
+slowly) and its time left; for the sweep the counts and its time left.
+
+**Time left** is measured: a running trial's pace is its update steps per second over its last
+:data:`RATE_WINDOW` logged points (the live delivery puts them in the store within about 30 s),
+its time left the updates to its planned total at that pace (a run limited by minutes alone:
+the minutes left); a queued trial takes the plan's estimate for it
+(``ablab.planned_seconds``, recorded when the sweep started) scaled by how the running trials
+pace against their own estimates (the median ratio). The sweep's time left places those on as
+many lanes as run at once. The plan's own estimate of what is left is shown beside it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ablab.experiments.planning.cost import makespan
+from ablab.trainer.errors import UserError
+from ablab.trainer.tracking import record
+
+RATE_WINDOW = 10
+"""Logged points a running trial's pace is measured over."""
+QUEUED, RUNNING, DONE, FAILED, KILLED = "queued", "running", "done", "failed", "killed"
+
+
+@dataclass(frozen=True)
+class TrialState:
+    name: str
+    state: str  # QUEUED, RUNNING, DONE (finished, diverged, early stopped), FAILED, KILLED
+    step: int | None = None
+    total: int | None = None  # planned updates (None: a run limited by minutes alone)
+    epoch: float | None = None
+    tokens_per_s: float | None = None  # target tokens per second, the mean of its newest points
+    val_bleu: float | None = None
+    quiet: float | None = None  # seconds since its newest logged point
+    left: float | None = None  # seconds, at its measured pace
+    planned: float | None = None  # seconds the plan estimated for the whole trial
+    elapsed: float | None = None  # seconds since its first logged update
+
+
+@dataclass(frozen=True)
+class SweepState:
+    spec: str
+    parent_run_id: str
+    elapsed: float  # seconds since the sweep started
+    lanes: int
+    trials: list[TrialState] = field(default_factory=list)
+
+    def count(self, state: str) -> int:
+        return sum(t.state == state for t in self.trials)
+
+    @property
+    def ended(self) -> bool:
+        return not any(t.state in (QUEUED, RUNNING) for t in self.trials)
+
+    @property
+    def pace(self) -> float:
+        """Measured over planned time of the running trials (median; 1 without a measurement)."""
+        ratios = [
+            (t.elapsed + t.left) / t.planned
+            for t in self.trials
+            if t.state == RUNNING and t.left is not None and t.elapsed is not None and t.planned
+        ]
+        return statistics.median(ratios) if ratios else 1.0
+
+    @property
+    def left(self) -> float | None:
+        """Seconds until the sweep ends, at the measured pace (None: nothing to measure it by)."""
+        running = [t.left for t in self.trials if t.state == RUNNING]
+        queued = [t.planned for t in self.trials if t.state == QUEUED]
+        if any(x is None for x in [*running, *queued]):
+            return None
+        return makespan([*running, *(self.pace * q for q in queued)], self.lanes)
+
+    @property
+    def planned_left(self) -> float | None:
+        """The plan's estimate of the same: the running trials' unfinished share of theirs."""
+        items = []
+        for t in self.trials:
+            if t.state == QUEUED or t.state == RUNNING:
+                if t.planned is None:
+                    return None
+                done = t.step / t.total if t.state == RUNNING and t.step and t.total else 0.0
+                items.append(t.planned * (1 - min(done, 1.0)))
+        return makespan(items, self.lanes)
+
+
+def read(uri: str, experiment: str, lanes: int, parent_run_id: str | None = None) -> SweepState | None:
+    """The newest sweep of ``experiment`` (or the one of ``parent_run_id``) as it stands; None if
+    the experiment holds no sweep."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    if parent_run_id is None:
+        sweeps = record.search(client, found.experiment_id, record.SWEEP_KIND)
+        if not sweeps:
+            return None
+        parent = max(sweeps, key=lambda r: r.info.start_time)
+    else:
+        parent = client.get_run(parent_run_id)
+    now = time.time()
+    children = record.search(
+        client, found.experiment_id, record.TRIAL_KIND, f"tags.`{record.PARENT}` = '{parent.info.run_id}'"
+    )
+    trials = sorted((_trial(client, run, now) for run in children), key=lambda t: t.name)
+    running = sum(t.state == RUNNING for t in trials)
+    return SweepState(
+        parent.data.tags.get(record.SPEC, experiment),
+        parent.info.run_id,
+        now - parent.info.start_time / 1000,
+        max(lanes, running),
+        trials,
+    )
+
+
+def reader(target: str, uri: str) -> Callable[[], SweepState]:
+    """``ablab status``: a function that reads the newest sweep of ``target`` (a spec, or an
+    experiment name) as it stands; trials at once as many as a spec's trials' resources fit on
+    this machine (an experiment name: as many as run now)."""
+    from ablab.experiments.planning.cost import lanes
+    from ablab.experiments.reporting import target_experiment
+    from ablab.experiments.spec.expand import load_plan
+
+    experiment = target_experiment(target).experiment
+    at_once = lanes(load_plan(Path(target))) if Path(target).suffix in (".yaml", ".yml") else 1
+
+    def read_now() -> SweepState:
+        state = read(uri, experiment, at_once)
+        if state is None:
+            raise UserError(f"there is no sweep of {experiment} in {uri}; run it first (ablab run SPEC).")
+        return state
+
+    return read_now
+
+
+def _trial(client, run, now: float) -> TrialState:
+    tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
+    name = tags.get(record.TRIAL, run.info.run_name)
+    planned = _number(tags.get(record.PLANNED_SECONDS))
+    status = tags.get(record.STATUS)
+    if status is None or run.info.status == "SCHEDULED":
+        return TrialState(name, QUEUED, planned=planned)
+    if status != record.RUNNING:
+        state = DONE if status in record.DONE else KILLED if status == record.KILLED else FAILED
+        return TrialState(name, state, planned=planned)
+    points, speeds = (
+        sorted(client.get_metric_history(run.info.run_id, record.TRAIN[key]), key=lambda m: m.step)
+        for key in ("train_loss", "tgt_tokens_per_s")
+    )
+    total = _number(params.get("derived.planned_updates"))
+    total = int(total) if total else None
+    training = now - points[0].timestamp / 1000 if points else None  # since its first logged update
+    recent = [m.value for m in speeds[-RATE_WINDOW:]]
+    return TrialState(
+        name,
+        RUNNING,
+        step=points[-1].step if points else None,
+        total=total,
+        epoch=metrics.get(record.EPOCH),
+        tokens_per_s=statistics.fmean(recent) if recent else None,
+        val_bleu=metrics.get(record.VALIDATION["val_bleu"]),
+        quiet=now - points[-1].timestamp / 1000 if points else None,
+        left=_left(points, total, _number(params.get("train.max_minutes")), training),
+        planned=planned,
+        elapsed=training,
+    )
+
+
+def _left(points: list, total: int | None, max_minutes: float | None, training: float | None) -> float | None:
+    """Seconds of training left: the updates to ``total`` at the pace of the newest points, or the
+    minutes of a run limited by them alone (``training``: seconds since its first update)."""
+    if total is None:
+        return max(0.0, 60 * max_minutes - training) if max_minutes and training is not None else None
+    window = points[-RATE_WINDOW:]
+    if len(window) < 2:
+        return None
+    seconds = (window[-1].timestamp - window[0].timestamp) / 1000
+    if seconds <= 0:
+        return None
+    return max(0, total - window[-1].step) * seconds / (window[-1].step - window[0].step)
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "None", "") else None
+    except ValueError:
+        return None

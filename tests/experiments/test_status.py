@@ -1,0 +1,158 @@
+"""A sweep as it stands, read from MLflow: each trial's state and progress, the time left at the
+measured pace beside the plan's, as plain lines without control codes; and for real, while a
+sweep runs: its status lines, its curves in MLflow before it ends, `ablab status` from a second
+process."""
+
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+import time
+
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+
+from ablab.experiments.planning.cost import makespan
+from ablab.experiments.sweep import status, status_view
+from ablab.trainer.tracking import record
+from ablab.trainer.tracking.store import ensure_experiment
+from tests.conftest import script
+from tests.experiments.conftest import sqlite_uri
+from tests.experiments.helpers import start_ablab, write_spec
+
+CONTROL = re.compile(r"\x1b|\r")
+
+
+def fake_sweep(uri: str) -> str:
+    """A parent run and four trials: one queued, one running (100 updates of 400 logged over 50 s,
+    the newest 5 s ago), one done, one failed; each with the plan's 60 s."""
+    client = MlflowClient(uri)
+    experiment = ensure_experiment(uri, "ablab/fake")
+    parent = client.create_run(experiment, tags={record.KIND: record.SWEEP_KIND, record.SPEC: "fake"})
+    parent_id = parent.info.run_id
+
+    def trial(name: str, status_tag: str | None, mlflow_status: str = "RUNNING"):
+        tags = {record.KIND: record.TRIAL_KIND, record.TRIAL: name, record.PARENT: parent_id}
+        tags[record.PLANNED_SECONDS] = "60"
+        if status_tag:
+            tags[record.STATUS] = status_tag
+        run = client.create_run(experiment, tags=tags)
+        if mlflow_status != "RUNNING":
+            client.update_run(run.info.run_id, status=mlflow_status)
+        return run.info.run_id
+
+    trial("queued,seed=1", None, "SCHEDULED")
+    running = trial("running,seed=1", record.RUNNING)
+    trial("done,seed=1", record.FINISHED, "FINISHED")
+    trial("failed,seed=1", record.FAILED, "FAILED")
+    now = int(time.time() * 1000)
+    points = [
+        Metric(record.TRAIN["train_loss"], 5.0 - s / 100, now - 5000 - (100 - s) * 500, s)
+        for s in range(10, 101, 10)
+    ]
+    speeds = [
+        Metric(record.TRAIN["tgt_tokens_per_s"], 1000.0 + s, now - (100 - s) * 500, s)
+        for s in range(10, 101, 10)
+    ]
+    client.log_batch(running, metrics=points + speeds + [Metric(record.EPOCH, 0.5, now, 100)])
+    client.log_param(running, "derived.planned_updates", "400")
+    return parent_id
+
+
+def test_a_sweep_reads_as_its_trials_states_and_the_time_left_at_their_measured_pace(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    parent = fake_sweep(uri)
+    state = status.read(uri, "ablab/fake", lanes=2)
+    assert state.parent_run_id == parent and state.spec == "fake"
+    assert [state.count(s) for s in (status.QUEUED, status.RUNNING, status.DONE, status.FAILED)] == [
+        1,
+        1,
+        1,
+        1,
+    ]
+    (running,) = [t for t in state.trials if t.state == status.RUNNING]
+    assert (running.step, running.total, running.epoch) == (100, 400, 0.5)
+    # the newest 10 points: 90 updates in 45 s, so 300 updates left take 150 s
+    assert running.left == pytest.approx(300 * 45 / 90)
+    assert running.tokens_per_s == pytest.approx(1000 + 55) and running.quiet == pytest.approx(5, abs=2)
+    pace = (running.elapsed + running.left) / 60
+    assert state.pace == pytest.approx(pace)
+    assert state.left == pytest.approx(makespan([running.left, pace * 60], 2))
+    assert state.planned_left == pytest.approx(makespan([60 * 0.75, 60], 2))
+    lines = status_view.plain_lines(state)
+    assert (
+        lines[0].startswith("fake: done 1/4, running 1, queued 1, failed 1;") and "left (planned" in lines[0]
+    )
+    assert "running,seed=1  step 100/400  epoch 0.50  1,055 tok/s  left 2.5 min" in lines[1]
+    assert not any(CONTROL.search(line) for line in lines)
+
+
+def test_status_of_a_spec_without_a_sweep_is_a_clear_error(tmp_path):
+    spec = write_spec(tmp_path, "never")
+    out = subprocess.run(
+        [script("ablab"), "status", str(spec), "--tracking-uri", sqlite_uri(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert out.returncode == 2 and "there is no sweep of ablab/never" in out.stderr
+
+
+@pytest.mark.integration
+def test_a_running_sweep_shows_its_progress_and_ablab_status_reads_it_from_another_process(tmp_path):
+    spec = write_spec(
+        tmp_path,
+        "watched",
+        baseline={"config": {"data": {"train_subset": 3000, "max_tokens": 1024, "vocab_size": 400},
+                             "model": {"layers": 1, "d_model": 32, "heads": 2, "ff_dim": 32},
+                             "schedule": {"name": "constant", "warmup_steps": 5}, "optim": {"lr": 0.003},
+                             "train": {"epochs": 4, "log_every": 2},
+                             "eval": {"val_sentences": 20, "test_sentences": 20, "beam_size": 1}}},
+        resources={"cpus": 1},
+    )  # fmt: skip
+    uri = sqlite_uri(tmp_path)
+    sweep = start_ablab(
+        tmp_path, "run", str(spec), "--tracking-uri", uri, "--status-every", "0.5", capture=True
+    )
+    said = []  # the sweep's lines, read until it has made its store (reading it sooner races the making)
+    while not said or "trials to run" not in said[-1]:
+        said.append(sweep.stderr.readline())
+        assert said[-1] or sweep.poll() is None, "".join(said)[-3000:]
+    client, deadline = MlflowClient(uri), time.monotonic() + 300
+    seen = None
+    while seen is None:  # a trial's curve in the store while it still runs
+        assert sweep.poll() is None and time.monotonic() < deadline, "no live curve before the trial ended"
+        experiment = client.get_experiment_by_name("ablab/watched")
+        runs = (
+            client.search_runs([experiment.experiment_id], "tags.`ablab.status` = 'running'")
+            if experiment
+            else []
+        )
+        for run in runs:
+            if client.get_metric_history(run.info.run_id, "train/loss"):
+                seen = run.info.run_id
+        time.sleep(0.2)
+    look = subprocess.run(
+        [script("ablab"), "status", str(spec), "--tracking-uri", uri],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert look.returncode == 0, look.stderr
+    assert "running 1" in look.stderr and "baseline,seed=1  step " in look.stderr
+    out, rest = sweep.communicate(timeout=600)
+    err = "".join(said) + rest
+    assert sweep.returncode == 0, err[-3000:]
+    assert not CONTROL.search(err)  # not a terminal: plain lines
+    pattern = r"baseline,seed=1  step (\d+)/(\d+) .* left ([\d.]+) (s|min)"
+    progress = [m for m in map(functools.partial(re.search, pattern), err.splitlines()) if m]
+    steps = [int(m.group(1)) for m in progress]
+    assert len(steps) >= 2 and steps == sorted(steps) and steps[-1] > steps[0], err[-3000:]
+    assert {m.group(2) for m in progress} == {progress[0].group(2)}  # of one planned total
+    done = subprocess.run(
+        [script("ablab"), "status", str(spec), "--tracking-uri", uri],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0 and "ended" in done.stderr
+    assert client.get_metric_history(seen, "system/process_cpu_percentage")  # its system metrics
