@@ -179,7 +179,8 @@ class MlflowTracker:
 
     @property
     def io_seconds(self) -> float:
-        """Wall time spent in calls to the tracking store so far."""
+        """Wall time the training thread spent in calls to the tracking store so far (the
+        courier's deliveries, beside it, are not counted)."""
         return self.client.seconds if self.client is not None else 0.0
 
     def _log_params(self, params: dict[str, Any]) -> None:

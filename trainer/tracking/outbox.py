@@ -71,11 +71,13 @@ def first_line(exc: BaseException) -> str:
 
 
 class TimedClient:
-    """An ``MlflowClient`` that adds up the wall time of every call made through it."""
+    """An ``MlflowClient`` that adds up the wall time of the calls made through it by the thread
+    that made it (the training loop's): the courier's deliveries run beside training, not in it."""
 
     def __init__(self, client):
         self._client = client
         self.seconds = 0.0
+        self._owner = threading.get_ident()
 
     def __getattr__(self, name: str):
         method = getattr(self._client, name)
@@ -87,7 +89,8 @@ class TimedClient:
             try:
                 return method(*args, **kwargs)
             finally:
-                self.seconds += time.perf_counter() - started
+                if threading.get_ident() == self._owner:
+                    self.seconds += time.perf_counter() - started
 
         return timed
 

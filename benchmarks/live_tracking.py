@@ -1,0 +1,118 @@
+"""What watching a run costs, and how soon its curves show: the same training with the live
+delivery and the system metrics on (as ablab runs by default: every 30 s and 10 s) and off
+(metrics delivered at checkpoints only, no sampling), in alternating rounds so that load on the
+machine affects both alike; and the delay from a logged step to its appearance in the store, as
+a second reader polling the store every 0.5 s sees it.
+
+Each round trains ``experiments/configs/demo.yaml`` (a small model: its updates are short, so
+the cost shows most) for ``--steps`` updates, logging every 2, into a fresh sqlite store. The
+throughput is target tokens per second of the training loop's wall time (updates, logging and
+validation: the trainer's ``wall_seconds``) and of its updates alone (``train_seconds``).
+
+    python benchmarks/live_tracking.py                         # about 5 minutes on 2 cores
+    python benchmarks/live_tracking.py --live 1 --system 1     # thirty times as often: a bound
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from ablab.trainer.config.files import load
+from ablab.trainer.hardware.usage import USAGE_ENV
+from ablab.trainer.run import train
+from ablab.trainer.tracking.mlflow_tracker import MlflowTracker
+
+CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "demo.yaml"
+
+
+class Reader:
+    """Polls the run's ``train/loss`` every 0.5 s from its own client: when each step first
+    appears, against the time it was logged."""
+
+    def __init__(self, uri: str, tracker: MlflowTracker):
+        self.uri, self.tracker = uri, tracker
+        self.delays: list[float] = []
+        self._seen: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Reader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(self.uri)
+        while not self._stop.wait(0.5):
+            if self.tracker.run_id is None:
+                continue
+            now = time.time()
+            for m in client.get_metric_history(self.tracker.run_id, "train/loss"):
+                if m.step not in self._seen:
+                    self._seen.add(m.step)
+                    self.delays.append(now - m.timestamp / 1000)
+
+
+def one_round(steps: int, live: float, system: float, folder: Path) -> tuple[float, float, list[float]]:
+    """Train once; returns tokens per second of the loop's wall time and of the updates, and the
+    delays the reader saw."""
+    config = load(CONFIG, {"train.max_steps": steps, "train.log_every": 2, "eval.test_sentences": 50})
+    uri = f"sqlite:///{folder}/mlflow.db"
+    os.environ[USAGE_ENV] = str(system)
+    tracker = MlflowTracker(uri, "live", live_every=live)
+    with Reader(uri, tracker) as reader:
+        result = train(config, workdir=folder / "work", tracker=tracker)
+    m = result.metrics
+    tokens = m["tgt_tokens_per_s"] * m["train_seconds"]
+    return tokens / m["wall_seconds"], m["tgt_tokens_per_s"], reader.delays
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of each, alternating")
+    parser.add_argument("--live", type=float, default=30.0, help="seconds between deliveries (on)")
+    parser.add_argument("--system", type=float, default=10.0, help="seconds between samples (on)")
+    args = parser.parse_args()
+    modes = {"off": (0.0, 0.0), "on": (args.live, args.system)}
+    loop: dict[str, list[float]] = {name: [] for name in modes}
+    updates: dict[str, list[float]] = {name: [] for name in modes}
+    delays: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.rounds):
+            for name, (live, system) in modes.items():
+                wall, update, seen = one_round(args.steps, live, system, Path(tmp) / f"{name}{i}")
+                loop[name].append(wall)
+                updates[name].append(update)
+                if name == "on":
+                    delays.extend(seen)
+                print(
+                    f"  round {i + 1} {name:>3}: {wall:,.0f} tok/s of the loop, {update:,.0f} of the updates"
+                )
+    print(f"\n{args.steps} updates of {CONFIG.name} a round, {args.rounds} rounds each")
+    print(f"on: delivery every {args.live:g} s, system metrics every {args.system:g} s; off: neither")
+    for what, table in (("the training loop", loop), ("the updates alone", updates)):
+        off, on = statistics.median(table["off"]), statistics.median(table["on"])
+        print(f"  {what:<18} off {off:>8,.0f} tok/s   on {on:>8,.0f} tok/s   cost {1 - on / off:+.2%}")
+    if delays:
+        delays.sort()
+        print(
+            f"  a logged step reached the store after {statistics.median(delays):.1f} s (median), "
+            f"{delays[int(0.95 * (len(delays) - 1))]:.1f} s (95th percentile), {delays[-1]:.1f} s at most "
+            f"({len(delays)} steps)"
+        )
+
+
+if __name__ == "__main__":
+    main()
