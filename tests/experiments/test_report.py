@@ -100,7 +100,7 @@ def test_the_html_reads_in_a_browser_at_laptop_widths(smoke_report, width, heigh
 
 def test_a_run_link_of_the_report_opens_the_run_in_the_mlflow_ui(smoke, smoke_report):
     """ablab ui (a real MLflow server on 127.0.0.1) and the page a report link opens, in Chromium:
-    the run's name, its BLEU, and a figure among its artifacts."""
+    the run's name, its BLEU, a figure among its artifacts, and its system metrics charted."""
     folder, uri, _, _, _ = smoke
     out, _, made = smoke_report
     assert made.returncode == 0, made.stderr[-3000:]
@@ -127,6 +127,9 @@ def test_a_run_link_of_the_report_opens_the_run_in_the_mlflow_ui(smoke, smoke_re
                 "[...document.images].some(i => i.src.startsWith('blob:') && i.naturalWidth > 400)",
                 timeout=30_000,
             )
+            page.get_by_text("System metrics", exact=True).first.click()  # the trial's own use, charted
+            page.get_by_text("process_cpu_percentage").first.wait_for(timeout=60_000)
+            assert "cpu_utilization_percentage" in page.inner_text("body")
     finally:
         stop(ui)
 

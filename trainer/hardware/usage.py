@@ -52,8 +52,9 @@ class ProcessUsage:
 
 class UsageSampler:
     """Samples every ``every`` seconds on a thread of its own and logs through ``tracker`` at the
-    step ``clock()`` gives (whole seconds: the trainer's :meth:`~ablab.trainer.loop.Trainer.clock`);
-    :meth:`stop` takes a last sample."""
+    step ``clock()`` gives (whole seconds: the trainer's :meth:`~ablab.trainer.loop.Trainer.clock`).
+    No sample at the stop: the machine's CPU figure is over the time since the last sample, and a
+    moment is too short to mean anything."""
 
     def __init__(self, tracker, clock, device: torch.device, every: float | None = None):
         from mlflow.system_metrics.metrics.cpu_monitor import CPUMonitor
@@ -74,7 +75,6 @@ class UsageSampler:
         if self._thread.is_alive():
             self._stopped.set()
             self._thread.join()
-            self.sample()
 
     def _run(self) -> None:
         while not self._stopped.wait(self.every):
