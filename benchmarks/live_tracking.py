@@ -2,7 +2,7 @@
 delivery and the system metrics on (as ablab runs by default: every 30 s and 10 s) and off
 (metrics delivered at checkpoints only, no sampling), in alternating rounds so that load on the
 machine affects both alike; and the delay from a logged step to its appearance in the store, as
-a second reader polling the store every 0.5 s sees it.
+a reader in another process, polling the store every 0.5 s, sees it.
 
 Each round trains ``experiments/configs/demo.yaml`` (a small model: its updates are short, so
 the cost shows most) for ``--steps`` updates, logging every 2, into a fresh sqlite store. The
@@ -16,12 +16,14 @@ validation: the trainer's ``wall_seconds``) and of its updates alone (``train_se
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+from mlflow import MlflowClient
 
 from ablab.trainer.config.files import load
 from ablab.trainer.hardware.usage import USAGE_ENV
@@ -31,37 +33,27 @@ from ablab.trainer.tracking.mlflow_tracker import MlflowTracker
 CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "demo.yaml"
 
 
-class Reader:
-    """Polls the run's ``train/loss`` every 0.5 s from its own client: when each step first
-    appears, against the time it was logged."""
+def read_delays(uri: str, stop, out) -> None:
+    """In a process of its own (so the trainer's process only trains): poll the store's one run
+    every 0.5 s and put on ``out``, for each step of ``train/loss`` when it first appeared, the
+    seconds since it was logged."""
+    from mlflow import MlflowClient
 
-    def __init__(self, uri: str, tracker: MlflowTracker):
-        self.uri, self.tracker = uri, tracker
-        self.delays: list[float] = []
-        self._seen: set[int] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Reader:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        from mlflow import MlflowClient
-
-        client = MlflowClient(self.uri)
-        while not self._stop.wait(0.5):
-            if self.tracker.run_id is None:
+    client, seen, delays, run_id = MlflowClient(uri), set(), [], None
+    while not stop.wait(0.5):
+        try:
+            if run_id is None:
+                found = client.search_runs([client.get_experiment_by_name("live").experiment_id])
+                run_id = found[0].info.run_id if found else None
                 continue
             now = time.time()
-            for m in client.get_metric_history(self.tracker.run_id, "train/loss"):
-                if m.step not in self._seen:
-                    self._seen.add(m.step)
-                    self.delays.append(now - m.timestamp / 1000)
+            for m in client.get_metric_history(run_id, "train/loss"):
+                if m.step not in seen:
+                    seen.add(m.step)
+                    delays.append(now - m.timestamp / 1000)
+        except Exception:  # noqa: BLE001 - the store not made yet, or busy: look again
+            continue
+    out.put(delays)
 
 
 def one_round(steps: int, live: float, system: float, folder: Path) -> tuple[float, float, list[float]]:
@@ -71,11 +63,18 @@ def one_round(steps: int, live: float, system: float, folder: Path) -> tuple[flo
     uri = f"sqlite:///{folder}/mlflow.db"
     os.environ[USAGE_ENV] = str(system)
     tracker = MlflowTracker(uri, "live", live_every=live)
-    with Reader(uri, tracker) as reader:
-        result = train(config, workdir=folder / "work", tracker=tracker)
+    MlflowClient(uri).search_experiments()  # the store's tables, made before the reader looks
+    spawn = multiprocessing.get_context("spawn")
+    stop, out = spawn.Event(), spawn.Queue()
+    reader = spawn.Process(target=read_delays, args=(uri, stop, out))
+    reader.start()  # in both modes alike: what it costs the machine, it costs both
+    result = train(config, workdir=folder / "work", tracker=tracker)
+    stop.set()
+    delays = out.get()
+    reader.join()
     m = result.metrics
     tokens = m["tgt_tokens_per_s"] * m["train_seconds"]
-    return tokens / m["wall_seconds"], m["tgt_tokens_per_s"], reader.delays
+    return tokens / m["wall_seconds"], m["tgt_tokens_per_s"], delays
 
 
 def main() -> None:

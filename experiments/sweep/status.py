@@ -72,23 +72,32 @@ class SweepState:
 
     @property
     def left(self) -> float | None:
-        """Seconds until the sweep ends, at the measured pace (None: nothing to measure it by)."""
-        running = [t.left for t in self.trials if t.state == RUNNING]
-        queued = [t.planned for t in self.trials if t.state == QUEUED]
-        if any(x is None for x in [*running, *queued]):
+        """Seconds until the sweep ends, at the measured pace: a running trial's own, a queued one's
+        (or one just started, not measured yet) its plan's at the sweep's pace. None where a trial
+        has neither."""
+        pace = self.pace
+        running = [t for t in self.trials if t.state == RUNNING]  # on their lanes first
+        queued = [t for t in self.trials if t.state == QUEUED]
+        items = [
+            t.left if t.left is not None else (pace * t.planned if t.planned else None)
+            for t in [*running, *queued]
+        ]
+        if any(x is None for x in items):
             return None
-        return makespan([*running, *(self.pace * q for q in queued)], self.lanes)
+        return makespan(items, self.lanes)
 
     @property
     def planned_left(self) -> float | None:
         """The plan's estimate of the same: the running trials' unfinished share of theirs."""
         items = []
-        for t in self.trials:
-            if t.state == QUEUED or t.state == RUNNING:
-                if t.planned is None:
-                    return None
-                done = t.step / t.total if t.state == RUNNING and t.step and t.total else 0.0
-                items.append(t.planned * (1 - min(done, 1.0)))
+        for t in [
+            *(t for t in self.trials if t.state == RUNNING),
+            *(t for t in self.trials if t.state == QUEUED),
+        ]:
+            if t.planned is None:
+                return None
+            done = t.step / t.total if t.state == RUNNING and t.step and t.total else 0.0
+            items.append(t.planned * (1 - min(done, 1.0)))
         return makespan(items, self.lanes)
 
 

@@ -26,8 +26,8 @@ CONTROL = re.compile(r"\x1b|\r")
 
 
 def fake_sweep(uri: str) -> str:
-    """A parent run and four trials: one queued, one running (100 updates of 400 logged over 50 s,
-    the newest 5 s ago), one done, one failed; each with the plan's 60 s."""
+    """A parent run and five trials: one queued, one running (100 updates of 400 logged over 50 s,
+    the newest 5 s ago), one just started, one done, one failed; each with the plan's 60 s."""
     client = MlflowClient(uri)
     experiment = ensure_experiment(uri, "ablab/fake")
     parent = client.create_run(experiment, tags={record.KIND: record.SWEEP_KIND, record.SPEC: "fake"})
@@ -45,6 +45,7 @@ def fake_sweep(uri: str) -> str:
 
     trial("queued,seed=1", None, "SCHEDULED")
     running = trial("running,seed=1", record.RUNNING)
+    trial("starting,seed=1", record.RUNNING)  # nothing logged yet
     trial("done,seed=1", record.FINISHED, "FINISHED")
     trial("failed,seed=1", record.FAILED, "FAILED")
     now = int(time.time() * 1000)
@@ -66,26 +67,25 @@ def test_a_sweep_reads_as_its_trials_states_and_the_time_left_at_their_measured_
     parent = fake_sweep(uri)
     state = status.read(uri, "ablab/fake", lanes=2)
     assert state.parent_run_id == parent and state.spec == "fake"
-    assert [state.count(s) for s in (status.QUEUED, status.RUNNING, status.DONE, status.FAILED)] == [
-        1,
-        1,
-        1,
-        1,
-    ]
-    (running,) = [t for t in state.trials if t.state == status.RUNNING]
+    counts = [state.count(s) for s in (status.QUEUED, status.RUNNING, status.DONE, status.FAILED)]
+    assert counts == [1, 2, 1, 1]
+    running, starting = (
+        next(t for t in state.trials if t.name == f"{n},seed=1") for n in ("running", "starting")
+    )
     assert (running.step, running.total, running.epoch) == (100, 400, 0.5)
+    assert starting.step is None and starting.left is None
     # the newest 10 points: 90 updates in 45 s, so 300 updates left take 150 s
     assert running.left == pytest.approx(300 * 45 / 90)
     assert running.tokens_per_s == pytest.approx(1000 + 55) and running.quiet == pytest.approx(5, abs=2)
     pace = (running.elapsed + running.left) / 60
     assert state.pace == pytest.approx(pace)
-    assert state.left == pytest.approx(makespan([running.left, pace * 60], 2))
-    assert state.planned_left == pytest.approx(makespan([60 * 0.75, 60], 2))
+    # the trial not measured yet and the queued one at the plan's time, scaled by the sweep's pace
+    assert state.left == pytest.approx(makespan([running.left, pace * 60, pace * 60], 2))
+    assert state.planned_left == pytest.approx(makespan([60 * 0.75, 60, 60], 2))
     lines = status_view.plain_lines(state)
-    assert (
-        lines[0].startswith("fake: done 1/4, running 1, queued 1, failed 1;") and "left (planned" in lines[0]
-    )
+    assert lines[0].startswith("fake: done 1/5, running 2, queued 1, failed 1;") and "(planned" in lines[0]
     assert "running,seed=1  step 100/400  epoch 0.50  1,055 tok/s  left 2.5 min" in lines[1]
+    assert lines[2] == "  starting,seed=1  starting  left -"
     assert not any(CONTROL.search(line) for line in lines)
 
 
