@@ -5,7 +5,8 @@ validation BLEU, the time since it last logged (a hung trial stops logging; a sl
 slowly) and its time left; for the sweep the counts and its time left.
 
 **Time left** is measured: a running trial's pace is its update steps per second over its last
-:data:`RATE_WINDOW` logged points (the live delivery puts them in the store within about 30 s),
+:data:`RATE_WINDOW` logged points (the live delivery puts them in the store within about 30 s;
+a trial silent for longer is counted as slower),
 its time left the updates to its planned total at that pace (a run limited by minutes alone:
 the minutes left); a queued trial takes the plan's estimate for it
 (``ablab.planned_seconds``, recorded when the sweep started) scaled by how the running trials
@@ -27,6 +28,8 @@ from ablab.trainer.tracking import record
 
 RATE_WINDOW = 10
 """Logged points a running trial's pace is measured over."""
+DELIVERY_LAG = 30.0
+"""Seconds a logged point may take to reach the store (the trials' live delivery, by default)."""
 QUEUED, RUNNING, DONE, FAILED, KILLED = "queued", "running", "done", "failed", "killed"
 
 
@@ -179,21 +182,26 @@ def _trial(client, run, now: float) -> TrialState:
         tokens_per_s=statistics.fmean(recent) if recent else None,
         val_bleu=metrics.get(record.VALIDATION["val_bleu"]),
         quiet=now - points[-1].timestamp / 1000 if points else None,
-        left=_left(points, total, _number(params.get("train.max_minutes")), training),
+        left=_left(points, total, _number(params.get("train.max_minutes")), training, now),
         planned=planned,
         elapsed=training,
     )
 
 
-def _left(points: list, total: int | None, max_minutes: float | None, training: float | None) -> float | None:
+def _left(
+    points: list, total: int | None, max_minutes: float | None, training: float | None, now: float
+) -> float | None:
     """Seconds of training left: the updates to ``total`` at the pace of the newest points, or the
-    minutes of a run limited by them alone (``training``: seconds since its first update)."""
+    minutes of a run limited by them alone (``training``: seconds since its first update). A trial
+    silent for longer than a delivery takes is slower than its points say: the pace then runs to
+    ``now`` less :data:`DELIVERY_LAG`, so a stalled trial's time left grows instead of standing."""
     if total is None:
         return max(0.0, 60 * max_minutes - training) if max_minutes and training is not None else None
     window = points[-RATE_WINDOW:]
     if len(window) < 2:
         return None
-    seconds = (window[-1].timestamp - window[0].timestamp) / 1000
+    start, end = window[0].timestamp / 1000, window[-1].timestamp / 1000
+    seconds = max(end, now - DELIVERY_LAG) - start
     if seconds <= 0:
         return None
     return max(0, total - window[-1].step) * seconds / (window[-1].step - window[0].step)

@@ -94,25 +94,32 @@ def show(
     echo: Callable[[str], None],
     every: float | None = None,
     live: bool = False,
-):
-    """Print the sweep's state once, or (``every``) again every ``every`` seconds until it ends:
-    redrawn in place where ``live`` (a terminal), as plain lines otherwise. Returns the last state."""
-    state = read()
-    if not live:
-        for line in plain_lines(state):
-            echo(line)
-        while every and not state.ended:
-            time.sleep(every)
-            state = read()
-            for line in plain_lines(state):
-                echo(line)
-        return state
+) -> SweepState:
+    """Print the sweep's state once, or (``every``) again every ``every`` seconds until it ends or
+    Ctrl-C: redrawn in place where ``live`` (a terminal), as plain lines otherwise. Returns the
+    last state."""
     from rich.console import Console
     from rich.live import Live
 
-    with Live(table(state), console=Console(stderr=True), auto_refresh=False) as view:
+    state = read()
+    view = Live(table(state), console=Console(stderr=True), auto_refresh=False) if live else None
+    if view is None:
+        for line in plain_lines(state):
+            echo(line)
+    else:
+        view.start()
+    try:
         while every and not state.ended:
             time.sleep(every)
             state = read()
-            view.update(table(state), refresh=True)
+            if view is None:
+                for line in plain_lines(state):
+                    echo(line)
+            else:
+                view.update(table(state), refresh=True)
+    except KeyboardInterrupt:
+        pass  # the user has seen enough: the state so far decides the exit code
+    finally:
+        if view is not None:
+            view.stop()
     return state

@@ -9,6 +9,7 @@ import functools
 import re
 import subprocess
 import time
+from types import SimpleNamespace
 
 import pytest
 from mlflow import MlflowClient
@@ -156,3 +157,15 @@ def test_a_running_sweep_shows_its_progress_and_ablab_status_reads_it_from_anoth
     )  # fmt: skip
     assert done.returncode == 0 and "ended" in done.stderr
     assert client.get_metric_history(seen, "system/process_cpu_percentage")  # its system metrics
+
+
+def test_a_trial_silent_for_longer_than_a_delivery_takes_is_counted_slower():
+    now = 1_000_000.0
+    points = [
+        SimpleNamespace(step=s, timestamp=1000 * (now - 600 - (100 - s) * 0.5)) for s in range(10, 101, 10)
+    ]
+    # logged 90 updates in 45 s, then nothing for 10 min: a pace over the 615 s to (now - 30 s)
+    assert status._left(points, 400, None, 700.0, now) == pytest.approx(300 * (45 + 600 - 30) / 90)
+    fresh = [SimpleNamespace(step=p.step, timestamp=p.timestamp + 1000 * 595) for p in points]
+    assert status._left(fresh, 400, None, 100.0, now) == pytest.approx(300 * 45 / 90)  # 5 s ago: as logged
+    assert status._left(points, None, 30.0, 700.0, now) == pytest.approx(30 * 60 - 700)  # by minutes alone
