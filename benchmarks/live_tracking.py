@@ -7,7 +7,9 @@ a reader in another process, polling the store every 0.5 s, sees it.
 Each round trains ``experiments/configs/demo.yaml`` (a small model: its updates are short, so
 the cost shows most) for ``--steps`` updates, logging every 2, into a fresh sqlite store. The
 throughput is target tokens per second of the training loop's wall time (updates, logging and
-validation: the trainer's ``wall_seconds``) and of its updates alone (``train_seconds``).
+validation: the trainer's ``wall_seconds``) and of its updates alone (``train_seconds``). On a
+busy machine those vary from round to round by more than the cost; the CPU time the delivery and
+sampling threads spend (``time.thread_time``) does not, and bounds what they can take from training.
 
     python benchmarks/live_tracking.py                         # about 5 minutes on 2 cores
     python benchmarks/live_tracking.py --live 1 --system 1     # thirty times as often: a bound
@@ -16,17 +18,19 @@ validation: the trainer's ``wall_seconds``) and of its updates alone (``train_se
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import os
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from mlflow import MlflowClient
 
 from ablab.trainer.config.files import load
-from ablab.trainer.hardware.usage import USAGE_ENV
+from ablab.trainer.hardware.usage import USAGE_ENV, UsageSampler
 from ablab.trainer.run import train
 from ablab.trainer.tracking.mlflow_tracker import MlflowTracker
 
@@ -56,9 +60,36 @@ def read_delays(uri: str, stop, out) -> None:
     out.put(delays)
 
 
-def one_round(steps: int, live: float, system: float, folder: Path) -> tuple[float, float, list[float]]:
-    """Train once; returns tokens per second of the loop's wall time and of the updates, and the
-    delays the reader saw."""
+SPENT = {"delivery": 0.0, "sampling": 0.0}
+"""CPU seconds the threads beside the training loop spent: the courier's deliveries, the samples."""
+
+
+def beside_training(name: str, method):
+    """``method``, its CPU time added to :data:`SPENT` when a thread other than the main one (the
+    training loop's) runs it."""
+
+    @functools.wraps(method)
+    def timed(*args, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            return method(*args, **kwargs)
+        started = time.thread_time()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            SPENT[name] += time.thread_time() - started
+
+    return timed
+
+
+MlflowTracker.flush_logged = beside_training("delivery", MlflowTracker.flush_logged)
+UsageSampler.sample = beside_training("sampling", UsageSampler.sample)
+
+
+def one_round(
+    steps: int, live: float, system: float, folder: Path
+) -> tuple[float, float, list[float], float]:
+    """Train once; returns tokens per second of the loop's wall time and of the updates, the
+    delays the reader saw, and the loop's wall seconds."""
     config = load(CONFIG, {"train.max_steps": steps, "train.log_every": 2, "eval.test_sentences": 50})
     uri = f"sqlite:///{folder}/mlflow.db"
     os.environ[USAGE_ENV] = str(system)
@@ -74,7 +105,7 @@ def one_round(steps: int, live: float, system: float, folder: Path) -> tuple[flo
     reader.join()
     m = result.metrics
     tokens = m["tgt_tokens_per_s"] * m["train_seconds"]
-    return tokens / m["wall_seconds"], m["tgt_tokens_per_s"], delays
+    return tokens / m["wall_seconds"], m["tgt_tokens_per_s"], delays, m["wall_seconds"]
 
 
 def main() -> None:
@@ -88,14 +119,18 @@ def main() -> None:
     loop: dict[str, list[float]] = {name: [] for name in modes}
     updates: dict[str, list[float]] = {name: [] for name in modes}
     delays: list[float] = []
+    trained = 0.0  # wall seconds of the training loops with live delivery on
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.rounds):
             for name, (live, system) in modes.items():
-                wall, update, seen = one_round(args.steps, live, system, Path(tmp) / f"{name}{i}")
+                wall, update, seen, wall_seconds = one_round(
+                    args.steps, live, system, Path(tmp) / f"{name}{i}"
+                )
                 loop[name].append(wall)
                 updates[name].append(update)
                 if name == "on":
                     delays.extend(seen)
+                    trained += wall_seconds
                 print(
                     f"  round {i + 1} {name:>3}: {wall:,.0f} tok/s of the loop, {update:,.0f} of the updates"
                 )
@@ -104,6 +139,12 @@ def main() -> None:
     for what, table in (("the training loop", loop), ("the updates alone", updates)):
         off, on = statistics.median(table["off"]), statistics.median(table["on"])
         print(f"  {what:<18} off {off:>8,.0f} tok/s   on {on:>8,.0f} tok/s   cost {1 - on / off:+.2%}")
+    beside = SPENT["delivery"] + SPENT["sampling"]
+    print(
+        f"  beside the loop: {SPENT['delivery']:.3f} CPU s delivering, "
+        f"{SPENT['sampling']:.3f} CPU s sampling, "
+        f"{beside / trained:.2%} of the {trained:.0f} s the loops trained (a bound on what they take from it)"
+    )
     if delays:
         delays.sort()
         print(
