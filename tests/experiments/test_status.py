@@ -88,6 +88,11 @@ def test_a_sweep_reads_as_its_trials_states_and_the_time_left_at_their_measured_
     assert "running,seed=1  step 100/400  epoch 0.50  1,055 tok/s  left 2.5 min" in lines[1]
     assert lines[2] == "  starting,seed=1  starting  left -"
     assert not any(CONTROL.search(line) for line in lines)
+    look = subprocess.run(  # from a shell: the same lines, and a failed trial's exit code
+        [script("ablab"), "status", "ablab/fake", "--tracking-uri", uri],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert look.returncode == 1 and "fake: done 1/5, running 2, queued 1, failed 1;" in look.stderr
 
 
 def test_status_of_a_spec_without_a_sweep_is_a_clear_error(tmp_path):
