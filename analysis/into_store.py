@@ -21,6 +21,7 @@ refused: of its search runs the export keeps the scores, not the runs.
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ import pandas as pd
 
 from ablab.analysis.load import HEADLINE, OPTIONS, SweepRuns
 from ablab.trainer.tracking import record
+from ablab.trainer.tracking.mlflow_tracker import json_safe
 from ablab.trainer.tracking.store import ensure_experiment
 
 IMPORTED_FROM = "ablab.imported_from"
@@ -64,12 +66,16 @@ def import_runs(runs: SweepRuns, tracking_uri: str) -> Imported:
     experiment_id = ensure_experiment(tracking_uri, runs.experiment)
     there = record.search(client, experiment_id, record.TRIAL_KIND)
     imported = {r.data.tags.get(IMPORTED_FROM) for r in there}
-    done_hashes = {r.data.tags.get(record.TRIAL_HASH) for r in there if record.is_done(r)}
+    done_hashes = {
+        r.data.tags[record.TRIAL_HASH]
+        for r in there
+        if record.is_done(r) and record.TRIAL_HASH in r.data.tags
+    }
     added, present, unfinished = [], [], []
     for row in runs.trials.to_dict("records"):
         if row["status"] not in (*record.DONE, record.FAILED):
             unfinished.append(row["trial"])
-        elif row["run_id"] in imported or _known(row.get("trial_hash")) in done_hashes:
+        elif row["run_id"] in imported or (_known(row.get("trial_hash")) or "") in done_hashes:
             present.append(row["trial"])
         else:
             added.append(_write_run(client, experiment_id, runs, row))
@@ -77,14 +83,20 @@ def import_runs(runs: SweepRuns, tracking_uri: str) -> Imported:
 
 
 def _write_run(client, experiment_id: str, runs: SweepRuns, row: dict) -> str:
-    """One trial's run; deleted again if writing it fails, so no half-written run stays."""
+    """One trial's run; deleted again if writing it fails. Its status and origin are tagged last,
+    so a run an import left half-written (killed meanwhile) is neither done for ``ablab run`` and
+    the report nor present for the next import, which writes it anew."""
+    from mlflow.entities import RunTag
+
     original = row["run_id"]
     test_set = runs.test_sets.get(original)
     start = _known(row.get("start_time"))
+    tags = _tags(row, test_set)
+    last = {k: tags.pop(k) for k in (record.STATUS, IMPORTED_FROM)}
     run = client.create_run(
         experiment_id,
         start_time=int(start) if start is not None else None,
-        tags=_tags(row, test_set),
+        tags=tags,
         run_name=row["trial"],
     )
     run_id = run.info.run_id
@@ -94,6 +106,7 @@ def _write_run(client, experiment_id: str, runs: SweepRuns, row: dict) -> str:
         _log_values(client, run_id, row, test_set, runs.curves, stamp=end or start or 0)
         with tempfile.TemporaryDirectory() as tmp:
             _log_artifacts(client, run_id, runs, original, test_set, Path(tmp))
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in last.items()])
         client.set_terminated(run_id, record.MLFLOW_STATUS[row["status"]], end_time=end)
     except BaseException:
         client.delete_run(run_id)
@@ -127,7 +140,7 @@ def _log_values(
     curves with their epochs, each point at its step and the time it was first logged."""
     from mlflow.entities import Metric, Param
 
-    params = [Param(k, record.param_text(v)) for k, v in row.items() if k in OPTIONS]
+    params = [Param(k, _param_text(v)) for k, v in row.items() if k in OPTIONS]
     for i in range(0, len(params), 100):  # MLflow's limit of params per batch
         client.log_batch(run_id, params=params[i : i + 100])
     headline = {k: v for k in HEADLINE if (v := _known(row.get(k))) is not None}
@@ -155,7 +168,8 @@ def _log_artifacts(client, run_id: str, runs: SweepRuns, original: str, test_set
     if not runs.bins.empty:
         bins = runs.bins[runs.bins["run_id"] == original].drop(columns=list(IDS))
         if len(bins):
-            client.log_dict(run_id, bins.to_dict("records"), "calibration/reliability_bins.json")
+            text = json.dumps(json_safe(bins.to_dict("records")), indent=1, allow_nan=False)
+            client.log_text(run_id, text, "calibration/reliability_bins.json")  # an empty bin's mean: null
     if original in runs.attention:
         client.log_dict(run_id, runs.attention[original], "attention/attention.json")
     if original in runs.samples:
@@ -167,6 +181,15 @@ def _log_artifacts(client, run_id: str, runs: SweepRuns, original: str, test_set
             len(kept),
         )
         client.log_text(run_id, text, record.SAMPLES)
+
+
+def _param_text(value) -> str:
+    """A config value as the trainer logged it. A table column that mixed None with numbers
+    comes back as floats with NaN: None is written ``None``, a whole number without ``.0``."""
+    value = _known(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return record.param_text(value)
 
 
 def _known(value):

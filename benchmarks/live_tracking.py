@@ -44,7 +44,9 @@ def read_delays(uri: str, stop, out) -> None:
     from mlflow import MlflowClient
 
     client, seen, delays, run_id = MlflowClient(uri), set(), [], None
-    while not stop.wait(0.5):
+    stopped = False
+    while not stopped:  # a last look after the stop: the steps the run's end delivered
+        stopped = stop.wait(0.5)
         try:
             if run_id is None:
                 found = client.search_runs([client.get_experiment_by_name("live").experiment_id])
@@ -101,7 +103,7 @@ def one_round(
     reader.start()  # in both modes alike: what it costs the machine, it costs both
     result = train(config, workdir=folder / "work", tracker=tracker)
     stop.set()
-    delays = out.get()
+    delays = out.get(timeout=120)
     reader.join()
     m = result.metrics
     tokens = m["tgt_tokens_per_s"] * m["train_seconds"]

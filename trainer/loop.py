@@ -127,11 +127,6 @@ class Trainer:
         self._src_lens, self._tgt_lens = self.train_data.src_lens, self.train_data.tgt_lens
         self._clock_start = time.monotonic()  # reset by run(), which counts resumed time too
 
-    def clock(self) -> float:
-        """Seconds on the training clock: since the run started, counting the time before a resume
-        (the clock of ``train.max_minutes``); it runs on while an update or an evaluation does."""
-        return time.monotonic() - self._clock_start
-
     @property
     def checkpoint_dir(self) -> Path:
         return self.workdir / "checkpoints"

@@ -10,6 +10,7 @@ sets, log the artifacts, and write ``result.json`` so that calling again returns
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -91,14 +92,15 @@ def train(
     trainer = build_trainer(config, corpus, device, workdir, tracker, reporter, precision, key)
     skipped, unsent = _resume(trainer, key)
     trainer.progress.record_hardware(precision, device_kind(device))
-    run_id = _open_run(tracker, trainer, config, corpus, device, key, skipped)
-    tracker.resend_metrics(unsent)  # logged before the checkpoint, maybe never delivered
-    setup_seconds = time.monotonic() - started
-    usage = UsageSampler(tracker, trainer.clock, device).start()  # the machine and process, on the run
-    try:
-        status, metrics = _loop_and_evaluate(trainer, config, corpus, device, tracker, setup_seconds)
-    finally:
-        usage.stop()
+    with _ended_on_error(tracker):
+        run_id = _open_run(tracker, trainer, config, corpus, device, key, skipped)
+        tracker.resend_metrics(unsent)  # logged before the checkpoint, maybe never delivered
+        setup_seconds = time.monotonic() - started
+        usage = UsageSampler(tracker, device, tracker.started_at).start()  # the machine and process
+        try:
+            status, metrics = _loop_and_evaluate(trainer, config, corpus, device, setup_seconds)
+        finally:
+            usage.stop()
     result = Result(status, {**metrics, "status": status, "run_id": run_id}, run_id, workdir)
     checkpoint.atomic_write(  # the result is kept here whatever the tracking store does
         workdir / "result.json", json.dumps({"config_hash": key, **result.metrics}, indent=1).encode()
@@ -112,12 +114,13 @@ def _open_run(
 ) -> str:
     """Start (or, resumed, reopen) the tracked run with the config, what was derived from it and
     where it runs; returns its id."""
+    batches = len(trainer.epoch_batches(0))
     run_id = tracker.start(
         params={
             **flatten(config),
             "derived.params": count_parameters(trainer.model),
-            "derived.batches_per_epoch": len(trainer.epoch_batches(0)),
-            "derived.planned_updates": planned_updates(config, len(trainer.epoch_batches(0))),
+            "derived.batches_per_epoch": batches,
+            "derived.planned_updates": planned_updates(config, batches),
             "derived.train_pairs": len(corpus.train),
             "derived.train_pairs_dropped": corpus.train_pairs_dropped,
             "derived.src_vocab": corpus.vocabs.src_size,
@@ -147,23 +150,29 @@ def _open_run(
     return run_id
 
 
-def _loop_and_evaluate(
-    trainer: Trainer, config: Config, corpus: Corpus, device, tracker: Tracker, setup_seconds: float
-):
-    """The training loop (unless the run already diverged), then the final evaluation; a stop
-    or a crash ends the tracked run as killed or failed before it propagates."""
+def _loop_and_evaluate(trainer: Trainer, config: Config, corpus: Corpus, device, setup_seconds: float):
+    """The training loop (unless the run already diverged), then the final evaluation."""
+    if trainer.progress.status != record.DIVERGED:
+        trainer.progress.status = trainer.run()
+    status = trainer.progress.status
+    params = count_parameters(trainer.model)
+    return status, final_metrics(trainer, corpus, params, device, config, status, setup_seconds)
+
+
+@contextlib.contextmanager
+def _ended_on_error(tracker: Tracker):
+    """A stop or a crash once the run is open ends it as killed or failed before it propagates:
+    a run left running would look live forever, and its delivery thread would go on."""
     try:
-        if trainer.progress.status != record.DIVERGED:
-            trainer.progress.status = trainer.run()
-        status = trainer.progress.status
-        params = count_parameters(trainer.model)
-        return status, final_metrics(trainer, corpus, params, device, config, status, setup_seconds)
+        yield
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or Ray Tune stopping the trial early
-        tracker.end(record.KILLED, wait=False)
+        if tracker.run_id is not None:
+            tracker.end(record.KILLED, wait=False)
         raise
     except BaseException as exc:
-        tracker.set_tags({record.ERROR: f"{type(exc).__name__}: {exc}"[:1000]})
-        tracker.end(record.FAILED, wait=False)
+        if tracker.run_id is not None:
+            tracker.set_tags({record.ERROR: f"{type(exc).__name__}: {exc}"[:1000]})
+            tracker.end(record.FAILED, wait=False)
         raise
 
 

@@ -109,8 +109,9 @@ def prepare(
         if trial.hash in (planned_seconds or {}):
             tags[record.PLANNED_SECONDS] = f"{planned_seconds[trial.hash]:.0f}"
         reopen = [r for r in previous if r.data.tags.get(record.PARENT) == parent_run_id] if resume else []
-        if reopen:
+        if reopen:  # queued again until its trial starts (the trainer marks it running)
             run_ids[trial.hash] = reopen[0].info.run_id
+            client.update_run(reopen[0].info.run_id, status="SCHEDULED")
             continue
         for run in previous:
             if not record.is_done(run):

@@ -97,8 +97,9 @@ _live_view = None  # the live view of the sweep running in this process, while t
 
 def say(echo: Callable[[str], None], line: str) -> None:
     """A line of the sweep's: printed above the live view while there is one, else ``echo``ed."""
-    if _live_view is not None:
-        _live_view.console.print(line, markup=False, highlight=False, soft_wrap=True)
+    view = _live_view  # read once: the view may be closed meanwhile
+    if view is not None:
+        view.console.print(line, markup=False, highlight=False, soft_wrap=True)
     else:
         echo(line)
 
@@ -166,10 +167,17 @@ class SweepWatch:
             _live_view = None
 
     def _watch(self) -> None:
-        stopped = False
+        stopped, broken = False, False
         while not stopped:
             stopped = self._stop.wait(self.every or 15.0)
-            self.poll(last=stopped)
+            try:
+                self.poll(last=stopped)
+            except Exception as exc:  # noqa: BLE001 - a view that fails must not end the watch
+                if not broken:
+                    broken = True
+                    say(
+                        self.echo, f"ablab: warning: the sweep's status could not be read ({exc!r}); retrying"
+                    )
 
     def poll(self, last: bool = False) -> None:
         from mlflow import MlflowClient
@@ -182,14 +190,15 @@ class SweepWatch:
             experiment = client.get_experiment_by_name(self.experiment)
             query = f"tags.`{record.PARENT}` = '{self.parent}' and tags.`{record.SLOW}` LIKE '%'"
             found = client.search_runs([experiment.experiment_id], query) if experiment else []
-            state = status.read(self.uri, self.experiment, self.lanes, self.parent) if self.every else None
+            wanted = self.every and not last  # the last look only tells the slow trials
+            state = status.read(self.uri, self.experiment, self.lanes, self.parent) if wanted else None
         except (MlflowException, OSError):
             return  # the store does not answer now: the next look tries again
         for run in found:
             if run.info.run_id not in self.told:
                 self.told.add(run.info.run_id)
                 say(self.echo, f"ablab: warning: {run.data.tags[record.SLOW]}")
-        if state is None or last:
+        if state is None or self._stop.is_set():
             return
         if self._view is not None:
             self._view.update(status_view.table(state), refresh=True)

@@ -45,7 +45,7 @@ class TrialState:
     quiet: float | None = None  # seconds since its newest logged point
     left: float | None = None  # seconds, at its measured pace
     planned: float | None = None  # seconds the plan estimated for the whole trial
-    elapsed: float | None = None  # seconds since its first logged update
+    step_seconds: float | None = None  # its measured pace: seconds per update
 
 
 @dataclass(frozen=True)
@@ -55,21 +55,28 @@ class SweepState:
     elapsed: float  # seconds since the sweep started
     lanes: int
     trials: list[TrialState] = field(default_factory=list)
+    open: bool = True  # the sweep's parent run is still running (not settled, not interrupted)
+    searched: bool = False  # its trials are made as a search samples them, not all at its start
 
     def count(self, state: str) -> int:
         return sum(t.state == state for t in self.trials)
 
     @property
     def ended(self) -> bool:
-        return not any(t.state in (QUEUED, RUNNING) for t in self.trials)
+        """The parent run was closed, or (a driver that died cannot close it) every trial of a
+        sweep that made them all at its start is done, failed or killed."""
+        idle = not any(t.state in (QUEUED, RUNNING) for t in self.trials)
+        return not self.open or (idle and bool(self.trials) and not self.searched)
 
     @property
     def pace(self) -> float:
-        """Measured over planned time of the running trials (median; 1 without a measurement)."""
+        """The running trials' whole training at their measured pace over the plan's time for
+        them (median; 1 without a measurement). From the pace, not the time since they started,
+        which would count the hours between an interruption and its resume."""
         ratios = [
-            (t.elapsed + t.left) / t.planned
+            t.total * t.step_seconds / t.planned
             for t in self.trials
-            if t.state == RUNNING and t.left is not None and t.elapsed is not None and t.planned
+            if t.state == RUNNING and t.step_seconds and t.total and t.planned
         ]
         return statistics.median(ratios) if ratios else 1.0
 
@@ -132,6 +139,8 @@ def read(uri: str, experiment: str, lanes: int, parent_run_id: str | None = None
         now - parent.info.start_time / 1000,
         max(lanes, running),
         trials,
+        open=parent.info.status == "RUNNING",
+        searched=any(r.data.tags.get(record.SEARCH_ROLE) for r in children),
     )
 
 
@@ -173,6 +182,7 @@ def _trial(client, run, now: float) -> TrialState:
     total = int(total) if total else None
     training = now - points[0].timestamp / 1000 if points else None  # since its first logged update
     recent = [m.value for m in speeds[-RATE_WINDOW:]]
+    pace = _step_seconds(points, now)
     return TrialState(
         name,
         RUNNING,
@@ -182,29 +192,40 @@ def _trial(client, run, now: float) -> TrialState:
         tokens_per_s=statistics.fmean(recent) if recent else None,
         val_bleu=metrics.get(record.VALIDATION["val_bleu"]),
         quiet=now - points[-1].timestamp / 1000 if points else None,
-        left=_left(points, total, _number(params.get("train.max_minutes")), training, now),
+        left=_left(
+            points[-1].step if points else 0, total, pace, _number(params.get("train.max_minutes")), training
+        ),
         planned=planned,
-        elapsed=training,
+        step_seconds=pace,
     )
 
 
-def _left(
-    points: list, total: int | None, max_minutes: float | None, training: float | None, now: float
-) -> float | None:
-    """Seconds of training left: the updates to ``total`` at the pace of the newest points, or the
-    minutes of a run limited by them alone (``training``: seconds since its first update). A trial
-    silent for longer than a delivery takes is slower than its points say: the pace then runs to
-    ``now`` less :data:`DELIVERY_LAG`, so a stalled trial's time left grows instead of standing."""
-    if total is None:
-        return max(0.0, 60 * max_minutes - training) if max_minutes and training is not None else None
+def _step_seconds(points: list, now: float) -> float | None:
+    """Seconds per update over the newest :data:`RATE_WINDOW` points. A trial silent for longer
+    than a delivery takes is slower than its points say: the window then runs to ``now`` less
+    :data:`DELIVERY_LAG`, so a stalled trial's time left grows instead of standing."""
     window = points[-RATE_WINDOW:]
-    if len(window) < 2:
+    if len(window) < 2 or window[-1].step <= window[0].step:
         return None
     start, end = window[0].timestamp / 1000, window[-1].timestamp / 1000
     seconds = max(end, now - DELIVERY_LAG) - start
-    if seconds <= 0:
-        return None
-    return max(0, total - window[-1].step) * seconds / (window[-1].step - window[0].step)
+    return seconds / (window[-1].step - window[0].step) if seconds > 0 else None
+
+
+def _left(
+    step: int,
+    total: int | None,
+    step_seconds: float | None,
+    max_minutes: float | None,
+    training: float | None,
+) -> float | None:
+    """Seconds of training left: the updates to ``total`` at ``step_seconds`` each, or the minutes
+    left of ``train.max_minutes`` (``training``: seconds since its first update), whichever ends
+    first."""
+    by_steps = max(0, total - step) * step_seconds if total is not None and step_seconds else None
+    by_minutes = max(0.0, 60 * max_minutes - training) if max_minutes and training is not None else None
+    known = [x for x in (by_steps, by_minutes) if x is not None]
+    return min(known) if known else None
 
 
 def _number(text: str | None) -> float | None:

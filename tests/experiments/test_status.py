@@ -67,7 +67,7 @@ def test_a_sweep_reads_as_its_trials_states_and_the_time_left_at_their_measured_
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     parent = fake_sweep(uri)
     state = status.read(uri, "ablab/fake", lanes=2)
-    assert state.parent_run_id == parent and state.spec == "fake"
+    assert state.parent_run_id == parent and state.spec == "fake" and not state.ended
     counts = [state.count(s) for s in (status.QUEUED, status.RUNNING, status.DONE, status.FAILED)]
     assert counts == [1, 2, 1, 1]
     running, starting = (
@@ -78,7 +78,8 @@ def test_a_sweep_reads_as_its_trials_states_and_the_time_left_at_their_measured_
     # the newest 10 points: 90 updates in 45 s, so 300 updates left take 150 s
     assert running.left == pytest.approx(300 * 45 / 90)
     assert running.tokens_per_s == pytest.approx(1000 + 55) and running.quiet == pytest.approx(5, abs=2)
-    pace = (running.elapsed + running.left) / 60
+    assert running.step_seconds == pytest.approx(45 / 90)
+    pace = 400 * (45 / 90) / 60  # its whole training at its pace, over the plan's 60 s
     assert state.pace == pytest.approx(pace)
     # the trial not measured yet and the queued one at the plan's time, scaled by the sweep's pace
     assert state.left == pytest.approx(makespan([running.left, pace * 60, pace * 60], 2))
@@ -93,6 +94,8 @@ def test_a_sweep_reads_as_its_trials_states_and_the_time_left_at_their_measured_
         capture_output=True, text=True, cwd=tmp_path, timeout=300,
     )  # fmt: skip
     assert look.returncode == 1 and "fake: done 1/5, running 2, queued 1, failed 1;" in look.stderr
+    MlflowClient(uri).set_terminated(parent, "KILLED")  # its driver interrupted: the sweep has ended
+    assert status.read(uri, "ablab/fake", lanes=2).ended
 
 
 def test_status_of_a_spec_without_a_sweep_is_a_clear_error(tmp_path):
@@ -170,7 +173,14 @@ def test_a_trial_silent_for_longer_than_a_delivery_takes_is_counted_slower():
         SimpleNamespace(step=s, timestamp=1000 * (now - 600 - (100 - s) * 0.5)) for s in range(10, 101, 10)
     ]
     # logged 90 updates in 45 s, then nothing for 10 min: a pace over the 615 s to (now - 30 s)
-    assert status._left(points, 400, None, 700.0, now) == pytest.approx(300 * (45 + 600 - 30) / 90)
+    assert status._step_seconds(points, now) == pytest.approx((45 + 600 - 30) / 90)
     fresh = [SimpleNamespace(step=p.step, timestamp=p.timestamp + 1000 * 595) for p in points]
-    assert status._left(fresh, 400, None, 100.0, now) == pytest.approx(300 * 45 / 90)  # 5 s ago: as logged
-    assert status._left(points, None, 30.0, 700.0, now) == pytest.approx(30 * 60 - 700)  # by minutes alone
+    assert status._step_seconds(fresh, now) == pytest.approx(45 / 90)  # 5 s ago: as logged
+    assert status._step_seconds(points[:1] * 2, now) is None  # no updates between its points
+
+
+def test_a_trial_ends_at_its_step_total_or_its_minutes_whichever_comes_first():
+    assert status._left(100, 400, 0.5, None, 700.0) == pytest.approx(150)
+    assert status._left(100, 400, 0.5, 12.0, 700.0) == pytest.approx(12 * 60 - 700)  # minutes end first
+    assert status._left(100, None, None, 30.0, 700.0) == pytest.approx(30 * 60 - 700)  # by minutes alone
+    assert status._left(100, 400, None, None, 700.0) is None

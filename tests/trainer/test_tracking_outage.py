@@ -50,7 +50,7 @@ def steps(uri: str, run_id: str, key: str = "loss") -> list[int]:
 
 def test_training_goes_on_while_the_store_is_down_and_nothing_is_lost_or_doubled(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    tracker = MlflowTracker(uri, "outage", patience=30)
+    tracker = MlflowTracker(uri, "outage", patience=30, live_every=0)  # delivered at each flush, as asserted
     run_id = tracker.start({"a": 1}, {})
     outage = Outage(tracker)
     for step in range(1, 11):

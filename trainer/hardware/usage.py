@@ -16,14 +16,17 @@ own names so that the MLflow UI shows them as the run's system metrics:
 MLflow's collectors are used, not its ``SystemMetricsMonitor``: that one stops for good at the
 first write the store does not take, and looks the run up before every sample; these samples go
 through the run's tracker, which queues and retries them like any metric. Each sample's step is
-the run's seconds so far on the training clock (it counts the time before a resume), so the
-samples of a resumed run go on where the last delivered ones ended and none is logged twice.
+the seconds since the run began (its MLflow start time), so the samples of a resumed run, on this
+node or another, go on after the last ones delivered and none is logged twice. A sample that
+fails (a process the system no longer lets us read) is skipped with one warning; the next is taken.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import time
 
 import psutil
 import torch
@@ -52,14 +55,14 @@ class ProcessUsage:
 
 class UsageSampler:
     """Samples every ``every`` seconds on a thread of its own and logs through ``tracker`` at the
-    step ``clock()`` gives (whole seconds: the trainer's :meth:`~ablab.trainer.loop.Trainer.clock`).
-    No sample at the stop: the machine's CPU figure is over the time since the last sample, and a
-    moment is too short to mean anything."""
+    step of the whole seconds since ``began`` (Unix seconds; default: now). No sample at the stop:
+    the machine's CPU figure is over the time since the last sample, and a moment is too short to
+    mean anything."""
 
-    def __init__(self, tracker, clock, device: torch.device, every: float | None = None):
+    def __init__(self, tracker, device: torch.device, began: float | None = None, every: float | None = None):
         from mlflow.system_metrics.metrics.cpu_monitor import CPUMonitor
 
-        self.tracker, self.clock = tracker, clock
+        self.tracker, self.began = tracker, time.time() if began is None else began
         self.every = float(os.environ.get(USAGE_ENV, DEFAULT_EVERY)) if every is None else every
         self.monitors = [CPUMonitor(), *_gpu_monitors(device)]
         self.process = ProcessUsage(device)
@@ -77,8 +80,16 @@ class UsageSampler:
             self._thread.join()
 
     def _run(self) -> None:
+        warned = False
         while not self._stopped.wait(self.every):
-            self.sample()
+            try:
+                self.sample()
+            except Exception as exc:  # noqa: BLE001 - one sample lost, not the rest of the run's
+                if not warned:
+                    warned = True
+                    print(
+                        f"ablab: warning: a system-metrics sample failed ({exc!r}); going on", file=sys.stderr
+                    )
 
     def sample(self) -> dict[str, float]:
         """One sample, logged: the machine's and the process's figures, ``system/``-prefixed."""
@@ -88,7 +99,7 @@ class UsageSampler:
             values |= monitor.aggregate_metrics()
             monitor.clear_metrics()
         metrics = {f"system/{k}": float(v) for k, v in values.items()}
-        self.tracker.log_metrics(metrics, step=int(self.clock()))
+        self.tracker.log_metrics(metrics, step=int(time.time() - self.began))
         return metrics
 
 

@@ -48,12 +48,13 @@ class MlflowTracker:
 
     Writes queue in order and are delivered without holding up training: metrics at
     :meth:`flush` (the training loop calls it after each checkpoint) and every ``live_every``
-    seconds by a :class:`~ablab.trainer.tracking.outbox.Courier` thread, the rest at once; one
-    lock keeps deliveries in order, and logging a step only appends under a lock of its own, so
-    the loop never waits on the store to log. Steps a killed run delivered after its last
-    checkpoint are in the store when it resumes, which reads the last step of each metric there
-    and drops the replayed ones (their values are those of the replay on a deterministic
-    device, since the replay is the same computation). While
+    seconds by a :class:`~ablab.trainer.tracking.outbox.Courier` thread, the rest at once. One lock
+    keeps deliveries in order; the queue has a lock of its own, held for moments and never over a
+    request, and logging a step appends under a third: the training loop never waits on the store,
+    to log, to queue, or to take its checkpoint's snapshot of what is undelivered. Steps a killed
+    run delivered after its last checkpoint are in the store when it resumes, which reads the
+    last step of each metric there and drops the replayed ones (on a deterministic device the
+    replay computes the same values). While
     the store does not answer (a tracking server restarting, a locked sqlite file) training goes
     on and delivery is retried at the next write or flush after a backoff of 1 s doubling up
     to 30 s. A failed request may have reached the store before the answer was lost, so before
@@ -82,6 +83,7 @@ class MlflowTracker:
         self.parent_run_id = parent_run_id
         self.tags = dict(tags or {})
         self.run_id: str | None = run_id
+        self.started_at: float | None = None  # the run's MLflow start time, once started
         self.patience = (
             float(os.environ.get(PATIENCE_ENV, DEFAULT_PATIENCE)) if patience is None else patience
         )
@@ -90,7 +92,8 @@ class MlflowTracker:
         self._logged_up_to: dict[str, int] = {}  # metric -> last step already in the run
         self._logged_lock = threading.Lock()  # the two above: the training loop's and the courier's
         self._outbox = Outbox()
-        self._delivery = threading.RLock()  # the outbox and the client: one delivery at a time
+        self._delivery = threading.RLock()  # one delivery at a time: the writes stay in order
+        self._queue_lock = threading.Lock()  # the outbox's queue, held for moments, never over a request
         self._courier: Courier | None = None
 
     def _connect(self) -> None:
@@ -118,13 +121,15 @@ class MlflowTracker:
                 lambda: self.client.create_run(experiment_id, tags=all_tags, run_name=self.run_name),
                 patience=0,
             )
-            self.run_id = run.info.run_id
+            self.run_id, self.started_at = run.info.run_id, run.info.start_time / 1000
             self._log_params(params)
             self._start_courier()
             return self.run_id
         self.run_id = run_id
         self.patiently(lambda: self.client.update_run(run_id, status="RUNNING"))
-        if not self.patiently(lambda: self.client.get_run(run_id)).data.params:
+        reopened = self.patiently(lambda: self.client.get_run(run_id))
+        self.started_at = reopened.info.start_time / 1000
+        if not reopened.data.params:
             self._log_params(params)
         self._logged_up_to = self.patiently(lambda: self._last_steps(None))
         self.set_tags(all_tags)
@@ -202,35 +207,50 @@ class MlflowTracker:
 
     def flush(self) -> None:
         """Queue the metrics logged since the last delivery and deliver the queue if the store
-        answers (or is not due for a retry yet): never waits for a store that does not answer.
-        Raises what stopped the courier, if anything did."""
+        answers (or is not due for a retry yet), unless the courier is delivering right now (it
+        takes these too): never waits on the store. Raises what stopped the courier, if anything."""
         if self._courier is not None:
             self._courier.check()
-        self.flush_logged()
+        self._take_logged()
+        self._try_deliver()
 
     def flush_logged(self) -> None:
-        """What :meth:`flush` and the courier deliver: the metrics logged since, then the queue."""
+        """The courier's delivery: the metrics logged since, then the whole queue."""
         with self._delivery:
-            with self._logged_lock:
-                self._outbox.add_metrics(self._metrics)
-                self._metrics = []
+            self._take_logged()
             self._deliver(wait=False)
+
+    def _take_logged(self) -> None:
+        with self._queue_lock, self._logged_lock:
+            self._outbox.add_metrics(self._metrics)
+            self._metrics = []
+
+    def _try_deliver(self) -> None:
+        """Deliver now, on the training thread, unless the courier is delivering (one delivery at
+        a time keeps the writes in order; the courier's takes what was queued meanwhile)."""
+        if self._delivery.acquire(blocking=self._courier is None):
+            try:
+                self._deliver(wait=False)
+            finally:
+                self._delivery.release()
 
     def unsent_metrics(self) -> list[tuple]:
         """The metrics logged and not yet delivered, ``(key, value, timestamp ms, step)`` each. A
         checkpoint keeps them, so that a worker killed before they reach the store loses none of
-        the steps its checkpoint covers (the resumed trial does not log those steps again)."""
-        with self._delivery, self._logged_lock:
+        the steps its checkpoint covers (the resumed trial does not log those steps again). A
+        batch in flight is among them (it leaves the queue once stored): a resume that sends it
+        again finds it stored and drops it."""
+        with self._queue_lock, self._logged_lock:
             return self._outbox.metrics() + self._metrics
 
     def resend_metrics(self, metrics: list[tuple]) -> None:
         """Queue again metrics :meth:`unsent_metrics` returned before an interruption; those the
         run already holds (delivered after all) are dropped before sending."""
         if metrics:
-            with self._delivery:
+            with self._queue_lock:
                 self._outbox.add_metrics([tuple(m) for m in metrics])
                 self._outbox.unsure = True
-                self._deliver(wait=False)
+            self._try_deliver()
 
     def set_tags(self, tags: dict[str, str]) -> None:
         self._queue("tags", {k: str(v) for k, v in tags.items()})
@@ -239,9 +259,9 @@ class MlflowTracker:
         self._queue("text", [text, artifact_file])
 
     def _queue(self, kind: str, body: Any) -> None:
-        with self._delivery:
+        with self._queue_lock:
             self._outbox.add(kind, body)
-            self._deliver(wait=False)
+        self._try_deliver()
 
     def log_json(self, data: Any, artifact_file: str) -> None:
         """``data`` as valid JSON: a NaN or infinite number (an empty reliability bin's mean)
@@ -258,16 +278,17 @@ class MlflowTracker:
         if self._courier is not None:
             self._courier.stop()
         with self._delivery:
-            self.flush_logged()
-            self._outbox.add("tags", {record.STATUS: status})
-            self._outbox.add("end", record.MLFLOW_STATUS[status])
+            self._take_logged()
+            with self._queue_lock:
+                self._outbox.add("tags", {record.STATUS: status})
+                self._outbox.add("end", record.MLFLOW_STATUS[status])
             self._deliver(wait=wait)
 
     def save_pending(self, path: Path) -> None:
         """Write the undelivered writes to ``path`` (JSON) for :meth:`resend`."""
         from ablab.trainer.checkpoint import atomic_write
 
-        with self._delivery:
+        with self._queue_lock:
             items = list(self._outbox.items)
         atomic_write(path, json.dumps({"run_id": self.run_id, "writes": items}).encode())
 
@@ -276,17 +297,21 @@ class MlflowTracker:
         saved = json.loads(path.read_text())
         self._connect()
         self.run_id = saved["run_id"]
-        self._outbox.items = [tuple(item) for item in saved["writes"]]
-        self._outbox.unsure = True
-        self._deliver(wait=True)
+        with self._delivery:
+            with self._queue_lock:
+                self._outbox.items.extend(tuple(item) for item in saved["writes"])
+                self._outbox.unsure = True
+            self._deliver(wait=True)
         path.unlink()
 
     def _deliver(self, wait: bool) -> None:
-        """Send the queued writes: with ``wait``, retried until sent or ``patience`` is over;
-        without, tried once if a retry is due, a failure scheduling the next try."""
+        """Send the queued writes (the caller holds the delivery lock): with ``wait``, retried
+        until sent or ``patience`` is over; without, tried once if a retry is due, a failure
+        scheduling the next try."""
         box = self._outbox
-        if not box.items:
-            return
+        with self._queue_lock:
+            if not box.items:
+                return
         if wait:
             self.patiently(self._send_queued)
             return
@@ -305,14 +330,26 @@ class MlflowTracker:
             box.delay = min(2 * box.delay, MAX_BACKOFF)
 
     def _send_queued(self) -> None:
+        """Send the queue's writes in order, each leaving it once stored; the queue's lock is held
+        only to look and to take off, never across a request, so the training thread can queue
+        and take its checkpoint's snapshot while a request is in flight."""
         box = self._outbox
         try:
             if box.unsure:  # the last failed request may have been stored: drop what was
-                box.drop_logged(self._last_steps(box.metric_keys()))
+                with self._queue_lock:
+                    keys = box.metric_keys()
+                stored = self._last_steps(keys)
+                with self._queue_lock:
+                    box.drop_logged(stored)
                 box.unsure = False
-            while box.items:
-                self._send(*box.items[0])
-                box.items.pop(0)
+            while True:
+                with self._queue_lock:
+                    if not box.items:
+                        break
+                    head = box.items[0]
+                self._send(*head)
+                with self._queue_lock:
+                    box.items.pop(0)
             box.delay = 1.0
         except Exception:
             box.unsure = True

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 class Tracker(Protocol):
     run_id: str | None
     io_seconds: float  # wall time spent writing to the store so far
+    started_at: float | None  # when the run began (Unix seconds), once started
 
     def start(
         self, params: dict[str, Any], tags: dict[str, str], run_id: str | None = None
@@ -44,6 +45,7 @@ class NullTracker:
 
     run_id: str | None = None
     io_seconds = 0.0
+    started_at: float | None = None
 
     def start(self, params, tags, run_id=None):
         return None
