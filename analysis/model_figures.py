@@ -4,6 +4,8 @@ its accuracy?) and attention maps (where does it look?). The conventions of
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -51,7 +53,7 @@ def plot_reliability(
         )
         bottom.set(xlim=(0, 1), xlabel="confidence (max probability)", ylabel="tokens" if col == 0 else "")
         bottom.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    fig.suptitle(title)
+    fig.suptitle(textwrap.fill(title, int(8 * 4.4 * len(settings))))  # a long group name in one column
     fig.tight_layout()
     return fig
 

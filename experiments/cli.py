@@ -353,9 +353,9 @@ def import_command(
     if done.present:
         typer.echo(f"  already there, not imported again: {', '.join(done.present)}")
     if done.unfinished:
-        typer.echo(
-            f"  unfinished when exported, left out (no checkpoint travels): {', '.join(done.unfinished)}"
-        )
+        more = len(done.unfinished) - 5
+        named = ", ".join(done.unfinished[:5]) + (f" and {more} more" if more > 0 else "")
+        typer.echo(f"  not finished when exported (queued, running or killed), left out: {named}")
     typer.echo(f"  browse: ablab ui, then {ui_link(uri, done.experiment_id)}")
 
 

@@ -168,6 +168,11 @@ def test_reliability_pools_seeds_shares_the_count_scale_and_names_the_seeds():
     assert [p.get_height() for p in bottom_left.patches] == [20, 20]
     assert bottom_left.get_ylim() == bottom_right.get_ylim()  # one scale for both panels
     assert_readable(fig)
+    alone = plot_reliability(  # one column (the arm not finished yet) under a long group name
+        bins[bins["setting"] == "baseline"], {"baseline": 0.05}, palette(["baseline"]),
+        title="no_label_smoothing: reliability on the test set",
+    )  # fmt: skip
+    assert_readable(alone)
 
 
 def curves(rows_per_run: dict[tuple[str, str], tuple[list[float], list[float]]]) -> pd.DataFrame:
