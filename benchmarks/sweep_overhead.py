@@ -21,6 +21,7 @@ printed apart.
 
     python benchmarks/sweep_overhead.py                        # 8 one-minute trials, 2 at once
     python benchmarks/sweep_overhead.py --minutes 0.25         # short trials: the fixed costs show
+    python benchmarks/sweep_overhead.py --unwatched            # without live delivery, system metrics, status
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from mlflow import MlflowClient
 from ablab.experiments.spec.expand import load_plan
 from ablab.experiments.sweep.driver import run_sweep
 from ablab.trainer.build import build_corpus
+from ablab.trainer.tracking import record
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,7 +70,14 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--minutes", type=float, default=1.0, help="training budget per trial")
     parser.add_argument("--concurrent", type=int, default=2, help="trials at once")
+    parser.add_argument(
+        "--unwatched",
+        action="store_true",
+        help="no live delivery, system metrics or status (what watching a sweep costs, by difference)",
+    )
     args = parser.parse_args()
+    if args.unwatched:
+        os.environ["ABLAB_LIVE_SECONDS"] = os.environ["ABLAB_SYSTEM_SECONDS"] = "0"
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -79,9 +88,19 @@ def main() -> None:
         started = time.monotonic()
         MlflowClient(uri).search_experiments()  # creates the store's tables
         store_seconds = time.monotonic() - started
-        summary = run_sweep(plan, storage=folder / "sweeps", tracking_uri=uri, echo=lambda line: None)
+        summary = run_sweep(
+            plan,
+            storage=folder / "sweeps",
+            tracking_uri=uri,
+            echo=lambda line: None,
+            status_every=None if args.unwatched else 30.0,
+        )
         client = MlflowClient(uri)
-        metrics = {name: client.get_run(t["run_id"]).data.metrics for name, t in summary.trials.items()}
+        runs = {name: client.get_run(t["run_id"]) for name, t in summary.trials.items()}
+        metrics = {  # the trainer's own keys (``wall_seconds``, ...) from the run's MLflow names
+            name: record.summary(run.data.metrics, run.data.tags.get(record.TEST_SET))
+            for name, run in runs.items()
+        }
 
     statuses = {t["status"] for t in summary.trials.values()}
     if statuses != {"finished"}:
