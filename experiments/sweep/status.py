@@ -25,11 +25,12 @@ from pathlib import Path
 from ablab.experiments.planning.cost import makespan
 from ablab.trainer.errors import UserError
 from ablab.trainer.tracking import record
+from ablab.trainer.tracking.mlflow_tracker import DEFAULT_LIVE
 
 RATE_WINDOW = 10
 """Logged points a running trial's pace is measured over."""
-DELIVERY_LAG = 30.0
-"""Seconds a logged point may take to reach the store (the trials' live delivery, by default)."""
+DELIVERY_LAG = DEFAULT_LIVE
+"""Seconds a logged point may take to reach the store: the trials' live delivery, by default."""
 QUEUED, RUNNING, DONE, FAILED, KILLED = "queued", "running", "done", "failed", "killed"
 
 
