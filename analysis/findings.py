@@ -26,8 +26,9 @@ from ablab.analysis.verdicts import (
 from ablab.trainer.tracking import record
 
 UNTESTED = (
-    "no verdict: confounded by hardware (the runs compared trained in different precisions or on "
-    "different kinds of device, which changes their numbers and speed besides the ablation)"
+    "no verdict: confounded by hardware (the runs compared computed differently: in different "
+    "precisions or on kinds of device that round differently, which changes their numbers besides "
+    "the ablation)"
 )
 
 
@@ -296,10 +297,15 @@ def group_finding(sentences: list[str], members, summary, keys: list[str], flagg
             f"{len(group)} of {total} {setting} runs diverged" + (f" (at update {steps})" if steps else "")
         )
     done = members[members["status"].isin(record.DONE)]
-    if hardware.mixed(done):
+    if hardware.confounded(done):
         parts.append(
             f"its runs trained on different hardware ({hardware.kinds_text(done)}): a comparison "
             "across them is confounded by hardware and gets no verdict"
+        )
+    elif hardware.mixed(done):
+        parts.append(
+            f"its runs trained on different CPUs, all in fp32 ({hardware.kinds_text(done)}): they "
+            "compute alike, so the comparisons stand, but their times do not compare"
         )
     finished = members[members["status"] == "finished"]["run_id"].tolist()
     if budget.most_flagged(finished, flagged):

@@ -3,12 +3,20 @@
 Every run records the precision its ``train.precision`` resolved to and the kind of device it
 trained on, the GPU's name or the CPU's model with its instruction set
 (:data:`ablab.trainer.tracking.record.PRECISION`, :data:`ablab.trainer.tracking.record.DEVICE_KIND`;
-``a + b`` where a resumed
-run changed them). Runs in different precisions, or on different kinds of hardware, differ in
-more than the ablation: in their numerics (bf16 rounds where fp32 does not) and in every
-figure of time. A comparison whose runs span more than one precision or device kind is
-therefore *confounded by hardware*: it gets no verdict (:mod:`ablab.analysis.verdicts`), and the
-group's table and finding say which runs trained on what.
+``a + b`` where a resumed run changed them).
+
+Runs that differ in what they computed in differ in more than the ablation: a comparison across
+them is *confounded by hardware* (:func:`confounded`): it gets no verdict
+(:mod:`ablab.analysis.verdicts`), and the group's table and finding say which runs trained on
+what. Two runs compute alike when they trained in the same precision on the same kind of device,
+or both in fp32 on CPUs of any instruction set: IEEE single precision on every CPU, whose kernels
+differ only in the order they sum in and the last bit of vectorised functions. The same seed's
+fp32 training on two instruction sets agrees to the last bit for its first updates and drifts
+apart as two runs of one setting do from rounding, in no direction (``tests/trainer/
+test_numerics_across_cpus.py``); bf16 rounds every matmul's inputs, and native and emulated bf16
+round in different places, so bf16 runs compute alike only on one kind of CPU, and GPU runs
+only on one GPU model (TF32, fused kernels). Runs on different kinds of device differ in every
+figure of time in any case (:func:`mixed`): the group's table then says what each trained on.
 
 Runs recorded before ablab wrote these tags carry their precision only where the config
 named one (``train.precision`` other than ``auto``) and no device kind: a part that is
@@ -18,6 +26,8 @@ unknown is not counted as a difference, since nothing says the runs differ in it
 from __future__ import annotations
 
 import pandas as pd
+
+from ablab.trainer.hardware.device import names_a_cpu
 
 COLUMNS = ("precision", "device_kind")
 
@@ -33,10 +43,29 @@ def _known(value) -> str | None:
 
 def mixed(rows: pd.DataFrame) -> bool:
     """Whether ``rows`` (runs) trained in more than one known precision or on more than one
-    known device kind."""
-    return any(
-        len({v for v in rows[column] if _known(v) is not None}) > 1 for column in COLUMNS if column in rows
-    )
+    known device kind: their figures of time differ with the hardware."""
+    return any(_differ(rows[column]) for column in COLUMNS if column in rows)
+
+
+def confounded(rows: pd.DataFrame) -> bool:
+    """Whether ``rows`` (runs) differ in what they computed: in a known precision, or in a known
+    device kind unless every such run trained in fp32 on CPUs (see the module's docstring)."""
+    if not mixed(rows):
+        return False
+    if "precision" in rows and _differ(rows["precision"]):
+        return True
+    computers = [
+        "CPU" if precision == "fp32" and all(names_a_cpu(k) for k in kind.split(" + ")) else kind
+        for precision, kind in zip(
+            rows.get("precision", [None] * len(rows)), rows["device_kind"], strict=True
+        )
+        if _known(kind) is not None
+    ]
+    return len(set(computers)) > 1
+
+
+def _differ(values) -> bool:
+    return len({v for v in values if _known(v) is not None}) > 1
 
 
 def labels(rows: pd.DataFrame) -> pd.Series:
@@ -60,5 +89,10 @@ def kinds_text(rows: pd.DataFrame, by: str = "setting") -> str:
 
 def intro_text(rows: pd.DataFrame) -> str:
     """The report's hardware line: every kind the runs trained on, with its number of runs."""
-    confounded = "; comparisons across them are confounded by hardware and get no verdict"
-    return f"Hardware: {runs_text(rows, most_first=True)}{confounded if mixed(rows) else ''}."
+    if confounded(rows):
+        note = "; comparisons across them are confounded by hardware and get no verdict"
+    elif mixed(rows):
+        note = "; all in fp32 on CPUs, which compute alike, so comparisons stand; their times do not compare"
+    else:
+        note = ""
+    return f"Hardware: {runs_text(rows, most_first=True)}{note}."

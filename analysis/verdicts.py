@@ -21,9 +21,9 @@
   excludes 0 from the interval printed beside it. (Taken from the baseline's seed sd with
   ``n − 1`` degrees of freedom instead, it ignored that the test pools the sentences' part:
   3 seeds "detected" only |Δ| ≥ 12 BLEU beside comparisons of 2.6 BLEU called *differs*.)
-- **Hardware**: a comparison whose runs trained in different precisions or on different kinds
-  of device is *confounded by hardware* (:mod:`ablab.analysis.hardware`): no verdict, and not a
-  member of the Holm family.
+- **Hardware**: a comparison whose runs computed differently (different precisions, or kinds of
+  device other than CPUs all in fp32) is *confounded by hardware* (:func:`ablab.analysis.hardware.
+  confounded`): no verdict, and not a member of the Holm family.
 - :func:`judge` makes every comparison of a report (each setting against the setting named
   ``baseline``, and each main effect and interaction of a crossed design, on every metric of
   :data:`ablab.analysis.metrics.METRICS` that is in a family) and decides each family together.
@@ -209,9 +209,9 @@ class Evidence:
     runs: dict[str, dict[int, str]]  # setting -> seed -> finished run id
 
     def mixes_hardware(self, c: Comparison, settings) -> bool:
-        """Whether the runs ``c`` compares (``settings`` at its seeds) trained on different hardware."""
+        """Whether the runs ``c`` compares (``settings`` at its seeds) computed differently."""
         run_ids = {self.runs[s][seed] for s in settings for seed in c.seeds if seed in self.runs.get(s, {})}
-        return hardware.mixed(self.trials[self.trials["run_id"].isin(run_ids)])
+        return hardware.confounded(self.trials[self.trials["run_id"].isin(run_ids)])
 
     def left_out(self, c: Comparison, settings) -> tuple[tuple[int, str], ...]:
         """The seeds some run of ``settings`` has that ``c`` could not pair, each with why (a run

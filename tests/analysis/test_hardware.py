@@ -1,5 +1,6 @@
-"""Runs of different precisions or kinds of device are not compared as if they were alike: the
-comparison is confounded by hardware, leaves the Holm family, and the group says so."""
+"""Runs that computed differently (other precisions, or kinds of device that round differently)
+are not compared as if they were alike: the comparison is confounded by hardware, leaves the Holm
+family, and the group says so. fp32 runs on CPUs of different instruction sets compute alike."""
 
 import math
 
@@ -12,12 +13,14 @@ from tests.analysis.test_report import statistics, sweep, trial
 from tests.analysis.test_verdicts import comparison
 
 NATIVE, AVX2 = "AMD EPYC (AVX512-BF16)", "AMD EPYC (AVX2)"
+H100, A100 = "NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-40GB"
+
+
+def rows(*pairs):
+    return pd.DataFrame([{"precision": p, "device_kind": d} for p, d in pairs])
 
 
 def test_a_mix_is_a_known_difference_in_precision_or_device_and_an_unrecorded_part_is_none():
-    def rows(*pairs):
-        return pd.DataFrame([{"precision": p, "device_kind": d} for p, d in pairs])
-
     assert not hardware.mixed(rows(("bf16", NATIVE), ("bf16", NATIVE)))
     assert hardware.mixed(rows(("bf16", NATIVE), ("fp32", NATIVE)))
     assert hardware.mixed(rows(("fp32", NATIVE), ("fp32", AVX2)))
@@ -27,6 +30,18 @@ def test_a_mix_is_a_known_difference_in_precision_or_device_and_an_unrecorded_pa
     assert not hardware.mixed(rows((None, None), ("fp32", AVX2)))
     assert not hardware.mixed(pd.DataFrame({"run_id": ["a", "b"]}))  # a table without the columns
     assert hardware.label(None, None) == "? on unrecorded hardware"
+
+
+def test_runs_are_confounded_where_they_computed_differently_and_fp32_on_any_cpu_is_alike():
+    assert not hardware.confounded(rows(("fp32", NATIVE), ("fp32", AVX2), ("fp32", "Intel Xeon (AMX)")))
+    assert not hardware.confounded(rows(("fp32", AVX2), ("fp32", f"{AVX2} + {NATIVE}")))  # resumed elsewhere
+    assert hardware.confounded(rows(("bf16", NATIVE), ("bf16", AVX2)))  # native and emulated bf16
+    assert hardware.confounded(rows(("bf16", NATIVE), ("fp32", NATIVE)))
+    assert hardware.confounded(rows(("fp32", AVX2), ("fp32", H100)))
+    assert hardware.confounded(rows(("fp32", H100), ("fp32", A100)))  # TF32 and fused kernels differ
+    assert not hardware.confounded(rows(("bf16", H100), ("bf16", H100)))
+    assert not hardware.confounded(rows((None, None), ("fp32", H100), ("fp32", None)))  # unknown parts
+    assert not hardware.confounded(pd.DataFrame({"run_id": ["a", "b"]}))
 
 
 def test_a_confounded_comparison_gets_no_verdict_and_leaves_the_holm_family():
@@ -65,6 +80,18 @@ def test_a_report_of_arms_on_different_hardware_says_so_in_table_finding_and_int
     assert section.to_resolve == []
     (line,) = [t for t in made.method if t.startswith("Hardware:")]
     assert f"bf16 on {NATIVE} (3 runs)" in line and "confounded by hardware" in line
+
+
+def test_fp32_runs_on_cpus_of_two_instruction_sets_are_compared_and_their_kinds_named(tmp_path):
+    """A sweep carried on across machines: the baseline in fp32 on a CPU with native bf16, the arm
+    in fp32 on an AVX2-only one. Verdicts stand; the table and finding say where each trained."""
+    made = worse_arm_report(tmp_path, baseline_on=("fp32", NATIVE), arm_on=("fp32", AVX2))
+    (section,) = made.sections
+    base, arm = section.rows
+    assert base["trained on"] == f"fp32 on {NATIVE} (3 runs)" and arm["verdict"] == "differs (lower)"
+    assert "compute alike" in section.finding and "confounded" not in section.finding
+    (line,) = [t for t in made.method if t.startswith("Hardware:")]
+    assert "compute alike, so comparisons stand" in line and "confounded" not in line
 
 
 def test_runs_on_one_kind_of_hardware_are_compared_as_before(tmp_path):

@@ -13,8 +13,9 @@ from ablab.experiments.reporting import EXPORT, make_report
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS, SPECS = ROOT / "results", ROOT / "experiments" / "specs"
 PENDING = {  # committed before exports existed; rerun with the calibrated statistics, then exported
-    "suite_cpu": "39 trials, about 7 h on 2 cores: its rerun goes on across sessions; its runs/ "
-    "holds the trials finished so far, which the next session imports (ablab import) and skips",
+    "suite_cpu": "39 trials, 7-9 h on 2 cores: its rerun (in fp32, so any CPU carries it on) goes on "
+    "across sessions; its runs/ holds the trials finished so far, which the next session imports "
+    "(ablab import) and skips",
 }
 
 

@@ -5,7 +5,7 @@
   AVX512-BF16) and PyTorch's oneDNN uses it. Without it PyTorch emulates bf16 matmuls, 13x
   slower than fp32 end to end on the smoke model, 20x on the baseline (``benchmarks/throughput.py``).
 - :func:`device_kind`: the GPU's name, or the CPU's model and instruction set
-  (``AMD EPYC (AVX512-BF16)``): runs are compared only within one kind.
+  (``AMD EPYC (AVX512-BF16)``); :func:`names_a_cpu` tells the two apart in a recorded kind.
 """
 
 from __future__ import annotations
@@ -98,6 +98,18 @@ def device_kind(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{cpu_model()} ({cpu_isa()})"
+
+
+CPU_ISAS = frozenset(
+    {"AMX", "AVX512-BF16", "AVX512", "AVX2", "DEFAULT", "NO AVX", "VSX", "Z VECTOR", "SVE256"}
+)
+"""What :func:`cpu_isa` may say: the bf16 instructions, or PyTorch's vector capabilities."""
+
+
+def names_a_cpu(kind: str) -> bool:
+    """Whether a :func:`device_kind` as recorded (``AMD EPYC (AVX2)``) is a CPU's, not a GPU's."""
+    model, _, isa = kind.rpartition(" (")
+    return bool(model) and isa.endswith(")") and isa[:-1] in CPU_ISAS
 
 
 @contextlib.contextmanager
