@@ -59,25 +59,31 @@ def plain_ticks(axis) -> None:
 
 
 def legend_below(fig: Figure, axes, columns: int = 4) -> None:
-    """One legend for the figure's settings, beneath its axes, outside the data."""
+    """One legend for the figure's settings, beneath its axes, outside the data: at most
+    ``columns`` entries a row, fewer where long names would run past the figure's edges."""
     handles, labels = {}, []
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             if label not in handles:
                 handles[label] = handle
                 labels.append(label)
-    if labels:
-        across = min(columns, len(labels))
-        fig.legend(
+    if not labels:
+        return
+    renderer = fig.canvas.get_renderer()
+    for across in range(min(columns, len(labels)), 0, -1):
+        legend = fig.legend(
             [handles[name] for name in labels],
             labels,
             loc="lower center",
             ncol=across,
-            fontsize=9,
+            fontsize=11,  # as large as the tick labels: a page shows a wide figure at half its size
             frameon=False,
         )
-        rows = -(-len(labels) // across)
-        fig.tight_layout(rect=(0, 0.05 + 0.045 * rows, 1, 1))
+        if across == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
+            break
+        legend.remove()
+    rows = -(-len(labels) // across)
+    fig.tight_layout(rect=(0, 0.05 + 0.045 * rows, 1, 1))
 
 
 def _millions(value: float, _=None) -> str:
@@ -85,30 +91,37 @@ def _millions(value: float, _=None) -> str:
 
 
 def plot_schedules(table: pd.DataFrame, title: str = "Learning-rate schedules", colors=None) -> Figure:
-    """Learning rate against update step, one line per schedule, each peak marked and labelled
-    (a peak at the first logged step is one from the start: no warmup). Schedules that are the
-    same at every step are one line, named by all of them (``baseline = heads=8``).
+    """Learning rate against update step, one line per schedule in its setting's colour, each peak
+    marked and labelled (a peak at the first logged step is one from the start: no warmup).
+    Settings that trained with the same schedule at every step share one label, and their lines
+    are drawn with dashes of decreasing length over each other, so that every colour shows.
 
     ``table`` has columns ``step``, ``schedule``, ``lr``.
     """
     sns.set_theme(style="whitegrid")
     colors = colors or palette(table["schedule"])
-    table = _merge_identical(table.reset_index(drop=True))
-    colors = {name: colors[name.split(" = ")[0]] for name in table["schedule"].unique()}
+    table = table.reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(9, 4.5))
+    same = _identical(table)
     for name, line in table.groupby("schedule", sort=False):
-        ax.plot(line["step"], line["lr"], color=colors[name], linewidth=1.6, label=name)
-    peaks = table.loc[table.groupby("schedule", sort=False)["lr"].idxmax()]
+        place = same[name].index(name)
+        dashes = (None, (6, 4), (2, 3), (1, 4))[min(place, 3)]
+        ax.plot(
+            line["step"], line["lr"], color=colors[name], linewidth=1.6, label=name,
+            **({"dashes": dashes} if dashes else {}),
+        )  # fmt: skip
+    firsts = table[table["schedule"].isin({names[0] for names in same.values()})]
+    peaks = firsts.loc[firsts.groupby("schedule", sort=False)["lr"].idxmax()]
     ax.set(xlabel="update step", ylabel="learning rate", title=title)
     ax.set_xlim(table["step"].min(), table["step"].max())
     ax.set_ylim(0, table["lr"].max() * 1.35)
     plain_ticks(ax.xaxis)
     plain_ticks(ax.yaxis)
     legend_below(fig, [ax])
-    ax.plot(peaks["step"], peaks["lr"], "o", color="black", markersize=4)
+    ax.plot(peaks["step"], peaks["lr"], "o", color="black", markersize=4, clip_on=False)
     first = table.groupby("schedule", sort=False)["step"].min()
     labels = [
-        f"{r.schedule}: peak {r.lr:.2g} "
+        f"{' and '.join(same[r.schedule])}: peak {r.lr:.2g} "
         + ("from the start" if r.step == first[r.schedule] else f"at update {int(r.step):,}")
         for r in peaks.itertuples()
     ]
@@ -122,14 +135,13 @@ def plot_schedules(table: pd.DataFrame, title: str = "Learning-rate schedules", 
     return fig
 
 
-def _merge_identical(table: pd.DataFrame) -> pd.DataFrame:
-    """The schedules with the same learning rate at the same steps as one, named ``a = b``."""
+def _identical(table: pd.DataFrame) -> dict[str, list[str]]:
+    """Each schedule -> the schedules with the same learning rate at the same steps (itself first
+    among them, in the table's order)."""
     names: dict[tuple, list[str]] = {}
     for name, line in table.groupby("schedule", sort=False):
         names.setdefault(tuple(zip(line["step"], np.round(line["lr"], 12), strict=True)), []).append(name)
-    renamed = {name: " = ".join(same) for same in names.values() for name in same}
-    firsts = {same[0] for same in names.values()}
-    return table[table["schedule"].isin(firsts)].assign(schedule=lambda t: t["schedule"].map(renamed))
+    return {name: same for same in names.values() for name in same}
 
 
 def plot_metric_vs_params(
@@ -310,8 +322,9 @@ def plot_training_curves(
     train = _band(curves, "train/nll", SMOOTHING)
     if train.empty:  # an older store's runs logged only the smoothed loss
         train = _band(curves, "train/loss", SMOOTHING)
-    val = _band(curves, "val/bleu", 1)
-    difference = _difference_from_baseline(curves[curves["metric"] == "val/bleu"])
+    validation = _apart(curves[curves["metric"] == "val/bleu"])
+    val = _band(validation, "val/bleu", 1)
+    difference = _difference_from_baseline(validation)
     for setting in settings:
         color = colors[setting]
         t = train[train["setting"] == setting]
@@ -323,10 +336,11 @@ def plot_training_curves(
         if len(v):
             middle.fill_between(v["step"], v["low"], v["high"], color=color, alpha=0.18, linewidth=0)
             middle.plot(v["step"], v["mean"], "o-", color=color, linewidth=1.4, markersize=3, label=setting)
-            reached = v[v["mean"] >= 0.9 * v["mean"].max()].iloc[0]
-            middle.plot(
-                reached["step"], reached["mean"], "*", color=color, markersize=13, markeredgecolor="white"
-            )
+            if len(v) >= 3:  # with two validations the star would always sit on the last
+                reached = v[v["mean"] >= 0.9 * v["mean"].max()].iloc[0]
+                middle.plot(
+                    reached["step"], reached["mean"], "*", color=color, markersize=13, markeredgecolor="white"
+                )
         d = difference[difference["setting"] == setting]
         if compared and len(d):
             right = axes[2]
@@ -339,7 +353,8 @@ def plot_training_curves(
             left.plot(step, last, "x", color="red", markersize=11, markeredgewidth=2)
     if diverged:
         left.plot([], [], "x", color="red", markeredgewidth=2, label="diverged")
-    middle.plot([], [], "*", color="grey", markersize=11, label="90 % of best reached")
+    if val.groupby("setting").size().max() >= 3:
+        middle.plot([], [], "*", color="grey", markersize=11, label="90 % of best reached")
     left.set(xlabel="update step", ylabel="training NLL per target token", title="training (mean of seeds)")
     middle.set(xlabel="update step", ylabel="validation BLEU (greedy)", title="validation")
     if compared:
@@ -361,6 +376,16 @@ def plot_training_curves(
     fig.suptitle(title)
     legend_below(fig, axes, columns=5)
     return fig
+
+
+def _apart(validation: pd.DataFrame) -> pd.DataFrame:
+    """Each run's validations without one that the next follows within a tenth of an epoch (an
+    epoch's end a few updates before the budget's end): the later one is kept, so a curve does
+    not end in two points on top of each other."""
+    kept = []
+    for _, run in validation.sort_values("step").groupby("run_id", sort=False):
+        kept.append(run[~(run["epoch"].diff().shift(-1) < 0.1)])
+    return pd.concat(kept) if kept else validation
 
 
 def _difference_from_baseline(validation: pd.DataFrame) -> pd.DataFrame:

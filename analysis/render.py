@@ -34,7 +34,8 @@ STYLE = (
     ".text{text-align:left}.number{text-align:right;white-space:nowrap}.badge{text-align:left}"
     ".n{white-space:nowrap}"  # a number, an interval, a value ± sd: never broken across lines
     ".b{display:inline-block;padding:1px 7px;border-radius:9px;font-weight:600}"  # may wrap: tight tables
-    ".b-differs{background:#1a7f37;color:#fff}.b-inconclusive{background:#e8e8e8;color:#333}"
+    # a decided verdict is blue whichever its direction (green read as "better" beside a loss of BLEU)
+    ".b-differs{background:#0550ae;color:#fff}.b-inconclusive{background:#e8e8e8;color:#333}"
     ".b-confounded{background:#d29922;color:#fff}.b-one-seed{background:#ddf4ff;color:#0a3069}"
     "tr.group th{text-align:left;background:#fafafa;font-weight:600}tr.reference td{background:#f6f8fa}"
     ".question{font-size:1.05em}.config,.legend,.intro{font-size:0.85em;color:#444;margin:0.3em 0}"

@@ -21,11 +21,12 @@ SIZE_KEYS = {"model.layers", "model.d_model", "model.ff_dim", "model.arch", "dat
 CAPTIONS = {
     "training": (
         "Training of each setting ({seeds}). Left: training NLL per target token (without the "
-        "label-smoothing term, so every arm is on one scale), the mean over seeds of each seed's moving "
-        "average over {smoothing} logged updates, the seeds' range shaded and the unsmoothed mean faint. "
-        "Right: validation BLEU (greedy) after each epoch, mean and range over seeds; a star marks where "
-        "a setting first reached 90 % of its best. Look for curves still falling or rising at the right "
-        "edge: there the budget, not the setting, decides the comparison."
+        "label-smoothing term, so every arm is on one scale), {smoothed} over {smoothing} logged "
+        "updates, {faint}. Middle: validation BLEU (greedy) after each epoch, {validation}; a star "
+        "marks where a setting first reached 90 % of its best (where it validated at least three "
+        "times). Right: each arm's validation BLEU minus the baseline's at the same seed and epoch. "
+        "Look for curves still falling or rising at the right edge: there the budget, not the "
+        "setting, decides the comparison."
     ),
     "bleu_vs_params": (
         "Test BLEU (mean ± sd over {seeds}) against parameter count. Look for whether the extra "
@@ -80,6 +81,20 @@ def seeds_text(members: pd.DataFrame) -> str:
     )
 
 
+def training_caption(seeds: str, members: pd.DataFrame) -> str:
+    """The training figure's caption, in the words of one seed where the group ran one."""
+    one = members.loc[members["status"] == "finished", "seed"].nunique() <= 1
+    return CAPTIONS["training"].format(
+        seeds=seeds,
+        smoothing=figures.SMOOTHING,
+        smoothed="the run's moving average" if one else "the mean over seeds of each seed's moving average",
+        faint="the unsmoothed curve faint"
+        if one
+        else "the seeds' range shaded and the unsmoothed mean faint",
+        validation="one run per setting" if one else "mean and range over seeds",
+    )
+
+
 def group_figures(
     runs: SweepRuns,
     group: str,
@@ -103,9 +118,7 @@ def group_figures(
         diverged = members[members["status"] == "diverged"].dropna(subset=["diverged_step"])
         at = dict(zip(diverged["run_id"], diverged["diverged_step"].astype(int), strict=True))
         figure = figures.plot_training_curves(curves, colors, at, f"{group}: training")
-        made.append(
-            ("training", figure, CAPTIONS["training"].format(seeds=seeds, smoothing=figures.SMOOTHING))
-        )
+        made.append(("training", figure, training_caption(seeds, members)))
     if crossed is not None and "mean" in crossed[1] and crossed[1]["mean"].notna().any():
         made.append(_interaction(*crossed, group, seeds))
     numeric = [k for k in keys if pd.api.types.is_numeric_dtype(members[k])]

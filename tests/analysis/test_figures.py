@@ -29,6 +29,7 @@ def assert_readable(fig) -> None:
     legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)]
     for legend in legends:
         box = legend.get_window_extent(renderer)
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, "the legend runs past the figure's edges"
         for ax in fig.axes:
             for line in ax.get_lines():
                 points = ax.transData.transform(np.asarray(line.get_xydata(), dtype=float).reshape(-1, 2))
@@ -64,12 +65,28 @@ def test_schedule_plot_labels_every_peak_without_collisions():
     fig = plot_schedules(table)
     ax = fig.axes[0]
     assert ax.get_xlabel() == "update step" and ax.get_ylabel() == "learning rate"
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a = a2", "b", "c"]  # twins: one line
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b", "c", "a2"]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    # twins: each in its own colour, the second dashed over the first; one label for both
+    assert lines["a2"].get_color() != lines["a"].get_color()
+    assert lines["a"].get_linestyle() == "-" and lines["a2"].get_linestyle() == "--"
     assert sorted(t.get_text() for t in ax.texts) == [
-        "a = a2: peak 0.001 at update 400",
+        "a and a2: peak 0.001 at update 400",
         "b: peak 0.001 at update 420",
         "c: peak 0.0003 at update 100",
     ]
+    assert_readable(fig)
+
+
+def test_a_legend_of_long_names_takes_fewer_columns_and_stays_inside_the_figure():
+    step = np.arange(10, 340, 10)
+    names = [f"model.norm=pre,schedule.warmup_steps={w}" for w in (0, 50, 100, 150)]
+    table = pd.concat(
+        [pd.DataFrame({"step": step, "schedule": n, "lr": np.minimum(step / (w + 10), 1) * 2e-3})
+         for n, w in zip(names, (0, 50, 100, 150), strict=True)]
+    )  # fmt: skip
+    fig = plot_schedules(table)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == names
     assert_readable(fig)
 
 
@@ -256,4 +273,25 @@ def test_a_run_of_its_own_has_no_panel_against_a_baseline():
     table = curves({("a1", "baseline"): ([6, 5, 4, 3, 2] * 2, [5.0, 18.5, 20.0])})
     fig = plot_training_curves(table, palette(["baseline"]))
     assert len(fig.axes) == 2
+    assert_readable(fig)
+
+
+def test_a_validation_just_before_the_last_is_drawn_once_and_two_validations_get_no_star():
+    """The budget ends 2 updates after an epoch's end: both were validated; the curves end in the
+    last one, not in two points on top of each other. With two validations per run the star
+    (90 % of the best) would always sit on the last, so none is drawn."""
+    table = curves({("a1", "baseline"): ([6, 5, 4], [5.0, 9.0, 12.0]), ("b1", "arm"): ([6, 5], [4.0, 8.0])})
+    ends = pd.DataFrame(
+        [{"run_id": r, "setting": s, "metric": "val/bleu", "step": 152, "value": v, "epoch": 3.04, "seed": 1}
+         for r, s, v in (("a1", "baseline", 12.5), ("b1", "arm", 8.5))]
+    )  # fmt: skip
+    fig = plot_training_curves(pd.concat([table, ends]), palette(["baseline", "arm"]))
+    _, middle, difference = fig.axes
+    (base,) = [line for line in middle.get_lines() if line.get_label() == "baseline"]
+    assert base.get_xdata().tolist() == [50, 100, 152] and base.get_ydata().tolist() == [5.0, 9.0, 12.5]
+    (arm,) = [line for line in difference.get_lines() if line.get_label() == "arm"]
+    assert arm.get_xdata().tolist() == [1.0, 2.0, 3.04]  # the arm's last against the baseline's last
+    two = curves({("a1", "baseline"): ([6, 5], [5.0, 9.0]), ("b1", "arm"): ([6, 5], [4.0, 8.0])})
+    fig = plot_training_curves(two, palette(["baseline", "arm"]))
+    assert "90 % of best reached" not in [t.get_text() for t in fig.legends[0].get_texts()]
     assert_readable(fig)
