@@ -312,7 +312,7 @@ def plot_training_curves(
     epoch, mean over seeds with their range (curves that coincide in the middle part here); drawn
     where there are a baseline and an arm. An x where a run diverged; one legend beneath."""
     sns.set_theme(style="whitegrid")
-    settings = list(dict.fromkeys(curves["setting"]))
+    settings = sorted(dict.fromkeys(curves["setting"]), key=lambda s: s != BASELINE)  # the baseline first
     compared = BASELINE in settings and len(settings) > 1
     fig, axes = plt.subplots(
         1, 3 if compared else 2, figsize=(15, 4.9) if compared else (12, 4.9),
