@@ -3,7 +3,9 @@ what it scored, and the values the confirmation seeds then ran with (the runs co
 
 The chosen values are read from the confirmation runs themselves (their ``ablab.search.*`` tags),
 not recomputed: they are what was run. A point whose search had no finished sample has no
-confirmation runs and says so.
+confirmation runs and says so. A chosen number that is the largest or smallest the search tried
+says so (``optim.lr 0.0026, the largest tried``): the best may lie beyond it, and "each at its
+best value" holds only within what was tried.
 """
 
 from __future__ import annotations
@@ -16,6 +18,18 @@ def _values_text(values: dict) -> str:
     return ", ".join(
         f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(values.items())
     )
+
+
+def _at_an_edge(chosen: dict, samples: pd.DataFrame) -> str:
+    """``, the largest tried`` (or smallest) for each number of ``chosen`` at an end of the values
+    the search tried for it (of at least three); '' where none is."""
+    notes = []
+    for key, value in sorted(chosen.items()):
+        tried = {v[key] for v in samples["values"] if isinstance(v.get(key), float)}
+        if isinstance(value, float) and len(tried) >= 3 and value in (max(tried), min(tried)):
+            end = "largest" if value == max(tried) else "smallest"
+            notes.append(f"{key} the {end} tried" if len(chosen) > 1 else f"the {end} tried")
+    return "".join(f", {note}" for note in notes)
 
 
 def search_rows(searched: pd.DataFrame) -> list[dict]:
@@ -35,7 +49,7 @@ def search_rows(searched: pd.DataFrame) -> list[dict]:
             for r in samples.itertuples()
         )
         if not confirm.empty:
-            chosen = _values_text(confirm["values"].iloc[0])
+            chosen = _values_text(confirm["values"].iloc[0]) + _at_an_edge(confirm["values"].iloc[0], samples)
         elif samples["score"].notna().any():
             chosen = "not confirmed (no other seed ran)"
         else:
