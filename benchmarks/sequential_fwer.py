@@ -18,6 +18,7 @@ procedure (:func:`ablab.analysis.sequential.simulate`). Printed:
     python benchmarks/sequential_fwer.py                  # about a minute on 2 cores
     python benchmarks/sequential_fwer.py --studies 20000  # a tighter band
     python benchmarks/sequential_fwer.py --like results/suite_cpu/runs
+    python benchmarks/sequential_fwer.py --futility 0.05 --spending 8   # another point of the design
 """
 
 from __future__ import annotations
@@ -150,7 +151,12 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=2)
     parser.add_argument("--studies", type=int, default=4000)
     parser.add_argument("--like", type=Path, help="a runs export whose BLEU comparisons shape section 3")
+    parser.add_argument(
+        "--futility", type=float, default=seq.FUTILITY_POWER, help="conditional power below it"
+    )
+    parser.add_argument("--spending", type=float, default=seq.SPENDING_EXPONENT, help="the ρ of t^ρ")
     args = parser.parse_args()
+    seq.FUTILITY_POWER, seq.SPENDING_EXPONENT = args.futility, args.spending  # what ablab runs, unless asked
     design = seq.Design(args.initial, args.max, args.step)
     started = time.perf_counter()
     print(f"Design: seeds {design.looks} (spending t^{seq.SPENDING_EXPONENT:g}, futility below "
