@@ -193,12 +193,13 @@ class Design:
 def shown(column: pd.Series) -> pd.Series:
     """Config values as the spec wrote them: a column of whole numbers with gaps (runs that never
     started) holds 4 as 4.0, and is shown as 4 again; a value a search sampled
-    (0.0025951315088475813) to 3 significant digits (0.0026), as the search's own table and the
-    baseline's line show it."""
+    (0.0025951315088475813) to 4 significant digits (0.002595), as the search's own table and the
+    baseline's line show it. The settings are told apart by these texts, so fewer digits could
+    merge two sampled values into one level."""
     present = column.dropna()
     if pd.api.types.is_float_dtype(column) and len(present) and present.map(float.is_integer).all():
         return column.map(lambda v: str(int(v)) if pd.notna(v) else "nan")
-    return column.map(lambda v: f"{v:.3g}" if isinstance(v, float) and len(str(v)) > 10 else str(v))
+    return column.map(lambda v: f"{v:.4g}" if isinstance(v, float) and len(str(v)) > 10 else str(v))
 
 
 def _setting_values(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

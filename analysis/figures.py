@@ -79,11 +79,17 @@ def legend_below(fig: Figure, axes, columns: int = 4) -> None:
             fontsize=11,  # as large as the tick labels: a page shows a wide figure at half its size
             frameon=False,
         )
-        if across == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
+        width = legend.get_window_extent(renderer).width
+        if across == 1 or width <= 0.98 * fig.bbox.width:
             break
         legend.remove()
+    if width > 0.98 * fig.bbox.width:  # one name wider than the figure: smaller type
+        for text in legend.get_texts():
+            text.set_fontsize(11 * 0.98 * fig.bbox.width / width)
     rows = -(-len(labels) // across)
-    fig.tight_layout(rect=(0, 0.05 + 0.045 * rows, 1, 1))
+    beneath = 0.3 * rows + 0.25  # inches the legend takes: beyond a seventh of the figure, it grows
+    fig.set_figheight(fig.get_figheight() + max(0.0, beneath - fig.get_figheight() / 7))
+    fig.tight_layout(rect=(0, beneath / fig.get_figheight(), 1, 1))
 
 
 def _millions(value: float, _=None) -> str:
@@ -121,7 +127,7 @@ def plot_schedules(table: pd.DataFrame, title: str = "Learning-rate schedules", 
     ax.plot(peaks["step"], peaks["lr"], "o", color="black", markersize=4, clip_on=False)
     first = table.groupby("schedule", sort=False)["step"].min()
     labels = [
-        f"{' and '.join(same[r.schedule])}: peak {r.lr:.2g} "
+        f"{_listed(same[r.schedule])}: peak {r.lr:.2g} "
         + ("from the start" if r.step == first[r.schedule] else f"at update {int(r.step):,}")
         for r in peaks.itertuples()
     ]
@@ -133,6 +139,11 @@ def plot_schedules(table: pd.DataFrame, title: str = "Learning-rate schedules", 
         8,
     )
     return fig
+
+
+def _listed(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _identical(table: pd.DataFrame) -> dict[str, list[str]]:
@@ -355,7 +366,9 @@ def plot_training_curves(
         left.plot([], [], "x", color="red", markeredgewidth=2, label="diverged")
     if val.groupby("setting").size().max() >= 3:
         middle.plot([], [], "*", color="grey", markersize=11, label="90 % of best reached")
-    left.set(xlabel="update step", ylabel="training NLL per target token", title="training (mean of seeds)")
+    several = curves.groupby("setting")["run_id"].nunique().max() > 1
+    title = "training (mean of seeds)" if several else "training"
+    left.set(xlabel="update step", ylabel="training NLL per target token", title=title)
     middle.set(xlabel="update step", ylabel="validation BLEU (greedy)", title="validation")
     if compared:
         right = axes[2]
@@ -382,9 +395,12 @@ def _apart(validation: pd.DataFrame) -> pd.DataFrame:
     """Each run's validations without one that the next follows within a tenth of an epoch (an
     epoch's end a few updates before the budget's end): the later one is kept, so a curve does
     not end in two points on top of each other."""
+    if "epoch" not in validation:  # a store that logged no epochs
+        return validation
     kept = []
     for _, run in validation.sort_values("step").groupby("run_id", sort=False):
-        kept.append(run[~(run["epoch"].diff().shift(-1) < 0.1)])
+        epochs = pd.to_numeric(run["epoch"], errors="coerce")
+        kept.append(run[~(epochs.diff().shift(-1) < 0.1)])
     return pd.concat(kept) if kept else validation
 
 

@@ -10,9 +10,9 @@ them is *confounded by hardware* (:func:`confounded`): it gets no verdict
 (:mod:`ablab.analysis.verdicts`), and the group's table and finding say which runs trained on
 what. Two runs compute alike when they trained in the same precision on the same kind of device,
 or both in fp32 on CPUs of any instruction set: IEEE single precision on every CPU, whose kernels
-differ only in the order they sum in and the last bit of vectorised functions. The same seed's
-fp32 training on two instruction sets agrees to the last bit for its first updates and drifts
-apart as two runs of one setting do from rounding, in no direction (``tests/trainer/
+differ only in the order they sum in and the last bit of vectorised functions: rounding with
+no direction. The same seed's fp32 training on two instruction sets agrees to about 1e-6 over
+its first updates, a thousandth of what the same seed in bf16 differs by (``tests/trainer/
 test_numerics_across_cpus.py``); bf16 rounds every matmul's inputs, and native and emulated bf16
 round in different places, so bf16 runs compute alike only on one kind of CPU, and GPU runs
 only on one GPU model (TF32, fused kernels). Runs on different kinds of device differ in every
@@ -20,7 +20,8 @@ figure of time in any case (:func:`mixed`): the group's table then says what eac
 
 Runs recorded before ablab wrote these tags carry their precision only where the config
 named one (``train.precision`` other than ``auto``) and no device kind: a part that is
-unknown is not counted as a difference, since nothing says the runs differ in it.
+unknown is not counted as a difference, since nothing says the runs differ in it (a CPU run of
+unknown precision counts as computing alike with fp32 CPU runs).
 """
 
 from __future__ import annotations
@@ -55,9 +56,9 @@ def confounded(rows: pd.DataFrame) -> bool:
     if "precision" in rows and _differ(rows["precision"]):
         return True
     computers = [
-        "CPU" if precision == "fp32" and all(names_a_cpu(k) for k in kind.split(" + ")) else kind
+        "CPU" if precision in ("fp32", None) and all(names_a_cpu(k) for k in kind.split(" + ")) else kind
         for precision, kind in zip(
-            rows.get("precision", [None] * len(rows)), rows["device_kind"], strict=True
+            map(_known, rows.get("precision", [None] * len(rows))), rows["device_kind"], strict=True
         )
         if _known(kind) is not None
     ]

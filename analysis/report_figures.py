@@ -14,6 +14,7 @@ from ablab.analysis import figures, model_figures, path_figure
 from ablab.analysis.factorial import Design
 from ablab.analysis.load import SweepRuns
 from ablab.analysis.placement import collisions
+from ablab.trainer.tracking.record import BASELINE
 
 DPI = 220
 """The PNGs' resolution: twice the 110 dpi a page shows them at, sharp on high-resolution screens."""
@@ -22,11 +23,10 @@ CAPTIONS = {
     "training": (
         "Training of each setting ({seeds}). Left: training NLL per target token (without the "
         "label-smoothing term, so every arm is on one scale), {smoothed} over {smoothing} logged "
-        "updates, {faint}. Middle: validation BLEU (greedy) after each epoch, {validation}; a star "
+        "updates, {faint}. {middle}: validation BLEU (greedy) after each epoch, {validation}; a star "
         "marks where a setting first reached 90 % of its best (where it validated at least three "
-        "times). Right: each arm's validation BLEU minus the baseline's at the same seed and epoch. "
-        "Look for curves still falling or rising at the right edge: there the budget, not the "
-        "setting, decides the comparison."
+        "times).{against} Look for curves still falling or rising at the right edge: there the "
+        "budget, not the setting, decides the comparison."
     ),
     "bleu_vs_params": (
         "Test BLEU (mean ± sd over {seeds}) against parameter count. Look for whether the extra "
@@ -81,17 +81,24 @@ def seeds_text(members: pd.DataFrame) -> str:
     )
 
 
-def training_caption(seeds: str, members: pd.DataFrame) -> str:
-    """The training figure's caption, in the words of one seed where the group ran one."""
-    one = members.loc[members["status"] == "finished", "seed"].nunique() <= 1
+def training_caption(seeds: str, curves: pd.DataFrame) -> str:
+    """The training figure's caption for the ``curves`` it draws: its panels (the one against the
+    baseline where there are a baseline and an arm), in the words of one run where each setting
+    drew one."""
+    one = curves.groupby("setting")["run_id"].nunique().max() <= 1
+    compared = BASELINE in set(curves["setting"]) and curves["setting"].nunique() > 1
     return CAPTIONS["training"].format(
         seeds=seeds,
         smoothing=figures.SMOOTHING,
-        smoothed="the run's moving average" if one else "the mean over seeds of each seed's moving average",
+        smoothed="each run's moving average" if one else "the mean over seeds of each seed's moving average",
         faint="the unsmoothed curve faint"
         if one
         else "the seeds' range shaded and the unsmoothed mean faint",
+        middle="Middle" if compared else "Right",
         validation="one run per setting" if one else "mean and range over seeds",
+        against=" Right: each arm's validation BLEU minus the baseline's at the same seed and epoch."
+        if compared
+        else "",
     )
 
 
@@ -118,7 +125,7 @@ def group_figures(
         diverged = members[members["status"] == "diverged"].dropna(subset=["diverged_step"])
         at = dict(zip(diverged["run_id"], diverged["diverged_step"].astype(int), strict=True))
         figure = figures.plot_training_curves(curves, colors, at, f"{group}: training")
-        made.append(("training", figure, training_caption(seeds, members)))
+        made.append(("training", figure, training_caption(seeds, curves)))
     if crossed is not None and "mean" in crossed[1] and crossed[1]["mean"].notna().any():
         made.append(_interaction(*crossed, group, seeds))
     numeric = [k for k in keys if pd.api.types.is_numeric_dtype(members[k])]

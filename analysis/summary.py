@@ -32,7 +32,7 @@ class SummaryGroup:
 CONFIG_PARTS = (
     (("model.layers", "{} layers"), ("model.d_model", "d_model {}"), ("model.heads", "{} heads"),
      ("model.ff_dim", "feed-forward {}"), ("model.norm", "{}-norm"), ("model.dropout", "dropout {:g}")),
-    (("optim.name", "{}"), ("optim.lr", "lr {:.3g}"), ("schedule.name", "{}"),
+    (("optim.name", "{}"), ("optim.lr", "lr {:.4g}"), ("schedule.name", "{}"),
      ("schedule.warmup_steps", "warmup {}")),
     (("data.train_subset", "{:,} training pairs"), ("data.vocab_size", "BPE {:,}"),
      ("data.max_tokens", "batches of {:,} tokens"), ("eval.beam_size", "beam {}"),

@@ -218,4 +218,4 @@ def test_values_read_as_written_and_sampled_ones_short():
     whole = pd.Series([4.0, None, 1.0])  # integers with a gap become floats in a frame
     assert shown(whole).tolist() == ["4", "nan", "1"]
     values = pd.Series([0.1, 0.0025951315088475813, 5e-05, 0.158], dtype=object)
-    assert shown(values).tolist() == ["0.1", "0.0026", "5e-05", "0.158"]
+    assert shown(values).tolist() == ["0.1", "0.002595", "5e-05", "0.158"]

@@ -13,6 +13,7 @@ from ablab.analysis.figures import (
 )
 from ablab.analysis.model_figures import attention_matrix, plot_attention, plot_reliability
 from ablab.analysis.placement import collisions, place_labels
+from ablab.analysis.report_figures import training_caption
 
 SETTINGS = ["baseline", "layers=1", "layers=2", "layers=4", "layers=6"]
 COLORS = palette(SETTINGS)
@@ -87,6 +88,22 @@ def test_a_legend_of_long_names_takes_fewer_columns_and_stays_inside_the_figure(
     )  # fmt: skip
     fig = plot_schedules(table)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == names
+    assert_readable(fig)
+
+
+def test_a_legend_of_many_long_names_grows_the_figure_not_over_the_plot():
+    step = np.arange(10, 340, 10)
+    names = [
+        f"model.norm=pre,schedule.warmup_steps={w},optim.name=adamw,data.max_tokens=4096" for w in range(12)
+    ]
+    table = pd.concat(
+        [pd.DataFrame({"step": step, "schedule": n, "lr": np.minimum(step / (10 * w + 10), 1) * 2e-3})
+         for w, n in enumerate(names)]
+    )  # fmt: skip
+    fig = plot_schedules(table)
+    fig.canvas.draw()
+    legend, plot = fig.legends[0].get_window_extent(), fig.axes[0].get_window_extent()
+    assert legend.y1 < plot.y0 and plot.height / fig.dpi > 2.5  # inches: the plot keeps its size
     assert_readable(fig)
 
 
@@ -295,3 +312,18 @@ def test_a_validation_just_before_the_last_is_drawn_once_and_two_validations_get
     fig = plot_training_curves(two, palette(["baseline", "arm"]))
     assert "90 % of best reached" not in [t.get_text() for t in fig.legends[0].get_texts()]
     assert_readable(fig)
+
+
+def test_the_training_caption_names_the_panels_drawn_and_speaks_of_one_run_where_there_was_one():
+    both = curves({("a1", "baseline"): ([6, 5], [5.0, 9.0]), ("b1", "arm"): ([6, 5], [4.0, 8.0])})
+    caption = training_caption("seed 1", both)
+    assert "Middle: validation BLEU" in caption and "Right: each arm's validation BLEU minus" in caption
+    assert "each run's moving average" in caption and "range" not in caption
+    alone = curves({("a1", "baseline"): ([6, 5], [5.0, 9.0]), ("a2", "baseline"): ([6, 4], [5.0, 8.0])})
+    caption = training_caption("seeds 1, 2", alone)
+    assert "Right: validation BLEU" in caption and "Middle" not in caption and "minus" not in caption
+    assert "the seeds' range shaded" in caption
+    assert (
+        plot_training_curves(alone, palette(["baseline"])).axes[0].get_title() == "training (mean of seeds)"
+    )
+    assert plot_training_curves(both, palette(["baseline", "arm"])).axes[0].get_title() == "training"

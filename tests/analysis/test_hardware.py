@@ -42,6 +42,13 @@ def test_runs_are_confounded_where_they_computed_differently_and_fp32_on_any_cpu
     assert not hardware.confounded(rows(("bf16", H100), ("bf16", H100)))
     assert not hardware.confounded(rows((None, None), ("fp32", H100), ("fp32", None)))  # unknown parts
     assert not hardware.confounded(pd.DataFrame({"run_id": ["a", "b"]}))
+    assert hardware.confounded(pd.DataFrame({"precision": ["bf16", "fp32"]}))  # no device kinds logged
+    assert not hardware.confounded(
+        pd.DataFrame({"precision": ["fp32", float("nan")], "device_kind": [AVX2, NATIVE]})
+    )
+    assert hardware.confounded(
+        pd.DataFrame({"precision": [float("nan"), "fp32"], "device_kind": [AVX2, H100]})
+    )
 
 
 def test_a_confounded_comparison_gets_no_verdict_and_leaves_the_holm_family():

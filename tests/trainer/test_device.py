@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ablab.trainer.errors import ConfigError
-from ablab.trainer.hardware.device import assigned_gpus, pick_device
+from ablab.trainer.hardware.device import assigned_gpus, device_kind, names_a_cpu, pick_device
 
 
 @pytest.fixture
@@ -40,3 +40,12 @@ def test_a_config_that_demands_cuda_is_refused_clearly(no_cuda, monkeypatch):
         pick_device("cuda", "bf16")
     with pytest.raises(ConfigError, match="fp16' needs a CUDA device"):
         pick_device("auto", "fp16")
+
+
+def test_this_cpus_kind_is_told_apart_from_a_gpus():
+    """The report compares fp32 runs across CPUs by this test of a recorded kind: the kind this
+    CPU records must pass it, and GPU names must not."""
+    assert names_a_cpu(device_kind(torch.device("cpu")))
+    assert names_a_cpu("Intel(R) Xeon(R) Platinum 8480+ (AMX)") and names_a_cpu("Neoverse-V1 (SVE256)")
+    for gpu in ("NVIDIA H100 80GB HBM3", "Tesla T4", "AMD Instinct MI300X", "NVIDIA A100 (MIG 1g.10gb)"):
+        assert not names_a_cpu(gpu)

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 
@@ -100,16 +101,14 @@ def device_kind(device: torch.device) -> str:
     return f"{cpu_model()} ({cpu_isa()})"
 
 
-CPU_ISAS = frozenset(
-    {"AMX", "AVX512-BF16", "AVX512", "AVX2", "DEFAULT", "NO AVX", "VSX", "Z VECTOR", "SVE256"}
-)
-"""What :func:`cpu_isa` may say: the bf16 instructions, or PyTorch's vector capabilities."""
+CPU_ISA = re.compile(r"AMX|AVX512-BF16|AVX512|AVX2|DEFAULT|NO AVX|VSX|Z VECTOR|SVE\d*")
+"""What :func:`cpu_isa` may say: the bf16 instructions, or one of PyTorch's vector capabilities."""
 
 
 def names_a_cpu(kind: str) -> bool:
     """Whether a :func:`device_kind` as recorded (``AMD EPYC (AVX2)``) is a CPU's, not a GPU's."""
     model, _, isa = kind.rpartition(" (")
-    return bool(model) and isa.endswith(")") and isa[:-1] in CPU_ISAS
+    return bool(model) and isa.endswith(")") and CPU_ISA.fullmatch(isa[:-1]) is not None
 
 
 @contextlib.contextmanager
