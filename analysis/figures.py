@@ -147,8 +147,8 @@ def _listed(names: list[str]) -> str:
 
 
 def _identical(table: pd.DataFrame) -> dict[str, list[str]]:
-    """Each schedule -> the schedules with the same learning rate at the same steps (itself first
-    among them, in the table's order)."""
+    """Each schedule -> the schedules with the same learning rate at the same steps, itself among
+    them (all in the table's order)."""
     names: dict[tuple, list[str]] = {}
     for name, line in table.groupby("schedule", sort=False):
         names.setdefault(tuple(zip(line["step"], np.round(line["lr"], 12), strict=True)), []).append(name)
@@ -312,6 +312,19 @@ def _band(curves: pd.DataFrame, metric: str, smooth: int) -> pd.DataFrame:
     )
 
 
+def one_run_per_setting(curves: pd.DataFrame) -> bool:
+    """Each setting's curves come from a single run (the training figure and its caption then
+    speak of a run, not of a mean over seeds)."""
+    return curves.groupby("setting")["run_id"].nunique().max() <= 1
+
+
+def against_baseline(settings) -> bool:
+    """The training figure gets its panel of differences from the baseline: there are a
+    baseline and an arm."""
+    settings = set(settings)
+    return BASELINE in settings and len(settings) > 1
+
+
 def plot_training_curves(
     curves: pd.DataFrame, colors: dict, diverged: dict[str, int] | None = None, title: str = "Training"
 ) -> Figure:
@@ -324,7 +337,7 @@ def plot_training_curves(
     where there are a baseline and an arm. An x where a run diverged; one legend beneath."""
     sns.set_theme(style="whitegrid")
     settings = sorted(dict.fromkeys(curves["setting"]), key=lambda s: s != BASELINE)  # the baseline first
-    compared = BASELINE in settings and len(settings) > 1
+    compared = against_baseline(settings)
     fig, axes = plt.subplots(
         1, 3 if compared else 2, figsize=(15, 4.9) if compared else (12, 4.9),
         gridspec_kw={"width_ratios": [4, 4, 3] if compared else [1, 1]},
@@ -366,8 +379,7 @@ def plot_training_curves(
         left.plot([], [], "x", color="red", markeredgewidth=2, label="diverged")
     if val.groupby("setting").size().max() >= 3:
         middle.plot([], [], "*", color="grey", markersize=11, label="90 % of best reached")
-    several = curves.groupby("setting")["run_id"].nunique().max() > 1
-    title = "training (mean of seeds)" if several else "training"
+    title = "training" if one_run_per_setting(curves) else "training (mean of seeds)"
     left.set(xlabel="update step", ylabel="training NLL per target token", title=title)
     middle.set(xlabel="update step", ylabel="validation BLEU (greedy)", title="validation")
     if compared:

@@ -14,7 +14,6 @@ from ablab.analysis import figures, model_figures, path_figure
 from ablab.analysis.factorial import Design
 from ablab.analysis.load import SweepRuns
 from ablab.analysis.placement import collisions
-from ablab.trainer.tracking.record import BASELINE
 
 DPI = 220
 """The PNGs' resolution: twice the 110 dpi a page shows them at, sharp on high-resolution screens."""
@@ -85,8 +84,8 @@ def training_caption(seeds: str, curves: pd.DataFrame) -> str:
     """The training figure's caption for the ``curves`` it draws: its panels (the one against the
     baseline where there are a baseline and an arm), in the words of one run where each setting
     drew one."""
-    one = curves.groupby("setting")["run_id"].nunique().max() <= 1
-    compared = BASELINE in set(curves["setting"]) and curves["setting"].nunique() > 1
+    one = figures.one_run_per_setting(curves)
+    compared = figures.against_baseline(curves["setting"])
     return CAPTIONS["training"].format(
         seeds=seeds,
         smoothing=figures.SMOOTHING,
