@@ -14,7 +14,8 @@ loss became NaN or exploded), ``failed``, ``killed`` (Ctrl-C; ``--resume`` conti
 **Metrics**, named by phase so the MLflow UI groups them, every curve at the global update step:
 
 - ``train/loss`` (with label smoothing), ``train/nll`` (without: comparable across smoothing
-  arms), ``train/lr``, ``train/grad_norm``, ``train/tokens_per_s`` every ``log_every`` updates;
+  arms), ``train/lr``, ``train/grad_norm``, ``train/tokens_per_s``: those of every ``log_every``-th
+  update alone (a sample of the curve, not the mean since the last log; figures smooth them);
 - ``val/loss``, ``val/ppl``, ``val/bleu`` at each validation;
 - ``epoch`` (fractional) beside both, at the same steps;
 - ``test/<set>/bleu``, ``test/<set>/bleu_lc``, ``test/<set>/chrf`` per test set, and for the
