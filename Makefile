@@ -29,17 +29,22 @@ chromium:
 	  { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	    $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
-# Two pytest sessions at once: the integration tests, one after another as they must be (they
-# start Ray, servers and trials, and time what they kill), leave a core idle much of the time;
-# the unit tests run beside them (the tests marked `waits` go first). The unit session's report is
-# printed when both have ended, then both exit codes; it fails if either session does.
+# Two pytest sessions at once. The integration tests that start Ray, servers and sweeps run one
+# after another as they must (they time what they kill) and leave a core idle much of the time;
+# beside them run the unit tests (the tests marked `waits` go first), then the integration tests
+# that train or open a store in their own process (tests/trainer, tests/analysis). The second
+# session's report is printed when both have ended, then both exit codes; it fails if either does.
+BESIDE = tests/trainer tests/analysis
 test: $(STAMP) chromium
-	@unit_log=$$(mktemp); trap 'rm -f "$$unit_log"' EXIT; \
-	PYTHONUNBUFFERED=1 $(BIN)/python -m pytest -m "not integration" -o cache_dir=.pytest_cache/unit \
-	  >"$$unit_log" 2>&1 & unit=$$!; \
-	trap 'kill $$unit 2>/dev/null; exit 130' INT TERM; \
-	$(BIN)/python -m pytest -m integration; integration=$$?; \
-	echo "waiting for the unit tests (their log: $$unit_log)"; wait $$unit; units=$$?; \
-	echo "==== the unit tests, run beside the integration tests ===="; cat "$$unit_log"; \
-	echo "make test: the integration tests exited $$integration, the unit tests $$units"; \
-	exit $$(( $$integration ? $$integration : $$units ))
+	@beside_log=$$(mktemp); trap 'rm -f "$$beside_log"' EXIT; \
+	{ PYTHONUNBUFFERED=1 $(BIN)/python -m pytest -m "not integration" -o cache_dir=.pytest_cache/unit; \
+	  units=$$?; PYTHONUNBUFFERED=1 $(BIN)/python -m pytest -m integration -o cache_dir=.pytest_cache/beside \
+	  $(BESIDE); trained=$$?; exit $$(( units ? units : trained )); } >"$$beside_log" 2>&1 & beside=$$!; \
+	trap 'kill $$beside 2>/dev/null; exit 130' INT TERM; \
+	$(BIN)/python -m pytest -m integration $(addprefix --ignore=,$(BESIDE)); integration=$$?; \
+	echo "waiting for the unit tests and those beside them (their log: $$beside_log)"; \
+	wait $$beside; besides=$$?; \
+	echo "==== the unit tests, then the in-process integration tests, run beside the others ===="; \
+	cat "$$beside_log"; \
+	echo "make test: the integration tests with Ray and servers exited $$integration, the others $$besides"; \
+	exit $$(( $$integration ? $$integration : $$besides ))
