@@ -6,7 +6,8 @@ slowly) and its time left; for the sweep the counts and its time left.
 
 **Time left** is measured: a running trial's pace is its update steps per second over its last
 :data:`RATE_WINDOW` logged points (the live delivery puts them in the store within about 30 s;
-a trial silent for longer is counted as slower),
+a trial silent for longer is counted as slower; a resumed trial's points since it resumed, so
+that the pause is not counted),
 its time left the updates to its planned total at that pace (a run limited by minutes alone:
 the minutes left); a queued trial takes the plan's estimate for it
 (``ablab.planned_seconds``, recorded when the sweep started) scaled by how the running trials
@@ -181,9 +182,10 @@ def _trial(client, run, now: float) -> TrialState:
     )
     total = _number(params.get("derived.planned_updates"))
     total = int(total) if total else None
-    training = now - points[0].timestamp / 1000 if points else None  # since its first logged update
+    attempt = _number(tags.get(record.ATTEMPT_STARTED))
+    training = _training_seconds(points, attempt, _number(tags.get(record.RESUMED_FROM)), now)
     recent = [m.value for m in speeds[-RATE_WINDOW:]]
-    pace = _step_seconds(points, now)
+    pace = _step_seconds([m for m in points if attempt is None or m.timestamp / 1000 >= attempt], now)
     return TrialState(
         name,
         RUNNING,
@@ -211,6 +213,19 @@ def _step_seconds(points: list, now: float) -> float | None:
     start, end = window[0].timestamp / 1000, window[-1].timestamp / 1000
     seconds = max(end, now - DELIVERY_LAG) - start
     return seconds / (window[-1].step - window[0].step) if seconds > 0 else None
+
+
+def _training_seconds(points: list, attempt: float | None, resumed_from: float | None, now: float):
+    """Seconds the run has trained, from its logged points: since its first one; for a run resumed
+    at ``attempt`` from the checkpoint of update ``resumed_from``, what it trained up to that
+    update (its last point at or before it) and since the attempt began, not the pause between."""
+    if not points:
+        return None
+    if attempt is None or resumed_from is None:
+        return now - points[0].timestamp / 1000
+    before = [m for m in points if m.step <= resumed_from]
+    kept = (before[-1].timestamp - points[0].timestamp) / 1000 if before else 0.0
+    return kept + max(0.0, now - attempt)
 
 
 def _left(

@@ -179,6 +179,34 @@ def test_a_trial_silent_for_longer_than_a_delivery_takes_is_counted_slower():
     assert status._step_seconds(points[:1] * 2, now) is None  # no updates between its points
 
 
+def test_a_resumed_trials_pace_and_training_time_leave_out_the_pause(tmp_path):
+    """Updates 10-60 logged at 0.5 s each; stopped for an hour; resumed from the checkpoint of
+    update 40, it recomputed 41-60 (their points already in the store are not logged again) and
+    logged 80-120 at 0.2 s each: its pace is the new attempt's, its training time without the hour."""
+    uri = sqlite_uri(tmp_path)
+    client = MlflowClient(uri)
+    run = client.create_run(ensure_experiment(uri, "ablab/resumed")).info.run_id
+    now = time.time()
+    attempt = now - 600 - 20
+    first = now - 600 - 3600 - 25
+    before = [(s, first + (s - 10) * 0.5) for s in range(10, 61, 10)]
+    after = [(s, attempt + 4 + (s - 40) * 0.2) for s in range(80, 121, 10)]  # 4 s to start again
+    loss = record.TRAIN["train_loss"]
+    client.log_batch(run, metrics=[Metric(loss, 3.0, int(1000 * t), s) for s, t in before + after])
+    client.log_param(run, "derived.planned_updates", "1000")
+    client.set_tag(run, record.STATUS, record.RUNNING)
+    client.set_tag(run, record.RESUMED_FROM, "40")
+    # without the attempt's start (a run resumed by an older ablab) its newest points span the hour
+    spanning = status._trial(client, client.get_run(run), after[-1][1] + 5)
+    client.set_tag(run, record.ATTEMPT_STARTED, f"{attempt:.3f}")
+    trial = status._trial(client, client.get_run(run), after[-1][1] + 5)
+    assert trial.step_seconds == pytest.approx(0.2) and trial.left == pytest.approx(880 * 0.2)
+    assert spanning.step_seconds > 100 * trial.step_seconds
+    assert status._training_seconds(
+        [SimpleNamespace(step=s, timestamp=1000 * t) for s, t in before + after], attempt, 40, attempt + 30
+    ) == pytest.approx(15 + 30)  # update 10 to 40 (15 s), and 30 s since it resumed
+
+
 def test_a_trial_ends_at_its_step_total_or_its_minutes_whichever_comes_first():
     assert status._left(100, 400, 0.5, None, 700.0) == pytest.approx(150)
     assert status._left(100, 400, 0.5, 12.0, 700.0) == pytest.approx(12 * 60 - 700)  # minutes end first

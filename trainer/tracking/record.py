@@ -48,6 +48,9 @@ TRIAL, TRIAL_HASH, GROUPS, SEED, ARM = (
 )
 STATUS, ERROR, TEST_SET = "ablab.status", "ablab.error", "ablab.test_set"
 CONFIG_HASH, GIT_COMMIT, RESUMED_FROM = "ablab.config_hash", "ablab.git_commit", "ablab.resumed_from_step"
+ATTEMPT_STARTED = "ablab.attempt_started"
+"""When a resumed run's current attempt began (seconds since the epoch): the points it logged
+before were logged before the pause, and its pace is measured from here on."""
 DEVICE, TORCH_VERSION, ARCH = "ablab.device", "ablab.torch_version", "ablab.arch"
 PRECISION, DEVICE_KIND = "ablab.precision", "ablab.device_kind"
 """What the run computed in and on: ``train.precision`` resolved (``auto`` -> ``bf16``, ...) and the
