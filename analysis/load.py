@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +73,39 @@ class SweepRuns:
     attention: dict[str, dict] = field(default_factory=dict)  # run id -> attention record
     samples: dict[str, list[dict]] = field(default_factory=dict)  # run id -> source, reference, hypothesis
     searched: pd.DataFrame = field(default_factory=pd.DataFrame)  # a searched spec's runs, both roles
+
+
+def of_seeds(runs: SweepRuns, seeds: list[int]) -> tuple[SweepRuns, list[int]]:
+    """``runs`` restricted to the trials of ``seeds``, and the seeds left out (sorted): a spec's
+    report covers the seeds it lists, not every seed its experiment holds (those a sequential
+    design added, chosen by what earlier seeds showed, or those of an earlier version of it)."""
+    if runs.trials.empty:
+        return runs, []
+    keep = runs.trials["seed"].isin(seeds)
+    if keep.all():
+        return runs, []
+    ids = set(runs.trials.loc[keep, "run_id"])
+
+    def rows(table: pd.DataFrame) -> pd.DataFrame:
+        return table[table["run_id"].isin(ids)].reset_index(drop=True) if "run_id" in table else table
+
+    def entries(mapping: dict) -> dict:
+        return {run_id: value for run_id, value in mapping.items() if run_id in ids}
+
+    kept = replace(
+        runs,
+        trials=runs.trials[keep].reset_index(drop=True),
+        curves=rows(runs.curves),
+        bins=rows(runs.bins),
+        statistics=entries(runs.statistics),
+        test_sets=entries(runs.test_sets),
+        attention=entries(runs.attention),
+        samples=entries(runs.samples),
+        searched=runs.searched[runs.searched["seed"].isin(seeds)]
+        if "seed" in runs.searched
+        else runs.searched,
+    )
+    return kept, sorted(set(runs.trials.loc[~keep, "seed"]))
 
 
 class NoRuns(LookupError):

@@ -124,10 +124,12 @@ def build(
     texts: dict[str, GroupText] | None = None,
     primary_metric: str = DEFAULT_PRIMARY,
     seed_design: SeedDesign | None = None,
+    note: str = "",
 ) -> Report:
     """Compute every section, write the figures into ``out/figures``; returns the report.
     ``texts``: the spec's question, expectation and primary metric of each group;
-    ``primary_metric``: the one of a group that names none (ablab.analysis.verdicts: families)."""
+    ``primary_metric``: the one of a group that names none (ablab.analysis.verdicts: families);
+    ``note``: a line for the introduction (what of the experiment the report leaves out)."""
     trials = runs.trials.assign(ppl=np.exp(runs.trials["test_nll"].astype(float)))
     done = trials[trials["status"].isin(record.DONE)]
     if done.empty:
@@ -163,6 +165,7 @@ def build(
         f"{len(trials)} trials in MLflow experiment `{runs.experiment}`; {len(done)} done "
         f"({_count(trials, 'finished')} finished, {_count(trials, 'diverged')} diverged), "
         f"{len(trials) - len(done)} not. Seeds: {', '.join(map(str, seeds))}.",
+        note,
         f"Budget: {budget.budget_text(trials)} per trial; {len(flagged)} of "
         f"{_count(trials, 'finished')} finished trials were {budget.STILL_IMPROVING} (best validation "
         "BLEU in the last validation, or validation loss still falling).",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ablab.analysis import export, render, report
 from ablab.analysis.bootstrap import RESAMPLES
-from ablab.analysis.load import NoRuns, load
+from ablab.analysis.load import NoRuns, load, of_seeds
 from ablab.analysis.verdicts import DEFAULT_PRIMARY
 from ablab.experiments.schedule_table import reference_schedules_table
 from ablab.trainer.errors import UserError
@@ -40,6 +40,7 @@ class Target:
     texts: dict[str, report.GroupText] | None = None
     primary_metric: str = DEFAULT_PRIMARY
     design: object = None  # a sequential design over seeds (ablab.analysis.sequential.Design)
+    seeds: list[int] | None = None  # a spec's fixed seeds: the report covers these
 
 
 def target_experiment(target: str) -> Target:
@@ -67,6 +68,7 @@ def target_experiment(target: str) -> Target:
             texts,
             spec.primary_metric,
             spec.design,
+            None if spec.design else list(spec.seeds),
         )
     return Target(target if target.startswith("ablab/") else f"ablab/{target}", [])
 
@@ -95,6 +97,9 @@ def make_report(
             runs = load(tracking_uri, experiment)
         except NoRuns as exc:
             raise UserError(f"{exc}; run the sweep first (ablab run SPEC) or check --tracking-uri.") from None
+    left_out = []
+    if found.seeds is not None:
+        runs, left_out = of_seeds(runs, found.seeds)
     out = (out or Path("reports") / experiment.removeprefix("ablab/")).resolve()
     try:
         made = report.build(
@@ -108,6 +113,7 @@ def make_report(
             texts=found.texts,
             primary_metric=found.primary_metric,
             seed_design=found.design,
+            note=_left_out_note(left_out, experiment),
         )
     except report.NothingToReport as exc:
         raise UserError(str(exc)) from None
@@ -122,6 +128,17 @@ def make_report(
         link = record.ui_link(tracking_uri, runs.experiment_id, runs.parent_run_id, "report/report.html")
         _link_report(client, runs.experiment_id, runs.parent_run_id, link)
     return Made(markdown, page, made, runs.parent_run_id)
+
+
+def _left_out_note(seeds: list[int], experiment: str) -> str:
+    if not seeds:
+        return ""
+    listed = ", ".join(map(str, seeds))
+    return (
+        f"Runs of seed{'s' if len(seeds) > 1 else ''} {listed} in `{experiment}` are left out: the spec "
+        "does not list them (a sequential design's added seeds are chosen by what earlier seeds "
+        "showed; its own spec reports them)."
+    )
 
 
 def _from_export(source: Path, experiment: str):
