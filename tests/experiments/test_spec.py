@@ -20,7 +20,14 @@ from tests.conftest import tiny_dict
 
 SPECS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "specs").glob("*.yaml"))
 # specs sized for this 2-core CPU
-CPU_SCALE = ("smoke.yaml", "suite_cpu.yaml", "norm_warmup.yaml", "de_en_files.yaml", "optimizers.yaml")
+CPU_SCALE = (
+    "smoke.yaml",
+    "suite_cpu.yaml",
+    "suite_cpu_sequential.yaml",
+    "norm_warmup.yaml",
+    "de_en_files.yaml",
+    "optimizers.yaml",
+)
 SMALL_MODEL = ("smoke.yaml", "norm_warmup.yaml", "optimizers.yaml")  # a smaller model than the seeds'
 
 
@@ -198,6 +205,18 @@ def test_the_cpu_suite_has_the_suites_trials_for_its_seeds():
     cpu = load_plan(SPECS[[p.name for p in SPECS].index("suite_cpu.yaml")])
     assert {t.name for t in cpu.trials} == {t.name for t in suite.trials if t.seed in cpu.spec.seeds}
     assert cpu.trials[0].config.model == suite.trials[0].config.model  # the seed model, kept
+
+
+def test_the_sequential_cpu_suite_starts_from_the_cpu_suites_runs():
+    """Its first look is suite_cpu.yaml's 39 trials, hash for hash, in the same experiment: those
+    runs are reused, and its added seeds are the same trials at further seeds."""
+    fixed = load_plan(SPECS[[p.name for p in SPECS].index("suite_cpu.yaml")])
+    sequential = load_plan(SPECS[[p.name for p in SPECS].index("suite_cpu_sequential.yaml")])
+    assert sequential.experiment == fixed.experiment == "ablab/suite_cpu"
+    assert [(t.name, t.hash) for t in sequential.trials] == [(t.name, t.hash) for t in fixed.trials]
+    design = sequential.spec.design
+    assert (design.looks, sequential.spec.max_runs) == ([3, 5, 7, 10], 70)
+    assert sequential.spec.initial_seeds == fixed.spec.seeds
 
 
 from tests.experiments.malformed_specs import MALFORMED, spec_text  # noqa: E402
