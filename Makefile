@@ -31,20 +31,18 @@ chromium:
 
 # Two pytest sessions at once. The integration tests that start Ray, servers and sweeps run one
 # after another as they must (they time what they kill) and leave a core idle much of the time;
-# beside them run the unit tests (the tests marked `waits` go first), then the integration tests
-# that train or open a store in their own process (tests/trainer, tests/analysis). The second
-# session's report is printed when both have ended, then both exit codes; it fails if either does.
-BESIDE = tests/trainer tests/analysis
+# beside them, at a lower priority, run the unit tests (those marked `waits` first), then the
+# integration tests that train or open a store in their own process (marked `in_process` by
+# tests/conftest.py). The second session's report is printed when both have ended, then both exit
+# codes; it fails if either does.
 test: $(STAMP) chromium
 	@beside_log=$$(mktemp); trap 'rm -f "$$beside_log"' EXIT; \
-	{ PYTHONUNBUFFERED=1 $(BIN)/python -m pytest -m "not integration" -o cache_dir=.pytest_cache/unit; \
-	  units=$$?; PYTHONUNBUFFERED=1 $(BIN)/python -m pytest -m integration -o cache_dir=.pytest_cache/beside \
-	  $(BESIDE); trained=$$?; exit $$(( units ? units : trained )); } >"$$beside_log" 2>&1 & beside=$$!; \
+	PYTHONUNBUFFERED=1 nice -n 5 $(BIN)/python -m pytest -m "not integration or in_process" \
+	  -o cache_dir=.pytest_cache/beside >"$$beside_log" 2>&1 & beside=$$!; \
 	trap 'kill $$beside 2>/dev/null; exit 130' INT TERM; \
-	$(BIN)/python -m pytest -m integration $(addprefix --ignore=,$(BESIDE)); integration=$$?; \
-	echo "waiting for the unit tests and those beside them (their log: $$beside_log)"; \
-	wait $$beside; besides=$$?; \
-	echo "==== the unit tests, then the in-process integration tests, run beside the others ===="; \
+	$(BIN)/python -m pytest -m "integration and not in_process"; integration=$$?; \
+	echo "waiting for the unit and in-process tests (their log: $$beside_log)"; wait $$beside; besides=$$?; \
+	echo "==== the unit tests and the in-process integration tests, run beside the others ===="; \
 	cat "$$beside_log"; \
 	echo "make test: the integration tests with Ray and servers exited $$integration, the others $$besides"; \
 	exit $$(( $$integration ? $$integration : $$besides ))

@@ -29,6 +29,18 @@ def _multi30k_dir() -> Path:
     return path.resolve()
 
 
+IN_PROCESS = ("tests/trainer/", "tests/analysis/")
+"""Where the integration tests train or open a store in their own process: no Ray, no server."""
+
+
+def pytest_itemcollected(item):
+    """An integration test under :data:`IN_PROCESS` is also marked ``in_process``: ``make test``
+    runs those after the unit tests, beside the ones that start Ray and servers."""
+    where = item.path.relative_to(REPO).as_posix()
+    if item.get_closest_marker("integration") and where.startswith(IN_PROCESS):
+        item.add_marker("in_process")
+
+
 def pytest_collection_modifyitems(items):
     """Tests marked ``waits`` run first (the order of the rest kept): ``make test`` runs the unit
     tests in a session beside the integration tests, and a test that mostly waits leaves them a

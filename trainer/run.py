@@ -141,7 +141,11 @@ def _open_run(
     trainer.progress.run_id = run_id
     if trainer.progress.step:
         tracker.set_tags(
-            {record.RESUMED_FROM: str(trainer.progress.step), record.ATTEMPT_STARTED: f"{time.time():.3f}"}
+            {
+                record.RESUMED_FROM: str(trainer.progress.step),
+                record.ATTEMPT_STARTED: f"{time.time():.3f}",
+                record.TRAINED_BEFORE: f"{trainer.progress.elapsed_seconds:.3f}",
+            }
         )
     note = emulation_note(trainer.precision, device)
     if note:

@@ -183,7 +183,11 @@ def _trial(client, run, now: float) -> TrialState:
     total = _number(params.get("derived.planned_updates"))
     total = int(total) if total else None
     attempt = _number(tags.get(record.ATTEMPT_STARTED))
-    training = _training_seconds(points, attempt, _number(tags.get(record.RESUMED_FROM)), now)
+    trained_before = _number(tags.get(record.TRAINED_BEFORE))
+    if attempt is not None and trained_before is not None:  # resumed: the pauses are not training
+        training = trained_before + max(0.0, now - attempt)
+    else:
+        training = now - points[0].timestamp / 1000 if points else None  # since its first logged update
     recent = [m.value for m in speeds[-RATE_WINDOW:]]
     pace = _step_seconds([m for m in points if attempt is None or m.timestamp / 1000 >= attempt], now)
     return TrialState(
@@ -213,19 +217,6 @@ def _step_seconds(points: list, now: float) -> float | None:
     start, end = window[0].timestamp / 1000, window[-1].timestamp / 1000
     seconds = max(end, now - DELIVERY_LAG) - start
     return seconds / (window[-1].step - window[0].step) if seconds > 0 else None
-
-
-def _training_seconds(points: list, attempt: float | None, resumed_from: float | None, now: float):
-    """Seconds the run has trained, from its logged points: since its first one; for a run resumed
-    at ``attempt`` from the checkpoint of update ``resumed_from``, what it trained up to that
-    update (its last point at or before it) and since the attempt began, not the pause between."""
-    if not points:
-        return None
-    if attempt is None or resumed_from is None:
-        return now - points[0].timestamp / 1000
-    before = [m for m in points if m.step <= resumed_from]
-    kept = (before[-1].timestamp - points[0].timestamp) / 1000 if before else 0.0
-    return kept + max(0.0, now - attempt)
 
 
 def _left(

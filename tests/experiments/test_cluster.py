@@ -87,6 +87,7 @@ def test_trials_spread_over_two_worker_nodes_and_survive_losing_one(tmp_path, cl
     assert _nodes_of(moved, names) == ["b", "a"]  # resumed on the surviving node
     assert int(moved.data.tags["ablab.resumed_from_step"]) > 0  # from the checkpoint Tune stored
     assert float(moved.data.tags["ablab.attempt_started"]) > killed_at  # its pace is measured from there
+    assert float(moved.data.tags["ablab.trained_seconds_before_attempt"]) > 0  # its clock at the checkpoint
     assert moved.info.end_time / 1000 > killed_at
     assert {n for run in runs.values() for n in _nodes_of(run, names)} == {"a", "b"}
     print(f"node b killed ({len(killed)} processes) while {victim.data.tags['ablab.trial']} trained on it")

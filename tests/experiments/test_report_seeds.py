@@ -34,7 +34,7 @@ def test_a_spec_listing_fewer_seeds_than_its_experiment_holds_reports_those_and_
     spec.update(name="norm_warmup", seeds=[1, 2])
     path = tmp_path / "two_seeds.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    made = make_report(str(path), "", tmp_path / "report", source=RUNS, write_export=True)
+    made = make_report(str(path), "", tmp_path / "report", n_resamples=200, source=RUNS, write_export=True)
     markdown = made.markdown.read_text()
     assert "Seeds: 1, 2." in markdown
     assert "Runs of seed 3 in `ablab/norm_warmup` are left out: the spec does not list them" in markdown

@@ -182,7 +182,8 @@ def test_a_trial_silent_for_longer_than_a_delivery_takes_is_counted_slower():
 def test_a_resumed_trials_pace_and_training_time_leave_out_the_pause(tmp_path):
     """Updates 10-60 logged at 0.5 s each; stopped for an hour; resumed from the checkpoint of
     update 40, it recomputed 41-60 (their points already in the store are not logged again) and
-    logged 80-120 at 0.2 s each: its pace is the new attempt's, its training time without the hour."""
+    logged 80-120 at 0.2 s each: its pace is the new attempt's, its training time without the
+    hour (its clock at the checkpoint, then the time since it resumed)."""
     uri = sqlite_uri(tmp_path)
     client = MlflowClient(uri)
     run = client.create_run(ensure_experiment(uri, "ablab/resumed")).info.run_id
@@ -199,12 +200,14 @@ def test_a_resumed_trials_pace_and_training_time_leave_out_the_pause(tmp_path):
     # without the attempt's start (a run resumed by an older ablab) its newest points span the hour
     spanning = status._trial(client, client.get_run(run), after[-1][1] + 5)
     client.set_tag(run, record.ATTEMPT_STARTED, f"{attempt:.3f}")
+    client.set_tag(run, record.TRAINED_BEFORE, "20")  # its clock at the checkpoint of update 40
     trial = status._trial(client, client.get_run(run), after[-1][1] + 5)
     assert trial.step_seconds == pytest.approx(0.2) and trial.left == pytest.approx(880 * 0.2)
     assert spanning.step_seconds > 100 * trial.step_seconds
-    assert status._training_seconds(
-        [SimpleNamespace(step=s, timestamp=1000 * t) for s, t in before + after], attempt, 40, attempt + 30
-    ) == pytest.approx(15 + 30)  # update 10 to 40 (15 s), and 30 s since it resumed
+    # limited by minutes: 3 minutes less the 20 s before the pause and the 33 s since it resumed
+    client.log_param(run, "train.max_minutes", "3")
+    timed = status._trial(client, client.get_run(run), after[-1][1] + 5)
+    assert timed.left == pytest.approx(180 - 20 - (after[-1][1] + 5 - attempt), abs=0.01)
 
 
 def test_a_trial_ends_at_its_step_total_or_its_minutes_whichever_comes_first():

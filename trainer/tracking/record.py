@@ -48,9 +48,10 @@ TRIAL, TRIAL_HASH, GROUPS, SEED, ARM = (
 )
 STATUS, ERROR, TEST_SET = "ablab.status", "ablab.error", "ablab.test_set"
 CONFIG_HASH, GIT_COMMIT, RESUMED_FROM = "ablab.config_hash", "ablab.git_commit", "ablab.resumed_from_step"
-ATTEMPT_STARTED = "ablab.attempt_started"
-"""When a resumed run's current attempt began (seconds since the epoch): the points it logged
-before were logged before the pause, and its pace is measured from here on."""
+ATTEMPT_STARTED, TRAINED_BEFORE = "ablab.attempt_started", "ablab.trained_seconds_before_attempt"
+"""When a resumed run's current attempt began (seconds since the epoch: the points it logged
+before were logged before the pause, and its pace is measured from here on), and the seconds it
+had trained by the checkpoint it resumed from (the ``train.max_minutes`` clock)."""
 DEVICE, TORCH_VERSION, ARCH = "ablab.device", "ablab.torch_version", "ablab.arch"
 PRECISION, DEVICE_KIND = "ablab.precision", "ablab.device_kind"
 """What the run computed in and on: ``train.precision`` resolved (``auto`` -> ``bf16``, ...) and the
