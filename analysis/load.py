@@ -112,8 +112,10 @@ class NoRuns(LookupError):
     """The experiment is missing or holds no trial runs."""
 
 
-def load(tracking_uri: str, experiment: str) -> SweepRuns:
-    """Read every trial of ``experiment`` (and its artifacts) from the store."""
+def load(tracking_uri: str, experiment: str, spec_file: str | None = None) -> SweepRuns:
+    """Read every trial of ``experiment`` (and its artifacts) from the store; its sweep run (where
+    a report is logged) the newest, of those of ``spec_file`` where the experiment holds sweeps of
+    other spec files too."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
@@ -124,7 +126,11 @@ def load(tracking_uri: str, experiment: str) -> SweepRuns:
     runs = _compared(every)
     if not runs:
         raise NoRuns(f"experiment {experiment!r} in {tracking_uri} has no trial runs")
-    parents = record.search(client, found.experiment_id, record.SWEEP_KIND)
+    parents = [
+        r
+        for r in record.search(client, found.experiment_id, record.SWEEP_KIND)
+        if spec_file is None or r.data.tags.get(record.SPEC_FILE, spec_file) == spec_file
+    ]
     parent = max(parents, key=lambda r: r.info.start_time).info.run_id if parents else None
     out = read(client, SweepRuns(experiment, found.experiment_id, tracking_uri, parent, *_empty()), runs)
     out.searched = pd.DataFrame([_search_row(r) for r in every if r.data.tags.get(record.SEARCH_ROLE)])

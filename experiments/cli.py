@@ -263,7 +263,12 @@ def status_command(
 def report_command(
     target: Annotated[str, typer.Argument(help="A spec YAML, or an MLflow experiment name (ablab/NAME).")],
     tracking_uri: TrackingUri = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default reports/<spec name>).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output folder (default reports/<the spec file's name>, or reports/<experiment name>)."
+        ),
+    ] = None,
     links: Annotated[
         bool,
         typer.Option(

@@ -41,6 +41,7 @@ class Target:
     primary_metric: str = DEFAULT_PRIMARY
     design: object = None  # a sequential design over seeds (ablab.analysis.sequential.Design)
     seeds: list[int] | None = None  # a spec's fixed seeds: the report covers these
+    spec_file: str | None = None  # the spec's file: its report goes to its own sweep run and folder
 
 
 def target_experiment(target: str) -> Target:
@@ -69,6 +70,7 @@ def target_experiment(target: str) -> Target:
             spec.primary_metric,
             spec.design,
             None if spec.design else list(spec.seeds),
+            path.name,
         )
     return Target(target if target.startswith("ablab/") else f"ablab/{target}", [])
 
@@ -94,13 +96,14 @@ def make_report(
         runs, links = _from_export(source, experiment), False
     else:
         try:
-            runs = load(tracking_uri, experiment)
+            runs = load(tracking_uri, experiment, found.spec_file)
         except NoRuns as exc:
             raise UserError(f"{exc}; run the sweep first (ablab run SPEC) or check --tracking-uri.") from None
     left_out = []
     if found.seeds is not None:
         runs, left_out = of_seeds(runs, found.seeds)
-    out = (out or Path("reports") / experiment.removeprefix("ablab/")).resolve()
+    default = Path(found.spec_file).stem if found.spec_file else experiment.removeprefix("ablab/")
+    out = (out or Path("reports") / default).resolve()
     try:
         made = report.build(
             runs,

@@ -88,6 +88,7 @@ def prepare(
                 record.KIND: record.SWEEP_KIND,
                 record.SPEC: plan.spec.name,
                 record.SPEC_HASH: plan.hash,
+                record.SPEC_FILE: plan.path.name,
                 record.GIT_COMMIT: git_commit(),
                 record.NOTE: describe(plan),
             },

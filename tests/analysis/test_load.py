@@ -114,3 +114,24 @@ def test_what_each_run_trained_in_and_on_is_read_and_an_older_runs_named_precisi
     ]
     assert rows.loc[runs["named,seed=1"], "precision"] == "bf16"
     assert rows.loc[runs["auto,seed=1"], ["precision", "device_kind"]].isna().all()
+
+
+def test_the_sweep_run_of_the_spec_file_is_chosen_where_two_specs_share_an_experiment(tmp_path):
+    """A sequential spec named like the fixed one shares its experiment: each one's report goes to
+    its own newest sweep run; a sweep made before the spec file was recorded stands for any."""
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    experiment_id = ensure_experiment(uri, "ablab/shared")
+    client = MlflowClient(uri)
+    trial_run(client, experiment_id, "baseline,seed=1", [("test/test_2016_flickr/bleu", 20.0, 1)])
+
+    def sweep(**tags):
+        time.sleep(0.01)  # distinct start times
+        return client.create_run(experiment_id, tags={record.KIND: record.SWEEP_KIND, **tags}).info.run_id
+
+    older = sweep()
+    assert load(uri, "ablab/shared", "fixed.yaml").parent_run_id == older
+    fixed = sweep(**{record.SPEC_FILE: "fixed.yaml"})
+    sequential = sweep(**{record.SPEC_FILE: "sequential.yaml"})
+    assert load(uri, "ablab/shared", "fixed.yaml").parent_run_id == fixed
+    assert load(uri, "ablab/shared", "sequential.yaml").parent_run_id == sequential
+    assert load(uri, "ablab/shared").parent_run_id == sequential  # an experiment name: the newest

@@ -45,6 +45,7 @@ def test_smoke_spec_runs_end_to_end(smoke):
     assert len(parents) == 1
     parent = client.get_run(parents.pop())
     assert parent.info.status == "FINISHED" and parent.data.tags["ablab.kind"] == "sweep"
+    assert parent.data.tags["ablab.spec_file"] == "smoke.yaml"
     for run in runs:
         tags = run.data.tags
         assert run.info.status == "FINISHED" and tags["ablab.status"] == "finished", tags.get("ablab.error")

@@ -46,6 +46,9 @@ TRIAL, TRIAL_HASH, GROUPS, SEED, ARM = (
     "ablab.seed",
     "ablab.arm",
 )
+SPEC_FILE = "ablab.spec_file"
+"""A sweep's spec file name: two specs may share an experiment (a sequential design's ``name:``
+the fixed one's), and each one's report goes to its own sweep runs."""
 STATUS, ERROR, TEST_SET = "ablab.status", "ablab.error", "ablab.test_set"
 CONFIG_HASH, GIT_COMMIT, RESUMED_FROM = "ablab.config_hash", "ablab.git_commit", "ablab.resumed_from_step"
 ATTEMPT_STARTED, TRAINED_BEFORE = "ablab.attempt_started", "ablab.trained_seconds_before_attempt"
