@@ -7,9 +7,9 @@ procedure (:func:`ablab.analysis.sequential.simulate`). Printed:
    share of Var(Δ̂) at the first look from 0.05 to 0.99, with futility on (as ablab runs it) and
    off (the bound futility cannot exceed), against α = 0.05 and its 95 % Monte Carlo band.
 2. **Decisions and runs** of 12 comparisons, half null and half with a true effect of 2, 3 or 4
-   SE (SE at the first look), against (a) fixed ``initial`` seeds and (b) fixed ``max`` seeds for
-   every arm: the share of real effects decided, false decisions, and the mean runs (every arm's
-   seeds and the baseline's).
+   SE (SE at the first look), against (a) fixed ``initial`` seeds and (b) fixed ``max`` seeds (or
+   ``--against`` seeds) for every arm: the share of real effects decided, false decisions, and
+   the mean runs (every arm's seeds and the baseline's).
 3. **Shaped like a real sweep** (``--like``, a runs export such as ``results/suite_cpu/runs``):
    each arm's BLEU comparison with the baseline as the sweep measured it taken as the truth (Δ,
    the variance of its paired seed differences, its test-set variance), the same against the three
@@ -19,6 +19,7 @@ procedure (:func:`ablab.analysis.sequential.simulate`). Printed:
     python benchmarks/sequential_fwer.py --studies 20000  # a tighter band
     python benchmarks/sequential_fwer.py --like results/suite_cpu/runs
     python benchmarks/sequential_fwer.py --futility 0.05 --spending 8   # another point of the design
+    python benchmarks/sequential_fwer.py --max 12 --against 10          # seeds 3 to 12 against 10 fixed
 """
 
 from __future__ import annotations
@@ -41,10 +42,23 @@ ALPHA = 0.05
 SHARES = (0.05, 0.3, 0.6, 0.9, 0.99)
 
 
-def fixed(studies: replica.SequentialStudies, look: int, alpha: float) -> np.ndarray:
-    """Holm over the family's p-values at one look: a fixed design of that many seeds."""
-    p = seed_test(studies.delta[..., look], studies.v_seed[..., look], studies.v_sent, studies.seeds[look])[1]
+def fixed(studies: replica.SequentialStudies, seeds: int, alpha: float) -> np.ndarray:
+    """Holm over the family's p-values at ``seeds`` (one of the drawn looks): a fixed design of
+    that many seeds."""
+    j = studies.seeds.index(seeds)
+    p = seed_test(studies.delta[..., j], studies.v_seed[..., j], studies.v_sent, seeds)[1]
     return seq.holm_rejects(p, alpha)
+
+
+def run_design(studies: replica.SequentialStudies, design: seq.Design, alpha: float) -> seq.Outcome:
+    """The design on studies drawn at its looks and perhaps more seeds (a fixed design's)."""
+    at = [studies.seeds.index(n) for n in design.looks]
+    return seq.simulate(studies.delta[..., at], studies.v_seed[..., at], studies.v_sent, design, alpha)
+
+
+def drawn_seeds(design: seq.Design, against: int) -> list[int]:
+    """The seeds studies are seen at: the design's looks and the fixed design compared with."""
+    return sorted({*design.looks, against})
 
 
 def error_rates(design: seq.Design, studies: int, rng: np.random.Generator) -> None:
@@ -67,26 +81,27 @@ def error_rates(design: seq.Design, studies: int, rng: np.random.Generator) -> N
         print(f"   {k:>11} | " + " | ".join(f"{c:<10}" for c in cells))
 
 
-def savings(design: seq.Design, studies: int, rng: np.random.Generator) -> None:
+def savings(design: seq.Design, against: int, studies: int, rng: np.random.Generator) -> None:
     k = 12
-    most = k * design.maximum + design.maximum
+    most = k * against + against
     first = k * design.initial + design.initial
     print(f"\n2. Decisions and runs: {k} comparisons, 6 null and 6 real; {studies:,} studies a row")
-    print(f"   fixed {design.initial} seeds: {first} runs; fixed {design.maximum} seeds: {most} runs")
-    print("   effect  share | real decided: seq / fixed initial / fixed max | false (any) seq | runs seq")
+    print(f"   fixed {design.initial} seeds: {first} runs; fixed {against} seeds: {most} runs")
+    print(f"   effect  share | real decided: seq / fixed {design.initial} / fixed {against}"
+          "     | false (any) seq | runs seq")  # fmt: skip
     for effect in (2.0, 3.0, 4.0):
         for share in (0.3, 0.7, 0.95):
             effects = np.array([0.0] * 6 + [effect] * 6)
-            drawn = replica.draw_sequential(design.looks, effects, share, studies, rng)
-            outcome = seq.simulate(drawn.delta, drawn.v_seed, drawn.v_sent, design, ALPHA)
+            drawn = replica.draw_sequential(drawn_seeds(design, against), effects, share, studies, rng)
+            outcome = run_design(drawn, design, ALPHA)
             real = effects > 0
-            at_first, at_most = fixed(drawn, 0, ALPHA), fixed(drawn, len(design.looks) - 1, ALPHA)
+            at_first, at_most = fixed(drawn, design.initial, ALPHA), fixed(drawn, against, ALPHA)
             runs = outcome.runs.mean()
             print(
                 f"   {effect:>4.1f} SE {share:>5} | {outcome.rejected[:, real].mean():.2f} / "
                 f"{at_first[:, real].mean():.2f} / {at_most[:, real].mean():.2f}"
                 f"{'':>18}| {outcome.rejected[:, ~real].any(-1).mean():.3f}"
-                f"{'':>11}| {runs:.0f} ({runs / most:.0%} of fixed {design.maximum})"
+                f"{'':>11}| {runs:.0f} ({runs / most:.0%} of fixed {against})"
             )
 
 
@@ -110,16 +125,16 @@ def measured_shape(folder: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.
     return names, delta, sigma, tau, int(seeds.min())
 
 
-def shaped(folder: Path, design: seq.Design, studies: int, rng: np.random.Generator) -> None:
+def shaped(folder: Path, design: seq.Design, against: int, studies: int, rng: np.random.Generator) -> None:
     names, delta, sigma, tau, measured = measured_shape(folder)
     k = len(names)
-    most = k * design.maximum + design.maximum
+    most = k * against + against
     print(
         f"\n3. Shaped like {folder} ({k} BLEU comparisons measured at {measured} seeds; {studies:,} studies)"
     )
-    drawn = replica.draw_nested(design.looks, delta, sigma, tau, studies, rng)
-    outcome = seq.simulate(drawn.delta, drawn.v_seed, drawn.v_sent, design, ALPHA)
-    at_first, at_most = fixed(drawn, 0, ALPHA), fixed(drawn, len(design.looks) - 1, ALPHA)
+    drawn = replica.draw_nested(drawn_seeds(design, against), delta, sigma, tau, studies, rng)
+    outcome = run_design(drawn, design, ALPHA)
+    at_first, at_most = fixed(drawn, design.initial, ALPHA), fixed(drawn, against, ALPHA)
     print(
         "   arm                  Δ BLEU  sd(d)  SE test | decided: seq / fixed first / fixed max | seeds seq"
     )
@@ -135,8 +150,8 @@ def shaped(folder: Path, design: seq.Design, studies: int, rng: np.random.Genera
     counts = [outcome.rejected.sum(-1).mean(), at_first.sum(-1).mean(), at_most.sum(-1).mean()]
     print(
         f"   decided per study: seq {counts[0]:.1f} / fixed {design.initial} {counts[1]:.1f} / fixed "
-        f"{design.maximum} {counts[2]:.1f} of {k}; runs: seq {runs:.0f} ({runs / most:.0%} of fixed "
-        f"{design.maximum}'s {most}), fixed {design.initial} {first}"
+        f"{against} {counts[2]:.1f} of {k}; runs: seq {runs:.0f} ({runs / most:.0%} of fixed "
+        f"{against}'s {most}), fixed {design.initial} {first}"
     )
     null = replica.draw_nested(design.looks, np.zeros(k), sigma, tau, studies, rng)
     fwer = seq.simulate(null.delta, null.v_seed, null.v_sent, design, ALPHA).rejected.any(-1).mean()
@@ -155,6 +170,9 @@ def main() -> None:
         "--futility", type=float, default=seq.FUTILITY_POWER, help="conditional power below it"
     )
     parser.add_argument("--spending", type=float, default=seq.SPENDING_EXPONENT, help="the ρ of t^ρ")
+    parser.add_argument(
+        "--against", type=int, help="the seeds of the fixed design compared with (default: --max)"
+    )
     args = parser.parse_args()
     seq.FUTILITY_POWER, seq.SPENDING_EXPONENT = args.futility, args.spending  # what ablab runs, unless asked
     design = seq.Design(args.initial, args.max, args.step)
@@ -162,10 +180,11 @@ def main() -> None:
     print(f"Design: seeds {design.looks} (spending t^{seq.SPENDING_EXPONENT:g}, futility below "
           f"{seq.FUTILITY_POWER:.0%} conditional power)")  # fmt: skip
     rng = np.random.default_rng(20261206)
+    against = args.against or design.maximum
     error_rates(design, args.studies, rng)
-    savings(design, args.studies // 2, rng)
+    savings(design, against, args.studies // 2, rng)
     if args.like:
-        shaped(args.like, design, args.studies, rng)
+        shaped(args.like, design, against, args.studies, rng)
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 
