@@ -128,6 +128,7 @@ def _tags(row: dict, test_set: str | None) -> dict[str, str]:
         record.BLEU_SIGNATURE: _known(row.get("bleu_signature")),
         record.PRECISION: _known(row.get("precision")),
         record.DEVICE_KIND: _known(row.get("device_kind")),
+        record.LOOK: None if _known(row.get("look")) is None else int(row["look"]),
         IMPORTED_FROM: row["run_id"],
     }
     return {k: str(v) for k, v in tags.items() if v is not None}

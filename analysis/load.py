@@ -272,6 +272,7 @@ def _trial_row(run) -> dict:
         "start_time": run.info.start_time,
         "precision": tags.get(record.PRECISION) or _named_precision(run.data.params),
         "device_kind": tags.get(record.DEVICE_KIND),
+        "look": int(tags[record.LOOK]) if record.LOOK in tags else None,  # a sequential design's
     }
     final = record.summary(run.data.metrics, tags.get(record.TEST_SET))
     row.update({k: final.get(k) for k in HEADLINE})

@@ -116,7 +116,7 @@ def make_report(
             texts=found.texts,
             primary_metric=found.primary_metric,
             seed_design=found.design,
-            note=_left_out_note(left_out, experiment),
+            note=_scope_note(left_out, _added_by_looks(runs) if found.design is None else 0, experiment),
         )
     except report.NothingToReport as exc:
         raise UserError(str(exc)) from None
@@ -133,15 +133,29 @@ def make_report(
     return Made(markdown, page, made, runs.parent_run_id)
 
 
-def _left_out_note(seeds: list[int], experiment: str) -> str:
-    if not seeds:
-        return ""
-    listed = ", ".join(map(str, seeds))
-    return (
-        f"Runs of seed{'s' if len(seeds) > 1 else ''} {listed} in `{experiment}` are left out: the spec "
-        "does not list them (a sequential design's added seeds are chosen by what earlier seeds "
-        "showed; its own spec reports them)."
-    )
+def _added_by_looks(runs) -> int:
+    """Runs a sequential design added after its first look (tag ``ablab.look`` above 1)."""
+    looks = runs.trials.get("look")
+    return 0 if looks is None else int((looks.fillna(1) > 1).sum())
+
+
+def _scope_note(left_out: list[int], added: int, experiment: str) -> str:
+    """What the report says of runs in its experiment it leaves out, or reads as planned when a
+    sequential design chose them (seeds added where earlier seeds left a comparison undecided)."""
+    if left_out:
+        listed = ", ".join(map(str, left_out))
+        return (
+            f"Runs of seed{'s' if len(left_out) > 1 else ''} {listed} in `{experiment}` are left out: the "
+            "spec does not list them (a sequential design's added seeds are chosen by what earlier seeds "
+            "showed; its own spec reports them)."
+        )
+    if added:
+        return (
+            f"{added} run{'s were' if added > 1 else ' was'} added by a sequential design after its first "
+            "look, where earlier seeds left a comparison undecided; read here as if planned, so the "
+            "verdicts do not hold the design's error rate: report the experiment with the spec that ran it."
+        )
+    return ""
 
 
 def _from_export(source: Path, experiment: str):

@@ -87,3 +87,13 @@ def test_a_searched_export_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(NotImportable, match="searched spec"):
         import_runs(source, f"sqlite:///{tmp_path}/mlflow.db")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_sequential_designs_look_survives_the_round_trip(tmp_path):
+    """An export of a sequential sweep keeps each run's look; imported, the runs carry it again."""
+    source = export.read(RESULTS / "de_en_files" / "runs")
+    source.trials["look"] = list(range(1, len(source.trials) + 1))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    import_runs(source, uri)
+    back = load(uri, source.experiment).trials.set_index("trial")["look"]
+    assert back.to_dict() == source.trials.set_index("trial")["look"].to_dict()

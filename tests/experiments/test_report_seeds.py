@@ -39,3 +39,17 @@ def test_a_spec_listing_fewer_seeds_than_its_experiment_holds_reports_those_and_
     assert "Seeds: 1, 2." in markdown
     assert "Runs of seed 3 in `ablab/norm_warmup` are left out: the spec does not list them" in markdown
     assert set(export.read(tmp_path / "report" / EXPORT).trials["seed"]) == {1, 2}  # what it read
+
+
+def test_an_experiment_whose_runs_a_sequential_design_added_is_reported_with_a_warning(tmp_path):
+    """Reported by its experiment's name (no spec to say which seeds it planned), the runs of a
+    sequential design's later looks are read as planned, and the report says what that costs."""
+    runs = export.read(RUNS)
+    runs.trials["look"] = [2 if seed == 3 else 1 for seed in runs.trials["seed"]]  # seed 3 added later
+    export.write(runs, tmp_path / "runs")
+    made = make_report(
+        "ablab/norm_warmup", "", tmp_path / "report", n_resamples=200, source=tmp_path / "runs"
+    )
+    markdown = made.markdown.read_text()
+    assert "4 runs were added by a sequential design after its first look" in markdown
+    assert "report the experiment with the spec that ran it" in markdown
