@@ -14,7 +14,6 @@ self-contained ``report.html`` (figures embedded as data URIs, opens offline).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +22,8 @@ import pandas as pd
 
 from ablab.analysis import budget, findings, hardware, questions
 from ablab.analysis.bootstrap import RESAMPLES, SEEDS_ONLY
-from ablab.analysis.cells import Number
-from ablab.analysis.factorial import Design, cell_estimates, design, display_levels, factors_of
+from ablab.analysis.factorial import Design, design, display_levels, factors_of
+from ablab.analysis.factorial_tables import cell_means, cell_tables
 from ablab.analysis.figures import palette
 from ablab.analysis.load import SweepRuns
 from ablab.analysis.looks import look_rows, sequential_report
@@ -346,9 +345,9 @@ def _design_section(
         )
         + f" Each effect is a contrast of cell means (seeds paired), its reference {crossed.reference_rule}."
     )
-    cells = {metric: _cells(ctx, crossed, metric) for metric in dict.fromkeys([lead, "bleu"])}
+    cells = {metric: cell_means(ctx.evidence, crossed, metric) for metric in dict.fromkeys([lead, "bleu"])}
     for metric, table in cells.items():
-        section.cell_tables += _cell_tables(table, crossed, metric)
+        section.cell_tables += cell_tables(table, crossed, metric)
     simple = {e.label: e for s in crossed.simple_effects() for e in s.effects}  # shown where judged
     mine, sentences = [], []
     for effect in [*crossed.contrasts(), *simple.values()]:
@@ -368,42 +367,3 @@ def _design_section(
 def _lead_first(lead: str) -> list[str]:
     """The metrics, the group's primary one first."""
     return [lead, *(m for m in METRICS if m != lead)]
-
-
-def _cells(ctx: _Context, crossed: Design, metric: str) -> pd.DataFrame:
-    """Each cell's mean over seeds and its 95 % interval (seeds and sentences, as the effects)."""
-
-    def estimate(setting: str) -> dict | None:
-        c = ctx.evidence.contrast(metric, {setting: 1.0}, {})
-        if c is None:
-            return None
-        low, high = c.interval(0.95)
-        return {"mean": c.delta, "low": low, "high": high, "seeds": len(c.seeds)}
-
-    return cell_estimates(crossed, estimate)
-
-
-def _cell_tables(cells: pd.DataFrame, crossed: Design, metric: str) -> list[tuple[str, list[dict]]]:
-    """The factorial table of one metric: the first factor's levels as rows, the second's as
-    columns, a table per level combination of the others; a cell is ``mean [95 % interval]``."""
-    m = METRICS[metric]
-    rows_f, cols_f, *rest = crossed.factors
-    out = []
-    for panel, part in cells.groupby([f.name for f in rest], sort=False) if rest else [((), cells)]:
-        where = "; ".join(f"{f.name} = {v}" for f, v in zip(rest, panel, strict=True))
-        caption = f"{m.label}: mean over seeds [95 % interval], rows {rows_f.name}, columns {cols_f.name}" + (
-            f"; {where}" if where else ""
-        )
-        table = []
-        for row_level, line in part.groupby(rows_f.name, sort=False):
-            row: dict = {rows_f.name: row_level}
-            for r in line.to_dict("records"):
-                mean = r.get("mean", math.nan)
-                text = "-"
-                if not pd.isna(mean):
-                    bounds = findings.interval((r["low"], r["high"]), m.digits, signed=False)
-                    text = f"{findings.number(mean, m.digits)} {bounds}"
-                row[f"{cols_f.name} = {r[cols_f.name]}"] = Number(text + (" ◆" if r["baseline"] else ""))
-            table.append(row | {"runs": []})
-        out.append((caption, table))
-    return out

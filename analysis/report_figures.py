@@ -10,7 +10,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ablab.analysis import figures, model_figures, path_figure
+from ablab.analysis import curve_figures, figures, model_figures, path_figure
 from ablab.analysis.factorial import Design
 from ablab.analysis.load import SweepRuns
 from ablab.analysis.placement import collisions
@@ -84,11 +84,11 @@ def training_caption(seeds: str, curves: pd.DataFrame) -> str:
     """The training figure's caption for the ``curves`` it draws: its panels (the one against the
     baseline where there are a baseline and an arm), in the words of one run where each setting
     drew one."""
-    one = figures.one_run_per_setting(curves)
-    compared = figures.against_baseline(curves["setting"])
+    one = curve_figures.one_run_per_setting(curves)
+    compared = curve_figures.against_baseline(curves["setting"])
     return CAPTIONS["training"].format(
         seeds=seeds,
-        smoothing=figures.SMOOTHING,
+        smoothing=curve_figures.SMOOTHING,
         smoothed="each run's moving average" if one else "the mean over seeds of each seed's moving average",
         faint="the unsmoothed curve faint"
         if one
@@ -123,7 +123,7 @@ def group_figures(
     if not curves.empty:
         diverged = members[members["status"] == "diverged"].dropna(subset=["diverged_step"])
         at = dict(zip(diverged["run_id"], diverged["diverged_step"].astype(int), strict=True))
-        figure = figures.plot_training_curves(curves, colors, at, f"{group}: training")
+        figure = curve_figures.plot_training_curves(curves, colors, at, f"{group}: training")
         made.append(("training", figure, training_caption(seeds, curves)))
     if crossed is not None and "mean" in crossed[1] and crossed[1]["mean"].notna().any():
         made.append(_interaction(*crossed, group, seeds))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 def run_figures(tracking_uri: str, run_id: str) -> dict:
     """Name -> matplotlib figure, for what the run has: curves, reliability bins, attention."""
-    from ablab.analysis import figures, model_figures
+    from ablab.analysis import curve_figures, figures, model_figures
     from ablab.analysis.load import load_run
 
     runs = load_run(tracking_uri, run_id)
@@ -26,7 +26,7 @@ def run_figures(tracking_uri: str, run_id: str) -> dict:
     if not runs.curves.empty:
         title = f"{row['trial']}: training"
         diverged = {} if row["diverged_step"] is None else {run_id: int(row["diverged_step"])}
-        out["training_curves"] = figures.plot_training_curves(runs.curves, colors, diverged, title)
+        out["training_curves"] = curve_figures.plot_training_curves(runs.curves, colors, diverged, title)
     if not runs.bins.empty:
         ece = {row["setting"]: row["ece"]}
         out["reliability"] = model_figures.plot_reliability(

@@ -4,12 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ablab.analysis.curve_figures import plot_training_curves
 from ablab.analysis.figures import (
     palette,
     plot_metric_by_value,
     plot_metric_vs_params,
     plot_schedules,
-    plot_training_curves,
 )
 from ablab.analysis.model_figures import attention_matrix, plot_attention, plot_reliability
 from ablab.analysis.placement import collisions, place_labels
