@@ -102,6 +102,12 @@ def make_report(
     left_out = []
     if found.seeds is not None:
         runs, left_out = of_seeds(runs, found.seeds)
+        if runs.trials.empty and left_out:
+            raise UserError(
+                f"{target} lists seeds {', '.join(map(str, found.seeds))}, and `{experiment}` holds runs "
+                f"of seeds {', '.join(map(str, left_out))} only: run the spec first (ablab run SPEC), or "
+                f"report the experiment's runs by its name (ablab report {experiment})."
+            )
     default = Path(found.spec_file).stem if found.spec_file else experiment.removeprefix("ablab/")
     out = (out or Path("reports") / default).resolve()
     try:

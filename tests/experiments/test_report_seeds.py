@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from ablab.analysis import export
 from ablab.analysis.load import of_seeds
 from ablab.experiments.reporting import EXPORT, make_report
+from ablab.trainer.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "results" / "norm_warmup" / EXPORT  # seeds 1, 2 and 3 of a 2 x 2 design
@@ -53,3 +55,16 @@ def test_an_experiment_whose_runs_a_sequential_design_added_is_reported_with_a_w
     markdown = made.markdown.read_text()
     assert "4 runs were added by a sequential design after its first look" in markdown
     assert "report the experiment with the spec that ran it" in markdown
+
+
+def test_a_spec_whose_seeds_no_run_has_says_which_seeds_the_experiment_holds(tmp_path):
+    spec = yaml.safe_load((ROOT / "experiments" / "specs" / "norm_warmup.yaml").read_text())
+    spec.update(name="norm_warmup", seeds=[7, 8])
+    path = tmp_path / "other_seeds.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    with pytest.raises(UserError) as refused:
+        make_report(str(path), "", tmp_path / "report", n_resamples=200, source=RUNS)
+    message = str(refused.value)
+    assert "lists seeds 7, 8" in message and "holds runs of seeds 1, 2, 3 only" in message
+    assert "ablab report ablab/norm_warmup" in message
+    assert not (tmp_path / "report").exists()  # nothing half-written
