@@ -28,6 +28,7 @@ def tiny_yaml(tmp_path):
 
 
 @pytest.mark.integration
+@pytest.mark.in_process  # ablab train: no Ray, no server
 def test_train_json_contract_and_mlflow_run(tiny_yaml, tmp_path):
     uri = f"sqlite:///{tmp_path}/store/mlflow.db"
     args = ("train", tiny_yaml, "--set", "train.epochs=1", "--tracking-uri", uri, "--json")
