@@ -104,7 +104,8 @@ ARCHITECTURE_DETAILS = ("changed", "seeds", "still improving", *DETAILS)
 GRU_LACKS = ("model.ff_dim", "model.heads")
 """Architecture keys a GRU seq2seq model does not use (its layers and hidden size are N, d_model)."""
 FINAL_POINTS = 10
-"""Logged updates at the end of a run whose training NLL is averaged into its final one."""
+"""Logged points at the end of a run whose training NLL is averaged into its final one (each the
+mean over its ``log_every`` updates; in older runs, the logged update's own)."""
 
 
 def is_architecture(keys: list[str]) -> bool:
@@ -116,7 +117,7 @@ def architecture_rows(rows: list[dict], members: pd.DataFrame, curves: pd.DataFr
     """The group's settings as Table 3 of Vaswani et al. (2017) lays them out: the architecture
     (those of N, d_model, d_ff, h that differ between its settings, as the paper leaves the
     unchanged ones blank; '-' where a GRU has none), parameters, the final training NLL (mean of
-    each seed's last :data:`FINAL_POINTS` logged updates), the best validation BLEU (greedy), test
+    each seed's last :data:`FINAL_POINTS` logged points), the best validation BLEU (greedy), test
     perplexity and BLEU over seeds, and the difference on the primary metric with its verdict."""
     nll = curves[curves["metric"] == "train/nll"].sort_values("step")
     final_nll = nll.groupby("run_id")["value"].apply(lambda v: v.tail(FINAL_POINTS).mean())

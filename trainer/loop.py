@@ -77,6 +77,23 @@ class Progress:
     status: str = "running"
     precision: str = ""  # the resolved precision it trained in ("bf16 + fp32": resumed in another)
     device_kind: str = ""  # what it trained on (ablab.trainer.hardware.device.device_kind), likewise
+    window_tokens: int = 0  # the updates since the last logged one: their target tokens,
+    window_loss: float = 0.0  # summed smoothed loss, summed NLL
+    window_nll: float = 0.0
+    window_seconds: float = 0.0  # and seconds in forward, backward and update
+
+    def logged_window(self) -> dict[str, float]:
+        """The updates since the last logged one (the logged one included) as one: loss and NLL
+        per target token, Σ loss_i / Σ tokens_i (each update's weighted by its tokens), and target
+        tokens per second, Σ tokens_i / Σ seconds_i. Starts the next window."""
+        tokens, seconds = self.window_tokens, self.window_seconds
+        means = {
+            "train_loss": self.window_loss / tokens,
+            "train_nll": self.window_nll / tokens,
+            "tgt_tokens_per_s": tokens / seconds if seconds else 0.0,
+        }
+        self.window_tokens, self.window_loss, self.window_nll, self.window_seconds = 0, 0.0, 0.0, 0.0
+        return means
 
     def record_hardware(self, precision: str, device_kind: str) -> None:
         """Add this attempt's precision and device kind to those the run trained in before."""
@@ -152,8 +169,9 @@ class Trainer:
                     self._diverged(metrics)
                     return record.DIVERGED
                 if p.step % cfg.log_every == 0:
-                    self.tracker.log_metrics(record.train_record(metrics, p.epochs), step=p.step)
-                    self.reporter.on_step(p, metrics)
+                    logged = metrics | p.logged_window()
+                    self.tracker.log_metrics(record.train_record(logged, p.epochs), step=p.step)
+                    self.reporter.on_step(p, logged)
                 p.done = self._limit_reached()
                 if cfg.checkpoint_every and p.step % cfg.checkpoint_every == 0 and p.batch < len(batches):
                     self._save()
@@ -189,13 +207,18 @@ class Trainer:
         flops = sum(
             self.profile.step_flops(b.src_lens.cpu().numpy(), b.tgt_lens.cpu().numpy()) for b in batches
         )
+        loss_sum, nll_sum = float(loss_sum), float(nll_sum)
         p.step += 1
         p.train_seconds += seconds
         p.tgt_tokens += n_tokens
         p.flops += flops
+        p.window_tokens += n_tokens
+        p.window_loss += loss_sum
+        p.window_nll += nll_sum
+        p.window_seconds += seconds
         return {
-            "train_loss": float(loss_sum) / n_tokens,
-            "train_nll": float(nll_sum) / n_tokens,
+            "train_loss": loss_sum / n_tokens,
+            "train_nll": nll_sum / n_tokens,
             "lr": lr,
             "grad_norm": float(grad_norm),
             "tgt_tokens_per_s": n_tokens / seconds,

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from ablab.trainer.build import build_corpus
+from ablab.trainer.loop import NullReporter
 from ablab.trainer.optim.schedules import warmup_cosine
 from ablab.trainer.run import build_trainer, convergence, train
 from tests.conftest import tiny_config
@@ -50,6 +51,33 @@ def test_logged_gradient_norm_is_before_clipping(corpus, tmp_path):
     assert metrics["grad_norm"] > 1e-2  # far above the clip: the raw norm is what is logged
     assert metrics["lr"] == pytest.approx(0.003 / 10)  # constant schedule, step 1 of 10 warmup
     assert any(not torch.equal(before[n], p) for n, p in t.model.named_parameters())
+
+
+class Logged(NullReporter):
+    def __init__(self):
+        self.updates = []  # (step, target tokens so far, the metrics logged at it)
+
+    def on_step(self, progress, metrics):
+        self.updates.append((progress.step, progress.tgt_tokens, metrics))
+
+
+def test_a_logged_loss_is_the_token_weighted_mean_of_the_updates_since_the_last_log(tmp_path):
+    """Logged every update, a run shows each update's own loss and tokens; logged every 3, the
+    same run (same seed, nothing else changed) shows the windows of 3 as one."""
+    each, windows = Logged(), Logged()
+    train(tiny_config(train={"epochs": 1, "log_every": 1}), workdir=tmp_path / "each", reporter=each)
+    train(tiny_config(train={"epochs": 1, "log_every": 3}), workdir=tmp_path / "three", reporter=windows)
+    tokens = np.diff([0] + [seen for _, seen, _ in each.updates])
+    per_update = {key: np.array([m[key] for *_, m in each.updates]) for key in ("train_loss", "train_nll")}
+    assert len(windows.updates) == len(each.updates) // 3 > 2
+    for step, _, metrics in windows.updates:
+        window = slice(step - 3, step)
+        for key, values in per_update.items():
+            expected = np.average(values[window], weights=tokens[window])
+            assert metrics[key] == pytest.approx(expected, rel=1e-9), (step, key)
+        assert metrics["lr"] == each.updates[step - 1][2]["lr"]  # the logged update's own
+        assert metrics["grad_norm"] == each.updates[step - 1][2]["grad_norm"]
+        assert metrics["tgt_tokens_per_s"] > 0
 
 
 def test_step_limit_stops_mid_epoch_and_counts_fractional_epochs(tmp_path):

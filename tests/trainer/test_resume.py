@@ -27,6 +27,18 @@ class CrashAt(NullReporter):
             raise Crash(f"simulated crash at step {self.step}")
 
 
+class Recorded(CrashAt):
+    """Keeps what each logged update reported (and crashes at ``step``, if given)."""
+
+    def __init__(self, step=None):
+        super().__init__(step)
+        self.logged = {}
+
+    def on_step(self, progress, metrics):
+        self.logged[progress.step] = {k: v for k, v in metrics.items() if k not in TIMING}
+        super().on_step(progress, metrics)
+
+
 def final_weights(workdir):
     path = checkpoint.step_checkpoints(workdir / "checkpoints")[0]
     return checkpoint.load(path)
@@ -76,3 +88,16 @@ def test_a_different_config_refuses_the_workdir(tmp_path):
         )
     with pytest.raises(UserError, match="different config"):
         train(tiny_config(train={"checkpoint_every": 2, "log_every": 1, "seed": 9}), workdir=tmp_path)
+
+
+def test_a_window_of_logged_updates_cut_by_a_crash_logs_as_uninterrupted(tmp_path):
+    """Logged every 3 updates, checkpointed every 4, crashed at 6: the window of updates 4-6 is
+    cut by the checkpoint; resumed from it, the window logs as it does without the crash."""
+    cfg = tiny_config(train={"epochs": 1, "checkpoint_every": 4, "log_every": 3})
+    whole, crashed, resumed = Recorded(), Recorded(6), Recorded()
+    train(cfg, workdir=tmp_path / "whole", reporter=whole)
+    with pytest.raises(Crash):
+        train(cfg, workdir=tmp_path / "resumed", reporter=crashed)
+    train(cfg, workdir=tmp_path / "resumed", reporter=resumed)
+    assert min(resumed.logged) == 6 and len(resumed.logged) > 2
+    assert resumed.logged == {step: m for step, m in whole.logged.items() if step >= 6}

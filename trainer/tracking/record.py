@@ -14,8 +14,10 @@ loss became NaN or exploded), ``failed``, ``killed`` (Ctrl-C; ``--resume`` conti
 **Metrics**, named by phase so the MLflow UI groups them, every curve at the global update step:
 
 - ``train/loss`` (with label smoothing), ``train/nll`` (without: comparable across smoothing
-  arms), ``train/lr``, ``train/grad_norm``, ``train/tokens_per_s``: those of every ``log_every``-th
-  update alone (a sample of the curve, not the mean since the last log; figures smooth them);
+  arms) and ``train/tokens_per_s`` at every ``log_every``-th update: over the updates since the
+  last logged one, the logged one included (per target token, each update weighted by its
+  tokens; older runs logged the logged update's own, a sample of the curve); ``train/lr`` and
+  ``train/grad_norm``: the logged update's own;
 - ``val/loss``, ``val/ppl``, ``val/bleu`` at each validation;
 - ``epoch`` (fractional) beside both, at the same steps;
 - ``test/<set>/bleu``, ``test/<set>/bleu_lc``, ``test/<set>/chrf`` per test set, and for the
@@ -159,7 +161,8 @@ def search(client, experiment_id: str, kind: str | None = None, where: str | Non
 
 
 def train_record(metrics: dict[str, float], epoch: float) -> dict[str, float]:
-    """One logged update's metrics by their MLflow names, with the epoch beside them."""
+    """A logged update's metrics (loss, NLL and pace over its window: ``Progress.logged_window``)
+    by their MLflow names, with the epoch beside them."""
     return {TRAIN[k]: v for k, v in metrics.items() if k in TRAIN} | {EPOCH: epoch}
 
 
