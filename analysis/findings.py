@@ -339,7 +339,9 @@ def sequential_text(looks: list[int]) -> str:
         f"still undecided: each comparison's level is spent over its looks (f(t) = t^{SPENDING_EXPONENT:g}, "
         "t its seeds over the most), its sequential p is its least p over what each look spent, and "
         "Holm's procedure over those decides the primary family at every look (family-wise error ≤ α "
-        "over comparisons and looks); a comparison whose conditional power at the most seeds fell "
-        f"below {FUTILITY_POWER:.0%} stopped as futile. The primary verdicts are this procedure's; the "
-        "interval beside each is its last look's repeated confidence interval."
+        "over comparisons and looks); a comparison whose power at the most seeds (its estimate taken "
+        f"as the truth) fell below {FUTILITY_POWER:.0%} stopped as futile, one with fewer than 2 seed pairs "
+        "(its runs diverged) as unpaired, and one the design's max_runs left no room for at its last "
+        "look. The primary verdicts are this procedure's; the interval beside each is its last look's "
+        "repeated confidence interval."
     )

@@ -14,13 +14,16 @@ import pandas as pd
 from ablab.analysis.cells import Number
 from ablab.analysis.findings import interval, number
 from ablab.analysis.metrics import METRICS
-from ablab.analysis.sequential import DECIDED, Design, Look, Path, boundary, replay
+from ablab.analysis.sequential import CUT, DECIDED, Design, Look, Path, boundary, replay
 from ablab.analysis.stats import format_p
 from ablab.analysis.verdicts import ALPHA, CONFOUNDED, DIFFERS, INCONCLUSIVE, Evidence, holm
 from ablab.trainer.tracking import record
 
-ENDED = (*record.DONE, record.FAILED)
-"""A trial in one of these states has given its seed's look all it will (a killed one is resumed)."""
+ENDED = record.DONE
+"""A trial in one of these states has given its seed's look all it will: finished, or diverged (a
+result: the seed drops out of the pairs, and of the degrees of freedom). A failed or killed one
+holds its look until a run of it ends so: ``ablab run`` runs it again, as it does any failed trial,
+and a look taken without it would change once it came."""
 
 
 def sequenced_arms(trials, leads: dict[str, str], crossed: set[str]) -> dict[str, str]:
@@ -60,9 +63,9 @@ def arm_paths(
                 continue
             c = first.contrast(metric, {arm: 1.0}, {record.BASELINE: 1.0})
             if c is None or not math.isfinite(c.delta) or not math.isfinite(c.seed_var):
-                out[arm] = Look(seeds, 0.0, 0.0, 0.0)  # no seed pairs: nothing to find, it goes futile
+                out[arm] = Look(seeds, 0.0, 0.0, 0.0, pairs=len(c.seeds) if c else 0)  # it stops, unpaired
             else:
-                out[arm] = Look(seeds, c.delta, c.seed_var, c.sentence_var)
+                out[arm] = Look(seeds, c.delta, c.seed_var, c.sentence_var, pairs=len(c.seeds))
         return out
 
     return replay(looks_at, list(arms), design, alpha)
@@ -161,5 +164,17 @@ def sequential_report(
     """What a sequential design changes in the report: the primary verdicts decided by the
     procedure (:func:`sequential_verdicts`) and every comparison's looks (:func:`look_table`)."""
     arms = sequenced_arms(evidence.trials, leads, crossed)
-    paths, _ = arm_paths(evidence, arms, design)
+    paths, waiting = arm_paths(evidence, arms, design)
+    mark_cut(paths, waiting, evidence.trials, design)
     return sequential_verdicts(verdicts, arms, paths, design), look_table(paths, arms, design)
+
+
+def mark_cut(paths: list[Path], waiting: int | None, trials: pd.DataFrame, design: Design) -> None:
+    """Stop as :data:`CUT` each open comparison whose waiting look has no run of its arm while
+    the runs have reached the design's ``max_runs``: the sweep launched none for it, and will not."""
+    if waiting is None or design.max_runs is None or len(trials) < design.max_runs:
+        return
+    launched = set(zip(trials["setting"], trials["seed"].astype(int), strict=True))
+    for path in paths:
+        if path.stopped is None and (path.name, waiting) not in launched:
+            path.stopped = CUT

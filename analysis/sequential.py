@@ -9,32 +9,44 @@ undecided, not futile and below ``max`` seeds gets ``step`` more.
 **Error control.** A comparison's level is spent over its looks by ``f(t) = t^ρ`` (the power
 family of Kim & DeMets 1987), ``t = n / max`` the share of its most seeds: information counted in
 seeds and fixed in advance, never estimated from the data. ρ = 5 spends almost nothing early
-(O'Brien & Fleming 1979's shape; seeds 3..10 by 2 spend 83 % at their last look): the early looks
-are for futility, which saves most runs, and the last look keeps the power a fixed design would
-have. ρ and the futility level were chosen on ``benchmarks/sequential_fwer.py``: with 6 real
-effects among 12 comparisons, ρ = 3 and 10 % decided 0.92 of what 10 fixed seeds decide for 62 %
-of their runs; ρ = 5 and 20 %, 0.95 for 59 %. Its sequential p-value
+(more sparingly still than O'Brien & Fleming 1979's boundary, which ρ ≈ 3 approximates; seeds
+3..10 by 2 spend 83 % at their last look): the early looks are for futility, which saves most
+runs, and the last look keeps the power a fixed design would have. ρ and the futility level
+were chosen on ``benchmarks/sequential_fwer.py``: with 6 real effects among 12 comparisons,
+ρ = 3 and 10 % decided 0.92 of what 10 fixed seeds decide for 62 % of their runs; ρ = 5 and
+20 %, 0.95 for 59 %. Its sequential p-value
 
     q = min over looks l of  p_l / (f(t_l) − f(t_{l−1}))
 
 is valid whatever the correlation of its looks: q ≤ α only if some p_l ≤ α·Δf_l, which has
-probability at most Σ α·Δf_l = α (Bonferroni across looks); stopping early only removes looks,
-so it can only raise q. Holm's step-down (1979) over the family's q's, at every look, rejects at
-each look a superset of the last (q never rises) and at the end is Holm over valid p-values: the
-family-wise error rate is at most α over all comparisons and looks, whatever their dependence
-(arms share the baseline's seeds). This is the graphical procedure of Bretz et al. (2009) with
-Holm's graph and a group-sequential test at each node (Maurer & Bretz 2013), with Bonferroni
-across looks where they use multivariate-normal boundaries: those need the looks' correlation,
-which paired seeds with two degrees of freedom do not estimate.
+probability at most Σ α·Δf_l = α (Bonferroni across looks); stopping early, or a look the
+``max_runs`` cap leaves out, only removes looks, so it can only raise q. (This takes each p_l as
+valid at the small level its look spends: at the first look, 3 seeds and 0.24 % of the level,
+the calibrated test's rate is up to about 3× nominal where the seeds carry nearly all the
+variance, which adds under 0.0005 to the family's error rate.) A look's p is that of the seeds it
+pairs: a seed whose run diverged (or has no score) is left out of the pairs and of the degrees of
+freedom; its information index stays the look's planned seeds, fixed in advance.
+
+Holm's step-down (1979) over the family's q's, at every look, rejects at each look a superset of
+the last (q never rises) and at the end is Holm over valid p-values: the family-wise error rate
+is at most α over all comparisons and looks, whatever their dependence (arms share the
+baseline's seeds). This is the graphical procedure of Bretz et al. (2009) with Holm's graph and
+a group-sequential test at each node (Maurer & Bretz 2013), with Bonferroni across looks where
+they use multivariate-normal boundaries: those need the looks' correlation, which paired seeds
+with two degrees of freedom do not estimate.
 
 **Futility** is non-binding (stopping a comparison never raises the error rate): a comparison
-stops as futile when its conditional power is below :data:`FUTILITY_POWER`: the probability
-that the test at ``max`` seeds, at the level the comparison has left, finds the current estimate
-taken as the truth (the seeds' variance scaled to ``max`` seeds; the test set's part stays).
+stops as futile when its power at its most seeds is below :data:`FUTILITY_POWER`: the
+probability that a test at ``max`` seeds, at all the level the comparison has left (its Holm
+share times 1 − f(t)), finds the current estimate taken as the truth (the seeds' variance
+scaled to ``max`` seeds; the test set's part stays). It is not conditioned on the seeds already
+run, and the last look spends less than all that is left, so it stops fewer comparisons than a
+conditional power would: a choice on the side of power, tuned with the benchmark.
 
 **Repeated confidence intervals** (Jennison & Turnbull 1989): at each look, Δ̂ ± c·SE with the
-critical value of the level the look spends (:func:`boundary`); a decision at a look is the
-interval excluding 0.
+critical value of the level the look spends of α/k (:func:`boundary`); a comparison decided at
+Holm's first step has its interval excluding 0, one decided at a later step (a larger level)
+may not.
 """
 
 from __future__ import annotations
@@ -50,12 +62,15 @@ from ablab.analysis.bootstrap import seed_test
 
 SPENDING_EXPONENT = 5.0
 """ρ of the spending function f(t) = t^ρ."""
-CP_NODES = 64  # quadrature nodes of the conditional power
+POWER_NODES = 64  # quadrature nodes of the power at the most seeds
 FUTILITY_POWER = 0.20
-"""A comparison whose conditional power at its most seeds is below this stops as futile."""
+"""A comparison whose power at its most seeds (:func:`power_at_most`) is below this stops as futile."""
 DECIDED, FUTILE, CAP = "decided", "futile", "reached its most seeds"
+UNPAIRED, CUT = "unpaired", "max_runs reached"
 """Why a comparison stopped: its sequential p passed Holm's level; it could not pass it at its
-most seeds; it had them and did not pass."""
+most seeds; it had them and did not pass; it has fewer than 2 seed pairs (its or the baseline's
+runs diverged), so no seed variance to test with; the design's ``max_runs`` left no room for its
+next look."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,7 @@ class Design:
     initial: int
     maximum: int
     step: int
+    max_runs: int | None = None  # the most runs, every arm's and the baseline's (None: no cap)
 
     def __post_init__(self):
         if not 2 <= self.initial <= self.maximum or self.step < 1:
@@ -92,10 +108,15 @@ class Design:
 class Look:
     """One comparison at one look: its estimate and the two parts of its variance."""
 
-    seeds: int
+    seeds: int  # the look's planned seeds: its information index
     delta: float
     v_seed: float  # s²_d / n: the seeds' part of Var(Δ̂)
     v_sent: float  # the test sentences' part
+    pairs: int | None = None  # n, the seed pairs the estimate rests on; None: every seed's
+
+    @property
+    def n(self) -> int:
+        return self.seeds if self.pairs is None else self.pairs
 
     @property
     def se(self) -> float:
@@ -108,7 +129,7 @@ class Look:
 
     @property
     def p(self) -> float:
-        return float(seed_test(self.delta, self.v_seed, self.v_sent, self.seeds)[1])
+        return float(seed_test(self.delta, self.v_seed, self.v_sent, self.n)[1]) if self.n >= 2 else 1.0
 
 
 @dataclass
@@ -137,42 +158,50 @@ def holm_rejects(q: np.ndarray, alpha: float) -> np.ndarray:
     return out
 
 
-def conditional_power(delta, v_seed, v_sent, seeds: int, design: Design, level: float) -> np.ndarray:
+def power_at_most(delta, v_seed, v_sent, seeds, design: Design, level: float) -> np.ndarray:
     """P(the test at ``design.maximum`` seeds and ``level`` finds Δ = ``delta``), the seeds'
-    variance per seed as estimated at ``seeds`` (``v_seed`` = s²_d/seeds), the test set's part
-    unchanged; arrays of comparisons alike. The seeds' variance estimate at the maximum is
-    integrated over its χ² law (:data:`CP_NODES` nodes: a stopping rule, not a test)."""
+    variance per seed as estimated from ``seeds`` pairs (``v_seed`` = s²_d/seeds), the test set's
+    part unchanged; arrays of comparisons alike. The seeds' variance estimate at the maximum is
+    integrated over its χ² law (:data:`POWER_NODES` nodes: a stopping rule, not a test)."""
     delta, v_seed, v_sent = np.broadcast_arrays(
         *(np.asarray(a, dtype=float) for a in (delta, v_seed, v_sent))
     )
     if level <= 0:
         return np.zeros(delta.shape)
-    v_seed = v_seed * seeds / design.maximum
+    v_seed = v_seed * np.asarray(seeds, dtype=float) / design.maximum
     total = v_seed + v_sent
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(total > 0, v_seed / total, 1.0)
-    return np.asarray(critical.power(delta, np.sqrt(total), share, design.maximum - 1, level, CP_NODES))
+    return np.asarray(critical.power(delta, np.sqrt(total), share, design.maximum - 1, level, POWER_NODES))
 
 
 def boundary(look: Look, design: Design, alpha: float, family: int) -> tuple[float, float]:
     """The repeated confidence interval of a look: Δ̂ ± c·SE at the level the look spends of the
     comparison's Holm share (α / ``family``)."""
     level = alpha / max(family, 1) * design.increment(look.seeds)
-    c = float(critical.critical_value(level, look.share, look.seeds - 1))
+    c = float(critical.critical_value(level, look.share, max(look.n, 2) - 1))
     return look.delta - c * look.se, look.delta + c * look.se
 
 
 def advance(
-    q: np.ndarray, open_: np.ndarray, seeds: int, delta, v_seed, v_sent, design: Design, alpha: float
+    q: np.ndarray,
+    open_: np.ndarray,
+    seeds: int,
+    delta,
+    v_seed,
+    v_sent,
+    design: Design,
+    alpha: float,
+    pairs=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One look's decisions for families of comparisons (arrays ``(families, k)``; the open ones
-    just looked at ``seeds``): which are rejected by Holm over the sequential ``q``'s (open or
-    stopped), which open ones have reached their cap, and which open ones are futile: their
-    conditional power at the most seeds, at the level they could still spend (Holm's largest
-    share, α over the hypotheses not rejected, times what their looks have not spent), is below
-    :data:`FUTILITY_POWER`."""
-    delta, v_seed, v_sent = np.broadcast_arrays(
-        *(np.asarray(a, dtype=float) for a in (delta, v_seed, v_sent))
+    just looked at ``seeds``, each estimated from ``pairs`` seed pairs, default ``seeds``): which
+    are rejected by Holm over the sequential ``q``'s (open or stopped), which open ones have
+    reached their cap, and which open ones are futile: their power at the most seeds, at the
+    level they could still spend (Holm's largest share, α over the hypotheses not rejected, times
+    what their looks have not spent), is below :data:`FUTILITY_POWER`."""
+    delta, v_seed, v_sent, pairs = np.broadcast_arrays(
+        *(np.asarray(a, dtype=float) for a in (delta, v_seed, v_sent, seeds if pairs is None else pairs))
     )
     rejected = holm_rejects(q, alpha)
     capped = open_ & ~rejected & (seeds >= design.maximum)
@@ -182,19 +211,21 @@ def advance(
     for family in np.unique(remaining[candidates]):
         at = candidates & (remaining == family)
         level = alpha / family * (1.0 - design.spent(seeds))
-        power = conditional_power(delta[at], v_seed[at], v_sent[at], seeds, design, level)
+        power = power_at_most(delta[at], v_seed[at], v_sent[at], pairs[at], design, level)
         futile[at] = power < FUTILITY_POWER
     return rejected, capped, futile
 
 
-def step(paths: list[Path], design: Design, alpha: float) -> dict[str, str]:
-    """Decide after a look (each open path has its newest look, all at the same seeds) by
-    :func:`advance`: an open path that passes Holm is decided, one at its most seeds capped, one
-    without the power to pass futile; one stopped as futile or capped that passes now (others'
+def step(paths: list[Path], design: Design, alpha: float, looked: set[str] | None = None) -> dict[str, str]:
+    """Decide after a look (``looked``: the open paths that have just had it, all at the same
+    seeds; default every open one) by :func:`advance`: a path that passes Holm is decided; a
+    looked one at its most seeds capped, one with fewer than 2 seed pairs unpaired, one without
+    the power to pass futile; one stopped as futile or capped that passes now (others'
     rejections raised its Holm level) is decided. Returns the paths whose state changed, with
     why; the open ones left need the next look."""
-    open_ = np.array([[p.stopped is None for p in paths]])
-    newest = [p.looks[-1] for p in paths]
+    looked = {p.name for p in paths} if looked is None else looked
+    open_ = np.array([[p.stopped is None and p.name in looked for p in paths]])
+    newest = [p.looks[-1] if p.looks else Look(0, 0.0, 0.0, 0.0) for p in paths]
     seeds = max((look.seeds for look, o in zip(newest, open_[0], strict=True) if o), default=design.maximum)
     rejected, capped, futile = advance(
         np.array([[p.q(design) for p in paths]]),
@@ -205,10 +236,22 @@ def step(paths: list[Path], design: Design, alpha: float) -> dict[str, str]:
         np.array([[look.v_sent for look in newest]]),
         design,
         alpha,
+        np.array([[look.n for look in newest]]),
     )
+    unpaired = open_ & np.array([[look.n < 2 for look in newest]])
     changed = {}
     for i, path in enumerate(paths):
-        now = DECIDED if rejected[0, i] else CAP if capped[0, i] else FUTILE if futile[0, i] else path.stopped
+        now = (
+            DECIDED
+            if rejected[0, i]
+            else UNPAIRED
+            if unpaired[0, i]
+            else CAP
+            if capped[0, i]
+            else FUTILE
+            if futile[0, i]
+            else path.stopped
+        )
         if now != path.stopped and path.stopped != DECIDED:
             path.stopped = changed[path.name] = now
     return changed
@@ -230,17 +273,31 @@ class Outcome:
 
 
 def simulate(
-    delta: np.ndarray, v_seed: np.ndarray, v_sent: float | np.ndarray, design: Design, alpha: float
+    delta: np.ndarray,
+    v_seed: np.ndarray,
+    v_sent: float | np.ndarray,
+    design: Design,
+    alpha: float,
 ) -> Outcome:
     """The design on studies whose statistics at every look are given (``(studies, k, looks)``,
-    looks at ``design.looks``): each look's p, the sequential q of the comparisons still open,
-    :func:`advance`; the rejections at the end are Holm's over the final q's."""
+    looks at ``design.looks``): each look's p, the sequential q of the comparisons that have it,
+    :func:`advance`; the rejections at the end are Holm's over the final q's. Under
+    ``design.max_runs`` a look is launched as the sweep launches it (:func:`fill`): the baseline's
+    new seeds, then each open comparison's in order while they fit; those left out stop (CUT)."""
     studies, k, _ = delta.shape
     q = np.ones((studies, k))
     open_ = np.ones((studies, k), dtype=bool)
     stopped = np.full((studies, k), "", dtype=object)
     used = np.zeros((studies, k), dtype=int)
+    runs = np.zeros(studies, dtype=int)
+    before = 0
     for j, n in enumerate(design.looks):
+        if design.max_runs is not None and j > 0:
+            fits = fill(design.max_runs - runs, n - before)
+            cut = open_ & (np.cumsum(open_, axis=-1) > fits[:, None])
+            stopped[cut] = CUT
+            open_ &= ~cut
+        runs += (n - before) * (open_.sum(-1) + open_.any(-1))
         p = seed_test(delta[..., j], v_seed[..., j], v_sent, n)[1]
         q = np.where(open_, np.minimum(q, np.minimum(1.0, p / design.increment(n))), q)
         used = np.where(open_, n, used)
@@ -248,6 +305,7 @@ def simulate(
         for mask, why in ((rejected & open_, DECIDED), (capped, CAP), (futile, FUTILE)):
             stopped[mask] = why
         open_ &= ~(rejected | capped | futile)
+        before = n
         if not open_.any():
             break
     rejected = holm_rejects(q, alpha)
@@ -255,23 +313,35 @@ def simulate(
     return Outcome(rejected, stopped, used)
 
 
+def fill(room, block: int):
+    """How many comparisons' next look fit in ``room`` runs (arrays alike), each ``block`` new
+    seeds of its arm after as many of the baseline's (which every arm pairs with): none unless
+    the baseline's and one arm's fit, so that no run is launched for a look nobody can have."""
+    room = np.asarray(room)
+    return np.where(room >= 2 * block, (room - block) // block, 0)
+
+
 def replay(
     looks_at: Callable[[int], dict[str, Look]], names: list[str], design: Design, alpha: float
 ) -> tuple[list[Path], int | None]:
     """The procedure replayed look by look: at each of the design's looks the open comparisons'
     :class:`Look` at that many seeds (``looks_at(n)``, which leaves out a comparison whose seeds
-    are not all in), then :func:`step`. Returns the paths, and the seeds of the look that is
-    waiting for runs (None once every comparison has stopped): the same runs give the same looks
-    and decisions, so nothing but the runs needs keeping."""
+    are not all in), then :func:`step` over those that have it. Returns the paths, and the seeds
+    of the look that is waiting for runs (None once every comparison has stopped): the same runs
+    give the same looks and decisions, so nothing but the runs needs keeping. A look that some
+    comparisons have and others not (the cap left their seeds out) is taken by those that have
+    it: each one's q is valid on its own, whichever of its looks are taken."""
     paths = [Path(name) for name in names]
     for seeds in design.looks:
         waiting = [p for p in paths if p.stopped is None]
         if not waiting:
             return paths, None
         at = looks_at(seeds)
-        if any(p.name not in at for p in waiting):
-            return paths, seeds
-        for path in waiting:
+        present = [p for p in waiting if p.name in at]
+        for path in present:
             path.looks.append(at[path.name])
-        step(paths, design, alpha)
+        if present:
+            step(paths, design, alpha, {p.name for p in present})
+        if len(present) < len(waiting):  # its runs are still to come, or max_runs left them out
+            return paths, seeds
     return paths, None

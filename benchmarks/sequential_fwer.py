@@ -20,6 +20,11 @@ procedure (:func:`ablab.analysis.sequential.simulate`). Printed:
     python benchmarks/sequential_fwer.py --like results/suite_cpu/runs
     python benchmarks/sequential_fwer.py --futility 0.05 --spending 8   # another point of the design
     python benchmarks/sequential_fwer.py --max 12 --against 10          # seeds 3 to 12 against 10 fixed
+    python benchmarks/sequential_fwer.py --like results/suite_cpu/runs --max-runs 70   # a capped design
+
+With ``--max-runs`` the design launches a look as the sweep does under a spec's ``max_runs``: the
+baseline's new seeds and each open comparison's, in order, while they fit; a comparison left out
+stops (``max_runs reached``), and every section counts the runs within the cap.
 """
 
 from __future__ import annotations
@@ -153,6 +158,11 @@ def shaped(folder: Path, design: seq.Design, against: int, studies: int, rng: np
         f"{against} {counts[2]:.1f} of {k}; runs: seq {runs:.0f} ({runs / most:.0%} of fixed "
         f"{against}'s {most}), fixed {design.initial} {first}"
     )
+    why = {
+        reason: (outcome.stopped == reason).sum(-1).mean()
+        for reason in (seq.DECIDED, seq.FUTILE, seq.CAP, seq.CUT)
+    }
+    print("   stopped per study: " + ", ".join(f"{reason} {n:.1f}" for reason, n in why.items()))
     null = replica.draw_nested(design.looks, np.zeros(k), sigma, tau, studies, rng)
     fwer = seq.simulate(null.delta, null.v_seed, null.v_sent, design, ALPHA).rejected.any(-1).mean()
     band = 1.96 * np.sqrt(ALPHA * (1 - ALPHA) / studies)
@@ -167,18 +177,20 @@ def main() -> None:
     parser.add_argument("--studies", type=int, default=4000)
     parser.add_argument("--like", type=Path, help="a runs export whose BLEU comparisons shape section 3")
     parser.add_argument(
-        "--futility", type=float, default=seq.FUTILITY_POWER, help="conditional power below it"
+        "--futility", type=float, default=seq.FUTILITY_POWER, help="futile below this power at max seeds"
     )
     parser.add_argument("--spending", type=float, default=seq.SPENDING_EXPONENT, help="the ρ of t^ρ")
     parser.add_argument(
         "--against", type=int, help="the seeds of the fixed design compared with (default: --max)"
     )
+    parser.add_argument("--max-runs", type=int, help="the design's cap on runs (a spec's max_runs)")
     args = parser.parse_args()
     seq.FUTILITY_POWER, seq.SPENDING_EXPONENT = args.futility, args.spending  # what ablab runs, unless asked
-    design = seq.Design(args.initial, args.max, args.step)
+    design = seq.Design(args.initial, args.max, args.step, args.max_runs)
     started = time.perf_counter()
-    print(f"Design: seeds {design.looks} (spending t^{seq.SPENDING_EXPONENT:g}, futility below "
-          f"{seq.FUTILITY_POWER:.0%} conditional power)")  # fmt: skip
+    cap = f", at most {design.max_runs} runs" if design.max_runs else ""
+    print(f"Design: seeds {design.looks}{cap} (spending t^{seq.SPENDING_EXPONENT:g}, futile below "
+          f"{seq.FUTILITY_POWER:.0%} power at {design.maximum} seeds)")  # fmt: skip
     rng = np.random.default_rng(20261206)
     against = args.against or design.maximum
     error_rates(design, args.studies, rng)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
@@ -289,8 +290,8 @@ class Spec(_Strict):
 
     @property
     def design(self) -> Design | None:
-        """The sequential design over seeds, if the spec has one."""
-        return None if isinstance(self.seeds, list) else self.seeds.design
+        """The sequential design over seeds (with the spec's ``max_runs``), if the spec has one."""
+        return None if isinstance(self.seeds, list) else replace(self.seeds.design, max_runs=self.max_runs)
 
     @field_validator("ablations")
     @classmethod

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ablab.experiments.spec.expand import Plan, Trial, expand
 from ablab.trainer.tracking import record
@@ -23,36 +24,65 @@ from ablab.trainer.tracking import record
 LOOKS_ARTIFACT = "looks.json"
 
 
-def due_trials(plan: Plan, uri: str) -> tuple[list[Trial], list, int | None]:
-    """The trials of every look so far and of the look that is due: the first look's, and for
-    each comparison the seeds its last look had (or the waiting look wants), the baseline as many
-    as the most; within ``max_runs``. Also the comparisons' paths and the waiting look's seeds."""
+@dataclass(frozen=True)
+class Due:
+    """What a sequential sweep stands at: the trials of every look so far and of the look that is
+    due (``trials``), each comparison's path, the seeds of the look waiting for runs (None once
+    every comparison has stopped), and the trials that failed and hold their look."""
+
+    trials: list[Trial]
+    paths: list
+    waiting: int | None
+    failed: list[str]
+
+
+def due_trials(plan: Plan, uri: str) -> Due:
+    """The first look's trials, then each comparison's seeds up to its last look; then for the
+    look that is due, within ``max_runs``, the baseline's new seeds (a baseline seed serves every
+    arm), then each open arm's in the spec's order, an arm's all or none: a look that ``max_runs`` cuts
+    short is had by the arms whose seeds fit, and launches no run for the others."""
     from ablab.analysis.load import NoRuns, load
     from ablab.analysis.looks import arm_paths, sequenced_arms, wanted_trials
     from ablab.analysis.report import crossed_designs, group_leads
     from ablab.analysis.verdicts import gather
     from ablab.experiments.reporting import target_experiment
 
+    design = plan.spec.design
     try:
         runs = load(uri, plan.experiment)
     except NoRuns:
-        return plan.trials, [], plan.spec.design.looks[0]
+        return Due(plan.trials, [], design.looks[0], [])
     found = target_experiment(str(plan.path))  # the report's groups: its replay decides alike
     leads = group_leads(found.groups, found.texts, found.primary_metric)
     arms = sequenced_arms(runs.trials, leads, set(crossed_designs(runs.trials, found.groups, found.texts)))
-    paths, waiting = arm_paths(gather(runs, runs.trials), arms, plan.spec.design)
-    seeds = {p.name: p.looks[-1].seeds for p in paths if p.looks} | wanted_trials(paths, waiting)
-    seeds[record.BASELINE] = max([*seeds.values(), plan.spec.design.initial])
-    most = max(seeds.values())
+    paths, waiting = arm_paths(gather(runs, runs.trials), arms, design)
+    had = {p.name: p.looks[-1].seeds for p in paths if p.looks}
+    had[record.BASELINE] = max([*had.values(), design.initial])
+    wanted = wanted_trials(paths, waiting)
+    most = max([*had.values(), *wanted.values()])
     more = expand(plan.spec.model_copy(update={"seeds": list(range(1, most + 1))}), plan.path)
-    trials = {t.hash: t for t in plan.trials}
-    for trial in sorted(more.trials, key=lambda t: t.seed):  # the earliest seeds first under a cap
-        if trial.seed <= seeds.get(record.setting_of(trial.name), 0):
-            trials.setdefault(trial.hash, trial)
-    chosen = list(trials.values())
-    if plan.spec.max_runs is not None:
-        chosen = chosen[: max(plan.spec.max_runs, len(plan.trials))]
-    return chosen, paths, waiting
+    chosen = {t.hash: t for t in plan.trials}
+    for trial in more.trials:
+        if trial.seed <= had.get(record.setting_of(trial.name), 0):
+            chosen.setdefault(trial.hash, trial)
+    order = list(dict.fromkeys(record.setting_of(t.name) for t in plan.trials))  # the spec's
+    first = sorted(wanted, key=lambda name: (name != record.BASELINE, order.index(name)))
+    blocks: dict[str, list[Trial]] = {name: [] for name in first}
+    for trial in more.trials:
+        name = record.setting_of(trial.name)
+        if name in wanted and had.get(name, 0) < trial.seed <= wanted[name] and trial.hash not in chosen:
+            blocks[name].append(trial)
+    base, *arm_blocks = blocks.values() if blocks else [[]]
+    room = math.inf if design.max_runs is None else max(design.max_runs, len(plan.trials)) - len(chosen)
+    fitting = []
+    for block in arm_blocks:
+        if len(base) + sum(map(len, fitting)) + len(block) <= room:
+            fitting.append(block)
+    for block in [base, *fitting] if fitting else []:  # the baseline's seeds only with an arm's
+        chosen.update((t.hash, t) for t in block)
+    statuses = dict(zip(runs.trials["trial"], runs.trials["status"], strict=True))
+    failed = [t.name for t in chosen.values() if statuses.get(t.name) == record.FAILED]
+    return Due(list(chosen.values()), paths, waiting, failed)
 
 
 def look_plan(plan: Plan, trials: list[Trial]) -> Plan:
@@ -85,22 +115,28 @@ def run_looks(plan: Plan, run: Callable[[Plan, bool], object], uri: str, resume:
     done: set[str] | None = None
     summary = None
     while True:
-        trials, paths, waiting = due_trials(plan, uri)
-        if paths:
+        due = due_trials(plan, uri)
+        if due.paths:
             stopped = {
-                p.name: p.stopped or f"open at {p.looks[-1].seeds if p.looks else 0} seeds" for p in paths
+                p.name: p.stopped or f"open at {p.looks[-1].seeds if p.looks else 0} seeds" for p in due.paths
             }
             echo(f"looks: {'; '.join(f'{name} {why}' for name, why in stopped.items())}")
-        if summary is not None and summary.parent_run_id and paths:  # the looks the last one led to
+        if summary is not None and summary.parent_run_id and due.paths:  # the looks the last one led to
             MlflowClient(uri).log_text(
-                summary.parent_run_id, json.dumps(look_record(paths, waiting)), LOOKS_ARTIFACT
+                summary.parent_run_id, json.dumps(look_record(due.paths, due.waiting)), LOOKS_ARTIFACT
             )
-        hashes = {t.hash for t in trials}
+        hashes = {t.hash for t in due.trials}
         if done is not None and hashes <= done:
-            if waiting is not None:
+            if due.failed:
+                echo(
+                    f"the look at {due.waiting} seeds waits for {len(due.failed)} failed trial"
+                    f"{'s' if len(due.failed) > 1 else ''} ({', '.join(due.failed)}): see why (ablab status "
+                    "SPEC, or the run's ablab.error tag), fix it and run the spec again"
+                )
+            elif due.waiting is not None:
                 echo(f"max_runs ({plan.spec.max_runs}) reached: the comparisons still open stop here")
             return summary
-        summary = run(look_plan(plan, trials), resume and done is None)
+        summary = run(look_plan(plan, due.trials), resume and done is None)
         if summary.interrupted:
             return summary
         done = hashes

@@ -8,9 +8,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ablab.analysis import looks, path_figure, report
 from ablab.analysis import sequential as seq
+from ablab.analysis.bootstrap import seed_test
 from ablab.analysis.figures import palette
 from ablab.analysis.placement import collisions
 from ablab.analysis.verdicts import gather
@@ -34,7 +36,8 @@ class SeedLevel:
         if not seeds:
             return None
         d = np.array([score[self.runs[arm][s]] - score[self.runs[base][s]] for s in seeds])
-        return SimpleNamespace(delta=d.mean(), seed_var=d.var(ddof=1) / len(d), sentence_var=0.01)
+        seed_var = d.var(ddof=1) / len(d) if len(d) > 1 else float("nan")
+        return SimpleNamespace(delta=d.mean(), seed_var=seed_var, sentence_var=0.01, seeds=tuple(seeds))
 
 
 def evidence(scores: dict[str, list[float]], status: dict[tuple[str, int], str] | None = None) -> SeedLevel:
@@ -75,11 +78,53 @@ def test_a_look_waits_while_a_seed_of_it_is_still_running():
     assert waiting == 3 and paths[0].looks == []
 
 
-def test_an_arm_whose_runs_all_failed_stops_as_futile():
-    failed = {("a", s): "failed" for s in (1, 2, 3)}
-    ev = evidence({"baseline": [28.0, 28.2, 27.9], "a": [0.0, 0.0, 0.0]}, status=failed)
-    paths, waiting = looks.arm_paths(ev, {"a": "bleu"}, DESIGN)
-    assert paths[0].stopped == seq.FUTILE and waiting is None
+def test_a_failed_seed_holds_its_look_and_the_others_have_it():
+    """A failed trial is run again by the next ``ablab run``: a look taken without it would
+    change once it came. The arms whose seeds are all in have the look meanwhile."""
+    ev = evidence(
+        {"baseline": [28.0, 28.2, 27.9], "a": [27.0, 28.5, 27.2], "big": [18.0, 18.3, 17.9]},
+        status={("a", 2): "failed"},
+    )
+    paths, waiting = looks.arm_paths(ev, {"a": "bleu", "big": "bleu"}, DESIGN)
+    by_name = {p.name: p for p in paths}
+    assert waiting == 3 and by_name["a"].looks == [] and by_name["a"].stopped is None
+    assert by_name["big"].stopped == seq.DECIDED and looks.wanted_trials(paths, waiting) == {
+        "a": 3,
+        "baseline": 3,
+    }
+
+
+def test_a_diverged_seed_leaves_the_pairs_and_the_degrees_of_freedom():
+    scores = {"baseline": [28.0, 28.2, 27.9], "a": [27.0, 0.0, 27.2]}
+    ev = evidence(scores, status={("a", 2): "diverged"})
+    ((look,),) = [p.looks for p in looks.arm_paths(ev, {"a": "bleu"}, DESIGN)[0]]
+    assert (look.seeds, look.pairs) == (3, 2)  # the look's index stays 3; its test has 2 pairs
+    d = np.array([27.0 - 28.0, 27.2 - 27.9])
+    assert look.p == pytest.approx(float(seed_test(d.mean(), d.var(ddof=1) / 2, 0.01, 2)[1]))
+    assert look.p > float(seed_test(d.mean(), d.var(ddof=1) / 2, 0.01, 3)[1])  # not 2 df: 1
+
+    every = {("a", s): "diverged" for s in (1, 2, 3)}
+    paths, waiting = looks.arm_paths(evidence(scores, status=every), {"a": "bleu"}, DESIGN)
+    assert paths[0].stopped == seq.UNPAIRED and waiting is None
+
+
+def test_a_look_the_cap_cut_short_is_had_by_the_arms_it_ran():
+    """The runs stop at max_runs after the baseline's and one arm's seeds of the look at 4: that
+    arm has the look; the other keeps its look at 3, and the report says the cap stopped it."""
+    base, near = [28.0, 28.2, 27.9, 28.1], [27.2, 27.9, 26.9, 27.4]
+    ev = evidence({"baseline": base, "near": near, "also": near[:3]})
+    design = seq.Design(3, 6, 1, max_runs=11)
+    arms = {"near": "bleu", "also": "bleu"}
+    paths, waiting = looks.arm_paths(ev, arms, design)
+    by_name = {p.name: p for p in paths}
+    assert [k.seeds for k in by_name["near"].looks] == [3, 4] and [
+        k.seeds for k in by_name["also"].looks
+    ] == [3]
+    assert waiting == 4 and by_name["also"].stopped is None
+    looks.mark_cut(paths, waiting, ev.trials, design)
+    assert by_name["also"].stopped == seq.CUT and by_name["near"].stopped is None
+    looks.mark_cut(paths, waiting, ev.trials, seq.Design(3, 6, 1, max_runs=20))  # under its cap
+    assert by_name["near"].stopped is None
 
 
 def test_the_real_comparison_of_a_large_effect_is_decided_at_the_first_look(tmp_path):

@@ -50,8 +50,8 @@ def test_a_clear_effect_is_decided_a_null_one_with_a_tight_interval_is_futile():
     assert seq.step([clear, nothing, open_], DESIGN, 0.05) == {"open": seq.CAP}
 
 
-def test_the_conditional_power_is_the_tests_power_at_the_most_seeds():
-    cp = seq.conditional_power(1.0, 0.2, 0.1, 3, DESIGN, 0.01)
+def test_the_power_at_most_is_the_tests_power_at_the_most_seeds():
+    cp = seq.power_at_most(1.0, 0.2, 0.1, 3, DESIGN, 0.01)
     v_seed = 0.2 * 3 / 10
     total = v_seed + 0.1
     assert cp == pytest.approx(critical.power(1.0, total**0.5, v_seed / total, 9, 0.01), abs=1e-3)
@@ -87,3 +87,26 @@ def test_studies_of_arms_with_their_own_spreads_have_the_variances_drawn_and_hol
     np.testing.assert_allclose(studies.v_sent, tau**2)
     outcome = seq.simulate(studies.delta, studies.v_seed, studies.v_sent, DESIGN, 0.05)
     assert outcome.rejected.any(-1).mean() <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 20_000)
+
+
+def test_under_max_runs_a_look_goes_to_the_comparisons_that_fit_and_the_error_rate_holds():
+    """12 comparisons (half null), 3 to 10 seeds, at most 70 runs: no study spends more; where a
+    look does not fit every open comparison, the first ones have it and the others stop (CUT),
+    never a comparison with part of its seeds; the family-wise error over the nulls holds."""
+    capped = seq.Design(3, 10, 2, max_runs=70)
+    effects = np.array([0.0] * 6 + [2.0] * 6)
+    studies = replica.draw_sequential(capped.looks, effects, 0.6, 3000, np.random.default_rng(11))
+    outcome = seq.simulate(studies.delta, studies.v_seed, studies.v_sent, capped, 0.05)
+    free = seq.simulate(studies.delta, studies.v_seed, studies.v_sent, DESIGN, 0.05)
+    assert outcome.runs.max() <= 70 < free.runs.max()
+    cut = outcome.stopped == seq.CUT
+    assert cut.any() and set(np.unique(outcome.seeds[cut])) <= set(capped.looks)
+    assert outcome.rejected[:, :6].any(-1).mean() <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 3000)
+    assert outcome.rejected[:, 6:].mean() <= free.rejected[:, 6:].mean()  # the cap costs power
+    assert (seq.fill([1, 2, 3, 5], 2) == [0, 0, 0, 1]).all() and seq.fill(7, 2) == 2
+
+
+def test_a_comparison_with_one_seed_pair_left_stops_unpaired():
+    """Two of three arm seeds diverged: no seed variance to test with; it stops, and says why."""
+    one = seq.Path("one", [seq.Look(3, -1.0, 0.0, 0.02, pairs=1)])
+    assert one.looks[0].p == 1.0 and seq.step([one], DESIGN, 0.05) == {"one": seq.UNPAIRED}
