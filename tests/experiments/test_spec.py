@@ -215,7 +215,7 @@ def test_the_sequential_cpu_suite_starts_from_the_cpu_suites_runs():
     assert sequential.experiment == fixed.experiment == "ablab/suite_cpu"
     assert [(t.name, t.hash) for t in sequential.trials] == [(t.name, t.hash) for t in fixed.trials]
     design = sequential.spec.design
-    assert (design.looks, sequential.spec.max_runs) == ([3, 5, 7, 10], 70)
+    assert (design.looks, sequential.spec.max_runs) == ([3, 5, 7], 70)
     assert sequential.spec.initial_seeds == fixed.spec.seeds
 
 
