@@ -217,8 +217,14 @@ def run_command(
     if plan.spec.design is None:
         summary = run_look(plan, resume)
     else:  # a sequential design: look after look, seeds only where a decision is pending
+        from ablab.experiments.sweep.driver import interrupted
         from ablab.experiments.sweep.looks import run_looks
 
+        if resume and not interrupted(plan, storage):  # it stopped between looks: replayed from its runs
+            typer.echo(
+                "no look of this sequential design was interrupted: it goes on from its runs", err=True
+            )
+            resume = False
         summary = run_looks(plan, run_look, uri, resume, lambda line: typer.echo(line, err=True))
     for name, trial in summary.trials.items():
         bleu = "-" if trial["bleu"] is None else f"{trial['bleu']:.2f}"

@@ -169,6 +169,12 @@ def _planned(plan: Plan, pending: list, tflops: float | None, echo) -> dict[str,
     return {t.hash: e for t, e in zip(pending, estimates, strict=True) if e.train_flops_per_s}
 
 
+def interrupted(plan: Plan, storage: Path) -> bool:
+    """Whether a sweep of ``plan``'s spec under ``storage`` was interrupted (its state is kept
+    until it ends)."""
+    return (storage.resolve() / plan.spec.name / STATE_FILE).is_file()
+
+
 def _preflight(plan: Plan, uri: str, sweep_dir: Path, storage: Path, resume: bool) -> dict | None:
     """What can be refused before anything starts: the data, the store's and the sweep folder's
     disks, a --resume with nothing (or another spec) to resume. Returns the saved sweep state."""

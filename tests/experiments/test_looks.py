@@ -176,8 +176,9 @@ def test_a_sequential_spec_runs_look_after_look_through_ray_and_its_report_shows
     ]
     assert kept and any(k["comparisons"][0]["stopped"] == due.paths[0].stopped for k in kept)
 
-    again = ablab("run", spec, cwd=tmp_path, ray=shared_ray)
+    again = ablab("run", spec, "--resume", cwd=tmp_path, ray=shared_ray)  # as after a crash between looks
     assert again.returncode == 0, again.stderr[-3000:]
+    assert "no look of this sequential design was interrupted: it goes on from its runs" in again.stderr
     assert len(trial_runs(uri, "ablab/seq")) == len(runs)  # a decided spec launches nothing
 
     made = ablab("report", spec, "--tracking-uri", uri, "--out", tmp_path / "report", cwd=tmp_path)
