@@ -66,13 +66,12 @@ def due_trials(plan: Plan, uri: str) -> Due:
         if trial.seed <= had.get(record.setting_of(trial.name), 0):
             chosen.setdefault(trial.hash, trial)
     order = list(dict.fromkeys(record.setting_of(t.name) for t in plan.trials))  # the spec's
-    first = sorted(wanted, key=lambda name: (name != record.BASELINE, order.index(name)))
-    blocks: dict[str, list[Trial]] = {name: [] for name in first}
+    blocks: dict[str, list[Trial]] = {name: [] for name in sorted(wanted, key=order.index)}
     for trial in more.trials:
         name = record.setting_of(trial.name)
         if name in wanted and had.get(name, 0) < trial.seed <= wanted[name] and trial.hash not in chosen:
             blocks[name].append(trial)
-    base, *arm_blocks = blocks.values() if blocks else [[]]
+    base, arm_blocks = blocks.pop(record.BASELINE, []), list(blocks.values())
     room = math.inf if design.max_runs is None else max(design.max_runs, len(plan.trials)) - len(chosen)
     fitting = []
     for block in arm_blocks:
