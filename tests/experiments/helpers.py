@@ -4,6 +4,7 @@ as subprocesses, and finding this test's own Ray processes."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -141,15 +142,22 @@ def stop(process: subprocess.Popen) -> None:
     stop_group(process, timeout=30)
 
 
-def training_spans(uri: str, runs: list) -> list[tuple[int, int]]:
-    """Each run's time training, in ms: its first and last logged training loss. (A run's own
-    start time is when the sweep made it, before the trial was scheduled.)"""
+def trial_spans(uri: str, runs: list) -> list[tuple[int, int]]:
+    """Each run's time on its worker, in ms: from its first logged training loss to its end (the
+    final evaluation included). (A run's own start time is when the sweep made it, before the
+    trial was scheduled.)"""
     client = MlflowClient(uri)
     spans = []
     for run in runs:
         stamps = [m.timestamp for m in client.get_metric_history(run.info.run_id, "train/loss")]
-        spans.append((min(stamps), max(stamps)))
+        spans.append((min(stamps), client.get_run(run.info.run_id).info.end_time))
     return spans
+
+
+def most_running(progress: str) -> int:
+    """The most trials the sweep's progress lines (``... running N ...``) had running at once:
+    what the scheduler launched, whatever the machine's load made of their timing."""
+    return max(int(n) for n in re.findall(r"\]\s+done \d+/\d+\s+running (\d+)", progress))
 
 
 def most_at_once(spans: list[tuple[int, int]]) -> int:

@@ -19,8 +19,8 @@ from tests.experiments.conftest import ablab, sqlite_uri
 from tests.experiments.helpers import (
     assert_unique_steps,
     most_at_once,
-    training_spans,
     trial_runs,
+    trial_spans,
     wait_for,
     write_spec,
 )
@@ -121,7 +121,7 @@ def test_four_trials_share_one_declared_gpu_and_train_on_cpu(tmp_path, cluster, 
         # no CUDA here: trained on the CPU, in the precision 'auto' picks there
         assert run.data.tags["ablab.device_kind"] == device_kind(torch.device("cpu"))
         assert run.data.tags["ablab.precision"] == resolve("auto", torch.device("cpu"))
-    spans = training_spans(uri, runs)
+    spans = trial_spans(uri, runs)
     assert most_at_once(spans) == 4, spans  # all four training on the one GPU at the same time
     overlap = min(end for _, end in spans) - max(start for start, _ in spans)
     print(f"4 trials on one declared GPU: all four running together for {overlap / 1000:.1f} s")

@@ -22,8 +22,8 @@ from tests.experiments.helpers import (
     processes,
     start_ablab,
     stop,
-    training_spans,
     trial_runs,
+    trial_spans,
     wait_for,
     wait_healthy,
     write_spec,
@@ -198,7 +198,7 @@ def test_eight_trials_at_once_on_one_sqlite_store(tmp_path, shared_ray):
         assert run.info.status == "FINISHED" and run.data.tags["ablab.status"] == "finished"
         assert summary(run)["bleu"] is not None and "val/bleu" in run.data.metrics
         assert_unique_steps(uri, run.info.run_id)
-    spans = training_spans(uri, runs)
+    spans = trial_spans(uri, runs)
     assert most_at_once(spans) == 8, spans  # all eight trained at the same time
 
 

@@ -21,9 +21,10 @@ from tests.experiments.helpers import (
     free_port,
     mlflow_server,
     most_at_once,
+    most_running,
     stop,
-    training_spans,
     trial_runs,
+    trial_spans,
     wait_healthy,
 )
 
@@ -94,7 +95,11 @@ def test_the_smoke_spec_through_a_server_on_postgresql_with_eight_trials_at_once
         assert len(runs) == len(load_plan(spec_path).trials) == 12  # 6 settings x 2 seeds
         assert all(r.data.tags["ablab.status"] == "finished" for r in runs)
         assert len({r.data.tags["ablab.trial"] for r in runs}) == len(runs)  # one run per trial
-        assert most_at_once(training_spans(uri, runs)) == 8  # eight trials training at once
+        assert most_running(out.stderr) == 8  # the sweep ran eight trials at once
+        # and they wrote to PostgreSQL at the same time (how many of the eight overlap on the
+        # worker depends on the machine's load: the six settings train for different times)
+        writing = most_at_once(trial_spans(uri, runs))
+        assert writing >= 2, trial_spans(uri, runs)
         client = MlflowClient(uri)
         for run in runs:
             assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # through the server only
@@ -108,6 +113,8 @@ def test_the_smoke_spec_through_a_server_on_postgresql_with_eight_trials_at_once
             runs
         )
         assert not (tmp_path / "mlruns").exists()
-        print(f"PostgreSQL: {len(runs)} trial runs + 1 parent finished; 8 ran at once")
+        print(
+            f"PostgreSQL: {len(runs)} trial runs + 1 parent finished; 8 ran at once, {writing} wrote at once"
+        )
     finally:
         stop(server)
