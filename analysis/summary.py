@@ -54,7 +54,7 @@ def config_line(trials: pd.DataFrame, test_set: str) -> str:
     parts = []
     for part in CONFIG_PARTS:
         words = [
-            text.format(int(c[key]) if "," in text else c[key])
+            text.format(_whole(c[key]))
             for key, text in part
             if _set(c.get(key)) and not (arch != "Transformer" and key in TRANSFORMER_ONLY)
         ]
@@ -64,6 +64,12 @@ def config_line(trials: pd.DataFrame, test_set: str) -> str:
     tail = "; ".join(w for w in (parts[1], ", ".join(w for w in (languages, parts[2]) if w)) if w)
     line = "; ".join(w for w in (head, tail) if w)
     return f"Baseline: {line}; test set {test_set}." if line else ""
+
+
+def _whole(value):
+    """A whole number as an integer: a column of the trials' table holds floats where a run that
+    never started has no value, and 3 layers would read "3.0 layers"."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _set(value) -> bool:

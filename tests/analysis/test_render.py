@@ -10,7 +10,7 @@ import re
 
 import pandas as pd
 
-from ablab.analysis import cells, render, report
+from ablab.analysis import cells, render, report, summary
 from tests.analysis.test_report import smoothing_sweep, sweep, trial
 
 
@@ -132,3 +132,20 @@ def test_an_architecture_group_reads_as_table_3_of_the_transformer_paper(tmp_pat
     section_html = page[page.index('<h2 id="depth">') :]
     assert "As Table 3 of Vaswani et al. (2017)" in section_html
     assert section_html.index('<th class="number">N</th>') < section_html.index("Finding.")
+
+
+def test_the_configuration_line_reads_whole_numbers_as_integers_when_a_run_never_started():
+    logged = {"model.arch": "transformer", "model.layers": 3, "model.heads": 4, "model.dropout": 0.1}
+    logged |= {"schedule.warmup_steps": 200, "eval.beam_size": 4, "optim.lr": 7e-4, "data.vocab_size": 8000}
+    trials = pd.DataFrame(
+        [
+            {"groups": ("baseline",), **logged},
+            {"groups": ("baseline",), **{key: None for key in logged}},  # queued: no params logged
+        ]
+    )
+    assert trials["model.layers"].dtype == float  # what pandas makes of the missing values
+    line = summary.config_line(trials, "test_2016_flickr")
+    assert line == (
+        "Baseline: Transformer, 3 layers, 4 heads, dropout 0.1; lr 0.0007, warmup 200; BPE 8,000, beam 4; "
+        "test set test_2016_flickr."
+    )
