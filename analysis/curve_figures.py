@@ -58,8 +58,9 @@ def plot_training_curves(
     with the seeds' range as a band and the unsmoothed mean faint. Middle: validation BLEU at
     each validation, mean over seeds with their range; a star where a setting first reached
     90 % of its best. Right: each arm's validation BLEU minus the baseline's at the same seed and
-    epoch, mean over seeds with their range (curves that coincide in the middle part here); drawn
-    where there are a baseline and an arm. An x where a run diverged; one legend beneath."""
+    epoch, mean over seeds with their range (curves that coincide in the middle part here), at the
+    arm's update step, as the middle panel; drawn where there are a baseline and an arm. An x where
+    a run diverged; ``title`` above the panels; one legend beneath."""
     sns.set_theme(style="whitegrid")
     settings = sorted(dict.fromkeys(curves["setting"]), key=lambda s: s != BASELINE)  # the baseline first
     compared = against_baseline(settings)
@@ -93,8 +94,8 @@ def plot_training_curves(
         d = difference[difference["setting"] == setting]
         if compared and len(d):
             right = axes[2]
-            right.fill_between(d["epoch"], d["low"], d["high"], color=color, alpha=0.18, linewidth=0)
-            right.plot(d["epoch"], d["mean"], "o-", color=color, linewidth=1.4, markersize=3, label=setting)
+            right.fill_between(d["step"], d["low"], d["high"], color=color, alpha=0.18, linewidth=0)
+            right.plot(d["step"], d["mean"], "o-", color=color, linewidth=1.4, markersize=3, label=setting)
     for run_id, step in (diverged or {}).items():
         run = curves[(curves["run_id"] == run_id) & (curves["metric"].isin(["train/nll", "train/loss"]))]
         if len(run):
@@ -104,23 +105,23 @@ def plot_training_curves(
         left.plot([], [], "x", color="red", markeredgewidth=2, label="diverged")
     if val.groupby("setting").size().max() >= 3:
         middle.plot([], [], "*", color="grey", markersize=11, label="90 % of best reached")
-    title = "training" if one_run_per_setting(curves) else "training (mean of seeds)"
-    left.set(xlabel="update step", ylabel="training NLL per target token", title=title)
+    nll = "training NLL" if one_run_per_setting(curves) else "training NLL (mean of seeds)"
+    left.set(xlabel="update step", ylabel="training NLL per target token", title=nll)
     middle.set(xlabel="update step", ylabel="validation BLEU (greedy)", title="validation")
     if compared:
         right = axes[2]
         right.axhline(0, color=BASELINE_COLOUR, linewidth=1)
         against = "validation, against the baseline"
-        right.set(xlabel="epoch", ylabel="BLEU − baseline's (same seed)", title=against)
-        right.xaxis.set_major_locator(MaxNLocator(6, integer=True))
+        right.set(xlabel="update step", ylabel="BLEU − baseline's (same seed)", title=against)
     if len(train):
         top, bottom = np.nanpercentile(train["high"], 98), min(train["low"].min(), train["raw"].min())
         left.set_ylim(max(0.0, bottom - 0.1), top + 0.15 * (top - bottom))
         left.set_xlim(train["step"].min(), train["step"].max())
     if len(val):
         span = val["step"].max() - val["step"].min()
-        middle.set_xlim(val["step"].min() - 0.04 * span, val["step"].max() + 0.04 * span)
-    for ax in (left, middle):
+        for ax in axes[1:]:  # the middle panel and the one against the baseline: one update axis
+            ax.set_xlim(val["step"].min() - 0.04 * span, val["step"].max() + 0.04 * span)
+    for ax in axes:
         plain_ticks(ax.xaxis)
         ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))
     fig.suptitle(title)
@@ -143,16 +144,17 @@ def _apart(validation: pd.DataFrame) -> pd.DataFrame:
 
 def _difference_from_baseline(validation: pd.DataFrame) -> pd.DataFrame:
     """Per arm and epoch: the mean over seeds of its value minus the baseline's at the same seed
-    and epoch, and the seeds' range (seeds without a baseline value at that epoch are left out)."""
+    and epoch, the seeds' range (seeds without a baseline value at that epoch are left out), and
+    the arm's mean update step there."""
     base = validation[validation["setting"] == BASELINE][["seed", "epoch", "value"]]
     arms = validation[validation["setting"] != BASELINE]
     paired = arms.merge(base, on=["seed", "epoch"], suffixes=("", "_base"))
     if paired.empty:
-        return pd.DataFrame(columns=["setting", "epoch", "mean", "low", "high"])
+        return pd.DataFrame(columns=["setting", "epoch", "mean", "low", "high", "step"])
     paired = paired.assign(d=paired["value"] - paired["value_base"])
     return (
         paired.groupby(["setting", "epoch"], sort=False)
-        .agg(mean=("d", "mean"), low=("d", "min"), high=("d", "max"))
+        .agg(mean=("d", "mean"), low=("d", "min"), high=("d", "max"), step=("step", "mean"))
         .reset_index()
         .sort_values("epoch")
     )

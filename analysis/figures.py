@@ -28,14 +28,20 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 from ablab.analysis.placement import place_labels  # noqa: E402
 from ablab.trainer.tracking.record import BASELINE  # noqa: E402
 
-COLOURS = [c for i, c in enumerate(sns.color_palette("tab10", 10)) if i != 7]  # tab10 without its grey
+COLOURS = [
+    *(c for i, c in enumerate(sns.color_palette("tab10", 10)) if i != 7),  # tab10 without its grey
+    (0.16, 0.19, 0.55),  # navy, crimson and dark teal: hues and shades tab10 leaves free
+    (0.66, 0.05, 0.42),
+    (0.0, 0.44, 0.39),
+]
+"""Twelve arms' colours, none grey: a suite of a dozen ablations draws each in its own."""
 BASELINE_COLOUR = (0.1, 0.1, 0.1)
 
 
 def palette(settings) -> dict[str, tuple]:
     """Setting -> colour: black for the baseline; an arm's colour follows from its name (a stable
     hash), so ``no_warmup`` is drawn alike in every report; where two settings of one report would
-    share a colour, the later takes the next free one (beyond nine arms, colours repeat)."""
+    share a colour, the later takes the next free one (beyond twelve arms, colours repeat)."""
     out, taken = {}, set()
     for setting in dict.fromkeys(settings):
         if setting == BASELINE:
@@ -94,9 +100,10 @@ def _millions(value: float, _=None) -> str:
 
 def plot_schedules(table: pd.DataFrame, title: str = "Learning-rate schedules", colors=None) -> Figure:
     """Learning rate against update step, one line per schedule in its setting's colour, each peak
-    marked and labelled (a peak at the first logged step is one from the start: no warmup).
+    marked in that colour and labelled (a peak at the first logged step is one from the start: no warmup).
     Settings that trained with the same schedule at every step share one label, and their lines
-    are drawn with dashes of decreasing length over each other, so that every colour shows.
+    are drawn with dashes of decreasing length over each other, so that every colour shows;
+    schedules that differ but peak at the same point share that peak's label (in black).
 
     ``table`` has columns ``step``, ``schedule``, ``lr``.
     """
@@ -120,20 +127,19 @@ def plot_schedules(table: pd.DataFrame, title: str = "Learning-rate schedules", 
     plain_ticks(ax.xaxis)
     plain_ticks(ax.yaxis)
     legend_below(fig, [ax])
-    ax.plot(peaks["step"], peaks["lr"], "o", color="black", markersize=4, clip_on=False)
+    for peak in peaks.itertuples():
+        ax.plot(peak.step, peak.lr, "o", color=colors[peak.schedule], markersize=5, clip_on=False, zorder=3)
     first = table.groupby("schedule", sort=False)["step"].min()
-    labels = [
-        f"{_listed(same[r.schedule])}: peak {r.lr:.2g} "
-        + ("from the start" if r.step == first[r.schedule] else f"at update {int(r.step):,}")
-        for r in peaks.itertuples()
-    ]
-    place_labels(
-        ax,
-        list(zip(peaks["step"], peaks["lr"], strict=True)),
-        labels,
-        [colors[s] for s in peaks["schedule"]],
-        8,
-    )
+    points, labels, label_colours = [], [], []
+    for (step, lr), at in peaks.groupby([peaks["step"], peaks["lr"].round(12)], sort=False):
+        names = [name for schedule in at["schedule"] for name in same[schedule]]
+        start = all(r.step == first[r.schedule] for r in at.itertuples())
+        points.append((step, lr))
+        labels.append(
+            f"{_listed(names)}: peak {lr:.2g} " + ("from the start" if start else f"at update {int(step):,}")
+        )
+        label_colours.append(colors[at["schedule"].iloc[0]] if len(at) == 1 else BASELINE_COLOUR)
+    place_labels(ax, points, labels, label_colours, 8)
     return fig
 
 
@@ -201,9 +207,11 @@ def plot_metric_by_value(
     title: str = "",
 ) -> Figure:
     """Left: the metric of each seed (dots) and their mean (a bar across them, the means joined)
-    at each value of one config key, e.g. heads. Right, given ``intervals`` (setting -> Δ, low,
-    high: each arm's difference from the baseline with the simultaneous interval its verdict is
-    read from): those intervals against 0. ``runs`` has ``setting``, ``key``, ``seed``, ``metric``."""
+    at each value of one config key, e.g. heads, placed at the value itself where the values are
+    numbers (1, 2, 3, 4, 6 layers: 6 is two steps from 4), else in their order. Right, given
+    ``intervals`` (setting -> Δ, low, high: each arm's difference from the baseline with the
+    simultaneous interval its verdict is read from): those intervals against 0. ``runs`` has
+    ``setting``, ``key``, ``seed``, ``metric``."""
     sns.set_theme(style="whitegrid")
     forest = {s: i for s, i in (intervals or {}).items() if s in set(runs["setting"])}
     fig, axes = plt.subplots(
@@ -214,16 +222,19 @@ def plot_metric_by_value(
     data = runs.dropna(subset=[metric]).sort_values([key, "seed"])
     values = list(dict.fromkeys(data[key]))
     means = data.groupby(key, sort=False)[metric].mean()
+    numeric = all(isinstance(v, (int, float, np.number)) for v in values)
+    at_x = dict(zip(values, values if numeric else range(len(values)), strict=True))  # 6 layers sits at 6
+    gap = min(np.diff(sorted(at_x.values())), default=1)
     ax.plot(
-        range(len(values)), [means[v] for v in values], "-", color=BASELINE_COLOUR, linewidth=0.8, alpha=0.5
+        list(at_x.values()), [means[v] for v in values], "-", color=BASELINE_COLOUR, linewidth=0.8, alpha=0.5
     )
-    for x, value in enumerate(values):
+    for value, x in at_x.items():
         at = data[data[key] == value]
         color = colors[at["setting"].iloc[0]]
-        spread = np.linspace(-0.12, 0.12, len(at)) if len(at) > 1 else np.zeros(1)
+        spread = np.linspace(-0.12, 0.12, len(at)) * gap if len(at) > 1 else np.zeros(1)
         ax.plot(x + spread, at[metric], "o", color=color, markersize=5, alpha=0.8)
-        ax.plot([x - 0.22, x + 0.22], [means[value]] * 2, "-", color=color, linewidth=2.5)
-    ax.set_xticks(range(len(values)), [f"{v:g}" if isinstance(v, float) else str(v) for v in values])
+        ax.plot([x - 0.22 * gap, x + 0.22 * gap], [means[value]] * 2, "-", color=color, linewidth=2.5)
+    ax.set_xticks(list(at_x.values()), [f"{v:g}" if isinstance(v, float) else str(v) for v in values])
     ax.set(
         xlabel=key, ylabel=f"{metric.upper()}: each seed, and their mean", title=title or f"{metric} by {key}"
     )

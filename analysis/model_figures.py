@@ -19,8 +19,9 @@ def plot_reliability(
 ) -> Figure:
     """One column per setting (``bins`` has ``setting, seed, bin, lower, upper, count,
     confidence, accuracy``; seeds pooled by count): accuracy per bin against its mean confidence
-    with the diagonal (perfect calibration), ECE in the panel's title; beneath, the tokens per bin
-    on one shared scale."""
+    with the diagonal (perfect calibration), ECE in the panel's title; beneath, each bin's share of
+    the setting's tokens on one shared scale (a setting with fewer seeds has fewer tokens, not
+    lower bars)."""
     sns.set_theme(style="whitegrid")
     settings = list(dict.fromkeys(bins["setting"]))
     fig, axes = plt.subplots(
@@ -45,14 +46,16 @@ def plot_reliability(
         width = pooled["upper"] - pooled["lower"]
         bottom.bar(
             pooled["lower"],
-            pooled["count"],
+            pooled["count"] / pooled["count"].sum(),
             width=width,
             align="edge",
             edgecolor="white",
             color=colors[setting],
         )
-        bottom.set(xlim=(0, 1), xlabel="confidence (max probability)", ylabel="tokens" if col == 0 else "")
-        bottom.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        bottom.set(
+            xlim=(0, 1), xlabel="confidence (max probability)", ylabel="share of tokens" if col == 0 else ""
+        )
+        bottom.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
     fig.suptitle(textwrap.fill(title, int(8 * 4.4 * len(settings))))  # a long group name in one column
     fig.tight_layout()
     return fig
@@ -93,12 +96,13 @@ def plot_attention(records: dict[str, dict], title: str = "Cross-attention") -> 
             xticklabels=record["source_tokens"],
             yticklabels=record["target_tokens"],
             cbar=ax is axes[0][-1],
+            cbar_kws={"label": "attention weight (every panel)"},
         )
         ax.set(xlabel="source", ylabel="target")
         ax.set_title(f"{label}\n({kind})", fontsize=10)
         ax.tick_params(axis="x", labelrotation=90, labelsize=10)
         ax.tick_params(axis="y", labelrotation=0, labelsize=10)
-    fig.suptitle(f"{title}\n“{first['source']}”", fontsize=10)
+    fig.suptitle(f"{title}\n“{first['source']}”", fontsize=12)
     fig.tight_layout()
     return fig
 
@@ -108,5 +112,5 @@ def attention_matrix(record: dict):
     Transformer (maps['cross'] is layers x heads x T x S), the attention of a seq2seq model."""
     maps = record["maps"]
     if "cross" in maps:
-        return np.asarray(maps["cross"])[-1].mean(axis=0), "last layer, mean of heads"
+        return np.asarray(maps["cross"])[-1].mean(axis=0), "cross-attention, last layer, mean of heads"
     return np.asarray(maps["attention"]), "additive attention"

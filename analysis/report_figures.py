@@ -14,6 +14,7 @@ from ablab.analysis import curve_figures, figures, model_figures, path_figure
 from ablab.analysis.factorial import Design
 from ablab.analysis.load import SweepRuns
 from ablab.analysis.placement import collisions
+from ablab.trainer.tracking import record
 
 DPI = 220
 """The PNGs' resolution: twice the 110 dpi a page shows them at, sharp on high-resolution screens."""
@@ -45,8 +46,8 @@ CAPTIONS = {
     "reliability": (
         "Reliability diagrams (token level, teacher forced, 15 confidence bins, the seeds' tokens "
         "pooled): accuracy against mean confidence per bin, the diagonal being perfect calibration; "
-        "beneath, the tokens in each bin on one scale for both panels. Points below the diagonal are "
-        "over-confident."
+        "beneath, each bin's share of the setting's tokens, on one scale for all panels. Points below "
+        "the diagonal are over-confident."
     ),
     "schedules_100k": (
         "The reference schedules over 100,000 updates: Noam (warmup 4,000, d_model 512), "
@@ -59,7 +60,8 @@ CAPTIONS = {
     "attention": (
         "Where each model looks when producing each target token of one test sentence ({sentence}), "
         "teacher forced on its reference, the lowest seed of each setting: rows are target tokens, "
-        "columns source tokens, brighter is more weight."
+        "columns source tokens, brighter is more weight, on one scale from 0 to 1 for every panel "
+        "(the bar at the right)."
     ),
 }
 
@@ -74,7 +76,19 @@ class ReportFigure:
 
 
 def seeds_text(members: pd.DataFrame) -> str:
-    seeds = sorted(set(members.loc[members["status"] == "finished", "seed"]))
+    """The finished seeds the figures draw: ``seeds 1, 2, 3``, and a setting with other seeds
+    (one not run yet, failed or diverged) named with its own: ``seeds 1, 2, 3; heads=8 seeds 1, 2``."""
+    finished = members[members["status"] == "finished"]
+    by_setting = {
+        setting: tuple(sorted(set(finished.loc[finished["setting"] == setting, "seed"])))
+        for setting in dict.fromkeys(members["setting"])
+    }
+    common = max(by_setting.values(), key=list(by_setting.values()).count, default=())
+    others = [f"{setting} {_seeds(seeds)}" for setting, seeds in by_setting.items() if seeds != common]
+    return "; ".join([_seeds(common), *others])
+
+
+def _seeds(seeds: tuple) -> str:
     return (
         f"seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}" if seeds else "no finished seed"
     )
@@ -95,7 +109,8 @@ def training_caption(seeds: str, curves: pd.DataFrame) -> str:
         else "the seeds' range shaded and the unsmoothed mean faint",
         middle="Middle" if compared else "Right",
         validation="one run per setting" if one else "mean and range over seeds",
-        against=" Right: each arm's validation BLEU minus the baseline's at the same seed and epoch."
+        against=" Right: each arm's validation BLEU minus the baseline's at the same seed and epoch"
+        + ("." if one else ", mean over seeds with their range shaded.")
         if compared
         else "",
     )
@@ -147,7 +162,11 @@ def group_figures(
         )
         made.append(("reliability", figure, CAPTIONS["reliability"]))
     if reference_schedules is not None:
-        figure = figures.plot_schedules(reference_schedules, "The reference schedules over 100,000 updates")
+        figure = figures.plot_schedules(
+            reference_schedules,
+            "The reference schedules over 100,000 updates",
+            reference_colours(reference_schedules["schedule"], members, colors),
+        )
         made.append(("schedules_100k", figure, CAPTIONS["schedules_100k"]))
     if any(k.startswith("schedule.") for k in keys):
         trained = trained_schedules(members, curves)
@@ -176,6 +195,19 @@ def save(fig: plt.Figure, name: str, caption: str, out: Path) -> ReportFigure:
 def looks_figure(table: pd.DataFrame, colors: dict, design, out: Path) -> ReportFigure:
     """A sequential sweep's looks (:func:`ablab.analysis.looks.look_table`), as ``looks.png``."""
     return save(path_figure.plot_paths(table, colors, design), "looks", path_figure.CAPTION, out)
+
+
+def reference_colours(schedules, members: pd.DataFrame, colors: dict) -> dict:
+    """A reference schedule in the colour of the setting that trains with it (the baseline's black
+    first), so that the figure of shapes and the figures of results read alike; a schedule no
+    setting of the group uses takes a colour of its own."""
+    used = members.dropna(subset=["schedule.name"]) if "schedule.name" in members else members.iloc[:0]
+    by_schedule = {}
+    for setting, name in zip(used["setting"], used["schedule.name"], strict=True):
+        if setting == record.BASELINE or name not in by_schedule:
+            by_schedule[name] = setting
+    own = figures.palette([*colors, *schedules])
+    return {name: colors[by_schedule[name]] if name in by_schedule else own[name] for name in schedules}
 
 
 def trained_schedules(members: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from ablab.analysis.figures import (
 )
 from ablab.analysis.model_figures import attention_matrix, plot_attention, plot_reliability
 from ablab.analysis.placement import collisions, place_labels
-from ablab.analysis.report_figures import training_caption
+from ablab.analysis.report_figures import reference_colours, seeds_text, training_caption
 
 SETTINGS = ["baseline", "layers=1", "layers=2", "layers=4", "layers=6"]
 COLORS = palette(SETTINGS)
@@ -44,9 +44,9 @@ def test_the_baseline_is_black_and_every_setting_keeps_its_colour():
     assert len(set(COLORS.values())) == len(SETTINGS)
     assert palette(["baseline", "layers=1", "x"])["layers=1"] == COLORS["layers=1"]
     grey = (0.5, 0.5, 0.5)
-    many = palette(["baseline", *(f"arm{i}" for i in range(9))])
+    many = palette(["baseline", *(f"arm{i}" for i in range(12))])
     assert all(tuple(round(c, 2) for c in colour) != grey for colour in many.values())
-    assert len(set(many.values())) == 10  # nine arms, nine colours, and the baseline's black
+    assert len(set(many.values())) == 13  # twelve arms (suite_cpu's), twelve colours, the baseline's black
     # an arm's colour is its name's: the same in another report with other arms before it
     assert palette(["baseline", "no_warmup"])["no_warmup"] == palette(["heads=8", "no_warmup"])["no_warmup"]
 
@@ -63,10 +63,13 @@ def test_schedule_plot_labels_every_peak_without_collisions():
         ]
     )
     table = pd.concat([table, table[table["schedule"] == "a"].assign(schedule="a2")])  # a's twin
+    decays = table[table["schedule"] == "c"].assign(schedule="d")  # c's peak, then a decay
+    decays["lr"] = np.where(decays["step"] > 100, 3e-4 * 100 / decays["step"], decays["lr"])
+    table = pd.concat([table, decays])
     fig = plot_schedules(table)
     ax = fig.axes[0]
     assert ax.get_xlabel() == "update step" and ax.get_ylabel() == "learning rate"
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b", "c", "a2"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b", "c", "a2", "d"]
     lines = {line.get_label(): line for line in ax.get_lines()}
     # twins: each in its own colour, the second dashed over the first; one label for both
     assert lines["a2"].get_color() != lines["a"].get_color()
@@ -74,7 +77,7 @@ def test_schedule_plot_labels_every_peak_without_collisions():
     assert sorted(t.get_text() for t in ax.texts) == [
         "a and a2: peak 0.001 at update 400",
         "b: peak 0.001 at update 420",
-        "c: peak 0.0003 at update 100",
+        "c and d: peak 0.0003 at update 100",  # two schedules, one peak: one label
     ]
     assert_readable(fig)
 
@@ -162,6 +165,7 @@ def test_metric_by_value_shows_each_seed_and_the_verdicts_intervals():
     fig = plot_metric_by_value(runs, "model.layers", COLORS, intervals)
     values, forest = fig.axes
     assert [t.get_text() for t in values.get_xticklabels()] == ["1", "2", "3", "4", "6"]
+    assert values.get_lines()[0].get_xdata().tolist() == [1, 2, 3, 4, 6]  # at the values, not in order
     assert values.get_lines()[0].get_ydata() == pytest.approx([24.1, 26.9, 27.9, 27.6, 27.7])  # the means
     dots = [line for line in values.get_lines() if line.get_marker() == "o"]
     assert len(dots) == 5 and all(len(d.get_xydata()) == 3 for d in dots)  # every seed
@@ -199,7 +203,8 @@ def test_reliability_pools_seeds_shares_the_count_scale_and_names_the_seeds():
     assert diagonal.get_xydata().tolist() == [[0, 0], [1, 1]]
     assert curve.get_ydata().tolist() == pytest.approx([0.3, 0.7])  # seeds pooled by count
     assert top_left.get_legend() is None
-    assert [p.get_height() for p in bottom_left.patches] == [20, 20]
+    assert [p.get_height() for p in bottom_left.patches] == [0.5, 0.5]  # shares: 20 of 40 tokens each
+    assert [p.get_height() for p in bottom_right.patches] == [0.5, 0.5]  # one seed's 1,000 tokens alike
     assert bottom_left.get_ylim() == bottom_right.get_ylim()  # one scale for both panels
     assert_readable(fig)
     alone = plot_reliability(  # one column (the arm not finished yet) under a long group name
@@ -247,7 +252,9 @@ def test_training_curves_are_a_mean_with_the_seeds_range_and_mark_divergence():
     assert left.collections and right.collections  # the seeds' range, shaded
     # each arm against the baseline at the same seed and epoch: the mean of (+1, 0), (+0.5, +1), (+1.5, +1)
     (heads,) = [line for line in difference.get_lines() if line.get_label() == "heads=8"]
-    assert heads.get_xydata().tolist() == [[1.0, 0.5], [2.0, 0.75], [3.0, 1.25]]
+    assert heads.get_xydata().tolist() == [[50, 0.5], [100, 0.75], [150, 1.25]]  # at the middle's steps
+    assert difference.get_xlim() == right.get_xlim()
+    assert fig.texts[0].get_text() == "Training" and left.get_title() == "training NLL (mean of seeds)"
     assert right.get_xlim()[0] > 0  # the validation axis starts where its points do
     assert_readable(fig)
 
@@ -307,7 +314,7 @@ def test_a_validation_just_before_the_last_is_drawn_once_and_two_validations_get
     (base,) = [line for line in middle.get_lines() if line.get_label() == "baseline"]
     assert base.get_xdata().tolist() == [50, 100, 152] and base.get_ydata().tolist() == [5.0, 9.0, 12.5]
     (arm,) = [line for line in difference.get_lines() if line.get_label() == "arm"]
-    assert arm.get_xdata().tolist() == [1.0, 2.0, 3.04]  # the arm's last against the baseline's last
+    assert arm.get_xdata().tolist() == [50, 100, 152]  # the arm's last against the baseline's last
     two = curves({("a1", "baseline"): ([6, 5], [5.0, 9.0]), ("b1", "arm"): ([6, 5], [4.0, 8.0])})
     fig = plot_training_curves(two, palette(["baseline", "arm"]))
     assert "90 % of best reached" not in [t.get_text() for t in fig.legends[0].get_texts()]
@@ -324,6 +331,35 @@ def test_the_training_caption_names_the_panels_drawn_and_speaks_of_one_run_where
     assert "Right: validation BLEU" in caption and "Middle" not in caption and "minus" not in caption
     assert "the seeds' range shaded" in caption
     assert (
-        plot_training_curves(alone, palette(["baseline"])).axes[0].get_title() == "training (mean of seeds)"
+        plot_training_curves(alone, palette(["baseline"])).axes[0].get_title()
+        == "training NLL (mean of seeds)"
     )
-    assert plot_training_curves(both, palette(["baseline", "arm"])).axes[0].get_title() == "training"
+    assert plot_training_curves(both, palette(["baseline", "arm"])).axes[0].get_title() == "training NLL"
+
+
+def test_the_captions_name_each_settings_seeds_where_they_differ():
+    members = pd.DataFrame(
+        [
+            {"setting": s, "seed": seed, "status": "finished"}
+            for s in ("baseline", "a", "b")
+            for seed in (1, 2, 3)
+        ]
+    )
+    assert seeds_text(members) == "seeds 1, 2, 3"
+    members.loc[(members["setting"] == "b") & (members["seed"] == 3), "status"] = "running"
+    members.loc[members["setting"] == "a", "status"] = "failed"
+    assert seeds_text(members) == "seeds 1, 2, 3; a no finished seed; b seeds 1, 2"
+
+
+def test_a_reference_schedule_takes_the_colour_of_the_setting_that_trains_with_it():
+    members = pd.DataFrame(
+        {
+            "setting": ["noam", "baseline", "linear"],
+            "schedule.name": ["noam", "warmup_cosine", "warmup_linear"],
+        }
+    )
+    colors = palette(["baseline", "noam", "linear"])
+    got = reference_colours(["noam", "warmup_cosine", "warmup_linear", "inverse_sqrt"], members, colors)
+    assert got["warmup_cosine"] == colors["baseline"] and got["noam"] == colors["noam"]
+    assert got["warmup_linear"] == colors["linear"]
+    assert got["inverse_sqrt"] not in colors.values()  # used by no setting: a colour of its own
