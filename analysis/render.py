@@ -24,12 +24,15 @@ from ablab.analysis import cells
 from ablab.analysis.report import GroupSection, Report
 from ablab.analysis.report_figures import ReportFigure
 from ablab.analysis.settings_table import ARCHITECTURE_DETAILS, DETAILS
-from ablab.analysis.summary import COLUMNS
+from ablab.analysis.summary import COLUMNS, SummaryGroup
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1400px;margin:1em auto;padding:0 1em;color:#222;"
     "line-height:1.4}h1{font-size:1.5em;margin:0.3em 0}h2{margin-top:1.6em}"
     "table{border-collapse:collapse;font-size:0.82em;margin:0.6em 0}"
+    # the summary is the first screen's answer: a dozen arms fit in 768 px at 1024 px wide
+    "table.summary{line-height:1.25}table.summary td,table.summary th{padding:2px 6px}"
+    "table.summary tr.first td{border-top:2px solid #999}h2#summary{margin-top:0.8em}"
     "th,td{border:1px solid #ccc;padding:3px 6px;vertical-align:top}th{background:#f3f3f3}"
     ".text{text-align:left}.number{text-align:right;white-space:nowrap}.badge{text-align:left}"
     ".n{white-space:nowrap}"  # a number, an interval, a value ± sd: never broken across lines
@@ -154,6 +157,8 @@ def _environment(out: Path | None) -> jinja2.Environment:
         "detail_rows": detail_rows,
         "power_rows": power_rows,
         "comparisons_title": comparisons_title,
+        "summary_metric": summary_metric,
+        "self_named": self_named,
         "image": lambda figure: _image(out, figure),
     }
     env.globals |= {
@@ -183,6 +188,18 @@ def _image(out: Path, figure: ReportFigure) -> Markup:
     data = base64.b64encode(png).decode()
     alt = html.escape(figure.caption)
     return Markup(f'<img alt="{alt}" width="{width}" src="data:image/png;base64,{data}">')
+
+
+def summary_metric(report: Report) -> str | None:
+    """The primary metric of every group of the summary, where they share one (the page's summary
+    then says it once, and a group named by its one arm needs no heading row of its own)."""
+    metrics = {g.metric for g in report.summary}
+    return metrics.pop() if len(metrics) == 1 else None
+
+
+def self_named(group: SummaryGroup) -> bool:
+    """A group of one arm of the group's own name (``no_warmup``): its heading would repeat the row."""
+    return len(group.rows) == 1 and group.rows[0]["arm"] == group.group
 
 
 def _summary_kinds(report: Report) -> dict[str, str]:

@@ -5,13 +5,14 @@ after the results, and the tables as CSV beside the page."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 
 import pandas as pd
 
 from ablab.analysis import cells, render, report, summary
-from tests.analysis.test_report import smoothing_sweep, sweep, trial
+from tests.analysis.test_report import smoothing_sweep, statistics, sweep, trial
 
 
 def test_the_summary_leads_with_every_primary_comparison_and_its_verdict(tmp_path):
@@ -149,3 +150,19 @@ def test_the_configuration_line_reads_whole_numbers_as_integers_when_a_run_never
         "Baseline: Transformer, 3 layers, 4 heads, dropout 0.1; lr 0.0007, warmup 200; BPE 8,000, beam 4; "
         "test set test_2016_flickr."
     )
+
+
+def test_the_page_summary_names_a_shared_metric_once_and_a_self_named_group_gets_no_heading_row(tmp_path):
+    runs = smoothing_sweep()
+    heads = [trial(f"heads={h}", s, group="heads", **{"model.heads": h}) for h in (1, 8) for s in (1, 2, 3)]
+    stats = {f"heads={h}-{s}": statistics(9, 20 + s) for h in (1, 8) for s in (1, 2, 3)}
+    runs.trials = pd.concat([runs.trials, pd.DataFrame(heads)], ignore_index=True)
+    runs.trials["model.heads"] = runs.trials["model.heads"].fillna(4)  # the others' heads: the baseline's
+    runs.statistics |= stats
+    made = report.build(runs, tmp_path, n_resamples=1000)
+    page = render.to_html(made, tmp_path)
+    summary = page[page.index('<table class="summary">') : page.index("</table>")]
+    assert "Summary: every comparison on BLEU, each group's primary metric" in html.unescape(page)
+    assert summary.count('<tr class="group">') == 1 and '<a href="#heads">heads</a>' in summary
+    assert summary.count('<tr class="first">') == 2  # each group's first row, ruled off from the last
+    assert "| heads (BLEU) | heads=1 |" in render.to_markdown(made)  # the markdown keeps its group column
