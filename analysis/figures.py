@@ -30,12 +30,14 @@ from ablab.trainer.tracking.record import BASELINE  # noqa: E402
 
 COLOURS = [
     *(c for i, c in enumerate(sns.color_palette("tab10", 10)) if i != 7),  # tab10 without its grey
-    (0.16, 0.19, 0.55),  # navy, crimson and dark teal: hues and shades tab10 leaves free
+    (0.16, 0.19, 0.55),  # navy, raspberry and dark teal: hues and shades tab10 leaves free
     (0.66, 0.05, 0.42),
     (0.0, 0.44, 0.39),
 ]
 """Twelve arms' colours, none grey: a suite of a dozen ablations draws each in its own."""
 BASELINE_COLOUR = (0.1, 0.1, 0.1)
+SHARED_LABEL_COLOUR = (0.4, 0.4, 0.4)
+"""A label that names several settings (a text, never an arm's line)."""
 
 
 def palette(settings) -> dict[str, tuple]:
@@ -103,7 +105,8 @@ def plot_schedules(table: pd.DataFrame, title: str = "Learning-rate schedules", 
     marked in that colour and labelled (a peak at the first logged step is one from the start: no warmup).
     Settings that trained with the same schedule at every step share one label, and their lines
     are drawn with dashes of decreasing length over each other, so that every colour shows;
-    schedules that differ but peak at the same point share that peak's label (in black).
+    schedules that differ but peak at the same point share that peak's label (in grey: the
+    baseline is black).
 
     ``table`` has columns ``step``, ``schedule``, ``lr``.
     """
@@ -138,7 +141,7 @@ def plot_schedules(table: pd.DataFrame, title: str = "Learning-rate schedules", 
         labels.append(
             f"{_listed(names)}: peak {lr:.2g} " + ("from the start" if start else f"at update {int(step):,}")
         )
-        label_colours.append(colors[at["schedule"].iloc[0]] if len(at) == 1 else BASELINE_COLOUR)
+        label_colours.append(colors[at["schedule"].iloc[0]] if len(at) == 1 else SHARED_LABEL_COLOUR)
     place_labels(ax, points, labels, label_colours, 8)
     return fig
 
@@ -208,7 +211,8 @@ def plot_metric_by_value(
 ) -> Figure:
     """Left: the metric of each seed (dots) and their mean (a bar across them, the means joined)
     at each value of one config key, e.g. heads, placed at the value itself where the values are
-    numbers (1, 2, 3, 4, 6 layers: 6 is two steps from 4), else in their order. Right, given
+    numbers about evenly spread (1, 2, 3, 4, 6 layers: 6 is two steps from 4), else in their order
+    (0, 100, 4,000 warmup updates). Right, given
     ``intervals`` (setting -> Δ, low, high: each arm's difference from the baseline with the
     simultaneous interval its verdict is read from): those intervals against 0. ``runs`` has
     ``setting``, ``key``, ``seed``, ``metric``."""
@@ -222,9 +226,10 @@ def plot_metric_by_value(
     data = runs.dropna(subset=[metric]).sort_values([key, "seed"])
     values = list(dict.fromkeys(data[key]))
     means = data.groupby(key, sort=False)[metric].mean()
-    numeric = all(isinstance(v, (int, float, np.number)) for v in values)
-    at_x = dict(zip(values, values if numeric else range(len(values)), strict=True))  # 6 layers sits at 6
-    gap = min(np.diff(sorted(at_x.values())), default=1)
+    gaps = np.diff(values) if all(isinstance(v, (int, float, np.number)) for v in values) else None
+    even = gaps is not None and (len(gaps) == 0 or gaps.max() <= 4 * gaps.min())
+    at_x = dict(zip(values, values if even else range(len(values)), strict=True))  # 6 layers sits at 6
+    gap = min(np.diff(list(at_x.values())), default=1)
     ax.plot(
         list(at_x.values()), [means[v] for v in values], "-", color=BASELINE_COLOUR, linewidth=0.8, alpha=0.5
     )

@@ -46,7 +46,7 @@ def plot_reliability(
         width = pooled["upper"] - pooled["lower"]
         bottom.bar(
             pooled["lower"],
-            pooled["count"] / pooled["count"].sum(),
+            pooled["count"] / max(pooled["count"].sum(), 1),
             width=width,
             align="edge",
             edgecolor="white",

@@ -63,6 +63,7 @@ POWER = ("seeds", "better in", "detects", "to resolve")
 """Columns of a comparison shown in a table of their own (the comparisons' table stays narrow)."""
 POWER_TITLE = "Each comparison's seeds, paired effect size, and what it would take to decide"
 SUMMARY_TITLE = "Summary: every comparison on its group's primary metric"
+SUMMARY_TITLE_ONE_METRIC = "Summary: every comparison on {metric}, each group's primary metric"
 ARCHITECTURE_TITLE = (
     "As Table 3 of Vaswani et al. (2017): N layers, d_model, d_ff, h heads; train NLL per token at the "
     "end of training, dev BLEU the best validation (greedy), test PPL and BLEU over seeds."
@@ -172,6 +173,7 @@ def _environment(out: Path | None) -> jinja2.Environment:
         "power": POWER,
         "power_title": POWER_TITLE,
         "summary_title": SUMMARY_TITLE,
+        "summary_title_one_metric": SUMMARY_TITLE_ONE_METRIC,
         "samples_title": SAMPLES_TITLE,
         "looks_title": LOOKS_TITLE,
         "summary_columns": SUMMARY_COLUMNS,

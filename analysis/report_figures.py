@@ -39,7 +39,7 @@ CAPTIONS = {
         "interaction, whose verdict is in the table of effects."
     ),
     "bleu_by_value": (
-        "Test BLEU of each seed ({seeds}, dots) and their mean (bar) at each value of {key}; right, each "
+        "Test BLEU of each seed (dots; {seeds}) and their mean (bar) at each value of {key}; right, each "
         "setting's difference from the baseline with the simultaneous interval its verdict is read "
         "from: an interval clear of 0 is a difference."
     ),
@@ -77,14 +77,16 @@ class ReportFigure:
 
 def seeds_text(members: pd.DataFrame) -> str:
     """The finished seeds the figures draw: ``seeds 1, 2, 3``, and a setting with other seeds
-    (one not run yet, failed or diverged) named with its own: ``seeds 1, 2, 3; heads=8 seeds 1, 2``."""
+    (one not run yet, failed or diverged) named with its own: ``seeds 1, 2, 3; heads=8: seeds 1, 2``.
+    The seeds most settings share lead (the baseline's, where there is no majority)."""
     finished = members[members["status"] == "finished"]
     by_setting = {
         setting: tuple(sorted(set(finished.loc[finished["setting"] == setting, "seed"])))
-        for setting in dict.fromkeys(members["setting"])
+        for setting in sorted(dict.fromkeys(members["setting"]), key=lambda s: s != record.BASELINE)
     }
-    common = max(by_setting.values(), key=list(by_setting.values()).count, default=())
-    others = [f"{setting} {_seeds(seeds)}" for setting, seeds in by_setting.items() if seeds != common]
+    counts = list(by_setting.values())
+    common = max(counts, key=counts.count, default=())  # ties: the first, the baseline's
+    others = [f"{setting}: {_seeds(seeds)}" for setting, seeds in by_setting.items() if seeds != common]
     return "; ".join([_seeds(common), *others])
 
 
@@ -201,13 +203,15 @@ def reference_colours(schedules, members: pd.DataFrame, colors: dict) -> dict:
     """A reference schedule in the colour of the setting that trains with it (the baseline's black
     first), so that the figure of shapes and the figures of results read alike; a schedule no
     setting of the group uses takes a colour of its own."""
-    used = members.dropna(subset=["schedule.name"]) if "schedule.name" in members else members.iloc[:0]
     by_schedule = {}
-    for setting, name in zip(used["setting"], used["schedule.name"], strict=True):
-        if setting == record.BASELINE or name not in by_schedule:
-            by_schedule[name] = setting
-    own = figures.palette([*colors, *schedules])
-    return {name: colors[by_schedule[name]] if name in by_schedule else own[name] for name in schedules}
+    if "schedule.name" in members:
+        used = members.dropna(subset=["schedule.name"])
+        for setting, name in zip(used["setting"], used["schedule.name"], strict=True):
+            if setting == record.BASELINE or name not in by_schedule:
+                by_schedule[name] = setting
+    names = list(dict.fromkeys(schedules))
+    own = figures.palette([*colors, *names])
+    return {name: colors[by_schedule[name]] if name in by_schedule else own[name] for name in names}
 
 
 def trained_schedules(members: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:

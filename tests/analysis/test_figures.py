@@ -1,5 +1,6 @@
 """Figures hold what they claim, and no text in them collides (checked on the saved drawing)."""
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,6 +80,8 @@ def test_schedule_plot_labels_every_peak_without_collisions():
         "b: peak 0.001 at update 420",
         "c and d: peak 0.0003 at update 100",  # two schedules, one peak: one label
     ]
+    shared = [t for t in ax.texts if t.get_text().startswith("c and d")][0]
+    assert shared.get_color() not in (lines["c"].get_color(), lines["d"].get_color(), "black")
     assert_readable(fig)
 
 
@@ -166,6 +169,10 @@ def test_metric_by_value_shows_each_seed_and_the_verdicts_intervals():
     values, forest = fig.axes
     assert [t.get_text() for t in values.get_xticklabels()] == ["1", "2", "3", "4", "6"]
     assert values.get_lines()[0].get_xdata().tolist() == [1, 2, 3, 4, 6]  # at the values, not in order
+    uneven = runs.assign(**{"model.layers": runs["model.layers"].map({1: 0, 2: 10, 3: 20, 4: 30, 6: 4000})})
+    spread = plot_metric_by_value(uneven, "model.layers", COLORS)
+    assert spread.axes[0].get_lines()[0].get_xdata().tolist() == [0, 1, 2, 3, 4]  # 4,000 far off: in order
+    plt.close(spread)
     assert values.get_lines()[0].get_ydata() == pytest.approx([24.1, 26.9, 27.9, 27.6, 27.7])  # the means
     dots = [line for line in values.get_lines() if line.get_marker() == "o"]
     assert len(dots) == 5 and all(len(d.get_xydata()) == 3 for d in dots)  # every seed
@@ -348,7 +355,11 @@ def test_the_captions_name_each_settings_seeds_where_they_differ():
     assert seeds_text(members) == "seeds 1, 2, 3"
     members.loc[(members["setting"] == "b") & (members["seed"] == 3), "status"] = "running"
     members.loc[members["setting"] == "a", "status"] = "failed"
-    assert seeds_text(members) == "seeds 1, 2, 3; a no finished seed; b seeds 1, 2"
+    assert seeds_text(members) == "seeds 1, 2, 3; a: no finished seed; b: seeds 1, 2"
+    members.loc[(members["setting"] == "a") & (members["seed"] == 1), "status"] = "finished"
+    assert (
+        seeds_text(members) == "seeds 1, 2, 3; a: seed 1; b: seeds 1, 2"
+    )  # none shared: the baseline's lead
 
 
 def test_a_reference_schedule_takes_the_colour_of_the_setting_that_trains_with_it():

@@ -161,8 +161,8 @@ def test_the_page_summary_names_a_shared_metric_once_and_a_self_named_group_gets
     runs.statistics |= stats
     made = report.build(runs, tmp_path, n_resamples=1000)
     page = render.to_html(made, tmp_path)
-    summary = page[page.index('<table class="summary">') : page.index("</table>")]
+    table = page[page.index('<table class="summary">') : page.index("</table>")]
     assert "Summary: every comparison on BLEU, each group's primary metric" in html.unescape(page)
-    assert summary.count('<tr class="group">') == 1 and '<a href="#heads">heads</a>' in summary
-    assert summary.count('<tr class="first">') == 2  # each group's first row, ruled off from the last
+    assert table.count('<tr class="group">') == 1 and '<a href="#heads">heads</a>' in table
+    assert table.count('<tr class="first">') == 2  # each group's first row, ruled off from the last
     assert "| heads (BLEU) | heads=1 |" in render.to_markdown(made)  # the markdown keeps its group column

@@ -157,7 +157,9 @@ def trial_spans(uri: str, runs: list) -> list[tuple[int, int]]:
 def most_running(progress: str) -> int:
     """The most trials the sweep's progress lines (``... running N ...``) had running at once:
     what the scheduler launched, whatever the machine's load made of their timing."""
-    return max(int(n) for n in re.findall(r"\]\s+done \d+/\d+\s+running (\d+)", progress))
+    counts = [int(n) for n in re.findall(r"\]\s+done \d+/\d+\s+running (\d+)", progress)]
+    assert counts, f"no progress line in the sweep's output: {progress[-2000:]}"
+    return max(counts)
 
 
 def most_at_once(spans: list[tuple[int, int]]) -> int:

@@ -122,7 +122,7 @@ def test_four_trials_share_one_declared_gpu_and_train_on_cpu(tmp_path, cluster, 
         assert run.data.tags["ablab.device_kind"] == device_kind(torch.device("cpu"))
         assert run.data.tags["ablab.precision"] == resolve("auto", torch.device("cpu"))
     spans = trial_spans(uri, runs)
-    assert most_at_once(spans) == 4, spans  # all four training on the one GPU at the same time
+    assert most_at_once(spans) == 4, spans  # all four on the one GPU at the same time
     overlap = min(end for _, end in spans) - max(start for start, _ in spans)
     print(f"4 trials on one declared GPU: all four running together for {overlap / 1000:.1f} s")
     logs = Path(ray_tmpdir).rglob("worker-*.err")

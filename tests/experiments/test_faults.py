@@ -199,7 +199,7 @@ def test_eight_trials_at_once_on_one_sqlite_store(tmp_path, shared_ray):
         assert summary(run)["bleu"] is not None and "val/bleu" in run.data.metrics
         assert_unique_steps(uri, run.info.run_id)
     spans = trial_spans(uri, runs)
-    assert most_at_once(spans) == 8, spans  # all eight trained at the same time
+    assert most_at_once(spans) == 8, spans  # all eight on their workers at the same time
 
 
 def summary(run) -> dict:

@@ -98,8 +98,9 @@ def test_the_smoke_spec_through_a_server_on_postgresql_with_eight_trials_at_once
         assert most_running(out.stderr) == 8  # the sweep ran eight trials at once
         # and they wrote to PostgreSQL at the same time (how many of the eight overlap on the
         # worker depends on the machine's load: the six settings train for different times)
-        writing = most_at_once(trial_spans(uri, runs))
-        assert writing >= 2, trial_spans(uri, runs)
+        spans = trial_spans(uri, runs)
+        writing = most_at_once(spans)
+        assert writing >= 2, spans
         client = MlflowClient(uri)
         for run in runs:
             assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # through the server only
