@@ -212,10 +212,9 @@ def plot_metric_by_value(
     """Left: the metric of each seed (dots) and their mean (a bar across them, the means joined)
     at each value of one config key, e.g. heads, placed at the value itself where the values are
     numbers about evenly spread (1, 2, 3, 4, 6 layers: 6 is two steps from 4), else in their order
-    (0, 100, 4,000 warmup updates). Right, given
-    ``intervals`` (setting -> Δ, low, high: each arm's difference from the baseline with the
-    simultaneous interval its verdict is read from): those intervals against 0. ``runs`` has
-    ``setting``, ``key``, ``seed``, ``metric``."""
+    (0, 100, 4,000 warmup updates; False, True). Right, given ``intervals`` (setting -> Δ, low,
+    high: each arm's difference from the baseline with the simultaneous interval its verdict is
+    read from): those intervals against 0. ``runs`` has ``setting``, ``key``, ``seed``, ``metric``."""
     sns.set_theme(style="whitegrid")
     forest = {s: i for s, i in (intervals or {}).items() if s in set(runs["setting"])}
     fig, axes = plt.subplots(
@@ -226,7 +225,8 @@ def plot_metric_by_value(
     data = runs.dropna(subset=[metric]).sort_values([key, "seed"])
     values = list(dict.fromkeys(data[key]))
     means = data.groupby(key, sort=False)[metric].mean()
-    gaps = np.diff(values) if all(isinstance(v, (int, float, np.number)) for v in values) else None
+    numbers = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values)
+    gaps = np.diff(values) if numbers else None  # (True/False: in order)
     even = gaps is not None and (len(gaps) == 0 or gaps.max() <= 4 * gaps.min())
     at_x = dict(zip(values, values if even else range(len(values)), strict=True))  # 6 layers sits at 6
     gap = min(np.diff(list(at_x.values())), default=1)

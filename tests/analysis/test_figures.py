@@ -173,6 +173,12 @@ def test_metric_by_value_shows_each_seed_and_the_verdicts_intervals():
     spread = plot_metric_by_value(uneven, "model.layers", COLORS)
     assert spread.axes[0].get_lines()[0].get_xdata().tolist() == [0, 1, 2, 3, 4]  # 4,000 far off: in order
     plt.close(spread)
+    tied = runs[runs["model.layers"] <= 2].assign(
+        **{"model.layers": lambda t: (t["model.layers"] == 2).astype(object)}
+    )
+    switch = plot_metric_by_value(tied, "model.layers", COLORS)  # a switch (tied embeddings or not)
+    assert [t.get_text() for t in switch.axes[0].get_xticklabels()] == ["False", "True"]
+    plt.close(switch)
     assert values.get_lines()[0].get_ydata() == pytest.approx([24.1, 26.9, 27.9, 27.6, 27.7])  # the means
     dots = [line for line in values.get_lines() if line.get_marker() == "o"]
     assert len(dots) == 5 and all(len(d.get_xydata()) == 3 for d in dots)  # every seed
