@@ -18,6 +18,11 @@ SMOOTHING = 9
 """Logged points in the centred moving average of a training curve."""
 
 
+BASELINE_LINE = {"linestyle": (0, (4, 1.5)), "zorder": 3}
+"""The baseline's curves: dashed and drawn over the arms', so an arm that follows it closely
+still shows beneath it, and the baseline is never hidden under one."""
+
+
 def _band(curves: pd.DataFrame, metric: str, smooth: int) -> pd.DataFrame:
     """Per setting and step: the mean over seeds of ``metric`` (each seed's curve smoothed by a
     centred moving average of ``smooth`` points first), the seeds' range, and the raw mean."""
@@ -57,10 +62,12 @@ def plot_training_curves(
     with and without label smoothing compare), mean over seeds of each seed's moving average
     with the seeds' range as a band and the unsmoothed mean faint. Middle: validation BLEU at
     each validation, mean over seeds with their range; a star where a setting first reached
-    90 % of its best. Right: each arm's validation BLEU minus the baseline's at the same seed and
-    epoch, mean over seeds with their range (curves that coincide in the middle part here), at the
-    arm's update step, as the middle panel; drawn where there are a baseline and an arm. An x where
-    a run diverged; ``title`` above the panels; one legend beneath."""
+    90 % of its best (drawn over the frame where it sits on the last validation). The baseline
+    dashed, over the arms (:data:`BASELINE_LINE`). Right: each arm's validation BLEU minus the
+    baseline's at the same seed and epoch, mean over seeds with their range (curves that coincide
+    in the middle part here), at the arm's update step, as the middle panel; drawn where there are
+    a baseline and an arm. An x where a run diverged; ``title`` above the panels; one legend
+    beneath."""
     sns.set_theme(style="whitegrid")
     settings = sorted(dict.fromkeys(curves["setting"]), key=lambda s: s != BASELINE)  # the baseline first
     compared = against_baseline(settings)
@@ -77,20 +84,31 @@ def plot_training_curves(
     difference = _difference_from_baseline(validation)
     for setting in settings:
         color = colors[setting]
+        line = BASELINE_LINE if setting == BASELINE else {}
         t = train[train["setting"] == setting]
         if len(t):
             left.plot(t["step"], t["raw"], color=color, linewidth=0.6, alpha=0.25)
             left.fill_between(t["step"], t["low"], t["high"], color=color, alpha=0.18, linewidth=0)
-            left.plot(t["step"], t["mean"], color=color, linewidth=1.6, label=setting)
+            left.plot(t["step"], t["mean"], color=color, linewidth=1.6, label=setting, **line)
         v = val[val["setting"] == setting]
         if len(v):
             middle.fill_between(v["step"], v["low"], v["high"], color=color, alpha=0.18, linewidth=0)
-            middle.plot(v["step"], v["mean"], "o-", color=color, linewidth=1.4, markersize=3, label=setting)
+            middle.plot(
+                v["step"],
+                v["mean"],
+                marker="o",
+                color=color,
+                linewidth=1.4,
+                markersize=3,
+                label=setting,
+                **line,
+            )
             if len(v) >= 3:  # with two validations the star would always sit on the last
                 reached = v[v["mean"] >= 0.9 * v["mean"].max()].iloc[0]
                 middle.plot(
-                    reached["step"], reached["mean"], "*", color=color, markersize=13, markeredgecolor="white"
-                )
+                    reached["step"], reached["mean"], "*", color=color, markersize=13,
+                    markeredgecolor="white", clip_on=False, zorder=4,
+                )  # fmt: skip
         d = difference[difference["setting"] == setting]
         if compared and len(d):
             right = axes[2]

@@ -46,7 +46,9 @@ STYLE = (
     "img{max-width:100%}figure{margin:1em 0 2em}figcaption{font-size:0.85em;color:#444;max-width:60em}"
     ".caption{font-size:0.85em;color:#444;margin-bottom:0}"
     ".finding{background:#f6f8fa;padding:0.6em;border-left:4px solid #4a7}"
-    "details{margin:0.5em 0 1em}summary{cursor:pointer;font-weight:600}code{font-size:0.95em}"
+    "details{margin:0.5em 0 1em}summary{cursor:pointer;font-weight:600}"
+    # "monospace" twice: the text's size, not the browser's smaller default for monospace alone
+    "code{font-family:ui-monospace,monospace,monospace;font-size:0.95em}"
     "details table{font-size:0.76em}details td,details th{padding:2px 4px}"
     "table.samples td{min-width:12em}"
 )
@@ -65,8 +67,9 @@ POWER_TITLE = "Each comparison's seeds, paired effect size, and what it would ta
 SUMMARY_TITLE = "Summary: every comparison on its group's primary metric"
 SUMMARY_TITLE_ONE_METRIC = "Summary: every comparison on {metric}, each group's primary metric"
 ARCHITECTURE_TITLE = (
-    "As Table 3 of Vaswani et al. (2017): N layers, d_model, d_ff, h heads; train NLL per token at the "
-    "end of training, dev BLEU the best validation (greedy), test PPL and BLEU over seeds."
+    "As Table 3 of Vaswani et al. (2017): those of N layers, d_model, d_ff and h heads that differ "
+    "between the settings; train NLL per token at the end of training, dev BLEU the best validation "
+    "(greedy), test PPL and BLEU over seeds."
 )
 LOOKS_TITLE = "How the seeds were spent: each comparison's looks, and why it stopped"
 SAMPLES_TITLE = "Sample translations: the first test sentences, as each setting's lowest seed translated them"

@@ -125,7 +125,8 @@ def build(
     seed_design: SeedDesign | None = None,
     note: str = "",
 ) -> Report:
-    """Compute every section, write the figures into ``out/figures``; returns the report.
+    """Compute every section, write the figures into ``out/figures`` (its earlier images
+    removed); returns the report.
     ``texts``: the spec's question, expectation and primary metric of each group;
     ``primary_metric``: the one of a group that names none (ablab.analysis.verdicts: families);
     ``note``: a line for the introduction (what of the experiment the report leaves out)."""
@@ -137,6 +138,8 @@ def build(
             f"{', '.join(sorted(set(trials['status'])))}); run the sweep first (ablab run SPEC)."
         )
     (out / "figures").mkdir(parents=True, exist_ok=True)
+    for made_before in [*(out / "figures").glob("*.png"), *(out / "figures").glob("*.svg")]:
+        made_before.unlink()  # the folder holds this report's figures, not one an earlier report drew
     found = list(dict.fromkeys(g for gs in trials["groups"] for g in gs if g != record.BASELINE))
     order = [g for g in (groups or []) if g in found] + [g for g in found if g not in (groups or [])]
     evidence = gather(runs, trials, n_resamples)

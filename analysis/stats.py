@@ -45,6 +45,8 @@ def summarize(values: np.ndarray) -> tuple[float, float, float]:
     return mean, sd, float(scipy_stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n))
 
 
+ALPHA = 0.05
+"""The level a verdict is read at: 'differs' where Holm's adjusted p is at most ALPHA."""
 P_SHOWN_FLOOR = 1e-4
 """Smaller p-values are written ``p < 0.0001``: that far into a t distribution's tail the value
 says more about the normal model than about the runs (a t with estimated degrees of freedom
@@ -55,7 +57,9 @@ def format_p(p: float | None, floor: float | None = None, name: str = "p") -> st
     """``p = 0.03``, ``p = 0.004``, ``p = 2.1e-04``, ``p < 0.0001`` (below
     :data:`P_SHOWN_FLOOR`); a resampling p-value at its floor ``1/(B + 1)`` is written
     ``p ≤ 1/(B + 1)``, since resampling cannot tell smaller values apart; '-' where there is no
-    test. With ``name`` empty, the value alone (``0.03``, ``≤ 1/1,001``)."""
+    test. With ``name`` empty, the value alone (``0.03``, ``≤ 1/1,001``). A p that two decimals
+    would write as the level :data:`ALPHA` gets four (``0.0504``, ``0.0496``): "0.05" beside
+    'inconclusive' reads as a contradiction."""
     if p is None or math.isnan(p):
         return "-"
     if floor is not None and p <= floor * (1 + 1e-9):
@@ -64,6 +68,8 @@ def format_p(p: float | None, floor: float | None = None, name: str = "p") -> st
         value = f"< {P_SHOWN_FLOOR:.4f}"
     else:
         value = f"= {p:.1e}" if p < 0.001 else f"= {p:.3f}" if p < 0.01 else f"= {p:.2f}"
+        if value == f"= {ALPHA:.2f}" and p != ALPHA:
+            value = f"= {p:.4f}"
     return f"{name} {value}" if name else value.removeprefix("= ")
 
 

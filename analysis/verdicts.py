@@ -53,9 +53,9 @@ from ablab.analysis.bootstrap import RESAMPLES, TEST_SET_ONLY, Comparison, Resam
 from ablab.analysis.factorial import Design
 from ablab.analysis.load import SweepRuns
 from ablab.analysis.metrics import METRICS
+from ablab.analysis.stats import ALPHA
 from ablab.trainer.tracking.record import BASELINE
 
-ALPHA = 0.05
 DEFAULT_PRIMARY = "bleu"
 PRIMARY = "primary"
 SECONDARY = "secondary"

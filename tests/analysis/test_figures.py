@@ -260,6 +260,10 @@ def test_training_curves_are_a_mean_with_the_seeds_range_and_mark_divergence():
     assert mean.get_ydata().tolist() == [6.0, 19.5, 21.0]  # the mean of the seeds
     stars = [line for line in right.get_lines() if line.get_marker() == "*" and len(line.get_xydata())]
     assert stars[0].get_xydata().tolist() == [[100, 19.5]]  # 19.5 >= 0.9 * 21
+    assert not any(star.get_clip_on() for star in stars)  # a star on the last validation is not cut
+    (arm,) = [line for line in right.get_lines() if line.get_label() == "heads=8"]
+    assert mean.get_linestyle() == "--" and arm.get_linestyle() == "-"
+    assert mean.get_zorder() > arm.get_zorder()  # the baseline dashed over the arms, never under one
     crosses = [line for line in left.get_lines() if line.get_marker() == "x" and len(line.get_xydata())]
     assert crosses[0].get_xydata().tolist() == [[20, 9]]
     assert left.collections and right.collections  # the seeds' range, shaded

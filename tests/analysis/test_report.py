@@ -301,7 +301,11 @@ def test_a_depth_section_plots_bleu_by_depth_once_and_a_two_point_size_compariso
         for n in (1, 6)
     ]
     rows += [trial("seq2seq", 1, bleu=12.0, params=5e6, group="seq2seq", **gru)]
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "depth_bleu_vs_params.png").write_bytes(b"an earlier report's figure")
     made = report.build(sweep(rows), tmp_path, groups=["depth", "seq2seq"])
+    made_now = ["depth_bleu_by_value.png", "depth_bleu_by_value.svg"]  # these runs logged no curves
+    assert sorted(f.name for f in (tmp_path / "figures").iterdir()) == made_now
     depth, seq2seq = made.sections
     assert [f.name for f in depth.figures] == ["depth_bleu_by_value"]
     assert "seq2seq_bleu_vs_params" not in [f.name for f in seq2seq.figures]

@@ -32,6 +32,8 @@ def test_format_p_writes_a_resampling_floor_and_the_shown_floor_as_bounds():
     assert format_p(0.0004) == "p = 4.0e-04"
     assert format_p(1e-52) == "p < 0.0001" and format_p(0.99e-4, name="") == "< 0.0001"
     assert format_p(0.004) == "p = 0.004"
+    assert format_p(0.0504, name="") == "0.0504" and format_p(0.0496) == "p = 0.0496"  # not "0.05"
+    assert format_p(0.05) == "p = 0.05" and format_p(0.054) == "p = 0.0540"
     assert format_p(0.2345) == "p = 0.23"
     assert format_p(math.nan) == "-" and format_p(None) == "-"
     assert format_p(1 / 10001, floor=1 / 10001) == "p ≤ 1/10,001"
