@@ -64,7 +64,8 @@ def plain_ticks(axis) -> None:
 
 def legend_below(fig: Figure, axes, columns: int = 4) -> None:
     """One legend for the figure's settings, beneath its axes, outside the data: at most
-    ``columns`` entries a row, fewer where long names would run past the figure's edges."""
+    ``columns`` entries a row, fewer where long names would run past the figure's edges; the
+    entries read left to right, then row by row, in the order the axes drew them."""
     handles, labels = {}, []
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -75,9 +76,11 @@ def legend_below(fig: Figure, axes, columns: int = 4) -> None:
         return
     renderer = fig.canvas.get_renderer()
     for across in range(min(columns, len(labels)), 0, -1):
+        # matplotlib fills a legend column by column; this order makes it read row by row
+        order = [name for column in range(across) for name in labels[column::across]]
         legend = fig.legend(
-            [handles[name] for name in labels],
-            labels,
+            [handles[name] for name in order],
+            order,
             loc="lower center",
             ncol=across,
             fontsize=11,  # as large as the tick labels: a page shows a wide figure at half its size

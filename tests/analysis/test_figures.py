@@ -7,6 +7,7 @@ import pytest
 
 from ablab.analysis.curve_figures import plot_training_curves
 from ablab.analysis.figures import (
+    legend_below,
     palette,
     plot_metric_by_value,
     plot_metric_vs_params,
@@ -18,6 +19,13 @@ from ablab.analysis.report_figures import reference_colours, seeds_text, trainin
 
 SETTINGS = ["baseline", "layers=1", "layers=2", "layers=4", "layers=6"]
 COLORS = palette(SETTINGS)
+
+
+def legend_as_read(fig) -> list[str]:
+    """The figure legend's entries as a reader takes them: left to right, then row by row."""
+    fig.canvas.draw()
+    boxes = [(t.get_window_extent(), t.get_text()) for t in fig.legends[0].get_texts()]
+    return [text for box, text in sorted(boxes, key=lambda b: (-round(b[0].y0), b[0].x0))]
 
 
 def assert_readable(fig) -> None:
@@ -70,7 +78,7 @@ def test_schedule_plot_labels_every_peak_without_collisions():
     fig = plot_schedules(table)
     ax = fig.axes[0]
     assert ax.get_xlabel() == "update step" and ax.get_ylabel() == "learning rate"
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b", "c", "a2", "d"]
+    assert legend_as_read(fig) == ["a", "b", "c", "a2", "d"]
     lines = {line.get_label(): line for line in ax.get_lines()}
     # twins: each in its own colour, the second dashed over the first; one label for both
     assert lines["a2"].get_color() != lines["a"].get_color()
@@ -93,7 +101,7 @@ def test_a_legend_of_long_names_takes_fewer_columns_and_stays_inside_the_figure(
          for n, w in zip(names, (0, 50, 100, 150), strict=True)]
     )  # fmt: skip
     fig = plot_schedules(table)
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == names
+    assert legend_as_read(fig) == names
     assert_readable(fig)
 
 
@@ -254,7 +262,7 @@ def test_training_curves_are_a_mean_with_the_seeds_range_and_mark_divergence():
     )
     fig = plot_training_curves(table, palette(["baseline", "no_warmup", "heads=8"]), {"b1": 20})
     left, right, difference = fig.axes
-    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    legend = legend_as_read(fig)
     assert legend == ["baseline", "no_warmup", "heads=8", "diverged", "90 % of best reached"]
     mean = [line for line in right.get_lines() if line.get_label() == "baseline"][0]
     assert mean.get_ydata().tolist() == [6.0, 19.5, 21.0]  # the mean of the seeds
@@ -274,6 +282,17 @@ def test_training_curves_are_a_mean_with_the_seeds_range_and_mark_divergence():
     assert fig.texts[0].get_text() == "Training" and left.get_title() == "training NLL (mean of seeds)"
     assert right.get_xlim()[0] > 0  # the validation axis starts where its points do
     assert_readable(fig)
+
+
+def test_a_legend_beneath_reads_left_to_right_then_row_by_row():
+    fig, ax = plt.subplots(figsize=(15, 4.9))
+    names = [*SETTINGS, "90 % of best reached"]  # six entries, five a row
+    for name in names:
+        ax.plot([0, 1], [0, 1], label=name)
+    legend_below(fig, [ax], columns=5)
+    assert legend_as_read(fig) == names  # not "baseline" alone above "layers=1" in the first column
+    assert len({round(t.get_window_extent().y0) for t in fig.legends[0].get_texts()}) == 2
+    plt.close(fig)
 
 
 def test_attention_heatmaps_put_tokens_on_the_axes():
