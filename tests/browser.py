@@ -51,9 +51,14 @@ LAYOUT = """() => {
                .getBoundingClientRect().top,
     badge: Math.min(1e9, ...[...document.querySelectorAll("table.summary .b")]
                               .map(b => b.getBoundingClientRect().bottom)),
+    badges: [...document.querySelectorAll("table.summary .b")].map(b => {
+              const box = b.getBoundingClientRect();
+              return {bottom: box.bottom, height: box.height};
+            }),
   };
 }"""
 """What a reader would see break in a page: its width against the window's, images that did not
 load, tables reaching past the window, and numbers broken across lines (``span.n`` with more
 than one line box); and where the answer is: the tops of the summary table and of its first
-verdict badge, against the first screen's height."""
+verdict badge, against the first screen's height; every summary badge's bottom and height (a
+badge broken over two lines is twice as tall as the others)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ablab.experiments.reporting import EXPORT, make_report
+from tests.browser import LAYOUT, browser
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS, SPECS = ROOT / "results", ROOT / "experiments" / "specs"
@@ -40,12 +41,25 @@ def test_every_committed_report_has_its_runs_export():
 
 
 @pytest.mark.parametrize("name", committed())
-def test_a_committed_report_rebuilds_from_its_export(name, tmp_path):
+def test_a_committed_report_rebuilds_from_its_export_and_answers_on_a_laptop_s_first_screen(name, tmp_path):
+    """The verdict tables equal the committed ones; in Chromium at 1024×768 nothing is wider than
+    the window, no number or verdict badge is broken over two lines, and every summary verdict
+    is on the first screen (a real report's dozen arms, not a test's two)."""
     made = make_report(str(SPECS / f"{name}.yaml"), "", tmp_path, source=RESULTS / name / EXPORT)
     rebuilt, committed_tables = (
         verdict_tables(p.read_text()) for p in (made.markdown, RESULTS / name / "report.md")
     )
     assert committed_tables and rebuilt == committed_tables
+    with browser() as chromium:
+        page = chromium.new_page(viewport={"width": 1024, "height": 768})
+        page.goto(made.html.as_uri())
+        page.wait_for_load_state("load")
+        seen = page.evaluate(LAYOUT)
+    assert seen["page"] <= seen["width"] and max(seen["tables"]) <= seen["width"], seen
+    assert seen["wrapped"] == [], seen
+    heights = [b["height"] for b in seen["badges"]]
+    assert heights and max(heights) < 1.5 * min(heights), seen  # every badge on one line
+    assert max(b["bottom"] for b in seen["badges"]) <= seen["first_screen"], seen
 
 
 BEFORE = "a p-value of the statistics before the calibrated test, same runs"
