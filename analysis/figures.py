@@ -58,8 +58,13 @@ def palette(settings) -> dict[str, tuple]:
 
 
 def plain_ticks(axis) -> None:
-    """Tick labels as plain numbers (``0.0003``, ``12,000``), never a shared ``1e−4`` offset."""
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.4g}"))
+    """Tick labels as plain numbers (``0.0003``, ``12,000``, ``−5`` with the minus sign the
+    tables print, not a hyphen), never a shared ``1e−4`` offset."""
+
+    def plain(value: float, _=None) -> str:
+        return (f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4g}").replace("-", "−")
+
+    axis.set_major_formatter(FuncFormatter(plain))
 
 
 def legend_below(fig: Figure, axes, columns: int = 4) -> None:

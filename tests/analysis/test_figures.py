@@ -9,6 +9,7 @@ from ablab.analysis.curve_figures import plot_training_curves
 from ablab.analysis.figures import (
     legend_below,
     palette,
+    plain_ticks,
     plot_metric_by_value,
     plot_metric_vs_params,
     plot_schedules,
@@ -282,6 +283,15 @@ def test_training_curves_are_a_mean_with_the_seeds_range_and_mark_divergence():
     assert fig.texts[0].get_text() == "Training" and left.get_title() == "training NLL (mean of seeds)"
     assert right.get_xlim()[0] > 0  # the validation axis starts where its points do
     assert_readable(fig)
+
+
+def test_plain_ticks_print_numbers_as_the_tables_do():
+    fig, ax = plt.subplots()
+    ax.plot([-25, 3e-4, 12_000], [0, 1, 2])
+    plain_ticks(ax.xaxis)
+    label = ax.xaxis.get_major_formatter()
+    assert [label(v) for v in (-25, -0.5, 3e-4, 12_000)] == ["−25", "−0.5", "0.0003", "12,000"]
+    plt.close(fig)
 
 
 def test_a_legend_beneath_reads_left_to_right_then_row_by_row():
