@@ -37,7 +37,9 @@ STYLE = (
     ".text{text-align:left}.number{text-align:right;white-space:nowrap}.badge{text-align:left}"
     ".n{white-space:nowrap}"  # a number, an interval, a value ± sd: never broken across lines
     "th.number{white-space:normal}"  # a long heading over short numbers takes two lines, not width
-    ".b{display:inline-block;padding:1px 7px;border-radius:9px;font-weight:600;white-space:nowrap}"
+    ".b{display:inline-block;padding:1px 7px;border-radius:9px;font-weight:600}"
+    # a verdict's two words stay on one line; a longer badge (test set only: p = ...) may wrap
+    ".b-differs,.b-inconclusive{white-space:nowrap}"
     # a decided verdict is blue whichever its direction (green read as "better" beside a loss of BLEU)
     ".b-differs{background:#0550ae;color:#fff}.b-inconclusive{background:#e8e8e8;color:#333}"
     ".b-confounded{background:#d29922;color:#fff}.b-one-seed{background:#ddf4ff;color:#0a3069}"
