@@ -127,6 +127,12 @@ def run_links(runs: list[tuple[str, str, str | None]]) -> Markup:
     )
 
 
+def prose(value: object) -> Markup:
+    """A paragraph of the report as HTML: escaped, with the markdown twin's `code` spans as
+    ``<code>`` (the HTML page showed their backticks)."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(str(value))))
+
+
 def md(value: object) -> str:
     return str(value).replace("|", "\\|")
 
@@ -160,6 +166,7 @@ def _environment(out: Path | None) -> jinja2.Environment:
         "td": td,
         "run_links": run_links,
         "md": md,
+        "prose": prose,
         "md_links": md_links,
         "detail_rows": detail_rows,
         "power_rows": power_rows,

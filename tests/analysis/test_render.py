@@ -34,6 +34,7 @@ def test_the_summary_leads_with_every_primary_comparison_and_its_verdict(tmp_pat
     assert page.index("Does smoothing help?") < summary < first_group < method  # the answer, then the rest
     assert '<span class="b b-differs">differs (lower)</span>' in page
     assert "Primary metric: BLEU" in page[method:]  # the method text comes after the results
+    assert "in MLflow experiment <code>" in page and "`" not in page  # markdown's code spans as HTML
 
 
 def test_cells_are_rendered_by_the_kind_of_value_they_hold():
@@ -48,6 +49,7 @@ def test_cells_are_rendered_by_the_kind_of_value_they_hold():
     )
     assert render.td("27.94") == '<td class="text">27.94</td>'  # text that looks like a number stays text
     assert render.td("<b>") == '<td class="text">&lt;b&gt;</td>'
+    assert render.prose("run `ab<1>` then `c`") == "run <code>ab&lt;1&gt;</code> then <code>c</code>"
     rows = [{"a": cells.Number("1"), "b": "x"}, {"a": cells.Number(cells.MISSING), "b": cells.Number("2")}]
     assert render.column_kind(rows, "a") == "number" and render.column_kind(rows, "b") == "text"
     badge = cells.Badge("differs (higher)", "differs")
