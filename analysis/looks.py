@@ -138,7 +138,8 @@ def look_table(paths: list[Path], arms: dict[str, str], design: Design, alpha: f
 
 def look_rows(table: pd.DataFrame) -> list[dict]:
     """:func:`look_table` as the report's table: seeds, Δ with the look's repeated confidence
-    interval, p, the sequential q, and at its last look why it stopped."""
+    interval, p, the sequential q, and at its last look why it stopped ("waiting for seeds" while
+    its next look runs; the table's ``None`` may come back as NaN)."""
     rows, previous = [], None
     for row in table.itertuples(index=False):
         metric = METRICS[row.metric]
@@ -151,7 +152,7 @@ def look_rows(table: pd.DataFrame) -> list[dict]:
                 ),
                 "p": Number(format_p(row.p, name="")),
                 "sequential q": Number(format_p(row.q, name="")),
-                "then": "more seeds" if row.stopped == "" else (row.stopped or "waiting for seeds"),
+                "then": "waiting for seeds" if pd.isna(row.stopped) else (row.stopped or "more seeds"),
             }
         )
         previous = row.arm

@@ -189,3 +189,6 @@ def test_the_path_figure_draws_each_comparisons_looks_and_how_it_ended():
     rows = looks.look_rows(table)
     assert [r["arm"] for r in rows] == ["big", "", "near", "", "", "", "same"]
     assert [r["then"] for r in rows][:2] == ["more seeds", seq.DECIDED]
+    running = table.astype({"stopped": object})
+    running.loc[running.index[-1], "stopped"] = np.nan  # "same": its next look still running
+    assert looks.look_rows(running)[-1]["then"] == "waiting for seeds"  # not "nan"
