@@ -14,7 +14,7 @@ import pandas as pd
 from ablab.analysis.cells import Number
 from ablab.analysis.findings import interval, number
 from ablab.analysis.metrics import METRICS
-from ablab.analysis.sequential import CUT, DECIDED, Design, Look, Path, boundary, replay
+from ablab.analysis.sequential import CUT, DECIDED, WAITING, Design, Look, Path, boundary, replay
 from ablab.analysis.stats import format_p
 from ablab.analysis.verdicts import ALPHA, CONFOUNDED, DIFFERS, INCONCLUSIVE, Evidence, holm
 from ablab.trainer.tracking import record
@@ -138,8 +138,8 @@ def look_table(paths: list[Path], arms: dict[str, str], design: Design, alpha: f
 
 def look_rows(table: pd.DataFrame) -> list[dict]:
     """:func:`look_table` as the report's table: seeds, Δ with the look's repeated confidence
-    interval, p, the sequential q, and at its last look why it stopped ("waiting for seeds" while
-    its next look runs; the table's ``None`` may come back as NaN)."""
+    interval, p, the sequential q, and at its last look why it stopped (:data:`WAITING` while its
+    next look runs: the table's ``None``, which pandas' string columns hold as NaN)."""
     rows, previous = [], None
     for row in table.itertuples(index=False):
         metric = METRICS[row.metric]
@@ -152,7 +152,7 @@ def look_rows(table: pd.DataFrame) -> list[dict]:
                 ),
                 "p": Number(format_p(row.p, name="")),
                 "sequential q": Number(format_p(row.q, name="")),
-                "then": "waiting for seeds" if pd.isna(row.stopped) else (row.stopped or "more seeds"),
+                "then": WAITING if pd.isna(row.stopped) else (row.stopped or "more seeds"),
             }
         )
         previous = row.arm

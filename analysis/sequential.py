@@ -67,6 +67,7 @@ FUTILITY_POWER = 0.20
 """A comparison whose power at its most seeds (:func:`power_at_most`) is below this stops as futile."""
 DECIDED, FUTILE, CAP = "decided", "futile", "reached its most seeds"
 UNPAIRED, CUT = "unpaired", "max_runs reached"
+WAITING = "waiting for seeds"  # open: its next look still running
 """Why a comparison stopped: its sequential p passed Holm's level; it could not pass it at its
 most seeds; it had them and did not pass; it has fewer than 2 seed pairs (its or the baseline's
 runs diverged), so no seed variance to test with; the design's ``max_runs`` left no room for its

@@ -191,4 +191,6 @@ def test_the_path_figure_draws_each_comparisons_looks_and_how_it_ended():
     assert [r["then"] for r in rows][:2] == ["more seeds", seq.DECIDED]
     running = table.astype({"stopped": object})
     running.loc[running.index[-1], "stopped"] = np.nan  # "same": its next look still running
-    assert looks.look_rows(running)[-1]["then"] == "waiting for seeds"  # not "nan"
+    assert looks.look_rows(running)[-1]["then"] == seq.WAITING  # not "nan"
+    fig = path_figure.plot_paths(running, palette(["baseline", *arms]), design)
+    assert [t.get_text() for t in fig.axes[2].texts] == [seq.WAITING]
