@@ -114,7 +114,8 @@ def _waiting(design: Design, seeds: int) -> str:
 def look_table(paths: list[Path], arms: dict[str, str], design: Design, alpha: float = ALPHA) -> pd.DataFrame:
     """One row per comparison and look: ``arm``, ``metric`` (its key), ``seeds``, ``delta``, ``low``
     and ``high`` (the look's repeated confidence interval), ``p``, ``q`` (the sequential p of the
-    looks so far) and ``stopped`` (at its last look: why it stopped, ``None`` while open; else '')."""
+    looks so far) and ``stopped`` (at its last look: why it stopped, :data:`WAITING` while
+    open; else '')."""
     rows = []
     for path in paths:
         for i, look in enumerate(path.looks):
@@ -130,7 +131,7 @@ def look_table(paths: list[Path], arms: dict[str, str], design: Design, alpha: f
                     "high": high,
                     "p": look.p,
                     "q": replace(path, looks=path.looks[: i + 1]).q(design),
-                    "stopped": path.stopped if last else "",
+                    "stopped": (path.stopped or WAITING) if last else "",
                 }
             )
     return pd.DataFrame(rows)
@@ -138,8 +139,7 @@ def look_table(paths: list[Path], arms: dict[str, str], design: Design, alpha: f
 
 def look_rows(table: pd.DataFrame) -> list[dict]:
     """:func:`look_table` as the report's table: seeds, Δ with the look's repeated confidence
-    interval, p, the sequential q, and at its last look why it stopped (:data:`WAITING` while its
-    next look runs: the table's ``None``, which pandas' string columns hold as NaN)."""
+    interval, p, the sequential q, and at its last look why it stopped."""
     rows, previous = [], None
     for row in table.itertuples(index=False):
         metric = METRICS[row.metric]
@@ -152,7 +152,7 @@ def look_rows(table: pd.DataFrame) -> list[dict]:
                 ),
                 "p": Number(format_p(row.p, name="")),
                 "sequential q": Number(format_p(row.q, name="")),
-                "then": WAITING if pd.isna(row.stopped) else (row.stopped or "more seeds"),
+                "then": row.stopped or "more seeds",
             }
         )
         previous = row.arm

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from ablab.analysis.figures import plain_ticks
 from ablab.analysis.metrics import METRICS
-from ablab.analysis.sequential import WAITING, Design
+from ablab.analysis.sequential import Design
 
 CAPTION = (
     "Each comparison's difference from the baseline (dot) at each look, with the repeated "
@@ -52,7 +52,7 @@ def plot_paths(table: pd.DataFrame, colors: dict, design: Design) -> Figure:
         ax.plot(own["seeds"], own["delta"], "o-", color=colour, markersize=5)
         label_at = min(end["high"], top - pad)
         ax.annotate(
-            WAITING if pd.isna(end["stopped"]) else end["stopped"],
+            end["stopped"],
             (end["seeds"], label_at),
             xytext=(0, 4),
             textcoords="offset points",

@@ -189,8 +189,12 @@ def test_the_path_figure_draws_each_comparisons_looks_and_how_it_ended():
     rows = looks.look_rows(table)
     assert [r["arm"] for r in rows] == ["big", "", "near", "", "", "", "same"]
     assert [r["then"] for r in rows][:2] == ["more seeds", seq.DECIDED]
-    running = table.astype({"stopped": object})
-    running.loc[running.index[-1], "stopped"] = np.nan  # "same": its next look still running
+
+    started = evidence({"baseline": [28.0, 28.2, 27.9], "near": [27.6, 28.1, 27.5]})
+    paths, waiting = looks.arm_paths(started, {"near": "bleu"}, design)
+    assert waiting == 5  # "near" is open: its look at 5 seeds still to run
+    running = looks.look_table(paths, {"near": "bleu"}, design)
+    assert list(running["stopped"]) == [seq.WAITING]
     assert looks.look_rows(running)[-1]["then"] == seq.WAITING  # not "nan"
-    fig = path_figure.plot_paths(running, palette(["baseline", *arms]), design)
-    assert [t.get_text() for t in fig.axes[2].texts] == [seq.WAITING]
+    fig = path_figure.plot_paths(running, palette(["baseline", "near"]), design)
+    assert [t.get_text() for t in fig.axes[0].texts] == [seq.WAITING]
