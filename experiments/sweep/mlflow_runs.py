@@ -72,9 +72,10 @@ def prepare(
     """Make the experiment, the parent run and a child run per trial to run; find what is done.
     A new child run carries the plan's estimate of its trial's time (``planned_seconds`` by hash).
 
-    With ``parent_run_id`` (``--resume``) the unfinished runs are reopened: their trials go on
-    from their checkpoints. Otherwise an unfinished run from an earlier invocation is deleted
-    and made anew, since its trial starts over and would log its early steps twice.
+    With ``parent_run_id`` (``--resume``) the parent and the unfinished runs are reopened: their
+    trials go on from their checkpoints, and the sweep reads as running again, not ended.
+    Otherwise an unfinished run from an earlier invocation is deleted and made anew, since its
+    trial starts over and would log its early steps twice.
     """
     experiment_id = ensure_experiment(uri, plan.experiment)
     client = _client(uri)
@@ -95,6 +96,8 @@ def prepare(
         ).info.run_id
         client.log_text(parent_run_id, plan.path.read_text(), f"spec/{plan.path.name}")
         client.log_dict(parent_run_id, {t.name: t.hash for t in plan.trials}, "spec/trials.json")
+    else:
+        client.update_run(parent_run_id, status="RUNNING")
     existing: dict[str, list] = {}
     for run in trial_runs(uri, experiment_id):
         existing.setdefault(run.data.tags.get(record.TRIAL_HASH), []).append(run)

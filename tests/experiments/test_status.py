@@ -16,7 +16,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from ablab.experiments.planning.cost import makespan
-from ablab.experiments.sweep import status, status_view
+from ablab.experiments.spec.expand import load_plan
+from ablab.experiments.sweep import mlflow_runs, status, status_view
 from ablab.trainer.tracking import record
 from ablab.trainer.tracking.store import ensure_experiment
 from tests.conftest import script
@@ -96,6 +97,19 @@ def test_a_sweep_reads_as_its_trials_states_and_the_time_left_at_their_measured_
     assert look.returncode == 1 and "fake: done 1/5, running 2, queued 1, failed 1;" in look.stderr
     MlflowClient(uri).set_terminated(parent, "KILLED")  # its driver interrupted: the sweep has ended
     assert status.read(uri, "ablab/fake", lanes=2).ended
+
+
+def test_a_resumed_sweep_reads_as_running_again_not_ended(tmp_path):
+    plan = load_plan(write_spec(tmp_path, "paused", ablations={"heads": {"model.heads": 1}}))
+    uri = sqlite_uri(tmp_path)
+    first = mlflow_runs.prepare(uri, plan)
+    mlflow_runs.end_parent(uri, first.parent_run_id, "KILLED", {})  # Ctrl-C
+    assert status.read(uri, plan.experiment, lanes=2).ended
+    again = mlflow_runs.prepare(uri, plan, parent_run_id=first.parent_run_id)  # --resume
+    state = status.read(uri, plan.experiment, lanes=2)
+    assert again.parent_run_id == state.parent_run_id == first.parent_run_id
+    assert not state.ended and state.count(status.QUEUED) == 2
+    assert "ended" not in status_view.headline(state)
 
 
 def test_status_of_a_spec_without_a_sweep_is_a_clear_error(tmp_path):
