@@ -59,6 +59,7 @@ class SweepState:
     trials: list[TrialState] = field(default_factory=list)
     open: bool = True  # the sweep's parent run is still running (not settled, not interrupted)
     searched: bool = False  # its trials are made as a search samples them, not all at its start
+    look: int | None = None  # a sequential design's newest look (from 1) among its trials
 
     def count(self, state: str) -> int:
         return sum(t.state == state for t in self.trials)
@@ -143,6 +144,9 @@ def read(uri: str, experiment: str, lanes: int, parent_run_id: str | None = None
         trials,
         open=parent.info.status == "RUNNING",
         searched=any(r.data.tags.get(record.SEARCH_ROLE) for r in children),
+        look=max(
+            (int(r.data.tags[record.LOOK]) for r in children if record.LOOK in r.data.tags), default=None
+        ),
     )
 
 

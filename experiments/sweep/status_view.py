@@ -25,17 +25,18 @@ def duration(seconds: float | None) -> str:
 
 def headline(state: SweepState) -> str:
     """``smoke: done 3/9, running 2, queued 4, failed 0; 12.3 min in, about 8.5 min left (planned
-    6.1 min)``."""
+    6.1 min)``; a sequential design's names its newest look: ``suite, look 2: done 6/20, ...``."""
+    name = f"{state.spec}, look {state.look}" if state.look else state.spec
     counts = f"done {state.count('done')}/{len(state.trials)}, running {state.count(RUNNING)}, "
     counts += f"queued {state.count(QUEUED)}, failed {state.count('failed')}"
     killed = state.count("killed")
     if killed:
         counts += f", killed {killed}"
     if state.ended:
-        return f"{state.spec}: {counts}; ended, {duration(state.elapsed)} in all"
+        return f"{name}: {counts}; ended, {duration(state.elapsed)} in all"
     left = f"about {duration(state.left)} left" if state.left is not None else "time left not measured yet"
     planned = f"planned {duration(state.planned_left)}"
-    return f"{state.spec}: {counts}; {duration(state.elapsed)} in, {left} ({planned})"
+    return f"{name}: {counts}; {duration(state.elapsed)} in, {left} ({planned})"
 
 
 def step_text(t: TrialState) -> str:

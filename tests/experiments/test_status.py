@@ -109,7 +109,16 @@ def test_a_resumed_sweep_reads_as_running_again_not_ended(tmp_path):
     state = status.read(uri, plan.experiment, lanes=2)
     assert again.parent_run_id == state.parent_run_id == first.parent_run_id
     assert not state.ended and state.count(status.QUEUED) == 2
-    assert "ended" not in status_view.headline(state)
+    assert status_view.headline(state).startswith("paused: done 0/2, running 0, queued 2")  # not "ended"
+
+
+def test_a_sequential_sweeps_status_names_its_look(tmp_path):
+    seeds = {"initial": 2, "max": 4, "step": 2}
+    plan = load_plan(write_spec(tmp_path, "looked", ablations={"heads": {"model.heads": 1}}, seeds=seeds))
+    uri = sqlite_uri(tmp_path)
+    mlflow_runs.prepare(uri, plan)
+    state = status.read(uri, plan.experiment, lanes=2)
+    assert state.look == 1 and status_view.headline(state).startswith("looked, look 1: done 0/4, running 0")
 
 
 def test_status_of_a_spec_without_a_sweep_is_a_clear_error(tmp_path):
