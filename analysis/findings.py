@@ -158,7 +158,9 @@ def _evidence(v: Verdict) -> str:
     if v.detectable is not None:
         text += f"; this test detects |Δ| ≥ {number(v.detectable, m.digits)} with 80 % power"
     resolve = seeds_to_resolve(v)
-    if resolve.endswith("seeds") and resolve[0].isdigit():
+    if v.stopped:  # a sequential design: the look it waits for, or why it took no more seeds
+        text += f"; {v.stopped}"
+    elif resolve.endswith("seeds") and resolve[0].isdigit():
         text += (
             f"; {resolve} would detect {number(c.delta, m.digits, True)} (the seed variance at either "
             "end of its 80 % interval)"

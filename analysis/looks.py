@@ -86,10 +86,18 @@ def sequential_verdicts(
     """The primary verdicts of a sequential sweep, from its procedure rather than a fixed-seed
     test of data gathered until it decided (which would not hold its level): *differs* where the
     path was decided, else *inconclusive*; p adjusted by Holm over the sequential q's; the interval
-    shown the repeated confidence interval of the last look; why the comparison stopped."""
+    shown the repeated confidence interval of the last look; why the comparison stopped. A stopped
+    arm's seeds beyond its last look were never run, by design: no metric of it lists them as left
+    out."""
     q = [p.q(design) for p in paths]
     adjusted = dict(zip((p.name for p in paths), holm(q), strict=True))
-    out = dict(verdicts)
+    ended = {p.name: p.looks[-1].seeds for p in paths if p.stopped and p.looks}
+    out = {
+        key: replace(v, left_out=tuple((s, why) for s, why in v.left_out if s <= ended[key[0]]))
+        if key[0] in ended
+        else v
+        for key, v in verdicts.items()
+    }
     for path in paths:
         key = (path.name, arms[path.name])
         v = verdicts.get(key)
@@ -97,11 +105,13 @@ def sequential_verdicts(
             continue
         last = path.looks[-1].seeds
         out[key] = replace(
-            v,
+            out[key],
             word=DIFFERS if path.stopped == DECIDED else INCONCLUSIVE,
             p_adjusted=adjusted[path.name],
             simultaneous_level=1 - alpha / max(v.family, 1) * design.increment(last),
-            stopped=f"{path.stopped} at {last} seeds" if path.stopped else _waiting(design, last),
+            stopped=f"no more seeds: {path.stopped} at {last} seeds"
+            if path.stopped
+            else _waiting(design, last),
         )
     return out
 

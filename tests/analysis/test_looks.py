@@ -16,7 +16,7 @@ from ablab.analysis.bootstrap import seed_test
 from ablab.analysis.figures import palette
 from ablab.analysis.placement import collisions
 from ablab.analysis.verdicts import gather
-from tests.analysis.test_report import smoothing_sweep
+from tests.analysis.test_report import smoothing_sweep, statistics, trial
 
 DESIGN = seq.Design(3, 6, 1)
 
@@ -153,12 +153,22 @@ def test_a_sequential_report_decides_its_primary_verdicts_by_the_procedure(tmp_p
     )
     (open_,) = [c for s in close.sections for c in s.comparisons if c["metric"] == "BLEU"]
     assert open_["verdict"] == "inconclusive" and open_["to resolve"] == "its look at 6 seeds is still to run"
+    (finding,) = [s.finding for s in close.sections]
+    assert "; its look at 6 seeds is still to run" in finding and "resolving it needs" not in finding
 
-    same = smoothing_sweep(arm_quality=9)  # the arm's outputs are the baseline's, seed for seed
+    # the arm's outputs are the baseline's, seed for seed; the baseline has seeds 4-6 too, as it
+    # would where another arm's look ran them
+    same = smoothing_sweep(arm_quality=9)
+    same.trials = pd.concat([same.trials, pd.DataFrame([trial("baseline", s) for s in (4, 5, 6)])])
+    same.statistics |= {f"baseline-{s}": statistics(9, s) for s in (4, 5, 6)}
     same.statistics |= {f"no_label_smoothing-{s}": same.statistics[f"baseline-{s}"] for s in (1, 2, 3)}
+    same.test_sets = dict.fromkeys(same.statistics, "test_2016_flickr")
     nothing = report.build(same, tmp_path, n_resamples=1000, seed_design=seq.Design(3, 6, 3))
-    (futile,) = [c for s in nothing.sections for c in s.comparisons if c["metric"] == "BLEU"]
-    assert futile["verdict"] == "inconclusive" and futile["to resolve"] == "futile at 3 seeds"
+    futile, *secondary = [c for s in nothing.sections for c in s.comparisons]
+    assert futile["verdict"] == "inconclusive" and futile["to resolve"] == "no more seeds: futile at 3 seeds"
+    assert [c["seeds"] for c in [futile, *secondary]] == ["3"] * 4  # seeds 4-6 were not for it to run
+    (finding,) = [s.finding for s in nothing.sections]
+    assert "no more seeds: futile at 3 seeds" in finding and "left out" not in finding
 
 
 def test_the_path_figure_draws_each_comparisons_looks_and_how_it_ended():
