@@ -76,9 +76,7 @@ def postgres():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_the_smoke_spec_through_a_server_on_postgresql_with_eight_trials_at_once(
-    tmp_path, postgres, shared_ray
-):
+def test_a_sweep_through_a_server_on_postgresql_with_eight_trials_at_once(tmp_path, postgres, shared_ray):
     store, query = postgres
     port = free_port()
     server = mlflow_server(tmp_path, port, store=store)
