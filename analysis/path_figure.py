@@ -25,7 +25,8 @@ CAPTION = (
 def plot_paths(table: pd.DataFrame, colors: dict, design: Design) -> Figure:
     """The looks of :func:`ablab.analysis.looks.look_table` as small multiples, a panel a
     comparison (three across): Δ against seeds with each look's interval, 0 dashed, the seeds of
-    the design's looks as ticks, how it ended written at its last look. Each panel's scale is set
+    the design's looks as ticks, how it ended written at its last look (from there inward at the
+    first and the last look, so it stays inside the frame). Each panel's scale is set
     by its estimates, 0 and its last interval: an early look's interval, wide because that look
     spends little of the level, runs off the panel, marked by an arrow at the edge."""
     arms = list(dict.fromkeys(table["arm"]))
@@ -51,12 +52,14 @@ def plot_paths(table: pd.DataFrame, colors: dict, design: Design) -> Figure:
             ax.plot(own["seeds"][beyond], [edge] * int(beyond.sum()), marker, color=colour)
         ax.plot(own["seeds"], own["delta"], "o-", color=colour, markersize=5)
         label_at = min(end["high"], top - pad)
+        at_edge = {design.looks[0]: ("left", -6), design.maximum: ("right", 6)}  # kept off the frame
+        align, shift = at_edge.get(end["seeds"], ("center", 0))
         ax.annotate(
             end["stopped"],
             (end["seeds"], label_at),
-            xytext=(0, 4),
+            xytext=(shift, 4),
             textcoords="offset points",
-            ha="center",
+            ha=align,
             va="bottom",
             fontsize=8,
         )

@@ -208,3 +208,4 @@ def test_the_path_figure_draws_each_comparisons_looks_and_how_it_ended():
     assert looks.look_rows(running)[-1]["then"] == seq.WAITING  # not "nan"
     fig = path_figure.plot_paths(running, palette(["baseline", "near"]), design)
     assert [t.get_text() for t in fig.axes[0].texts] == [seq.WAITING]
+    assert not collisions(fig)  # written from its first look inward, not across the frame
