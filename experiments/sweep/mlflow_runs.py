@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,7 @@ def prepare(
     force: bool = False,
     parent_run_id: str | None = None,
     planned_seconds: dict[str, float] | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> PreparedSweep:
     """Make the experiment, the parent run and a child run per trial to run; find what is done.
     A new child run carries the plan's estimate of its trial's time (``planned_seconds`` by hash).
@@ -98,6 +100,7 @@ def prepare(
         client.log_dict(parent_run_id, {t.name: t.hash for t in plan.trials}, "spec/trials.json")
     else:
         client.update_run(parent_run_id, status="RUNNING")
+        client.set_tag(parent_run_id, record.REOPENED_AT, f"{clock():.3f}")
     existing: dict[str, list] = {}
     for run in trial_runs(uri, experiment_id):
         existing.setdefault(run.data.tags.get(record.TRIAL_HASH), []).append(run)

@@ -54,12 +54,13 @@ class TrialState:
 class SweepState:
     spec: str
     parent_run_id: str
-    elapsed: float  # seconds since the sweep started
+    elapsed: float  # seconds since the sweep started or was last resumed, until now or its end
     lanes: int
     trials: list[TrialState] = field(default_factory=list)
     open: bool = True  # the sweep's parent run is still running (not settled, not interrupted)
     searched: bool = False  # its trials are made as a search samples them, not all at its start
     look: int | None = None  # a sequential design's newest look (from 1) among its trials
+    resumed: bool = False  # ``elapsed`` counts from the last --resume
 
     def count(self, state: str) -> int:
         return sum(t.state == state for t in self.trials)
@@ -114,9 +115,15 @@ class SweepState:
         return makespan(items, self.lanes)
 
 
-def read(uri: str, experiment: str, lanes: int, parent_run_id: str | None = None) -> SweepState | None:
-    """The newest sweep of ``experiment`` (or the one of ``parent_run_id``) as it stands; None if
-    the experiment holds no sweep."""
+def read(
+    uri: str,
+    experiment: str,
+    lanes: int,
+    parent_run_id: str | None = None,
+    clock: Callable[[], float] = time.time,
+) -> SweepState | None:
+    """The newest sweep of ``experiment`` (or the one of ``parent_run_id``) as it stands at
+    ``clock()``; None if the experiment holds no sweep."""
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
@@ -130,16 +137,20 @@ def read(uri: str, experiment: str, lanes: int, parent_run_id: str | None = None
         parent = max(sweeps, key=lambda r: r.info.start_time)
     else:
         parent = client.get_run(parent_run_id)
-    now = time.time()
+    now = clock()
+    tags = parent.data.tags
+    since = float(tags.get(record.REOPENED_AT, parent.info.start_time / 1000))
+    closed = parent.info.status != "RUNNING" and parent.info.end_time is not None
+    until = max(since, parent.info.end_time / 1000) if closed else now  # an ended sweep's time stays
     children = record.search(
         client, found.experiment_id, record.TRIAL_KIND, f"tags.`{record.PARENT}` = '{parent.info.run_id}'"
     )
     trials = sorted((_trial(client, run, now) for run in children), key=lambda t: t.name)
     running = sum(t.state == RUNNING for t in trials)
     return SweepState(
-        parent.data.tags.get(record.SPEC, experiment),
+        tags.get(record.SPEC, experiment),
         parent.info.run_id,
-        now - parent.info.start_time / 1000,
+        until - since,
         max(lanes, running),
         trials,
         open=parent.info.status == "RUNNING",
@@ -147,6 +158,7 @@ def read(uri: str, experiment: str, lanes: int, parent_run_id: str | None = None
         look=max(
             (int(r.data.tags[record.LOOK]) for r in children if record.LOOK in r.data.tags), default=None
         ),
+        resumed=record.REOPENED_AT in tags,
     )
 
 

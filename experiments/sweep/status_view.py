@@ -25,7 +25,8 @@ def duration(seconds: float | None) -> str:
 
 def headline(state: SweepState) -> str:
     """``smoke: done 3/9, running 2, queued 4, failed 0; 12.3 min in, about 8.5 min left (planned
-    6.1 min)``; a sequential design's names its newest look: ``suite, look 2: done 6/20, ...``."""
+    6.1 min)``; a sequential design's names its newest look: ``suite, look 2: done 6/20, ...``; a
+    resumed sweep counts its time from its last ``--resume``: ``4.0 min since --resume``."""
     name = f"{state.spec}, look {state.look}" if state.look else state.spec
     counts = f"done {state.count('done')}/{len(state.trials)}, running {state.count(RUNNING)}, "
     counts += f"queued {state.count(QUEUED)}, failed {state.count('failed')}"
@@ -33,10 +34,12 @@ def headline(state: SweepState) -> str:
     if killed:
         counts += f", killed {killed}"
     if state.ended:
-        return f"{name}: {counts}; ended, {duration(state.elapsed)} in all"
+        after = "after its last --resume" if state.resumed else "in all"
+        return f"{name}: {counts}; ended, {duration(state.elapsed)} {after}"
+    since = "since --resume" if state.resumed else "in"
     left = f"about {duration(state.left)} left" if state.left is not None else "time left not measured yet"
     planned = f"planned {duration(state.planned_left)}"
-    return f"{name}: {counts}; {duration(state.elapsed)} in, {left} ({planned})"
+    return f"{name}: {counts}; {duration(state.elapsed)} {since}, {left} ({planned})"
 
 
 def step_text(t: TrialState) -> str:

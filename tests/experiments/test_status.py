@@ -96,20 +96,27 @@ def test_a_sweep_reads_as_its_trials_states_and_the_time_left_at_their_measured_
     )  # fmt: skip
     assert look.returncode == 1 and "fake: done 1/5, running 2, queued 1, failed 1;" in look.stderr
     MlflowClient(uri).set_terminated(parent, "KILLED")  # its driver interrupted: the sweep has ended
-    assert status.read(uri, "ablab/fake", lanes=2).ended
+    ended = status.read(uri, "ablab/fake", lanes=2)
+    assert ended.ended and ended.elapsed < 60 and status_view.headline(ended).endswith(" s in all")
+    a_day_later = time.time() + 86400
+    later = status.read(uri, "ablab/fake", lanes=2, clock=lambda: a_day_later)
+    assert later.elapsed == ended.elapsed  # its time ended with it
 
 
-def test_a_resumed_sweep_reads_as_running_again_not_ended(tmp_path):
+def test_a_resumed_sweep_reads_as_running_again_not_ended_and_counts_its_time_from_the_resume(tmp_path):
     plan = load_plan(write_spec(tmp_path, "paused", ablations={"heads": {"model.heads": 1}}))
     uri = sqlite_uri(tmp_path)
     first = mlflow_runs.prepare(uri, plan)
     mlflow_runs.end_parent(uri, first.parent_run_id, "KILLED", {})  # Ctrl-C
     assert status.read(uri, plan.experiment, lanes=2).ended
-    again = mlflow_runs.prepare(uri, plan, parent_run_id=first.parent_run_id)  # --resume
-    state = status.read(uri, plan.experiment, lanes=2)
+    resumed_at = time.time() + 3 * 3600  # paused for 3 h
+    again = mlflow_runs.prepare(uri, plan, parent_run_id=first.parent_run_id, clock=lambda: resumed_at)
+    state = status.read(uri, plan.experiment, lanes=2, clock=lambda: resumed_at + 240)
     assert again.parent_run_id == state.parent_run_id == first.parent_run_id
     assert not state.ended and state.count(status.QUEUED) == 2
-    assert status_view.headline(state).startswith("paused: done 0/2, running 0, queued 2")  # not "ended"
+    headline = status_view.headline(state)
+    assert headline.startswith("paused: done 0/2, running 0, queued 2")  # not "ended"
+    assert "; 4.0 min since --resume," in headline  # not 3 h 04 min: the pause is left out
 
 
 def test_a_sequential_sweeps_status_names_its_look(tmp_path):

@@ -71,6 +71,9 @@ AXIS, SEARCHED = "ablab.axis.", "ablab.search."  # prefixes: a grid point's valu
 RAY_NODES = "ablab.ray_nodes"  # the Ray nodes a trial ran on, in order (ip/node id)
 LOOK = "ablab.look"  # a sequential design's look (from 1) whose seeds first include the trial's
 PLANNED_SECONDS = "ablab.planned_seconds"  # the plan's estimate of the whole trial, at the sweep's start
+REOPENED_AT = "ablab.reopened_at"
+"""When ``--resume`` last reopened a sweep's parent run (seconds since the epoch): the sweep's
+status counts its time from there, not across the pause before it."""
 SEARCH_ROLE, SEARCH_METRIC = "ablab.search_role", "ablab.search_metric"  # the metric: "val_bleu max"
 """'search' (a sampled trial with the first seed) or 'confirm' (another seed at the values the
 search found best): of a searched spec, the report compares the confirmation runs."""
