@@ -93,7 +93,7 @@ def sequential_verdicts(
     adjusted = dict(zip((p.name for p in paths), holm(q), strict=True))
     ended = {p.name: p.looks[-1].seeds for p in paths if p.stopped and p.looks}
     out = {
-        key: replace(v, left_out=tuple(x for x in v.left_out if x[0] <= ended.get(key[0], math.inf)))
+        key: replace(v, left_out=tuple((s, why) for s, why in v.left_out if s <= ended.get(key[0], math.inf)))
         for key, v in verdicts.items()
     }
     for path in paths:
